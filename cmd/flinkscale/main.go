@@ -1,0 +1,225 @@
+// Command flinkscale is the flinkscale command line: today it replays saved
+// snapshots through the scaling model (`decide`) and shows the model on the
+// bundled examples (`demo`). The controller, `recommend`, `bench` and the
+// embedded demo stack arrive with their issues.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/scaling/examples"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes scripts can rely on.
+const (
+	exitNoChange = 0 // the model holds
+	exitError    = 1 // bad input or usage
+	exitScale    = 3 // the model recommends a rescale
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `flinkscale autoscales Apache Flink jobs on Kubernetes.
+
+Usage:
+  flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
+      Replay a saved snapshot through the scaling model and print the decision.
+      Exit code 0: hold; 3: rescale recommended; 1: error.
+  flinkscale demo
+      Decide the bundled example snapshots and print the decisions.
+  flinkscale version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError
+	}
+	var err error
+	code := exitNoChange
+	switch args[0] {
+	case "decide":
+		code, err = decide(args[1:], stdout)
+	case "demo":
+		err = demo(stdout)
+	case "version":
+		fmt.Fprintln(stdout, "flinkscale", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "flinkscale:", err)
+		return exitError
+	}
+	return code
+}
+
+func decide(args []string, stdout io.Writer) (int, error) {
+	fl := flag.NewFlagSet("decide", flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	snapPath := fl.String("snapshot", "", "snapshot JSON file (docs/snapshot.md)")
+	policyPath := fl.String("policy", "", "policy JSON file; default: the default policy")
+	historyPath := fl.String("history", "", "history JSON file; default: none")
+	nowFlag := fl.String("now", "", "decision time (RFC 3339); default: the snapshot's windowEnd")
+	output := fl.String("o", "text", "output: text or json")
+	if err := fl.Parse(args); err != nil {
+		return exitError, fmt.Errorf("decide: %w", err)
+	}
+	if *snapPath == "" {
+		return exitError, errors.New("decide: --snapshot is required")
+	}
+	if *output != "text" && *output != "json" {
+		return exitError, fmt.Errorf("decide: -o must be text or json, got %q", *output)
+	}
+	snap, err := readFile(*snapPath, scaling.ReadSnapshot)
+	if err != nil {
+		return exitError, err
+	}
+	policy := scaling.DefaultPolicy()
+	if *policyPath != "" {
+		if policy, err = readFile(*policyPath, scaling.ReadPolicy); err != nil {
+			return exitError, err
+		}
+	}
+	var history scaling.History
+	if *historyPath != "" {
+		if history, err = readFile(*historyPath, readHistory); err != nil {
+			return exitError, err
+		}
+	}
+	now := snap.WindowEnd
+	if *nowFlag != "" {
+		if now, err = time.Parse(time.RFC3339, *nowFlag); err != nil {
+			return exitError, fmt.Errorf("decide: --now: %w", err)
+		}
+	}
+	d := scaling.Decide(snap, policy, history, now)
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(d); err != nil {
+			return exitError, fmt.Errorf("writing the decision: %w", err)
+		}
+	} else {
+		printDecision(stdout, snap.JobName, d)
+	}
+	if d.Action == scaling.ActionScale {
+		return exitScale, nil
+	}
+	return exitNoChange, nil
+}
+
+func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer f.Close()
+	v, err := read(f)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+func readHistory(r io.Reader) (scaling.History, error) {
+	var h scaling.History
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return h, fmt.Errorf("decoding history: %w", err)
+	}
+	return h, nil
+}
+
+// printDecision writes a decision for a terminal.
+func printDecision(w io.Writer, job string, d scaling.Decision) {
+	if job == "" {
+		job = "job"
+	}
+	fmt.Fprintf(w, "%s: %s — %s\n\n", job, d.Action, d.Summary)
+	if len(d.Vertices) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERTEX\tP\tBUSY ms/s\tTRUE RATE\tTARGET\tUTIL NOW→AFTER\tLIMIT")
+		for _, v := range d.Vertices {
+			p := fmt.Sprint(v.Current)
+			if v.Recommended != v.Current {
+				p = fmt.Sprintf("%d→%d", v.Current, v.Recommended)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f%%→%.0f%%\t%s\n", truncate(nameOr(v), 40), p,
+				v.BusyTimeMsPerSecond, v.TrueProcessingRate, v.TargetRate, 100*v.UtilizationNow, 100*v.UtilizationAfter, v.Limit)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+		for _, v := range d.Vertices {
+			fmt.Fprintf(w, "  %s: %s\n", truncate(nameOr(v), 40), v.Explanation)
+		}
+	}
+	c, r := d.Current, d.Recommended
+	fmt.Fprintf(w, "\nplan: %d slots on %d TaskManagers × %d slots (%.3g cores) → %d slots on %d × %d (%.3g cores)\n",
+		c.Slots, c.TaskManagers, c.SlotsPerTaskManager, c.Cores, r.Slots, r.TaskManagers, r.SlotsPerTaskManager, r.Cores)
+	if d.LagRecords > 0 {
+		fmt.Fprintf(w, "lag: %.0f records (%.0f s of arrivals)\n", d.LagRecords, d.LagSeconds)
+	}
+	fmt.Fprintln(w, "reasons:")
+	for _, rs := range d.Reasons {
+		fmt.Fprintf(w, "  - %s\n", rs)
+	}
+}
+
+func nameOr(v scaling.VertexDecision) string {
+	if v.Name != "" {
+		return v.Name
+	}
+	return v.ID
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// demo decides every bundled example. The embedded stack (kube-apiserver,
+// Kafka, simulated Flink jobs and the controller) replaces it with issue #10.
+func demo(stdout io.Writer) error {
+	fmt.Fprintln(stdout, "The embedded demo stack (Kubernetes API, Kafka, simulated Flink jobs and the controller) is not built yet.")
+	fmt.Fprintln(stdout, "Meanwhile, here is the scaling model deciding the bundled example snapshots with the default policy.")
+	names, err := fs.Glob(examples.FS, "*.json")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f, err := examples.FS.Open(name)
+		if err != nil {
+			return err
+		}
+		snap, err := scaling.ReadSnapshot(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(stdout, "\n%s\n%s\n", name, strings.Repeat("─", len(name)))
+		printDecision(stdout, snap.JobName, scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd))
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/scaling/examples"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func example(t *testing.T, name string) string {
+	t.Helper()
+	b, err := examples.FS.ReadFile(name)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+func TestDecideExitCodes(t *testing.T) {
+	// orders-surge.json needs a rescale: exit 3, and the JSON is a Decision.
+	code, out, _ := runCLI("decide", "--snapshot", example(t, "orders-surge.json"), "-o", "json")
+	require.Equal(t, exitScale, code)
+	var d scaling.Decision
+	require.NoError(t, json.Unmarshal([]byte(out), &d))
+	assert.Equal(t, scaling.ActionScale, d.Action)
+	assert.Equal(t, 12, d.Recommended.Parallelism["90bea66de1c231edf33913ecd54406c1"])
+
+	// idle-night.json holds (scale-down is stabilizing): exit 0, a table.
+	code, out, _ = runCLI("decide", "--snapshot", example(t, "idle-night.json"))
+	require.Equal(t, exitNoChange, code)
+	assert.Contains(t, out, "clicks_enrich: Hold")
+	assert.Contains(t, out, "ScaleDownStabilizing")
+
+	// A policy file changes the decision: with a minimum utilization of 5 %
+	// the idle job (6 % and 10 % utilized) is within its band.
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	require.NoError(t, os.WriteFile(policy, []byte(`{"utilization":{"min":0.05}}`), 0o600))
+	code, out, _ = runCLI("decide", "--snapshot", example(t, "idle-night.json"), "--policy", policy)
+	require.Equal(t, exitNoChange, code)
+	assert.Contains(t, out, "WithinBand")
+}
+
+func TestDecideBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"vertices": [`), 0o600))
+	badPolicy := filepath.Join(dir, "policy.json")
+	require.NoError(t, os.WriteFile(badPolicy, []byte(`{"utilization":{"target":2}}`), 0o600))
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"decide"}, "--snapshot is required"},
+		{[]string{"decide", "--snapshot", filepath.Join(dir, "missing.json")}, "no such file"},
+		{[]string{"decide", "--snapshot", bad}, "decoding snapshot"},
+		{[]string{"decide", "--snapshot", example(t, "idle-night.json"), "--policy", badPolicy}, "utilization.target must be in (0,1]"},
+		{[]string{"decide", "--snapshot", example(t, "idle-night.json"), "-o", "xml"}, "-o must be text or json"},
+		{[]string{"decide", "--snapshot", example(t, "idle-night.json"), "--now", "tomorrow"}, "--now"},
+		{[]string{"frobnicate"}, "unknown command"},
+	} {
+		code, out, errOut := runCLI(tc.args...)
+		assert.Equal(t, exitError, code, tc.args)
+		assert.Empty(t, out, tc.args)
+		assert.Contains(t, errOut, tc.msg, tc.args)
+	}
+}
+
+func TestDemoDecidesEveryExample(t *testing.T) {
+	code, out, _ := runCLI("demo")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "orders_agg: Scale")
+	assert.Contains(t, out, "clicks_enrich: Hold")
+}

@@ -1,0 +1,604 @@
+package scaling
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Decide is the model: from a snapshot of the job, the policy, the history of
+// past decisions and rescales, and the current time, it returns what to do
+// and why. It is pure: same inputs, same decision; it never modifies its
+// arguments.
+func Decide(s Snapshot, p Policy, h History, now time.Time) Decision {
+	d := Decision{At: now, Action: ActionHold, CheckpointsHealthy: true}
+	if err := p.Validate(); err != nil {
+		return d.hold([]Reason{{Code: ReasonInvalidPolicy, Message: err.Error()}})
+	}
+	j, rs := observe(&s, &p, now)
+	if len(rs) > 0 {
+		d.Vertices = unreadVertices(&s)
+		return d.hold(rs)
+	}
+	m := &model{j: j, p: &p, h: &h, now: now, d: &d}
+	return m.run()
+}
+
+// model carries one decision through its stages.
+type model struct {
+	j   *job
+	p   *Policy
+	h   *History
+	now time.Time
+	d   *Decision
+
+	downtime time.Duration
+	required map[*vertex]int
+	limit    map[*vertex]ReasonCode
+	rec      map[string]int
+	ceiling  map[string]int
+	trigger  []Reason
+}
+
+func (m *model) run() Decision {
+	j, p, d := m.j, m.p, m.d
+	d.Current = j.currentPlan()
+	d.CheckpointsHealthy = !j.ckptSlow && !j.ckptFailing
+	m.downtime = m.predictDowntime()
+	d.PredictedDowntime = D(m.downtime)
+
+	j.measure(m.h)
+	if rs := j.targets(p.CatchUpDuration.Duration, m.downtime); len(rs) > 0 {
+		d.Vertices = m.vertexDecisions(nil)
+		return d.hold(rs)
+	}
+	j.bounds(p)
+	m.size()
+	m.findTriggers()
+	m.lag()
+	d.Bottleneck = m.bottleneck()
+
+	if len(m.trigger) == 0 {
+		d.Recommended = d.Current
+		d.Vertices = m.vertexDecisions(d.Current.Parallelism)
+		if !m.anyMeasurable() {
+			return d.hold([]Reason{{Code: ReasonCapacityUnmeasured, Message: "no vertex's capacity could be measured: nothing to size on"}})
+		}
+		return d.hold([]Reason{{Code: ReasonWithinBand, Message: m.bandSentence()}})
+	}
+	m.stabilize()
+	m.forwardGroups()
+	pl, quotaReasons, ok := m.plan()
+	d.Recommended = pl
+	d.Vertices = m.vertexDecisions(pl.Parallelism)
+	m.predictCatchUp()
+	reasons := append(append([]Reason{}, m.trigger...), quotaReasons...)
+	if !ok {
+		return d.hold(reasons)
+	}
+	return m.gate(reasons)
+}
+
+// predictDowntime is the savepoint (about one checkpoint's duration) plus the
+// restart: the median measured in history, else the policy's restart time.
+func (m *model) predictDowntime() time.Duration {
+	restart := m.p.RestartTime.Duration
+	if r, ok := m.h.measuredRestart(); ok {
+		restart = r
+	}
+	return m.j.ckptDuration + restart
+}
+
+// size computes each vertex's required parallelism.
+func (m *model) size() {
+	m.required = map[*vertex]int{}
+	m.limit = map[*vertex]ReasonCode{}
+	for _, x := range m.j.vertices {
+		q, lim := x.required(m.p.Utilization.Target)
+		m.required[x], m.limit[x] = q, lim
+		if lim != "" {
+			x.reason(lim, "needs more capacity than p=%d, the most its %s allows, provides", q, limitNoun(lim))
+		}
+		if x.excluded {
+			x.reason(ReasonExcluded, "excluded by the policy: stays at p=%d", x.p)
+		}
+	}
+}
+
+// findTriggers marks the vertices outside the utilization band. A vertex is
+// overloaded when its true rate is below what the target rate needs at the
+// maximum utilization plus the lag catch-up; underutilized when it is above
+// what the target needs at the minimum utilization plus the whole catch-up
+// (restart included, so that a scale-down pays for its own restart). Slow
+// checkpoints with a vertex above the target utilization also trigger.
+func (m *model) findTriggers() {
+	u := m.p.Utilization
+	for _, x := range m.j.vertices {
+		if x.excluded || !x.measurable {
+			continue
+		}
+		tpr := x.capacityAt(x.p)
+		switch {
+		case tpr*(1+rel) < x.target/u.Max+x.lagCatchUp:
+			m.trigger = append(m.trigger, Reason{Code: ReasonOverloaded, Vertex: x.v.ID, Message: fmt.Sprintf(
+				"needs %.0f rec/s (%.0f%% utilized at p=%d; max %.0f%%) but processes at most %.0f rec/s",
+				x.target/u.Max+x.lagCatchUp, 100*x.utilizationAt(x.p), x.p, 100*u.Max, tpr)})
+		case tpr > (x.target/u.Min+x.catchUp)*(1+rel):
+			m.trigger = append(m.trigger, Reason{Code: ReasonUnderutilized, Vertex: x.v.ID, Message: fmt.Sprintf(
+				"%.0f%% utilized at p=%d (min %.0f%%): processes up to %.0f rec/s for a target of %.0f rec/s",
+				100*x.utilizationAt(x.p), x.p, 100*u.Min, tpr, x.target)})
+		case m.j.ckptSlow && x.utilizationAt(x.p) > u.Target*(1+rel):
+			m.trigger = append(m.trigger, Reason{Code: ReasonCheckpointPressure, Vertex: x.v.ID, Message: fmt.Sprintf(
+				"checkpoints take %s and the vertex is %.0f%% utilized (target %.0f%%)",
+				m.j.ckptDuration.Round(time.Millisecond), 100*x.utilizationAt(x.p), 100*u.Target)})
+		}
+	}
+}
+
+// stabilize turns required parallelism into recommended parallelism: up at
+// once (or the lowest of the scale-up window), down only when the window is
+// covered and then to its highest recommendation, each step bounded by the
+// behavior's max factor, and never down while checkpoints are unhealthy.
+func (m *model) stabilize() {
+	m.rec, m.ceiling = map[string]int{}, map[string]int{}
+	up, down := m.p.Behavior.ScaleUp, m.p.Behavior.ScaleDown
+	for _, x := range m.j.vertices {
+		id, cur, req := x.v.ID, x.p, m.required[x]
+		// The step bound never keeps a vertex below its lower bound.
+		upBound := max(cur+1, x.lower, int(math.Floor(float64(cur)*up.MaxFactor+1e-9)))
+		m.ceiling[id] = min(x.upper, upBound)
+		if x.excluded {
+			m.ceiling[id] = cur
+		}
+		rec := cur
+		switch {
+		case req > cur:
+			rec = req
+			if w := up.StabilizationWindow.Duration; w > 0 {
+				lowest, _ := m.windowExtreme(id, w, false)
+				rec = max(cur, min(rec, lowest))
+			}
+			if rec > upBound {
+				rec = x.trimToEfficient(upBound, cur+1)
+				x.reason(ReasonMaxFactorLimited, "needs p=%d but one step may only go to %d (×%g)", req, rec, up.MaxFactor)
+			}
+		case req < cur:
+			w := down.StabilizationWindow.Duration
+			highest, covered := m.windowExtreme(id, w, true)
+			if !covered {
+				x.reason(ReasonScaleDownStabilizing, "needs only p=%d; scale-down waits until the recommendation has held for %s", req, w)
+				break
+			}
+			rec = min(cur, max(req, highest))
+			// The step bound never keeps a vertex above its upper bound.
+			if floor := min(x.upper, int(math.Ceil(float64(cur)/down.MaxFactor-1e-9))); rec < floor {
+				rec = floor
+				x.reason(ReasonMaxFactorLimited, "needs p=%d but one step may only go down to %d (÷%g)", req, rec, down.MaxFactor)
+			}
+			if hold := min(cur, x.upper); rec < hold && !m.d.CheckpointsHealthy {
+				rec = hold
+				x.reason(ReasonCheckpointsUnhealthy, "stays at p=%d: no scale-down while checkpoints are slow or failing", hold)
+			}
+		}
+		m.rec[id] = rec
+	}
+}
+
+// windowExtreme returns the highest (or lowest) past recommendation for a
+// vertex within the window before now, including the current one, and
+// whether history covers the whole window (a record at or before its start).
+func (m *model) windowExtreme(id string, w time.Duration, highest bool) (int, bool) {
+	start := m.now.Add(-w)
+	covered := w == 0
+	ext, found := 0, false
+	for _, r := range m.h.Recommendations {
+		q, ok := r.Parallelism[id]
+		if !ok || r.At.After(m.now) {
+			continue
+		}
+		if !r.At.After(start) {
+			covered = true
+			continue
+		}
+		if !found || (highest && q > ext) || (!highest && q < ext) {
+			ext, found = q, true
+		}
+	}
+	if !found {
+		return m.required[m.j.byID[id]], covered
+	}
+	req := m.required[m.j.byID[id]]
+	if highest {
+		return max(ext, req), covered
+	}
+	return min(ext, req), covered
+}
+
+// forwardGroups gives vertices joined by FORWARD edges one parallelism (the
+// largest they recommend, within the smallest of their upper bounds): a
+// forward edge connects subtask i to subtask i.
+func (m *model) forwardGroups() {
+	parent := map[*vertex]*vertex{}
+	var find func(*vertex) *vertex
+	find = func(x *vertex) *vertex {
+		if parent[x] == nil || parent[x] == x {
+			return x
+		}
+		r := find(parent[x])
+		parent[x] = r
+		return r
+	}
+	for _, x := range m.j.vertices {
+		for _, e := range x.ins {
+			if e.ship == ShipForward {
+				parent[find(x)] = find(e.from)
+			}
+		}
+	}
+	members := map[*vertex][]*vertex{}
+	for _, x := range m.j.vertices {
+		members[find(x)] = append(members[find(x)], x)
+	}
+	for _, g := range members {
+		if len(g) < 2 {
+			continue
+		}
+		want, ceil := 0, math.MaxInt
+		for _, x := range g {
+			want = max(want, m.rec[x.v.ID])
+			ceil = min(ceil, m.ceiling[x.v.ID])
+		}
+		want = min(want, ceil)
+		for _, x := range g {
+			if m.rec[x.v.ID] != want {
+				x.reason(ReasonForwardGroup, "joined by FORWARD edges to vertices that need p=%d", want)
+			}
+			m.rec[x.v.ID] = want
+			m.ceiling[x.v.ID] = want // fill must keep the group equal
+		}
+	}
+}
+
+// plan turns the recommendation into a resource plan: quotas first (the least
+// utilized give way), then free slots of the last TaskManager to the most
+// utilized. ok is false when the quota cannot be met.
+func (m *model) plan() (Plan, []Reason, bool) {
+	j, p := m.j, m.p
+	spt := slotsPerTaskManager(p, j.cpu)
+	par := make(map[string]int, len(m.rec))
+	for id, q := range m.rec {
+		par[id] = q
+	}
+	var rs []Reason
+	if budget := slotBudget(p, spt, j.cpu); budget >= 0 && j.slotsFor(par) > budget {
+		narrowed, ok := j.fitQuota(par, budget)
+		if !ok {
+			rs = append(rs, Reason{Code: ReasonQuotaUnsatisfiable, Message: fmt.Sprintf(
+				"the quota allows %d slots but the job needs %d even at its lower bounds", budget, j.slotsFor(par))})
+			return j.makePlan(par, spt, j.cpu), rs, false
+		}
+		rs = append(rs, Reason{Code: ReasonQuotaLimited, Message: fmt.Sprintf(
+			"the quota (max %d TaskManagers, %g cores) allows %d slots; the least utilized vertices gave way", p.Resources.MaxTaskManagers, p.Resources.MaxCores, budget)})
+		for _, x := range j.vertices {
+			if narrowed[x.v.ID] {
+				x.reason(ReasonQuotaLimited, "held to p=%d by the quota", par[x.v.ID])
+				m.ceiling[x.v.ID] = par[x.v.ID]
+			}
+		}
+	}
+	slots := j.slotsFor(par)
+	free := (slots+spt-1)/spt*spt - slots
+	for id := range j.fillFreeSlots(par, m.ceiling, free, p.Utilization.Min) {
+		x := j.byID[id]
+		x.reason(ReasonFreeSlots, "raised to p=%d with slots of the last TaskManager that would stay free", par[id])
+	}
+	return j.makePlan(par, spt, j.cpu), rs, true
+}
+
+// gate decides between Scale and Hold once the plan is known.
+func (m *model) gate(reasons []Reason) Decision {
+	d := m.d
+	changed, up := false, false
+	for _, v := range d.Vertices {
+		changed = changed || v.Recommended != v.Current
+		up = up || v.Recommended > v.Current
+	}
+	if !changed {
+		var why []Reason
+		for _, v := range d.Vertices {
+			for _, r := range v.Reasons {
+				switch r.Code {
+				case ReasonScaleDownStabilizing, ReasonCheckpointsUnhealthy, ReasonPartitionLimited,
+					ReasonMaxParallelismLimited, ReasonPolicyLimited, ReasonScalabilityLimited, ReasonQuotaLimited:
+					why = append(why, r)
+				}
+			}
+		}
+		why = append(why, Reason{Code: ReasonNoChange, Message: "no vertex's parallelism would change"})
+		return d.hold(append(reasons, why...))
+	}
+	if !up {
+		saved := d.Current.Cores - d.Recommended.Cores
+		if saved < m.p.MinChange*d.Current.Cores-1e-9 || saved <= 0 {
+			plan := d.Recommended
+			d.Recommended = d.Current
+			d.Vertices = m.vertexDecisions(d.Current.Parallelism)
+			return d.hold(append(reasons, Reason{Code: ReasonGainBelowCost, Message: fmt.Sprintf(
+				"scaling down to %d TaskManagers would save %.3g of %.3g cores, less than the %.0f%% that pays for a restart of %s",
+				plan.TaskManagers, saved, d.Current.Cores, 100*m.p.MinChange, m.downtime.Round(time.Second))}))
+		}
+	}
+	for _, r := range m.h.Rescales {
+		if r.Outcome == OutcomeInProgress {
+			return d.hold(append(reasons, Reason{Code: ReasonRescaleInProgress, Message: fmt.Sprintf(
+				"the rescale decided at %s has not completed", r.DecidedAt.Format(time.RFC3339))}))
+		}
+	}
+	if last, ok := m.h.lastRescale(); ok {
+		end := last.CompletedAt
+		if end.IsZero() {
+			end = last.DecidedAt
+		}
+		if until := end.Add(m.p.CooldownPeriod.Duration); m.now.Before(until) {
+			return d.hold(append(reasons, Reason{Code: ReasonCooldown, Message: fmt.Sprintf(
+				"the last rescale ended at %s; cooldown lasts until %s", end.Format(time.RFC3339), until.Format(time.RFC3339))}))
+		}
+	}
+	d.Action = ActionScale
+	d.Reasons = reasons
+	d.Summary = m.scaleSentence()
+	return *d
+}
+
+// lag fills the job's lag in records and in seconds of arrivals.
+func (m *model) lag() {
+	for _, x := range m.j.vertices {
+		if !x.isSource() || !x.hasLag {
+			continue
+		}
+		m.d.LagRecords += x.lag
+		if x.target > 0 {
+			m.d.LagSeconds = math.Max(m.d.LagSeconds, x.lag/x.target)
+		}
+	}
+}
+
+// predictCatchUp is how long the backlog takes to drain after the restart:
+// the slowest vertex's backlog over its spare capacity at the recommended
+// parallelism.
+func (m *model) predictCatchUp() {
+	worst := 0.0
+	for _, x := range m.j.vertices {
+		if x.backlog <= 0 || !x.measurable {
+			continue
+		}
+		spare := x.capacityAt(m.d.Recommended.Parallelism[x.v.ID]) - x.target
+		if spare <= 0 {
+			worst = math.Inf(1)
+			break
+		}
+		worst = math.Max(worst, x.backlog/spare)
+	}
+	if math.IsInf(worst, 1) {
+		m.d.LagGrows = true
+		return
+	}
+	m.d.PredictedCatchUp = D(time.Duration(worst * float64(time.Second)))
+}
+
+// bottleneck is the vertex that limits the job: the first busy vertex
+// downstream of a backpressured one, or else the most utilized vertex.
+func (m *model) bottleneck() string {
+	var best *vertex
+	bestScore := -1.0
+	for _, x := range m.j.vertices {
+		if x.bpMax < backpressuredAt {
+			continue
+		}
+		// Walk downstream to the first vertices that are not backpressured.
+		seen := map[*vertex]bool{}
+		queue := []*vertex{x}
+		for len(queue) > 0 {
+			y := queue[0]
+			queue = queue[1:]
+			for _, e := range y.outs {
+				z := e.to
+				if seen[z] {
+					continue
+				}
+				seen[z] = true
+				if z.bpMax >= backpressuredAt {
+					queue = append(queue, z)
+				} else if z.busyMax > bestScore {
+					best, bestScore = z, z.busyMax
+				}
+			}
+		}
+		x.reason(ReasonBackpressured, "backpressured %.0f ms/s: it waits on its downstream, it is not the bottleneck", 1000*x.bpMax)
+	}
+	if best == nil {
+		for _, x := range m.j.vertices {
+			if u := x.utilizationAt(x.p); x.measurable && u > bestScore {
+				best, bestScore = x, u
+			}
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	best.reason(ReasonBottleneck, "the bottleneck: busy %.0f ms/s on its busiest subtask", 1000*best.busyMax)
+	return best.v.ID
+}
+
+// vertexDecisions reports every vertex, with the given recommended
+// parallelism (nil: current).
+func (m *model) vertexDecisions(rec map[string]int) []VertexDecision {
+	out := make([]VertexDecision, 0, len(m.j.vertices))
+	for _, x := range m.j.vertices {
+		q := x.p
+		if r, ok := rec[x.v.ID]; ok {
+			q = r
+		}
+		req := x.p
+		if r, ok := m.required[x]; ok {
+			req = r
+		}
+		vd := VertexDecision{
+			ID: x.v.ID, Name: x.v.Name, Current: x.p, Required: req, Recommended: q,
+			BusyTimeMsPerSecond: 1000 * x.busyMax, BackPressuredMsPerSecond: 1000 * x.bpMax,
+			TargetRate: x.target, CatchUpRate: x.catchUp,
+			Bottleneck: x.v.ID == m.d.Bottleneck, Limit: m.limit[x], Reasons: x.reasons,
+		}
+		if x.busyAvg > 0 {
+			vd.Skew = x.busyMax / x.busyAvg
+		}
+		if x.measurable {
+			vd.TrueProcessingRate = x.capacityAt(x.p)
+			vd.ExpectedProcessingRate = x.capacityAt(q)
+			vd.UtilizationNow = x.utilizationAt(x.p)
+			vd.UtilizationAfter = x.utilizationAt(q)
+		}
+		switch sp := x.spread.(type) {
+		case keyGroups:
+			vd.KeyGroups = sp.maxP
+		case uniformPartitions, *weightedPartitions:
+			vd.Partitions = x.v.Partitions
+		}
+		if x.isSource() && x.hasLag {
+			vd.LagRecords = x.lag
+			if x.target > 0 {
+				vd.LagSeconds = x.lag / x.target
+			}
+		}
+		vd.Explanation = m.explain(x, &vd)
+		out = append(out, vd)
+	}
+	return out
+}
+
+func limitNoun(c ReasonCode) string {
+	switch c {
+	case ReasonPartitionLimited:
+		return "partition count"
+	case ReasonMaxParallelismLimited:
+		return "max parallelism (key groups)"
+	case ReasonScalabilityLimited:
+		return "scalability curve"
+	default:
+		return "policy bound"
+	}
+}
+
+// explain writes one sentence with the numbers behind a vertex's decision.
+func (m *model) explain(x *vertex, vd *VertexDecision) string {
+	var b strings.Builder
+	if !x.measurable {
+		fmt.Fprintf(&b, "p=%d → %d: capacity not measured (busy %.0f ms/s, backpressured %.0f ms/s, %.0f rec/s in)",
+			vd.Current, vd.Recommended, vd.BusyTimeMsPerSecond, vd.BackPressuredMsPerSecond, x.in)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "busy %.0f ms/s at p=%d while taking %.0f rec/s → true rate %.0f rec/s",
+		vd.BusyTimeMsPerSecond, vd.Current, x.in, vd.TrueProcessingRate)
+	if vd.Skew > 1.2 {
+		fmt.Fprintf(&b, " (busiest subtask %.1f× the average)", vd.Skew)
+	}
+	fmt.Fprintf(&b, "; target %.0f rec/s at %.0f%%", vd.TargetRate, 100*m.p.Utilization.Target)
+	if vd.CatchUpRate > 0 {
+		fmt.Fprintf(&b, " + %.0f rec/s catch-up", vd.CatchUpRate)
+	}
+	fmt.Fprintf(&b, " needs p=%d", vd.Required)
+	switch {
+	case vd.Partitions > 0:
+		fmt.Fprintf(&b, " of %d partitions", vd.Partitions)
+	case vd.KeyGroups > 0:
+		fmt.Fprintf(&b, " over %d key groups", vd.KeyGroups)
+	}
+	if vd.Recommended != vd.Current {
+		fmt.Fprintf(&b, " → p=%d, %.0f%% utilized after", vd.Recommended, 100*vd.UtilizationAfter)
+	} else {
+		fmt.Fprintf(&b, "; stays at p=%d, %.0f%% utilized", vd.Current, 100*vd.UtilizationNow)
+	}
+	return b.String()
+}
+
+func (m *model) anyMeasurable() bool {
+	for _, x := range m.j.vertices {
+		if x.measurable && !x.excluded {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) bandSentence() string {
+	u := m.p.Utilization
+	lo, hi := math.Inf(1), 0.0
+	for _, x := range m.j.vertices {
+		if x.measurable && !x.excluded {
+			ut := x.utilizationAt(x.p)
+			lo, hi = math.Min(lo, ut), math.Max(hi, ut)
+		}
+	}
+	return fmt.Sprintf("every vertex is within its band: utilization %.0f%%–%.0f%% against [%.0f%%, %.0f%%]",
+		100*lo, 100*hi, 100*u.Min, 100*u.Max)
+}
+
+func (m *model) scaleSentence() string {
+	d := m.d
+	var changed []string
+	for _, v := range d.Vertices {
+		if v.Recommended != v.Current {
+			changed = append(changed, fmt.Sprintf("%s %d→%d", nameOr(v), v.Current, v.Recommended))
+		}
+	}
+	sort.Strings(changed)
+	s := fmt.Sprintf("rescale %s; %d→%d TaskManagers (%.3g→%.3g cores); predicted downtime %s",
+		strings.Join(changed, ", "), d.Current.TaskManagers, d.Recommended.TaskManagers,
+		d.Current.Cores, d.Recommended.Cores, d.PredictedDowntime.Round(time.Second))
+	switch c := d.PredictedCatchUp.Duration; {
+	case d.LagGrows:
+		s += ", but the lag will not drain at this parallelism"
+	case c > 0:
+		s += fmt.Sprintf(", backlog drains %s after the restart", c.Round(time.Second))
+	}
+	return s
+}
+
+func nameOr(v VertexDecision) string {
+	if v.Name != "" {
+		return v.Name
+	}
+	return v.ID
+}
+
+// hold finishes a Hold decision.
+func (d *Decision) hold(rs []Reason) Decision {
+	d.Action = ActionHold
+	d.Reasons = rs
+	if len(d.Recommended.Parallelism) == 0 {
+		d.Recommended = d.Current
+	}
+	msgs := make([]string, 0, len(rs))
+	for _, r := range rs {
+		msgs = append(msgs, r.String())
+		if len(msgs) == 3 && len(rs) > 3 {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(rs)-3))
+			break
+		}
+	}
+	d.Summary = strings.Join(msgs, "; ")
+	return *d
+}
+
+// unreadVertices reports the vertices of a snapshot that could not be used,
+// with their current parallelism only.
+func unreadVertices(s *Snapshot) []VertexDecision {
+	out := make([]VertexDecision, 0, len(s.Vertices))
+	for _, v := range s.Vertices {
+		out = append(out, VertexDecision{ID: v.ID, Name: v.Name, Current: v.Parallelism, Required: v.Parallelism,
+			Recommended: v.Parallelism, Explanation: "not sized: the snapshot cannot be trusted"})
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+package scaling
+
+import (
+	"fmt"
+	"time"
+)
+
+// Action is what a decision tells the controller to do.
+type Action string
+
+const (
+	// ActionScale: rescale the job to the recommended plan now.
+	ActionScale Action = "Scale"
+	// ActionHold: change nothing; the reasons say why.
+	ActionHold Action = "Hold"
+)
+
+// ReasonCode is a machine-readable reason. Codes are stable: dashboards,
+// alerts and scripts match on them.
+type ReasonCode string
+
+// Reasons a decision holds because of its input.
+const (
+	ReasonInvalidPolicy    ReasonCode = "InvalidPolicy"
+	ReasonInvalidSnapshot  ReasonCode = "InvalidSnapshot"
+	ReasonJobNotRunning    ReasonCode = "JobNotRunning"
+	ReasonMissingMetrics   ReasonCode = "MissingMetrics"
+	ReasonNonFiniteMetric  ReasonCode = "NonFiniteMetric"
+	ReasonMetricOutOfRange ReasonCode = "MetricOutOfRange"
+	ReasonTooFewSamples    ReasonCode = "TooFewSamples"
+	ReasonWindowTooShort   ReasonCode = "WindowTooShort"
+	ReasonStaleSnapshot    ReasonCode = "StaleSnapshot"
+	ReasonWarmingUp        ReasonCode = "WarmingUp"
+	ReasonNoThroughput     ReasonCode = "NoThroughput"
+)
+
+// Reasons a decision holds by choice.
+const (
+	ReasonRescaleInProgress    ReasonCode = "RescaleInProgress"
+	ReasonCooldown             ReasonCode = "Cooldown"
+	ReasonWithinBand           ReasonCode = "WithinBand"
+	ReasonScaleDownStabilizing ReasonCode = "ScaleDownStabilizing"
+	ReasonCheckpointsUnhealthy ReasonCode = "CheckpointsUnhealthy"
+	ReasonGainBelowCost        ReasonCode = "GainBelowCost"
+	ReasonNoChange             ReasonCode = "NoChange"
+	ReasonQuotaUnsatisfiable   ReasonCode = "QuotaUnsatisfiable"
+)
+
+// Reasons that trigger a rescale.
+const (
+	ReasonOverloaded         ReasonCode = "Overloaded"
+	ReasonUnderutilized      ReasonCode = "Underutilized"
+	ReasonCheckpointPressure ReasonCode = "CheckpointPressure"
+)
+
+// Reasons that describe a vertex or a limit that binds.
+const (
+	ReasonBottleneck            ReasonCode = "Bottleneck"
+	ReasonBackpressured         ReasonCode = "Backpressured"
+	ReasonCapacityUnmeasured    ReasonCode = "CapacityUnmeasured"
+	ReasonExcluded              ReasonCode = "Excluded"
+	ReasonPartitionLimited      ReasonCode = "PartitionLimited"
+	ReasonMaxParallelismLimited ReasonCode = "MaxParallelismLimited"
+	ReasonPolicyLimited         ReasonCode = "PolicyLimited"
+	ReasonMaxFactorLimited      ReasonCode = "MaxFactorLimited"
+	ReasonScalabilityLimited    ReasonCode = "ScalabilityLimited"
+	ReasonQuotaLimited          ReasonCode = "QuotaLimited"
+	ReasonForwardGroup          ReasonCode = "ForwardGroup"
+	ReasonFittedScalability     ReasonCode = "FittedScalability"
+	ReasonFreeSlots             ReasonCode = "FreeSlots"
+)
+
+// Reason is a code, the vertex it concerns (empty for the job) and a sentence
+// with the numbers.
+type Reason struct {
+	Code    ReasonCode `json:"code"`
+	Vertex  string     `json:"vertex,omitempty"`
+	Message string     `json:"message"`
+}
+
+func (r Reason) String() string {
+	if r.Vertex != "" {
+		return fmt.Sprintf("%s (%s): %s", r.Code, r.Vertex, r.Message)
+	}
+	return fmt.Sprintf("%s: %s", r.Code, r.Message)
+}
+
+// Decision is the model's answer.
+type Decision struct {
+	At     time.Time `json:"at"`
+	Action Action    `json:"action"`
+	// Summary is one sentence for humans.
+	Summary string   `json:"summary"`
+	Reasons []Reason `json:"reasons"`
+	// Vertices is empty when the snapshot could not be read at all.
+	Vertices []VertexDecision `json:"vertices,omitempty"`
+	// Bottleneck is the id of the vertex that limits the job now.
+	Bottleneck string `json:"bottleneck,omitempty"`
+	// Current and Recommended are the job's resource plans before and after.
+	Current     Plan `json:"current"`
+	Recommended Plan `json:"recommended"`
+	// LagRecords and LagSeconds are summed / worst over Kafka sources.
+	LagRecords float64 `json:"lagRecords"`
+	LagSeconds float64 `json:"lagSeconds"`
+	// PredictedDowntime is the savepoint plus restart time a rescale costs.
+	PredictedDowntime Duration `json:"predictedDowntime"`
+	// PredictedCatchUp is how long after the restart the backlog takes to
+	// drain at the recommended parallelism (zero: no backlog).
+	PredictedCatchUp Duration `json:"predictedCatchUp"`
+	// LagGrows is true when some vertex would still have less capacity than
+	// its target rate at the recommended parallelism (a limit binds).
+	LagGrows bool `json:"lagGrows,omitempty"`
+	// CheckpointsHealthy is false when checkpoints are slow or failing.
+	CheckpointsHealthy bool `json:"checkpointsHealthy"`
+}
+
+// VertexDecision is the model's view of one vertex.
+type VertexDecision struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Current is the parallelism now; Required is what the model needs for
+	// the target utilization (before stabilization, step bounds and quotas;
+	// history records it); Recommended is what the plan applies.
+	Current     int `json:"current"`
+	Required    int `json:"required"`
+	Recommended int `json:"recommended"`
+
+	BusyTimeMsPerSecond      float64 `json:"busyTimeMsPerSecond"`
+	BackPressuredMsPerSecond float64 `json:"backPressuredTimeMsPerSecond"`
+	// Skew is the busiest subtask's busy time over the average.
+	Skew float64 `json:"skew"`
+	// TrueProcessingRate is the vertex's capacity now in records/s at 100 %
+	// busy (DS2); TargetRate is the rate it must sustain; CatchUpRate the
+	// extra rate to drain the backlog (lag plus restart) in time.
+	TrueProcessingRate float64 `json:"trueProcessingRate"`
+	TargetRate         float64 `json:"targetRate"`
+	CatchUpRate        float64 `json:"catchUpRate"`
+	// UtilizationNow is the busiest subtask's busy fraction if the vertex
+	// received its target rate at its current parallelism; UtilizationAfter
+	// the same at the recommended parallelism.
+	UtilizationNow   float64 `json:"utilizationNow"`
+	UtilizationAfter float64 `json:"utilizationAfter"`
+	// ExpectedProcessingRate is the predicted true processing rate at the
+	// recommended parallelism.
+	ExpectedProcessingRate float64 `json:"expectedProcessingRate"`
+	// Partitions and KeyGroups are the units the vertex's work is spread in
+	// (zero when not aligned).
+	Partitions int `json:"partitions,omitempty"`
+	KeyGroups  int `json:"keyGroups,omitempty"`
+	// LagRecords and LagSeconds for Kafka sources.
+	LagRecords float64 `json:"lagRecords,omitempty"`
+	LagSeconds float64 `json:"lagSeconds,omitempty"`
+
+	Bottleneck bool `json:"bottleneck,omitempty"`
+	// Limit is the code of the bound that stopped the vertex from getting
+	// what it needs, if any.
+	Limit ReasonCode `json:"limit,omitempty"`
+	// Reasons explain this vertex; Explanation is one sentence with the
+	// numbers.
+	Reasons     []Reason `json:"reasons,omitempty"`
+	Explanation string   `json:"explanation"`
+}
+
+// Plan is a job's resource shape.
+type Plan struct {
+	// Parallelism per vertex id.
+	Parallelism map[string]int `json:"parallelism"`
+	// DefaultParallelism is the largest vertex parallelism (what
+	// parallelism.default / job.parallelism should say).
+	DefaultParallelism  int     `json:"defaultParallelism"`
+	Slots               int     `json:"slots"`
+	SlotsPerTaskManager int     `json:"slotsPerTaskManager"`
+	TaskManagers        int     `json:"taskManagers"`
+	CPUPerTaskManager   float64 `json:"cpuPerTaskManager"`
+	Cores               float64 `json:"cores"`
+}

@@ -1,0 +1,103 @@
+package scaling
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/flinkscale/flinkscale/scaling/examples"
+)
+
+// FuzzDecideSnapshotJSON feeds arbitrary snapshot documents through the
+// strict reader and the model: no panic, and every decision satisfies the
+// invariants.
+func FuzzDecideSnapshotJSON(f *testing.F) {
+	files, _ := fs.Glob(examples.FS, "*.json")
+	for _, name := range files {
+		b, err := examples.FS.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"jobState":"RUNNING","vertices":[{"id":"a","parallelism":1,"maxParallelism":1}]}`))
+	p := DefaultPolicy()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ReadSnapshot(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		now := s.WindowEnd
+		d := Decide(s, p, History{}, now)
+		checkInvariants(t, s, p, d)
+	})
+}
+
+// FuzzDecideRandomJob lets the fuzzer steer the random job generator (size,
+// seed, policy), reaching shapes a fixed seed does not.
+func FuzzDecideRandomJob(f *testing.F) {
+	f.Add(uint64(1), uint64(2), uint8(5))
+	f.Add(uint64(7), uint64(0), uint8(40))
+	f.Fuzz(func(t *testing.T, a, b uint64, n uint8) {
+		r := rand.New(rand.NewPCG(a, b))
+		s := randomJob(r, 1+int(n%50))
+		p := randomPolicy(r)
+		h := History{}.Record(Decide(s, p, History{}, t0.Add(-40*60e9)), 3600e9)
+		checkInvariants(t, s, p, Decide(s, p, h, t0))
+	})
+}
+
+// FuzzFloat: any input either fails cleanly or round-trips.
+func FuzzFloat(f *testing.F) {
+	for _, s := range []string{`1`, `"1.5E7"`, `"NaN"`, `"-Inf"`, `null`, `"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v Float
+		if err := json.Unmarshal(data, &v); err != nil {
+			return
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("%q decoded but does not encode: %v", data, err)
+		}
+		var back Float
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s does not decode again: %v", b, err)
+		}
+		if v == v && back != v { // NaN ≠ NaN
+			t.Fatalf("%q → %v → %s → %v", data, v, b, back)
+		}
+	})
+}
+
+// FuzzReadPolicy: a policy either fails with an error or validates, and the
+// model accepts it.
+func FuzzReadPolicy(f *testing.F) {
+	f.Add(`{"utilization":{"target":0.6,"min":0.3,"max":0.9},"behavior":{"scaleUp":{"maxFactor":3}}}`)
+	f.Add(`{"resources":{"slotsPerTaskManager":"auto","maxCores":12}}`)
+	f.Add(`{"vertices":[{"name":"Sink","exclude":true}]}`)
+	s := snapshot(2,
+		vtx{id: "src", p: 2, busy: 900, in: 1000, out: 1000, partitions: 8, lag: F(1e5), arrival: F(2000)},
+		vtx{id: "sink", p: 2, busy: 300, in: 1000, out: 0, inputs: from("src", ShipHash)},
+	)
+	f.Fuzz(func(t *testing.T, doc string) {
+		p, err := ReadPolicy(strings.NewReader(doc))
+		if err != nil {
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("ReadPolicy returned an invalid policy: %v", err)
+		}
+		d := Decide(s, p, History{}, t0)
+		for _, r := range d.Reasons {
+			if r.Code == ReasonInvalidPolicy {
+				t.Fatalf("Decide rejects a policy ReadPolicy accepted: %s", r.Message)
+			}
+		}
+		checkInvariants(t, s, p, d)
+	})
+}

@@ -1,0 +1,137 @@
+package scaling
+
+import (
+	"sort"
+	"time"
+)
+
+// Rescale outcomes.
+const (
+	OutcomeInProgress = "InProgress"
+	OutcomeSucceeded  = "Succeeded"
+	OutcomeFailed     = "Failed"
+	OutcomeRolledBack = "RolledBack"
+)
+
+// History is what past decisions and rescales taught. The controller keeps it
+// (bounded) in the policy status so that it survives restarts; the model only
+// reads it.
+type History struct {
+	// Rescales are past rescales, oldest first.
+	Rescales []RescaleRecord `json:"rescales,omitempty"`
+	// Recommendations are the model's required parallelism per vertex at
+	// each past decision, oldest first. The stabilization windows read them.
+	Recommendations []RecommendationRecord `json:"recommendations,omitempty"`
+}
+
+// RescaleRecord is one rescale from decision to stable running.
+type RescaleRecord struct {
+	DecidedAt time.Time `json:"decidedAt"`
+	// CompletedAt is when the job ran stably at the new parallelism again;
+	// zero while in progress.
+	CompletedAt time.Time `json:"completedAt,omitempty"`
+	// Downtime is how long the job processed nothing (savepoint, stop,
+	// restore, restart), as measured.
+	Downtime Duration        `json:"downtime"`
+	Outcome  string          `json:"outcome"`
+	Vertices []RescaleVertex `json:"vertices,omitempty"`
+}
+
+// RescaleVertex is one vertex of a rescale, with the true processing rates
+// measured at the old parallelism before and at the new one after.
+type RescaleVertex struct {
+	ID   string `json:"id"`
+	From int    `json:"from"`
+	To   int    `json:"to"`
+	// TrueRateBefore and TrueRateAfter are whole-vertex true processing
+	// rates (records/s at 100 % busy); zero when not measured.
+	TrueRateBefore float64 `json:"trueRateBefore,omitempty"`
+	TrueRateAfter  float64 `json:"trueRateAfter,omitempty"`
+}
+
+// RecommendationRecord is the model's required parallelism at one decision.
+type RecommendationRecord struct {
+	At          time.Time      `json:"at"`
+	Parallelism map[string]int `json:"parallelism"`
+}
+
+// Record appends a decision's required parallelism and drops entries older
+// than keep; the controller calls it after each Decide so that the next
+// decision sees this one. It returns the updated history and leaves h as it
+// was.
+func (h History) Record(d Decision, keep time.Duration) History {
+	if len(d.Vertices) == 0 {
+		return h
+	}
+	rec := RecommendationRecord{At: d.At, Parallelism: make(map[string]int, len(d.Vertices))}
+	for _, v := range d.Vertices {
+		rec.Parallelism[v.ID] = v.Required
+	}
+	out := History{Rescales: h.Rescales}
+	cutoff := d.At.Add(-keep)
+	for _, r := range h.Recommendations {
+		if !r.At.Before(cutoff) && r.At.Before(d.At) {
+			out.Recommendations = append(out.Recommendations, r)
+		}
+	}
+	out.Recommendations = append(out.Recommendations, rec)
+	return out
+}
+
+// lastRescale returns the most recent rescale, if any.
+func (h *History) lastRescale() (RescaleRecord, bool) {
+	if len(h.Rescales) == 0 {
+		return RescaleRecord{}, false
+	}
+	latest := h.Rescales[0]
+	for _, r := range h.Rescales[1:] {
+		if r.DecidedAt.After(latest.DecidedAt) {
+			latest = r
+		}
+	}
+	return latest, true
+}
+
+// measuredRestart predicts restart downtime from history: the median of the
+// last five measured downtimes of successful rescales (the median ignores one
+// slow outlier, the window follows drift). ok is false when none is measured.
+func (h *History) measuredRestart() (time.Duration, bool) {
+	var ds []time.Duration
+	for i := len(h.Rescales) - 1; i >= 0 && len(ds) < 5; i-- {
+		r := h.Rescales[i]
+		if r.Outcome == OutcomeSucceeded && r.Downtime.Duration > 0 {
+			ds = append(ds, r.Downtime.Duration)
+		}
+	}
+	if len(ds) == 0 {
+		return 0, false
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	if len(ds)%2 == 1 {
+		return ds[len(ds)/2], true
+	}
+	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2, true
+}
+
+// observations returns the (parallelism, true rate) points history holds for
+// a vertex, from successful rescales.
+func (h *History) observations(id string) []point {
+	var pts []point
+	for _, r := range h.Rescales {
+		if r.Outcome != OutcomeSucceeded {
+			continue
+		}
+		for _, v := range r.Vertices {
+			if v.ID != id {
+				continue
+			}
+			if v.From > 0 && v.TrueRateBefore > 0 {
+				pts = append(pts, point{n: float64(v.From), x: v.TrueRateBefore})
+			}
+			if v.To > 0 && v.TrueRateAfter > 0 {
+				pts = append(pts, point{n: float64(v.To), x: v.TrueRateAfter})
+			}
+		}
+	}
+	return pts
+}

@@ -1,0 +1,199 @@
+package scaling
+
+import (
+	"math"
+	"sort"
+)
+
+// defaultGroup is the slot-sharing group of vertices that name none: Flink
+// puts them all in "default".
+const defaultGroup = "default"
+
+func groupOf(x *vertex) string {
+	if g := x.v.SlotSharingGroup; g != "" {
+		return g
+	}
+	return defaultGroup
+}
+
+// slotsFor is the number of task slots a parallelism assignment needs: with
+// slot sharing, one slot holds a subtask of every vertex of its group, so a
+// group needs as many slots as its widest vertex, and the job the sum over
+// groups.
+func (j *job) slotsFor(par map[string]int) int {
+	widest := map[string]int{}
+	for _, x := range j.vertices {
+		g := groupOf(x)
+		widest[g] = max(widest[g], par[x.v.ID])
+	}
+	total := 0
+	for _, w := range widest {
+		total += w
+	}
+	return total
+}
+
+// groupWidth is the widest parallelism among the vertices of a group.
+func (j *job) groupWidth(par map[string]int, g string) int {
+	w := 0
+	for _, x := range j.vertices {
+		if groupOf(x) == g {
+			w = max(w, par[x.v.ID])
+		}
+	}
+	return w
+}
+
+// makePlan turns a parallelism assignment into a resource plan.
+func (j *job) makePlan(par map[string]int, slotsPerTM int, cpu float64) Plan {
+	pl := Plan{Parallelism: par, SlotsPerTaskManager: slotsPerTM, CPUPerTaskManager: cpu}
+	for _, p := range par {
+		pl.DefaultParallelism = max(pl.DefaultParallelism, p)
+	}
+	pl.Slots = j.slotsFor(par)
+	pl.TaskManagers = (pl.Slots + slotsPerTM - 1) / slotsPerTM
+	pl.Cores = float64(pl.TaskManagers) * cpu
+	return pl
+}
+
+// currentPlan is the job as it runs now.
+func (j *job) currentPlan() Plan {
+	par := make(map[string]int, len(j.vertices))
+	for _, x := range j.vertices {
+		par[x.v.ID] = x.p
+	}
+	pl := j.makePlan(par, j.slots, j.cpu)
+	pl.TaskManagers = j.s.TaskManagers.Replicas
+	pl.Cores = float64(pl.TaskManagers) * j.cpu
+	return pl
+}
+
+// slotsPerTaskManager is the policy's fixed value, or one slot per whole CPU
+// core of the TaskManager (at least one).
+func slotsPerTaskManager(p *Policy, cpu float64) int {
+	if n := int(p.Resources.SlotsPerTaskManager); n > 0 {
+		return n
+	}
+	return max(1, int(math.Floor(cpu+1e-9)))
+}
+
+// slotBudget is the most slots the policy's quotas allow, or -1 for none.
+func slotBudget(p *Policy, slotsPerTM int, cpu float64) int {
+	budget := -1
+	limit := func(tms int) {
+		if b := tms * slotsPerTM; budget < 0 || b < budget {
+			budget = b
+		}
+	}
+	if p.Resources.MaxTaskManagers > 0 {
+		limit(p.Resources.MaxTaskManagers)
+	}
+	if p.Resources.MaxCores > 0 {
+		limit(int(math.Floor(p.Resources.MaxCores/cpu + 1e-9)))
+	}
+	return budget
+}
+
+// fitQuota narrows slot-sharing groups one slot at a time until the
+// assignment fits the budget, each time narrowing the group whose widest
+// vertices would be least utilized after the step, so that bottlenecks keep
+// their capacity longest. It returns the vertices it narrowed, and false when
+// lower bounds or excluded vertices make the budget unreachable.
+func (j *job) fitQuota(par map[string]int, budget int) (map[string]bool, bool) {
+	narrowed := map[string]bool{}
+	for j.slotsFor(par) > budget {
+		bestGroup, bestHurt := "", math.Inf(1)
+		for _, g := range j.groups() {
+			w := j.groupWidth(par, g)
+			hurt, ok := 0.0, w > 1
+			for _, x := range j.vertices {
+				if !ok || groupOf(x) != g || par[x.v.ID] != w {
+					continue
+				}
+				if x.excluded || w-1 < x.lower {
+					ok = false
+					break
+				}
+				hurt = math.Max(hurt, x.utilizationAt(w-1))
+			}
+			if ok && hurt < bestHurt {
+				bestGroup, bestHurt = g, hurt
+			}
+		}
+		if bestGroup == "" {
+			return narrowed, false
+		}
+		w := j.groupWidth(par, bestGroup)
+		for _, x := range j.vertices {
+			if groupOf(x) == bestGroup && par[x.v.ID] == w {
+				par[x.v.ID] = w - 1
+				narrowed[x.v.ID] = true
+			}
+		}
+	}
+	return narrowed, true
+}
+
+// groups lists the slot-sharing groups in a stable order.
+func (j *job) groups() []string {
+	set := map[string]bool{}
+	for _, x := range j.vertices {
+		set[groupOf(x)] = true
+	}
+	out := make([]string, 0, len(set))
+	for g := range set {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fillFreeSlots hands the slots left free in the last TaskManager, which are
+// paid for anyway, to the most utilized vertices: each step raises one vertex
+// to its next parallelism with more capacity, if the step fits in the free
+// slots, stays within the vertex's ceiling and keeps it at or above the
+// minimum utilization (so the next decision does not see it as wasteful).
+func (j *job) fillFreeSlots(par map[string]int, ceiling map[string]int, free int, minUtil float64) map[string]bool {
+	filled := map[string]bool{}
+	for {
+		var best *vertex
+		bestNext, bestCost, bestUtil := 0, 0, -1.0
+		for _, x := range j.vertices {
+			id := x.v.ID
+			if x.excluded || !x.measurable {
+				continue
+			}
+			cur := par[id]
+			next := x.nextBetter(cur, ceiling[id])
+			if next == 0 || x.utilizationAt(next) < minUtil {
+				continue
+			}
+			cost := max(0, next-j.groupWidth(par, groupOf(x)))
+			if cost > free {
+				continue
+			}
+			if u := x.utilizationAt(cur); u > bestUtil {
+				best, bestNext, bestCost, bestUtil = x, next, cost, u
+			}
+		}
+		if best == nil {
+			return filled
+		}
+		par[best.v.ID] = bestNext
+		free -= bestCost
+		filled[best.v.ID] = true
+	}
+}
+
+// nextBetter is the smallest parallelism above q, up to ceiling, with more
+// capacity than q, or 0 if there is none. It looks no further than twice q
+// (plus a few), which bounds the cost when a hot partition caps the capacity.
+func (x *vertex) nextBetter(q, ceiling int) int {
+	c := x.capacityAt(q)
+	for n := q + 1; n <= min(ceiling, 2*q+8); n++ {
+		if x.capacityAt(n) > c*(1+rel) {
+			return n
+		}
+	}
+	return 0
+}

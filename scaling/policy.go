@@ -1,0 +1,230 @@
+package scaling
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// Policy is what the user asked for. Its JSON field names are those of the
+// FlinkScalingPolicy spec, so a policy file and the CRD read the same. Start
+// from DefaultPolicy and change what differs; ReadPolicy does that for JSON,
+// so a field left out keeps its default and an explicit zero stays zero.
+type Policy struct {
+	// Utilization is the band of busy fraction each vertex should run in.
+	Utilization Utilization `json:"utilization"`
+	// MetricsWindow is how much history a snapshot must cover.
+	MetricsWindow Duration `json:"metricsWindow"`
+	// MinSamples is the least number of samples a window must hold.
+	MinSamples int `json:"minSamples,omitempty"`
+	// WarmUp is how long after the job becomes RUNNING its metrics are not
+	// trusted (JIT, state restore, catch-up bursts).
+	WarmUp Duration `json:"warmUp"`
+	// MaxSnapshotAge is how old a snapshot may be when deciding.
+	MaxSnapshotAge Duration `json:"maxSnapshotAge"`
+	// CooldownPeriod is the least time between the end of one rescale and
+	// the decision to start the next.
+	CooldownPeriod Duration `json:"cooldownPeriod"`
+	// CatchUpDuration is the time allowed to drain the backlog (the current
+	// lag plus what piles up during the restart). Zero disables the
+	// backlog terms.
+	CatchUpDuration Duration `json:"catchUpDuration"`
+	// RestartTime is the predicted downtime of a restart (beyond the
+	// savepoint) until history has measured some.
+	RestartTime Duration `json:"restartTime"`
+	// MinParallelism and MaxParallelism bound every vertex.
+	MinParallelism int `json:"minParallelism"`
+	MaxParallelism int `json:"maxParallelism"`
+	// Vertices holds per-vertex overrides, matched by id or name.
+	Vertices []VertexOverride `json:"vertices,omitempty"`
+	// Behavior bounds the speed of scaling in each direction.
+	Behavior Behavior `json:"behavior"`
+	// Resources shapes TaskManagers and caps what a job may use.
+	Resources Resources `json:"resources"`
+	// MinChange is the least relative reduction of cores that justifies a
+	// scale-down restart (a scale-up is never skipped for being small).
+	MinChange float64 `json:"minChange"`
+	// Checkpoints says when checkpoints count as unhealthy.
+	Checkpoints CheckpointPolicy `json:"checkpoints"`
+}
+
+// Utilization is a band of busy fractions in (0,1].
+type Utilization struct {
+	Target float64 `json:"target"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+// VertexOverride changes the bounds of one vertex, found by ID or Name.
+type VertexOverride struct {
+	ID             string `json:"id,omitempty"`
+	Name           string `json:"name,omitempty"`
+	MinParallelism int    `json:"minParallelism,omitempty"`
+	MaxParallelism int    `json:"maxParallelism,omitempty"`
+	// Exclude keeps the vertex at its current parallelism. Its downstream
+	// vertices are still scaled for the load it passes on.
+	Exclude bool `json:"exclude,omitempty"`
+}
+
+// Behavior holds one rule per direction, like the HPA's behavior field.
+type Behavior struct {
+	ScaleUp   ScalingRules `json:"scaleUp"`
+	ScaleDown ScalingRules `json:"scaleDown"`
+}
+
+// ScalingRules bounds one direction of scaling.
+type ScalingRules struct {
+	// StabilizationWindow: a scale-down takes the highest recommendation of
+	// this window, and only once the window is covered; a scale-up takes the
+	// lowest (zero: act at once).
+	StabilizationWindow Duration `json:"stabilizationWindow"`
+	// MaxFactor bounds one step: up to current×MaxFactor when scaling up,
+	// down to current/MaxFactor when scaling down. Must be ≥ 1.
+	MaxFactor float64 `json:"maxFactor"`
+}
+
+// Resources shapes the TaskManagers and caps the job.
+type Resources struct {
+	// SlotsPerTaskManager: zero ("auto") means one slot per CPU core.
+	SlotsPerTaskManager SlotCount `json:"slotsPerTaskManager"`
+	// MaxTaskManagers and MaxCores cap the job; zero means no cap.
+	MaxTaskManagers int     `json:"maxTaskManagers,omitempty"`
+	MaxCores        float64 `json:"maxCores,omitempty"`
+}
+
+// CheckpointPolicy decides when checkpoints are unhealthy.
+type CheckpointPolicy struct {
+	// MaxDurationRatio is the largest share of the checkpoint interval a
+	// checkpoint may take before it counts as slow.
+	MaxDurationRatio float64 `json:"maxDurationRatio"`
+}
+
+// DefaultPolicy is the policy a FlinkDeployment gets from the opt-in
+// annotation alone. The numbers are chosen against the Flink operator's
+// autoscaler defaults: a 0.7 target with a narrower band (fewer restarts for
+// the same headroom), a 5 minute window (the operator's 15 minute one reacts
+// slowly to steps), a 30 minute scale-down stabilization window (HPA-style,
+// instead of the operator's fixed 1 hour delay).
+func DefaultPolicy() Policy {
+	return Policy{
+		Utilization:     Utilization{Target: 0.7, Min: 0.4, Max: 0.85},
+		MetricsWindow:   D(5 * time.Minute),
+		MinSamples:      3,
+		WarmUp:          D(2 * time.Minute),
+		MaxSnapshotAge:  D(2 * time.Minute),
+		CooldownPeriod:  D(5 * time.Minute),
+		CatchUpDuration: D(15 * time.Minute),
+		RestartTime:     D(90 * time.Second),
+		MinParallelism:  1,
+		MaxParallelism:  1000,
+		Behavior: Behavior{
+			ScaleUp:   ScalingRules{MaxFactor: 10},
+			ScaleDown: ScalingRules{StabilizationWindow: D(30 * time.Minute), MaxFactor: 2},
+		},
+		MinChange:   0.1,
+		Checkpoints: CheckpointPolicy{MaxDurationRatio: 0.5},
+	}
+}
+
+// Validate checks the policy and returns every problem at once.
+func (p Policy) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	u := p.Utilization
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"target", u.Target}, {"min", u.Min}, {"max", u.Max}} {
+		if !(f.v > 0 && f.v <= 1) {
+			bad("utilization.%s must be in (0,1], got %g", f.name, f.v)
+		}
+	}
+	if !(u.Min <= u.Target && u.Target <= u.Max) {
+		bad("utilization must satisfy min ≤ target ≤ max, got %g ≤ %g ≤ %g", u.Min, u.Target, u.Max)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{
+		{"metricsWindow", p.MetricsWindow}, {"warmUp", p.WarmUp}, {"maxSnapshotAge", p.MaxSnapshotAge},
+		{"cooldownPeriod", p.CooldownPeriod}, {"catchUpDuration", p.CatchUpDuration}, {"restartTime", p.RestartTime},
+		{"behavior.scaleUp.stabilizationWindow", p.Behavior.ScaleUp.StabilizationWindow},
+		{"behavior.scaleDown.stabilizationWindow", p.Behavior.ScaleDown.StabilizationWindow},
+	} {
+		if d.v.Duration < 0 {
+			bad("%s must not be negative, got %s", d.name, d.v)
+		}
+	}
+	if p.MinSamples < 1 {
+		bad("minSamples must be ≥ 1, got %d", p.MinSamples)
+	}
+	if p.MinParallelism < 1 || p.MaxParallelism < p.MinParallelism {
+		bad("parallelism bounds must satisfy 1 ≤ minParallelism ≤ maxParallelism, got %d and %d", p.MinParallelism, p.MaxParallelism)
+	}
+	for i, o := range p.Vertices {
+		if o.ID == "" && o.Name == "" {
+			bad("vertices[%d] needs an id or a name", i)
+		}
+		if o.MinParallelism < 0 || o.MaxParallelism < 0 || (o.MaxParallelism > 0 && o.MinParallelism > o.MaxParallelism) {
+			bad("vertices[%d] bounds must satisfy 0 ≤ minParallelism ≤ maxParallelism, got %d and %d", i, o.MinParallelism, o.MaxParallelism)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"behavior.scaleUp.maxFactor", p.Behavior.ScaleUp.MaxFactor}, {"behavior.scaleDown.maxFactor", p.Behavior.ScaleDown.MaxFactor}} {
+		if !(f.v >= 1) || math.IsInf(f.v, 0) {
+			bad("%s must be a finite number ≥ 1, got %g", f.name, f.v)
+		}
+	}
+	if p.Resources.SlotsPerTaskManager < 0 {
+		bad("resources.slotsPerTaskManager must be positive or auto, got %d", p.Resources.SlotsPerTaskManager)
+	}
+	if p.Resources.MaxTaskManagers < 0 || !(p.Resources.MaxCores >= 0) || math.IsInf(p.Resources.MaxCores, 0) {
+		bad("resources.maxTaskManagers and maxCores must not be negative")
+	}
+	if !(p.MinChange >= 0 && p.MinChange < 1) {
+		bad("minChange must be in [0,1), got %g", p.MinChange)
+	}
+	if !(p.Checkpoints.MaxDurationRatio > 0) || math.IsInf(p.Checkpoints.MaxDurationRatio, 0) {
+		bad("checkpoints.maxDurationRatio must be positive, got %g", p.Checkpoints.MaxDurationRatio)
+	}
+	return errors.Join(errs...)
+}
+
+// ReadPolicy decodes a policy file over DefaultPolicy (so absent fields keep
+// their defaults; unknown fields are errors) and validates it.
+func ReadPolicy(r io.Reader) (Policy, error) {
+	p := DefaultPolicy()
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Policy{}, fmt.Errorf("decoding policy: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("invalid policy: %w", err)
+	}
+	return p, nil
+}
+
+// override returns the override that applies to a vertex, if any. An ID match
+// beats a name match.
+func (p *Policy) override(v *Vertex) (VertexOverride, bool) {
+	var byName *VertexOverride
+	for i := range p.Vertices {
+		o := &p.Vertices[i]
+		if o.ID != "" && o.ID == v.ID {
+			return *o, true
+		}
+		if o.ID == "" && o.Name != "" && o.Name == v.Name && byName == nil {
+			byName = o
+		}
+	}
+	if byName != nil {
+		return *byName, true
+	}
+	return VertexOverride{}, false
+}

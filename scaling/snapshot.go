@@ -1,0 +1,168 @@
+package scaling
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// SnapshotVersion is written into every snapshot so that old files stay
+// readable when the format grows.
+const SnapshotVersion = "flinkscale.io/snapshot/v1"
+
+// Ship strategies as Flink's job plan names them.
+const (
+	ShipForward   = "FORWARD"
+	ShipHash      = "HASH"
+	ShipRebalance = "REBALANCE"
+	ShipRescale   = "RESCALE"
+	ShipBroadcast = "BROADCAST"
+)
+
+// Snapshot is what was observed of one job over the metrics window. Rates are
+// averages over the window; busy and backpressure times are per-subtask
+// statistics, averaged over the window. It is the model's only view of the
+// world and a public format: collectors write it, `recommend --snapshot`
+// replays it. See docs/snapshot.md.
+type Snapshot struct {
+	Version string `json:"version,omitempty"`
+	JobID   string `json:"jobId,omitempty"`
+	JobName string `json:"jobName,omitempty"`
+	// JobState is Flink's job status; anything but RUNNING holds.
+	JobState string `json:"jobState"`
+	// RunningSince is when the job last became RUNNING: a restart or a
+	// failover moves it, and samples from before it plus the warm-up are
+	// not trusted.
+	RunningSince time.Time `json:"runningSince"`
+	// WindowStart and WindowEnd bound the samples that were averaged.
+	WindowStart time.Time `json:"windowStart"`
+	WindowEnd   time.Time `json:"windowEnd"`
+	// Samples is how many metric samples the window holds.
+	Samples int `json:"samples"`
+	// UpgradeMode is the FlinkDeployment's job.upgradeMode (savepoint,
+	// last-state or stateless). It decides how Kafka partitions are
+	// reassigned after a restart: restored from state, or assigned afresh.
+	UpgradeMode string `json:"upgradeMode,omitempty"`
+
+	Vertices     []Vertex     `json:"vertices"`
+	Checkpoints  *Checkpoints `json:"checkpoints,omitempty"`
+	TaskManagers TaskManagers `json:"taskManagers"`
+}
+
+// Vertex is one job vertex (a chain of operators that runs as one task).
+type Vertex struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Parallelism is the number of subtasks running now.
+	Parallelism int `json:"parallelism"`
+	// MaxParallelism is the number of key groups; no vertex may run more
+	// subtasks than this.
+	MaxParallelism   int     `json:"maxParallelism"`
+	SlotSharingGroup string  `json:"slotSharingGroup,omitempty"`
+	Inputs           []Input `json:"inputs,omitempty"`
+
+	// BusyTimeMsPerSecond and BackPressuredTimeMsPerSecond are Flink's task
+	// metrics aggregated over subtasks (avg and max), in ms per second.
+	BusyTimeMsPerSecond          *Stat `json:"busyTimeMsPerSecond,omitempty"`
+	BackPressuredTimeMsPerSecond *Stat `json:"backPressuredTimeMsPerSecond,omitempty"`
+	// NumRecordsInPerSecond and NumRecordsOutPerSecond are summed over
+	// subtasks. For a source, "in" is what the source operator read.
+	NumRecordsInPerSecond  *Float `json:"numRecordsInPerSecond,omitempty"`
+	NumRecordsOutPerSecond *Float `json:"numRecordsOutPerSecond,omitempty"`
+
+	// Source-only fields, measured from the Kafka brokers where possible.
+
+	// Partitions is the number of partitions the source reads, over all its
+	// topics. Zero means the source is not partitioned (or not Kafka).
+	Partitions int `json:"partitions,omitempty"`
+	// LagRecords is the consumer group's lag summed over partitions.
+	LagRecords *Float `json:"lagRecords,omitempty"`
+	// LagRatePerSecond is how fast the lag grew (negative: shrank) over the
+	// window.
+	LagRatePerSecond *Float `json:"lagRatePerSecond,omitempty"`
+	// ArrivalRatePerSecond is the rate at which records were appended to the
+	// source's partitions (broker end-offset growth): the true demand, which
+	// Flink's own metrics cannot see while the source is backpressured.
+	ArrivalRatePerSecond *Float `json:"arrivalRatePerSecond,omitempty"`
+	// PartitionRates optionally breaks the arrival rate down per partition,
+	// with the subtask that reads each partition now when known.
+	PartitionRates []PartitionRate `json:"partitionRates,omitempty"`
+}
+
+// Input is an edge from an upstream vertex.
+type Input struct {
+	ID           string `json:"id"`
+	ShipStrategy string `json:"shipStrategy"`
+}
+
+// Stat is an aggregate over a vertex's subtasks.
+type Stat struct {
+	Avg *Float `json:"avg,omitempty"`
+	Max *Float `json:"max,omitempty"`
+}
+
+// PartitionRate is one Kafka partition's arrival rate and backlog.
+type PartitionRate struct {
+	Topic                string `json:"topic"`
+	Partition            int    `json:"partition"`
+	ArrivalRatePerSecond Float  `json:"arrivalRatePerSecond"`
+	LagRecords           *Float `json:"lagRecords,omitempty"`
+	// Subtask is the index of the source subtask that reads the partition
+	// now, or nil when unknown.
+	Subtask *int `json:"subtask,omitempty"`
+}
+
+// Checkpoints summarises the job's recent checkpoints.
+type Checkpoints struct {
+	// IntervalMs is execution.checkpointing.interval.
+	IntervalMs Float `json:"intervalMs"`
+	// DurationMs is the recent end-to-end duration (the window's average or
+	// latest completed checkpoint). A savepoint takes about as long.
+	DurationMs Float `json:"durationMs"`
+	// TimeoutMs is execution.checkpointing.timeout; optional.
+	TimeoutMs Float `json:"timeoutMs,omitempty"`
+	// RecentFailures counts checkpoints that failed within the window.
+	RecentFailures int `json:"recentFailures"`
+	// StateSizeBytes is the full state size of the latest checkpoint.
+	StateSizeBytes Float `json:"stateSizeBytes,omitempty"`
+}
+
+// TaskManagers describes the TaskManagers the job runs on now.
+type TaskManagers struct {
+	// CPU is the CPU cores of one TaskManager (spec.taskManager.resource.cpu).
+	CPU Float `json:"cpu"`
+	// Slots is taskmanager.numberOfTaskSlots.
+	Slots int `json:"slots"`
+	// Replicas is the number of TaskManagers running.
+	Replicas int `json:"replicas"`
+}
+
+// ReadSnapshot decodes a snapshot and rejects unknown fields, so that a typo
+// in a hand-written snapshot is an error instead of a silently missing
+// metric.
+func ReadSnapshot(r io.Reader) (Snapshot, error) {
+	var s Snapshot
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Snapshot{}, fmt.Errorf("decoding snapshot: %w", err)
+	}
+	if dec.More() {
+		return Snapshot{}, fmt.Errorf("decoding snapshot: trailing data after the JSON object")
+	}
+	return s, nil
+}
+
+// IsSource reports whether the vertex has no inputs.
+func (v *Vertex) IsSource() bool { return len(v.Inputs) == 0 }
+
+// Keyed reports whether any input of the vertex is partitioned by key.
+func (v *Vertex) Keyed() bool {
+	for _, in := range v.Inputs {
+		if in.ShipStrategy == ShipHash {
+			return true
+		}
+	}
+	return false
+}
