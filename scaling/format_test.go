@@ -68,7 +68,7 @@ func TestReadPolicy(t *testing.T) {
 	assert.Equal(t, def.Behavior.ScaleDown.StabilizationWindow, p.Behavior.ScaleDown.StabilizationWindow)
 
 	for in, msg := range map[string]string{
-		`{"utilisation":{}}`:                         "unknown field",
+		`{"utilizaton":{}}`:                          "unknown field",
 		`{"utilization":{"target":1.5}}`:             "utilization.target must be in (0,1]",
 		`{"minParallelism":5,"maxParallelism":2}`:    "1 ≤ minParallelism ≤ maxParallelism",
 		`{"cooldownPeriod":"-1m"}`:                   "cooldownPeriod must not be negative",

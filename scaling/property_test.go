@@ -165,7 +165,7 @@ func TestPropertyInvariants(t *testing.T) {
 // More load never lowers what the model requires, for any vertex. (The
 // recommended plan may: at the lower load a restart can be judged not worth
 // it and every vertex kept, while at the higher load one vertex's scale-up
-// pays for the restart and an idle neighbour is resized down with it.)
+// pays for the restart and an idle neighbor is resized down with it.)
 func TestPropertyMoreLoadNeverLowersTheRequirement(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	compared := 0

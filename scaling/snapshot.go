@@ -113,7 +113,7 @@ type PartitionRate struct {
 	Subtask *int `json:"subtask,omitempty"`
 }
 
-// Checkpoints summarises the job's recent checkpoints.
+// Checkpoints summarizes the job's recent checkpoints.
 type Checkpoints struct {
 	// IntervalMs is execution.checkpointing.interval.
 	IntervalMs Float `json:"intervalMs"`

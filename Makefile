@@ -1,0 +1,240 @@
+# flinkscale build entry points. `make help` lists the targets.
+#
+# Build tools are pinned in small Go modules under hack/tools/<tool>/ (go.mod
+# and go.sum are committed; re-pin with hack/tools/bump.sh). They are built
+# from source into bin/ with the installed Go toolchain, once: each binary is
+# stored under a versioned name (bin/controller-gen-v0.19.0) with a stable
+# symlink next to it (bin/controller-gen), so a rebuild happens only when the
+# binary is missing or its tools module changed.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+GO ?= go
+
+# Build with the installed Go; never download a toolchain.
+export GOTOOLCHAIN ?= local
+
+# GOFLAGS (from the environment or `go env -w`, e.g. -buildvcs=false) is left
+# untouched for the project's own go commands. Tool builds below use a fixed
+# set instead, so they come out the same whatever the caller's GOFLAGS.
+
+comma := ,
+BIN := $(abspath bin)
+TOOLS := hack/tools
+
+# --------------------------------------------------------------------------
+# Pinned tool versions, read back from the tools modules' go.mod files.
+
+# $(call mod-version,<tool dir>,<module path>)
+mod-version = $(shell awk '($$1 == "$(2)") { print $$2; exit } ($$1 == "require" && $$2 == "$(2)") { print $$3; exit }' $(TOOLS)/$(1)/go.mod 2>/dev/null)
+
+CONTROLLER_TOOLS_VERSION := $(call mod-version,controller-gen,sigs.k8s.io/controller-tools)
+GOLANGCI_LINT_VERSION    := $(call mod-version,golangci-lint,github.com/golangci/golangci-lint/v2)
+HELM_VERSION             := $(call mod-version,helm,helm.sh/helm/v3)
+HELM_K8S_VERSION         := $(call mod-version,helm,k8s.io/client-go)
+KUBERNETES_VERSION       := $(call mod-version,k8s,k8s.io/kubernetes)
+ETCD_VERSION             := $(call mod-version,etcd,go.etcd.io/etcd/server/v3)
+
+$(foreach v,CONTROLLER_TOOLS_VERSION GOLANGCI_LINT_VERSION HELM_VERSION HELM_K8S_VERSION KUBERNETES_VERSION ETCD_VERSION,\
+  $(if $($(v)),,$(error $(v) not found in $(TOOLS)/*/go.mod; re-pin with hack/tools/bump.sh)))
+
+CONTROLLER_GEN := $(BIN)/controller-gen
+GOLANGCI_LINT  := $(BIN)/golangci-lint
+HELM           := $(BIN)/helm
+# envtest's BinaryAssetsDirectory / KUBEBUILDER_ASSETS.
+ENVTEST_DIR    := $(BIN)/k8s
+KUBE_APISERVER := $(ENVTEST_DIR)/kube-apiserver
+ETCD           := $(ENVTEST_DIR)/etcd
+
+# controller-runtime's envtest looks for kube-apiserver and etcd here.
+# (Until `make envtest-bins` has run the directory may not exist: tests that
+# need it should skip when $KUBEBUILDER_ASSETS/kube-apiserver is missing.)
+export KUBEBUILDER_ASSETS ?= $(ENVTEST_DIR)
+
+# $(call build-tool,<tools module dir>,<package>,<output file>,<extra go build flags>)
+# Static (CGO_ENABLED=0), stripped, -trimpath build from the committed go.sum
+# (-mod=readonly); any go.work and the caller's GOFLAGS are ignored.
+define build-tool
+@mkdir -p $(dir $(3))
+@echo ">> building $(notdir $(3)) from $(2) ($(TOOLS)/$(1))"
+@start=$$(date +%s); \
+  cd $(TOOLS)/$(1) && \
+  GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 GOTOOLCHAIN=local \
+  $(GO) build -trimpath -buildvcs=false $(4) -o $(3).tmp $(2); \
+  mv -f $(3).tmp $(3); \
+  echo ">> built $(3) in $$(( $$(date +%s) - start ))s ($$(du -m $(3) | cut -f1) MB)"
+endef
+
+# $(call link-tool,<versioned binary>,<stable symlink>)
+define link-tool
+@ln -sfn $(notdir $(1)) $(2)
+endef
+
+##@ Build
+
+.PHONY: build
+build: ## Compile every package and build bin/flinkscale
+	$(GO) build ./...
+	$(GO) build -o $(BIN)/flinkscale ./cmd/flinkscale
+
+.PHONY: demo
+demo: ## Run the demo: go run ./cmd/flinkscale demo [DEMO_ARGS=...]
+	$(GO) run ./cmd/flinkscale demo $(DEMO_ARGS)
+
+##@ Test
+
+# Prerequisites of `make test`. Empty for now; once integration tests use
+# envtest, set TEST_DEPS ?= envtest-bins here so they get kube-apiserver+etcd.
+TEST_DEPS ?=
+# Extra flags for go test, e.g. make test GO_TEST_FLAGS='-v -run TestFoo'.
+GO_TEST_FLAGS ?=
+
+.PHONY: test
+test: $(TEST_DEPS) ## Run all tests with the race detector (go test -race -count=1 ./...)
+	$(GO) test -race -count=1 $(if $(GO_TEST_FLAGS),$(GO_TEST_FLAGS) )./...
+
+BENCH ?= .
+.PHONY: bench
+bench: ## Run the ./scaling benchmarks (BENCH=regexp, default .)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./scaling/...
+
+FUZZTIME ?= 30s
+FUZZ_PKGS ?= ./scaling/...
+.PHONY: fuzz
+fuzz: ## Run every Fuzz* target under ./scaling for FUZZTIME each (default 30s)
+	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | \
+	  awk '/^Fuzz/ { names = names " " $$1; next } \
+	       /^ok / { n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2 ":" a[i]; names = "" }'); \
+	if [[ -z "$$targets" ]]; then echo "no fuzz targets in $(FUZZ_PKGS)"; exit 0; fi; \
+	for t in $$targets; do \
+	  pkg=$${t%%:*}; name=$${t#*:}; \
+	  echo ">> fuzzing $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null; \
+	done
+
+##@ Code quality
+
+# Go files to format-check: everything but bin/, .git/, vendor/ and testdata/.
+FIND_GO_FILES := find . \( -path ./bin -o -path ./.git -o -path ./vendor -o -name testdata \) -prune -o -name '*.go' -type f -print0
+
+.PHONY: lint-fast
+lint-fast: ## Cheap checks (what CI runs): gofmt -s check, go vet, go.mod tidy
+	@unformatted=$$($(FIND_GO_FILES) | xargs -0 -r gofmt -s -l); \
+	if [[ -n "$$unformatted" ]]; then \
+	  echo "gofmt -s would change these files (run 'make fmt'):"; echo "$$unformatted"; exit 1; \
+	fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+.PHONY: lint
+lint: lint-fast ## lint-fast, then golangci-lint (if it builds here)
+	@if $(MAKE) --no-print-directory golangci-lint; then \
+	  echo "$(GOLANGCI_LINT) run ./..."; \
+	  $(GOLANGCI_LINT) run ./...; \
+	else \
+	  echo "!! SKIPPING golangci-lint: $(GOLANGCI_LINT_VERSION) did not build with $$($(GO) env GOVERSION) (see above); gofmt and go vet passed."; \
+	fi
+
+.PHONY: fmt
+fmt: ## Format all Go files (gofmt -s -w)
+	@$(FIND_GO_FILES) | xargs -0 -r gofmt -s -w
+
+.PHONY: tidy
+tidy: ## go mod tidy the project module and every tools module
+	$(GO) mod tidy
+	@for d in $(TOOLS)/*/; do \
+	  [[ -f $$d/go.mod ]] || continue; \
+	  echo "go mod tidy ($$d)"; (cd $$d && GOWORK=off $(GO) mod tidy); \
+	done
+
+.PHONY: tidy-check
+tidy-check: ## Fail if go.mod/go.sum of the project or a tools module is not tidy
+	$(GO) mod tidy -diff
+	@for d in $(TOOLS)/*/; do \
+	  [[ -f $$d/go.mod ]] || continue; \
+	  (cd $$d && GOWORK=off $(GO) mod tidy -diff) || { echo "not tidy: $$d (make tidy)"; exit 1; }; \
+	done
+
+##@ Tools (built from source into bin/, cached)
+
+.PHONY: tools
+tools: controller-gen golangci-lint envtest-bins ## controller-gen + golangci-lint + envtest-bins
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## bin/controller-gen (sigs.k8s.io/controller-tools)
+$(CONTROLLER_GEN): $(CONTROLLER_GEN)-$(CONTROLLER_TOOLS_VERSION)
+	$(call link-tool,$<,$@)
+CONTROLLER_GEN_FLAGS := -ldflags '-s -w -X sigs.k8s.io/controller-tools/pkg/version.version=$(CONTROLLER_TOOLS_VERSION)'
+$(CONTROLLER_GEN)-$(CONTROLLER_TOOLS_VERSION): $(TOOLS)/controller-gen/go.mod $(TOOLS)/controller-gen/go.sum
+	@rm -f $(CONTROLLER_GEN)-v*
+	$(call build-tool,controller-gen,sigs.k8s.io/controller-tools/cmd/controller-gen,$@,$(CONTROLLER_GEN_FLAGS))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## bin/golangci-lint (v2)
+$(GOLANGCI_LINT): $(GOLANGCI_LINT)-$(GOLANGCI_LINT_VERSION)
+	$(call link-tool,$<,$@)
+# golangci-lint takes its version from these (as goreleaser sets them).
+GOLANGCI_LINT_FLAGS := -ldflags '-s -w -X main.version=$(GOLANGCI_LINT_VERSION:v%=%) -X main.commit=$(GOLANGCI_LINT_VERSION) -X main.date=n/a'
+$(GOLANGCI_LINT)-$(GOLANGCI_LINT_VERSION): $(TOOLS)/golangci-lint/go.mod $(TOOLS)/golangci-lint/go.sum
+	@rm -f $(GOLANGCI_LINT)-v*
+	$(call build-tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$@,$(GOLANGCI_LINT_FLAGS))
+
+.PHONY: helm
+helm: $(HELM) ## bin/helm (not part of `make tools`)
+$(HELM): $(HELM)-$(HELM_VERSION)
+	$(call link-tool,$<,$@)
+# The k8s version ldflags are what helm's own Makefile sets: the default
+# .Capabilities.KubeVersion for `helm template`/`helm lint` (else 1.20).
+HELM_K8S_MINOR := $(word 2,$(subst ., ,$(HELM_K8S_VERSION)))
+HELM_FLAGS := -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+  -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+  $(foreach p,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,-X $(p).k8sVersionMajor=1 -X $(p).k8sVersionMinor=$(HELM_K8S_MINOR))'
+$(HELM)-$(HELM_VERSION): $(TOOLS)/helm/go.mod $(TOOLS)/helm/go.sum
+	@rm -f $(HELM)-v*
+	$(call build-tool,helm,helm.sh/helm/v3/cmd/helm,$@,$(HELM_FLAGS))
+
+.PHONY: envtest-bins
+envtest-bins: $(KUBE_APISERVER) $(ETCD) ## bin/k8s/{kube-apiserver,etcd} for envtest (~4 min cold on 2 cores)
+
+$(KUBE_APISERVER): $(KUBE_APISERVER)-$(KUBERNETES_VERSION)
+	$(call link-tool,$<,$@)
+# Tags and version ldflags as in Kubernetes' hack/lib/golang.sh and version.sh.
+KUBERNETES_MINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
+KUBERNETES_VERSION_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(p).gitVersion=$(KUBERNETES_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(KUBERNETES_MINOR))
+KUBE_APISERVER_FLAGS := -tags selinux$(comma)notest$(comma)grpcnotrace -ldflags '-s -w $(KUBERNETES_VERSION_LDFLAGS)'
+$(KUBE_APISERVER)-$(KUBERNETES_VERSION): $(TOOLS)/k8s/go.mod $(TOOLS)/k8s/go.sum
+	@rm -f $(KUBE_APISERVER)-v*
+	$(call build-tool,k8s,k8s.io/kubernetes/cmd/kube-apiserver,$@,$(KUBE_APISERVER_FLAGS))
+
+$(ETCD): $(ETCD)-$(ETCD_VERSION)
+	$(call link-tool,$<,$@)
+ETCD_FLAGS := -ldflags '-s -w'
+$(ETCD)-$(ETCD_VERSION): $(TOOLS)/etcd/go.mod $(TOOLS)/etcd/go.sum
+	@rm -f $(ETCD)-v*
+	$(call build-tool,etcd,go.etcd.io/etcd/server/v3,$@,$(ETCD_FLAGS))
+
+##@ Housekeeping
+
+.PHONY: clean
+clean: ## Remove build and test outputs (keeps the cached tools in bin/)
+	rm -f $(BIN)/flinkscale cover*.out coverage.* *.prof *.test
+
+.PHONY: distclean
+distclean: clean ## clean, and also remove every cached tool (all of bin/)
+	rm -rf $(BIN)
+
+.PHONY: help
+help: ## Show this help
+	@echo "Usage: make <target> [VAR=value]"
+	@awk 'BEGIN { FS = ":.*## " } \
+	  /^##@/ { printf "\n%s\n", substr($$0, 5); next } \
+	  /^[a-zA-Z0-9_-]+:.*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "Pinned tools (hack/tools/*/go.mod): controller-gen $(CONTROLLER_TOOLS_VERSION), golangci-lint $(GOLANGCI_LINT_VERSION),"
+	@echo "  helm $(HELM_VERSION), kube-apiserver $(KUBERNETES_VERSION), etcd $(ETCD_VERSION)"
+	@echo "Variables: FUZZTIME=$(FUZZTIME) BENCH=$(BENCH) TEST_DEPS=$(TEST_DEPS) KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS)"
