@@ -205,8 +205,16 @@ func TestWeightedPartitionShareMatchesFlinkRules(t *testing.T) {
 			sp, rs := newWeightedPartitions(x, fresh)
 			require.Empty(t, rs)
 			w := sp.(*weightedPartitions)
+			rate := map[assign.TopicPartition]float64{}
+			var all []assign.TopicPartition
 			current := make([][]assign.TopicPartition, p)
-			for _, tp := range w.all {
+			for _, pr := range x.v.PartitionRates {
+				tp := assign.TopicPartition{Topic: pr.Topic, Partition: pr.Partition}
+				rate[tp] = float64(pr.ArrivalRatePerSecond)
+				all = append(all, tp)
+			}
+			assign.SortSplits(all)
+			for _, tp := range all {
 				for _, pr := range x.v.PartitionRates {
 					if pr.Topic == tp.Topic && pr.Partition == tp.Partition {
 						current[*pr.Subtask] = append(current[*pr.Subtask], tp)
@@ -216,13 +224,13 @@ func TestWeightedPartitionShareMatchesFlinkRules(t *testing.T) {
 			for q := 1; q <= n+2; q++ {
 				readers := assign.RestoreAssignment(current, q)
 				if fresh {
-					readers = assign.FreshAssignment(w.all, q)
+					readers = assign.FreshAssignment(all, q)
 				}
 				busiest := 0.0
 				for _, rd := range readers {
 					sum := 0.0
 					for _, tp := range rd {
-						sum += w.rate[tp]
+						sum += rate[tp]
 					}
 					busiest = max(busiest, sum)
 				}

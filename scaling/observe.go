@@ -3,6 +3,7 @@ package scaling
 import (
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/flinkscale/flinkscale/scaling/assign"
@@ -387,11 +388,14 @@ type weightedPartitions struct {
 	// readers' lists, concatenated in reader order: the restore rule cuts
 	// that list into contiguous chunks.
 	prefix []float64
-	all    []assign.TopicPartition // sorted, for a fresh assignment
-	rate   map[assign.TopicPartition]float64
-	total  float64
-	fresh  bool
-	memo   map[int]float64
+	// For a fresh assignment: each partition's number, its topic's start
+	// hash ((topic.hashCode()·31) & 0x7FFFFFFF) and its rate.
+	partition []int
+	topicHash []int
+	rate      []float64
+	total     float64
+	fresh     bool
+	memo      map[int]float64
 }
 
 func (w *weightedPartitions) share(q int) float64 {
@@ -401,9 +405,9 @@ func (w *weightedPartitions) share(q int) float64 {
 	busiest := 0.0
 	if w.fresh {
 		sums := make([]float64, q)
-		for _, tp := range w.all {
-			o := assign.KafkaSplitOwner(tp.Topic, tp.Partition, q)
-			sums[o] += w.rate[tp]
+		for i, k := range w.partition {
+			o := (w.topicHash[i]%q + k) % q // KafkaSplitOwner
+			sums[o] += w.rate[i]
 			busiest = math.Max(busiest, sums[o])
 		}
 	} else {
@@ -448,11 +452,20 @@ func newWeightedPartitions(x *vertex, fresh bool) (spread, []Reason) {
 	if len(v.PartitionRates) != v.Partitions {
 		return bad("partitionRates lists %d partitions, partitions says %d", len(v.PartitionRates), v.Partitions)
 	}
-	w := &weightedPartitions{rate: make(map[assign.TopicPartition]float64, v.Partitions), fresh: fresh, memo: map[int]float64{}}
+	// Splits in the order the enumerator assigns them: by topic, then
+	// partition; readers keep that order within their own lists.
+	prs := append([]PartitionRate(nil), v.PartitionRates...)
+	sort.Slice(prs, func(i, j int) bool {
+		if prs[i].Topic != prs[j].Topic {
+			return prs[i].Topic < prs[j].Topic
+		}
+		return prs[i].Partition < prs[j].Partition
+	})
+	w := &weightedPartitions{fresh: fresh, memo: map[int]float64{},
+		partition: make([]int, len(prs)), topicHash: make([]int, len(prs)), rate: make([]float64, len(prs))}
 	owned := true
-	for _, pr := range v.PartitionRates {
-		tp := assign.TopicPartition{Topic: pr.Topic, Partition: pr.Partition}
-		if _, dup := w.rate[tp]; dup {
+	for i, pr := range prs {
+		if i > 0 && pr.Topic == prs[i-1].Topic && pr.Partition == prs[i-1].Partition {
 			return bad("partition %s-%d is listed twice", pr.Topic, pr.Partition)
 		}
 		r := float64(pr.ArrivalRatePerSecond)
@@ -464,31 +477,35 @@ func newWeightedPartitions(x *vertex, fresh bool) (spread, []Reason) {
 		} else if *pr.Subtask < 0 || *pr.Subtask >= x.p {
 			return bad("partition %s-%d is owned by subtask %d of %d", pr.Topic, pr.Partition, *pr.Subtask, x.p)
 		}
-		w.rate[tp] = r
+		if i == 0 || pr.Topic != prs[i-1].Topic {
+			w.topicHash[i] = int((assign.JavaStringHashCode(pr.Topic) * 31) & 0x7FFFFFFF)
+		} else {
+			w.topicHash[i] = w.topicHash[i-1]
+		}
+		w.partition[i], w.rate[i] = pr.Partition, r
 		w.total += r
-		w.all = append(w.all, tp)
 	}
 	if w.total == 0 {
 		return uniformPartitions{n: v.Partitions}, nil
 	}
-	assign.SortSplits(w.all)
-	var current [][]assign.TopicPartition
-	if owned {
-		current = make([][]assign.TopicPartition, x.p)
-		owner := make(map[assign.TopicPartition]int, len(v.PartitionRates))
-		for _, pr := range v.PartitionRates {
-			owner[assign.TopicPartition{Topic: pr.Topic, Partition: pr.Partition}] = *pr.Subtask
+	// The current owner of each split: as measured, or Flink's fresh
+	// assignment at the current parallelism when unknown.
+	owner := make([]int, len(prs))
+	for i, pr := range prs {
+		if owned {
+			owner[i] = *pr.Subtask
+		} else {
+			owner[i] = (w.topicHash[i]%x.p + pr.Partition) % x.p
 		}
-		for _, tp := range w.all { // sorted within each reader
-			current[owner[tp]] = append(current[owner[tp]], tp)
-		}
-	} else {
-		current = assign.FreshAssignment(w.all, x.p)
 	}
-	w.prefix = make([]float64, 1, len(w.all)+1)
-	for _, reader := range current {
-		for _, tp := range reader {
-			w.prefix = append(w.prefix, w.prefix[len(w.prefix)-1]+w.rate[tp])
+	byReader := make([][]int, x.p)
+	for i, o := range owner {
+		byReader[o] = append(byReader[o], i)
+	}
+	w.prefix = make([]float64, 1, len(prs)+1)
+	for _, reader := range byReader {
+		for _, i := range reader {
+			w.prefix = append(w.prefix, w.prefix[len(w.prefix)-1]+w.rate[i])
 		}
 	}
 	return w, nil

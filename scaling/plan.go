@@ -155,6 +155,10 @@ func (j *job) groups() []string {
 // minimum utilization (so the next decision does not see it as wasteful).
 func (j *job) fillFreeSlots(par map[string]int, ceiling map[string]int, free int, minUtil float64) map[string]bool {
 	filled := map[string]bool{}
+	width := map[string]int{}
+	for _, x := range j.vertices {
+		width[groupOf(x)] = max(width[groupOf(x)], par[x.v.ID])
+	}
 	for {
 		var best *vertex
 		bestNext, bestCost, bestUtil := 0, 0, -1.0
@@ -168,7 +172,7 @@ func (j *job) fillFreeSlots(par map[string]int, ceiling map[string]int, free int
 			if next == 0 || x.utilizationAt(next) < minUtil {
 				continue
 			}
-			cost := max(0, next-j.groupWidth(par, groupOf(x)))
+			cost := max(0, next-width[groupOf(x)])
 			if cost > free {
 				continue
 			}
@@ -180,6 +184,7 @@ func (j *job) fillFreeSlots(par map[string]int, ceiling map[string]int, free int
 			return filled
 		}
 		par[best.v.ID] = bestNext
+		width[groupOf(best)] = max(width[groupOf(best)], bestNext)
 		free -= bestCost
 		filled[best.v.ID] = true
 	}

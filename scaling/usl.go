@@ -4,7 +4,9 @@ import (
 	"math"
 	"sort"
 
-	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
 )
 
 // point is one observation of a vertex: its whole-vertex true processing rate
@@ -116,29 +118,33 @@ func lstsq(rows [][3]float64, ys []float64, cols []int) ([3]float64, float64, bo
 			scale[c] = math.Max(scale[c], math.Abs(r[c]))
 		}
 	}
-	ata := mat.NewSymDense(k, nil)
-	aty := mat.NewVecDense(k, nil)
+	// Normal equations AᵀA·x = Aᵀy, solved by LAPACK's Cholesky (Potrf,
+	// Potrs): a 3×3 system needs no condition estimate, which is what
+	// mat.Cholesky would spend most of its time on.
+	ata := blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: make([]float64, k*k)}
+	aty := blas64.General{Rows: k, Cols: 1, Stride: 1, Data: make([]float64, k)}
 	for i, r := range rows {
 		for a, ca := range cols {
 			va := r[ca] / scale[ca]
-			aty.SetVec(a, aty.AtVec(a)+va*ys[i])
+			aty.Data[a] += va * ys[i]
 			for b := a; b < k; b++ {
 				cb := cols[b]
-				ata.SetSym(a, b, ata.At(a, b)+va*r[cb]/scale[cb])
+				ata.Data[a*k+b] += va * r[cb] / scale[cb]
 			}
 		}
 	}
-	var chol mat.Cholesky
-	if !chol.Factorize(ata) {
+	t, ok := lapack64.Potrf(ata)
+	if !ok {
 		return [3]float64{}, 0, false
 	}
-	var x mat.VecDense
-	if err := chol.SolveVecTo(&x, aty); err != nil {
-		return [3]float64{}, 0, false
-	}
+	lapack64.Potrs(t, aty)
 	var coef [3]float64
 	for j, c := range cols {
-		coef[c] = x.AtVec(j) / scale[c]
+		v := aty.Data[j] / scale[c]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return [3]float64{}, 0, false
+		}
+		coef[c] = v
 	}
 	res := 0.0
 	for i, r := range rows {

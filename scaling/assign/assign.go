@@ -11,6 +11,7 @@ package assign
 import (
 	"fmt"
 	"sort"
+	"unicode"
 	"unicode/utf16"
 )
 
@@ -24,8 +25,12 @@ type TopicPartition struct {
 // string's UTF-16 code units, in 32-bit two's complement arithmetic.
 func JavaStringHashCode(s string) int32 {
 	var h int32
-	for _, u := range utf16.Encode([]rune(s)) {
-		h = 31*h + int32(u)
+	for _, r := range s {
+		if r1, r2 := utf16.EncodeRune(r); r1 != unicode.ReplacementChar {
+			h = 31*(31*h+r1) + r2 // a surrogate pair is two UTF-16 units
+		} else {
+			h = 31*h + r
+		}
 	}
 	return h
 }
