@@ -56,6 +56,7 @@ func (m *model) run() Decision {
 	}
 	j.bounds(p)
 	m.size()
+	d.Sized = true
 	m.findTriggers()
 	m.lag()
 	d.Bottleneck = m.bottleneck()
@@ -64,6 +65,7 @@ func (m *model) run() Decision {
 		d.Recommended = d.Current
 		d.Vertices = m.vertexDecisions(d.Current.Parallelism)
 		if !m.anyMeasurable() {
+			d.Sized = false
 			return d.hold([]Reason{{Code: ReasonCapacityUnmeasured, Message: "no vertex's capacity could be measured: nothing to size on"}})
 		}
 		return d.hold([]Reason{{Code: ReasonWithinBand, Message: m.bandSentence()}})
@@ -116,7 +118,14 @@ func (m *model) size() {
 func (m *model) findTriggers() {
 	u := m.p.Utilization
 	for _, x := range m.j.vertices {
-		if x.excluded || !x.measurable {
+		if x.excluded {
+			continue
+		}
+		if !x.measurable {
+			if x.target == 0 && x.catchUp == 0 && m.required[x] < x.p {
+				m.trigger = append(m.trigger, Reason{Code: ReasonUnderutilized, Vertex: x.v.ID, Message: fmt.Sprintf(
+					"no records arrive and none are waiting: p=%d has nothing to do", x.p)})
+			}
 			continue
 		}
 		tpr := x.capacityAt(x.p)

@@ -113,6 +113,21 @@ func TestDecideSizing(t *testing.T) {
 			codes:  []ReasonCode{ReasonExcluded, ReasonOverloaded},
 		},
 		{
+			// Nothing arrives at the brokers, nothing is waiting, nothing flows: the
+			// capacity cannot be measured, but nothing is needed either. After the
+			// scale-down window (0 here) every vertex goes to the minimum, one
+			// max-factor step at a time: 8 → 4.
+			name: "an idle job scales down although its capacity cannot be measured",
+			snap: snapshot(1,
+				vtx{id: "src", p: 8, busy: 0, in: 0, out: 0, partitions: 8, lag: F(0), arrival: F(0)},
+				vtx{id: "sink", p: 8, busy: 0, in: 0, out: 0, inputs: from("src", ShipRebalance)},
+			),
+			policy: noWindow,
+			action: ActionScale,
+			want:   map[string]int{"src": 4, "sink": 4},
+			codes:  []ReasonCode{ReasonUnderutilized, ReasonCapacityUnmeasured, ReasonMaxFactorLimited},
+		},
+		{
 			// At exactly the target utilization nothing is outside the band.
 			name: "at the target load nothing changes",
 			snap: snapshot(1,

@@ -112,6 +112,10 @@ type Decision struct {
 	LagGrows bool `json:"lagGrows,omitempty"`
 	// CheckpointsHealthy is false when checkpoints are slow or failing.
 	CheckpointsHealthy bool `json:"checkpointsHealthy"`
+	// Sized is true when the model trusted the snapshot and sized every
+	// vertex; false on a hold for bad or insufficient data, whose
+	// per-vertex numbers are then only the current parallelism.
+	Sized bool `json:"sized"`
 }
 
 // VertexDecision is the model's view of one vertex.

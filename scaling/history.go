@@ -57,10 +57,12 @@ type RecommendationRecord struct {
 
 // Record appends a decision's required parallelism and drops entries older
 // than keep; the controller calls it after each Decide so that the next
-// decision sees this one. It returns the updated history and leaves h as it
-// was.
+// decision sees this one. A decision that did not size the job (bad or
+// insufficient data) is not recorded: its "required" is only the current
+// parallelism and would hold back a scale-down for a whole window. It returns
+// the updated history and leaves h as it was.
 func (h History) Record(d Decision, keep time.Duration) History {
-	if len(d.Vertices) == 0 {
+	if !d.Sized || len(d.Vertices) == 0 {
 		return h
 	}
 	rec := RecommendationRecord{At: d.At, Parallelism: make(map[string]int, len(d.Vertices))}

@@ -70,6 +70,7 @@ func TestDecideHoldsOnBadData(t *testing.T) {
 			tc.edit(&s)
 			d := Decide(s, testPolicy(), History{}, t0)
 			require.Equal(t, ActionHold, d.Action, d.Summary)
+			assert.False(t, d.Sized)
 			assert.Contains(t, codes(d.Reasons), tc.code, d.Summary)
 			assert.True(t, strings.Contains(d.Summary, tc.match), "summary %q should mention %q", d.Summary, tc.match)
 			for _, v := range d.Vertices {

@@ -175,13 +175,14 @@ func (x *vertex) required(util float64) (q int, limit ReasonCode) {
 	if x.excluded {
 		return x.p, ""
 	}
+	need := x.target/util + x.catchUp
+	if need == 0 {
+		// Nothing arrives and nothing waits: the least the bounds allow.
+		return x.lower, ""
+	}
 	if !x.measurable {
 		// Nothing to size on: keep the current parallelism, within bounds.
 		return min(max(x.p, x.lower), x.upper), ""
-	}
-	need := x.target/util + x.catchUp
-	if need == 0 {
-		return x.lower, ""
 	}
 	// capacityAt(q) ≤ perSubtask·q/eff(p), so no q below need·eff(p)/perSubtask
 	// is feasible: start the scan there.

@@ -187,6 +187,11 @@ func TestScaleDownStabilization(t *testing.T) {
 	h3 := h2.Record(later, 30*time.Minute)
 	assert.Len(t, h3.Recommendations, 1, "the hour-old entry is outside the window")
 	assert.Len(t, h2.Recommendations, 1, "Record does not modify its receiver")
+	// A hold on bad data is not a recommendation.
+	s.Samples = 1
+	bad := Decide(s, testPolicy(), h2, t0.Add(time.Minute))
+	require.False(t, bad.Sized)
+	assert.Equal(t, h2, h2.Record(bad, 30*time.Minute))
 }
 
 // The model's prefix-sum form of the restore rule agrees with
