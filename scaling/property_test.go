@@ -146,15 +146,18 @@ func checkInvariants(t *testing.T, s Snapshot, p Policy, d Decision) {
 func TestPropertyInvariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	acted := 0
-	for i := range 3000 {
+	for range 3000 {
 		s := randomJob(r, 1+r.IntN(12))
 		p := randomPolicy(r)
+		before, _ := json.Marshal(s)
 		d := Decide(s, p, History{}, t0)
+		if after, _ := json.Marshal(s); string(after) != string(before) {
+			t.Fatalf("Decide modified its snapshot")
+		}
 		checkInvariants(t, s, p, d)
 		if d.Action == ActionScale {
 			acted++
 		}
-		_ = i
 	}
 	// The generator must exercise the acting path, not only holds.
 	if acted < 300 {
