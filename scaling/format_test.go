@@ -113,6 +113,8 @@ func TestReadSnapshotIsStrict(t *testing.T) {
 	assert.ErrorContains(t, err, "trailing data")
 	_, err = ReadSnapshot(strings.NewReader(`{"vertices":[{"id":"a","busyTimeMsPerSecond":{"max":"lots"}}]}`))
 	assert.ErrorContains(t, err, "not a number")
+	_, err = ReadSnapshot(strings.NewReader(`{"version":"flinkscale.io/snapshot/v9","jobState":"RUNNING"}`))
+	assert.ErrorContains(t, err, "not supported")
 }
 
 // A NaN that reached a saved snapshot replays as the same Hold.

@@ -406,7 +406,7 @@ func (w *weightedPartitions) share(q int) float64 {
 	if w.fresh {
 		sums := make([]float64, q)
 		for i, k := range w.partition {
-			o := (w.topicHash[i]%q + k) % q // KafkaSplitOwner
+			o := (w.topicHash[i]%q + k) % q // assign.KafkaSplitOwner
 			sums[o] += w.rate[i]
 			busiest = math.Max(busiest, sums[o])
 		}
@@ -478,7 +478,7 @@ func newWeightedPartitions(x *vertex, fresh bool) (spread, []Reason) {
 			return bad("partition %s-%d is owned by subtask %d of %d", pr.Topic, pr.Partition, *pr.Subtask, x.p)
 		}
 		if i == 0 || pr.Topic != prs[i-1].Topic {
-			w.topicHash[i] = int((assign.JavaStringHashCode(pr.Topic) * 31) & 0x7FFFFFFF)
+			w.topicHash[i] = assign.TopicHash(pr.Topic)
 		} else {
 			w.topicHash[i] = w.topicHash[i-1]
 		}

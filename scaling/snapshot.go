@@ -151,6 +151,9 @@ func ReadSnapshot(r io.Reader) (Snapshot, error) {
 	if dec.More() {
 		return Snapshot{}, fmt.Errorf("decoding snapshot: trailing data after the JSON object")
 	}
+	if s.Version != "" && s.Version != SnapshotVersion {
+		return Snapshot{}, fmt.Errorf("decoding snapshot: version %q is not supported (this build reads %q)", s.Version, SnapshotVersion)
+	}
 	return s, nil
 }
 

@@ -43,8 +43,14 @@ func KafkaSplitOwner(topic string, partition, numReaders int) int {
 	if numReaders < 1 {
 		panic(fmt.Sprintf("assign: numReaders must be positive, got %d", numReaders))
 	}
-	start := int((JavaStringHashCode(topic)*31)&0x7FFFFFFF) % numReaders
-	return (start + partition) % numReaders
+	return (TopicHash(topic)%numReaders + partition) % numReaders
+}
+
+// TopicHash is the topic's part of KafkaSplitOwner,
+// (topic.hashCode() * 31) & 0x7FFFFFFF, for callers that assign many
+// partitions of one topic.
+func TopicHash(topic string) int {
+	return int((JavaStringHashCode(topic) * 31) & 0x7FFFFFFF)
 }
 
 // SortSplits sorts partitions by topic, then partition, the order in which
