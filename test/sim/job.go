@@ -1,0 +1,342 @@
+package sim
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/flinkscale/flinkscale/scaling/assign"
+)
+
+// Load gives the arrival rate of each partition of a topic, in records per
+// second, at an offset from the start of the simulation.
+type Load interface {
+	PartitionRates(topic string, t time.Duration) []float64
+}
+
+// Options configure a Job.
+type Options struct {
+	// Start is the virtual time the simulation starts at.
+	Start time.Time
+	// Seed makes job ids and savepoint paths reproducible.
+	Seed uint64
+	// Load drives the producers; nil means nothing arrives.
+	Load Load
+	// Kafka holds the topics; nil uses a MemoryKafka.
+	Kafka Kafka
+	// Step is the largest step Advance takes at once (default 1 s).
+	Step time.Duration
+}
+
+// Job is one simulated Flink application cluster running one job. It is
+// safe for concurrent use: Advance moves it, View copies it, and the control
+// methods (savepoints, resource requirements, Submit) act on it.
+type Job struct {
+	mu    sync.Mutex
+	spec  JobSpec
+	g     *graph
+	kafka Kafka
+	load  Load
+	step  time.Duration
+	rng   *rand.Rand
+	start time.Time
+	now   time.Time
+
+	// Producer side: each partition's end offset and the fraction of a
+	// record carried to the next step.
+	end   map[TopicPartition]int64
+	carry map[TopicPartition]float64
+	tps   map[string][]TopicPartition // topic → partitions in order
+
+	run        *deployment // nil before the first Submit
+	savepoints map[string]*snapshotData
+	triggers   map[string]*trigger
+	faults     map[Fault]int
+	err        error // the first Kafka error; Advance stops on it
+
+	// Accounting across deployments, for conservation tests and benchmarks.
+	produced    int64   // records appended to the topics
+	reprocessed int64   // records read again after a restore from a checkpoint
+	delivered   float64 // records that left the job's sinks
+}
+
+// NewJob validates the spec and creates a job that is not yet running: call
+// Submit to deploy it, then Advance to move time.
+func NewJob(spec JobSpec, opts Options) (*Job, error) {
+	g, err := buildGraph(spec)
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", spec.Name, err)
+	}
+	if spec.BufferSeconds == 0 {
+		spec.BufferSeconds = 1
+	}
+	if spec.TaskManager.Slots < 1 || !(spec.TaskManager.CPU > 0) {
+		return nil, fmt.Errorf("job %q: taskManager needs slots ≥ 1 and cpu > 0", spec.Name)
+	}
+	if spec.Checkpoints.Interval <= 0 {
+		return nil, fmt.Errorf("job %q: checkpoints.interval must be positive", spec.Name)
+	}
+	if spec.Checkpoints.Timeout <= 0 {
+		spec.Checkpoints.Timeout = 10 * time.Minute
+	}
+	if spec.FlinkVersion == "" {
+		spec.FlinkVersion = "1.20"
+	}
+	if spec.Scheduler == "" {
+		spec.Scheduler = "default"
+	}
+	if spec.ConsumerGroup == "" {
+		spec.ConsumerGroup = spec.Name
+	}
+	j := &Job{
+		spec: spec, g: g, kafka: opts.Kafka, load: opts.Load, step: opts.Step,
+		rng:   rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
+		start: opts.Start, now: opts.Start,
+		end: map[TopicPartition]int64{}, carry: map[TopicPartition]float64{}, tps: map[string][]TopicPartition{},
+		savepoints: map[string]*snapshotData{}, triggers: map[string]*trigger{}, faults: map[Fault]int{},
+	}
+	if j.kafka == nil {
+		j.kafka = NewMemoryKafka(spec.Topics)
+	}
+	if j.step <= 0 {
+		j.step = time.Second
+	}
+	var all []TopicPartition
+	for _, t := range spec.Topics {
+		for p := range t.Partitions {
+			tp := TopicPartition{t.Name, int32(p)}
+			j.tps[t.Name] = append(j.tps[t.Name], tp)
+			all = append(all, tp)
+		}
+	}
+	ends, err := j.kafka.EndOffsets(context.Background(), all)
+	if err != nil {
+		return nil, fmt.Errorf("job %q: reading end offsets: %w", spec.Name, err)
+	}
+	for tp, e := range ends {
+		j.end[tp] = e
+		j.produced += e
+	}
+	return j, nil
+}
+
+// Spec returns the job's spec (with defaults applied).
+func (j *Job) Spec() JobSpec { return j.spec }
+
+// Now is the job's virtual time.
+func (j *Job) Now() time.Time {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.now
+}
+
+// VertexID returns the id of the vertex with the given name.
+func (j *Job) VertexID(name string) (string, bool) {
+	for _, v := range j.g.vertices {
+		if v.spec.Name == name {
+			return v.id, true
+		}
+	}
+	return "", false
+}
+
+// Inject arms a fault: it fires at the next matching event (a savepoint, a
+// restart) or, for a TaskManager loss, at once.
+func (j *Job) Inject(f Fault) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if f == FaultTaskManagerLoss {
+		if j.run != nil && j.run.state == "RUNNING" {
+			j.failover("TaskManager lost")
+		}
+		return
+	}
+	j.faults[f]++
+}
+
+// Advance moves virtual time forward by d in steps of at most Options.Step:
+// records arrive, the job processes them, checkpoints and restarts progress,
+// and metrics update. It returns the first Kafka error, after which the job
+// does not move.
+func (j *Job) Advance(d time.Duration) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for d > 0 && j.err == nil {
+		dt := min(d, j.step)
+		j.tick(dt)
+		d -= dt
+	}
+	return j.err
+}
+
+// tick is one step of the simulation.
+func (j *Job) tick(dt time.Duration) {
+	j.arrive(dt)
+	if j.err != nil {
+		return
+	}
+	j.now = j.now.Add(dt)
+	r := j.run
+	if r == nil {
+		return
+	}
+	r.transitions(j)
+	if r.state == "RUNNING" {
+		j.flow(dt.Seconds())
+		r.checkpoints(j)
+	}
+	r.meters(j)
+}
+
+// arrive appends the records that arrived during dt.
+func (j *Job) arrive(dt time.Duration) {
+	if j.load == nil {
+		return
+	}
+	at := j.now.Sub(j.start)
+	counts := map[TopicPartition]int64{}
+	for _, t := range j.spec.Topics {
+		rates := j.load.PartitionRates(t.Name, at)
+		for p, tp := range j.tps[t.Name] {
+			if p >= len(rates) || !(rates[p] > 0) {
+				continue
+			}
+			x := j.carry[tp] + rates[p]*dt.Seconds()
+			n := math.Floor(x)
+			j.carry[tp] = x - n
+			if n > 0 {
+				counts[tp] = int64(n)
+			}
+		}
+	}
+	if len(counts) == 0 {
+		return
+	}
+	ends, err := j.kafka.Produce(context.Background(), counts)
+	if err != nil {
+		j.err = fmt.Errorf("producing to the job's topics: %w", err)
+		return
+	}
+	for tp, n := range counts {
+		j.produced += n
+		j.end[tp] = ends[tp]
+	}
+}
+
+// Stats is the job's record accounting, for conservation checks and
+// benchmarks.
+type Stats struct {
+	// Produced is every record appended to the job's topics.
+	Produced int64
+	// Consumed is the sources' positions summed over partitions: records
+	// read by the current deployment or restored into it.
+	Consumed int64
+	// Lag is Produced − Consumed: records waiting in Kafka.
+	Lag int64
+	// InFlight is the records sitting in the job's network buffers.
+	InFlight float64
+	// Reprocessed counts records read again after restoring from a
+	// checkpoint (at-least-once replay after a failover or an in-place
+	// rescale). A stop-with-savepoint restart replays nothing.
+	Reprocessed int64
+	// Delivered is what left the job's sinks (records out of vertices with
+	// no downstream).
+	Delivered float64
+}
+
+// Stats returns the job's record accounting now.
+func (j *Job) Stats() Stats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s := Stats{Produced: j.produced, Reprocessed: j.reprocessed, Delivered: j.delivered}
+	var positions map[TopicPartition]int64
+	if j.run != nil {
+		positions = j.run.positions
+		for _, v := range j.g.vertices {
+			for _, st := range j.run.tasks[v.id] {
+				s.InFlight += st.queue
+			}
+		}
+	} else {
+		positions = map[TopicPartition]int64{}
+	}
+	for tp, end := range j.end {
+		pos := positions[tp]
+		s.Consumed += pos
+		s.Lag += end - pos
+	}
+	return s
+}
+
+// randomHex returns n random bytes in hex from the job's seeded source.
+func (j *Job) randomHex(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(j.rng.UintN(256))
+	}
+	return hex.EncodeToString(b)
+}
+
+// ms is a time in epoch milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// sortedTPs returns map keys in (topic, partition) order.
+func sortedTPs[V any](m map[TopicPartition]V) []TopicPartition {
+	out := make([]TopicPartition, 0, len(m))
+	for tp := range m {
+		out = append(out, tp)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Topic != out[b].Topic {
+			return out[a].Topic < out[b].Topic
+		}
+		return out[a].Partition < out[b].Partition
+	})
+	return out
+}
+
+// toAssign converts partitions for the assignment rules.
+func toAssign(tps []TopicPartition) []assign.TopicPartition {
+	out := make([]assign.TopicPartition, len(tps))
+	for i, tp := range tps {
+		out[i] = assign.TopicPartition{Topic: tp.Topic, Partition: int(tp.Partition)}
+	}
+	return out
+}
+
+func fromAssign(tps []assign.TopicPartition) []TopicPartition {
+	out := make([]TopicPartition, len(tps))
+	for i, tp := range tps {
+		out[i] = TopicPartition{Topic: tp.Topic, Partition: int32(tp.Partition)}
+	}
+	return out
+}
+
+// TopicRates turns a per-topic arrival rate into a Load, splitting each
+// topic's rate over its partitions by the topic's Weights or Skew.
+func TopicRates(topics []TopicSpec, rate func(topic string, t time.Duration) float64) Load {
+	w := map[string][]float64{}
+	for _, t := range topics {
+		w[t.Name] = partitionWeights(t)
+	}
+	return topicRates{weights: w, rate: rate}
+}
+
+type topicRates struct {
+	weights map[string][]float64
+	rate    func(string, time.Duration) float64
+}
+
+func (l topicRates) PartitionRates(topic string, t time.Duration) []float64 {
+	r := l.rate(topic, t)
+	out := make([]float64, len(l.weights[topic]))
+	for i, w := range l.weights[topic] {
+		out[i] = r * w
+	}
+	return out
+}

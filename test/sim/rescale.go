@@ -1,0 +1,102 @@
+package sim
+
+import (
+	"fmt"
+	"sort"
+)
+
+// ResourceRequirements implements Cluster (GET
+// /jobs/:jobid/resource-requirements).
+func (j *Job) ResourceRequirements(jobID string) (map[string]Bounds, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	r, err := j.job(jobID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Bounds, len(r.requirement))
+	for id, b := range r.requirement {
+		out[id] = b
+	}
+	return out, nil
+}
+
+// UpdateResourceRequirements implements Cluster (PUT
+// /jobs/:jobid/resource-requirements) with the adaptive scheduler's
+// validation. When an upper bound changes a vertex's parallelism, the job
+// restarts its tasks from the latest checkpoint at the new parallelism (the
+// slots are available: the active resource manager starts TaskManagers).
+func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	r, err := j.job(jobID)
+	if err != nil {
+		return err
+	}
+	if j.spec.Scheduler != "adaptive" {
+		return fmt.Errorf("%w: The resource requirements update is only expected to work with the AdaptiveScheduler.", ErrUnsupported)
+	}
+	if len(req) == 0 {
+		return fmt.Errorf("%w: Request body does not specify resource requirements.", ErrBadRequest)
+	}
+	var unknown []string
+	for id := range req {
+		if j.g.byID[id] == nil {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("%w: The request contains unknown job vertices %v.", ErrBadRequest, unknown)
+	}
+	next := map[string]Bounds{}
+	for _, v := range j.g.vertices {
+		b, ok := req[v.id]
+		if !ok {
+			return fmt.Errorf("%w: The request is incomplete, missing job vertex [%s] resource requirements.", ErrBadRequest, v.id)
+		}
+		if b.LowerBound == -1 {
+			b.LowerBound = 1
+		}
+		if b.UpperBound == -1 {
+			b.UpperBound = r.maxP[v.id]
+		}
+		if b.LowerBound < 1 || b.LowerBound > b.UpperBound || b.UpperBound > r.maxP[v.id] {
+			return fmt.Errorf("%w: Invalid parallelism bounds [%d, %d] for job vertex [%s] (max parallelism %d).",
+				ErrBadRequest, b.LowerBound, b.UpperBound, v.id, r.maxP[v.id])
+		}
+		next[v.id] = b
+	}
+	if r.state == "RESTARTING" && r.restartKind == "rescale" {
+		return fmt.Errorf("%w: Another update to the job [%s] resource requirements is in progress.", ErrConflict, jobID)
+	}
+	if r.state != "RUNNING" && r.state != "CREATED" && r.state != "RESTARTING" {
+		return fmt.Errorf("%w: job %s is %s", ErrNotRunning, jobID, r.state)
+	}
+	r.requirement = next
+	changed := false
+	for id, b := range next {
+		if b.UpperBound != r.par[id] {
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	oldTMs := r.tms
+	for id, b := range next {
+		r.par[id] = b.UpperBound
+	}
+	r.tms = max(r.tms, (r.slotsNeeded(j.g)+r.slotsPerTM-1)/r.slotsPerTM)
+	wait := j.spec.Restart.Time
+	if r.tms > oldTMs {
+		wait += j.spec.Restart.TaskManagerStartup
+	}
+	r.numRescales++
+	r.setState(j, "RESTARTING")
+	r.restartKind = "rescale"
+	r.readyAt = j.now.Add(wait)
+	r.rewind(j)
+	r.buildTasks(j)
+	return nil
+}
