@@ -22,7 +22,9 @@ func TestConservationAcrossRandomRescales(t *testing.T) {
 		spec.Vertices[3].Inputs[0].From = "KeyedAgg"
 		spec.Topics[0].Partitions = 3 + r.IntN(10)
 		spec.Topics[0].Skew = r.Float64()
-		rate := func(_ string, at time.Duration) float64 { return 500 + 3000*float64((int(at/time.Minute)*7919+round)%5)/4 }
+		rate := func(_ string, at time.Duration) float64 {
+			return 500 + 3000*float64((int(at/time.Minute)*7919+round)%5)/4
+		}
 		j, _ := start(t, spec, TopicRates(spec.Topics, rate))
 		ids := map[string]string{}
 		for _, v := range spec.Vertices {

@@ -140,7 +140,7 @@ func TestMeterReadsLowInTheFirstMinute(t *testing.T) {
 	// MeterView divides by 60 s from the start: 30 s after the job runs at
 	// 1000 rec/s, the meter says about 500.
 	j, _ := start(t, pipeline(), afterDeploy(pipeline(), 1000))
-	require.NoError(t, j.Advance(50*time.Second + 30*time.Second))
+	require.NoError(t, j.Advance(50*time.Second+30*time.Second))
 	src := vertex(j.View(), "Source: orders")
 	assert.InDelta(t, 500, sum(src, func(s SubtaskView) float64 { return s.SourceNumRecordsInPerSecond }), 60)
 }
@@ -156,7 +156,7 @@ func TestPendingRecordsRegistersAfterTheFirstRecord(t *testing.T) {
 func TestCheckpointsCommitOffsetsAndFailPastTheTimeout(t *testing.T) {
 	spec := pipeline()
 	j, k := start(t, spec, afterDeploy(spec, 1000))
-	require.NoError(t, j.Advance(50*time.Second + 95*time.Second))
+	require.NoError(t, j.Advance(50*time.Second+95*time.Second))
 	v := j.View()
 	// Checkpoints at 30, 60 and 90 s after RUNNING, each taking 2 s.
 	assert.Equal(t, 3, v.Job.Checkpoints.Completed)
@@ -179,7 +179,7 @@ func TestCheckpointsCommitOffsetsAndFailPastTheTimeout(t *testing.T) {
 	slow.Checkpoints.Throughput = 100e6 // 500 s to write, timeout 60 s
 	slow.Checkpoints.Timeout = time.Minute
 	j, _ = start(t, slow, constant(slow, 1000))
-	require.NoError(t, j.Advance(50*time.Second + 100*time.Second))
+	require.NoError(t, j.Advance(50*time.Second+100*time.Second))
 	c := j.View().Job.Checkpoints
 	assert.Equal(t, 0, c.Completed)
 	assert.GreaterOrEqual(t, c.Failed, 1)
