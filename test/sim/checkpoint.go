@@ -234,6 +234,12 @@ func (r *deployment) commit(j *Job, snap *snapshotData) {
 	}
 	if err := j.kafka.Commit(context.Background(), j.spec.ConsumerGroup, snap.positions); err != nil && j.err == nil {
 		j.err = fmt.Errorf("committing offsets of checkpoint %d: %w", snap.id, err)
+		return
+	}
+	// The brokers may drop what every reader is past: it keeps a long run's
+	// memory bounded (end and committed offsets are untouched).
+	if err := j.kafka.Trim(context.Background(), snap.positions); err != nil && j.err == nil {
+		j.err = fmt.Errorf("trimming the topics below checkpoint %d: %w", snap.id, err)
 	}
 }
 
