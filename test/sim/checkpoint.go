@@ -232,6 +232,7 @@ func (r *deployment) commit(j *Job, snap *snapshotData) {
 	if len(snap.positions) == 0 {
 		return
 	}
+	j.flush() // a committed offset never passes the brokers' end offset
 	if err := j.kafka.Commit(context.Background(), j.spec.ConsumerGroup, snap.positions); err != nil && j.err == nil {
 		j.err = fmt.Errorf("committing offsets of checkpoint %d: %w", snap.id, err)
 		return

@@ -31,6 +31,11 @@ type Options struct {
 	Kafka Kafka
 	// Step is the largest step Advance takes at once (default 1 s).
 	Step time.Duration
+	// ProduceEvery batches the producers: arrivals are visible to the job
+	// every step but appended to the brokers at most this often (default:
+	// every step). A real broker costs a round trip per append; 5 s keeps a
+	// simulated day to seconds, like a producer's linger.
+	ProduceEvery time.Duration
 }
 
 // Job is one simulated Flink application cluster running one job. It is
@@ -48,10 +53,14 @@ type Job struct {
 	now   time.Time
 
 	// Producer side: each partition's end offset and the fraction of a
-	// record carried to the next step.
-	end   map[TopicPartition]int64
-	carry map[TopicPartition]float64
-	tps   map[string][]TopicPartition // topic → partitions in order
+	// record carried to the next step; arrivals not yet appended to the
+	// brokers wait in unflushed until the next flush.
+	end          map[TopicPartition]int64
+	carry        map[TopicPartition]float64
+	tps          map[string][]TopicPartition // topic → partitions in order
+	unflushed    map[TopicPartition]int64
+	produceEvery time.Duration
+	nextFlush    time.Time
 
 	run        *deployment // nil before the first Submit
 	savepoints map[string]*snapshotData
@@ -99,6 +108,7 @@ func NewJob(spec JobSpec, opts Options) (*Job, error) {
 		start: opts.Start, now: opts.Start,
 		end: map[TopicPartition]int64{}, carry: map[TopicPartition]float64{}, tps: map[string][]TopicPartition{},
 		savepoints: map[string]*snapshotData{}, triggers: map[string]*trigger{}, faults: map[Fault]int{},
+		unflushed: map[TopicPartition]int64{}, produceEvery: opts.ProduceEvery,
 	}
 	if j.kafka == nil {
 		j.kafka = NewMemoryKafka(spec.Topics)
@@ -214,18 +224,34 @@ func (j *Job) arrive(dt time.Duration) {
 			}
 		}
 	}
-	if len(counts) == 0 {
+	for tp, n := range counts {
+		j.produced += n
+		j.end[tp] += n
+		j.unflushed[tp] += n
+	}
+	if !j.now.Before(j.nextFlush) {
+		j.flush()
+		j.nextFlush = j.now.Add(j.produceEvery)
+	}
+}
+
+// flush appends the arrivals of the last steps to the brokers.
+func (j *Job) flush() {
+	if len(j.unflushed) == 0 || j.err != nil {
 		return
 	}
-	ends, err := j.kafka.Produce(context.Background(), counts)
+	ends, err := j.kafka.Produce(context.Background(), j.unflushed)
 	if err != nil {
 		j.err = fmt.Errorf("producing to the job's topics: %w", err)
 		return
 	}
-	for tp, n := range counts {
-		j.produced += n
-		j.end[tp] = ends[tp]
+	for tp, e := range ends {
+		if e != j.end[tp] {
+			j.err = fmt.Errorf("partition %s: the brokers' end offset %d differs from the %d produced", tp, e, j.end[tp])
+			return
+		}
 	}
+	clear(j.unflushed)
 }
 
 // Stats is the job's record accounting, for conservation checks and

@@ -58,17 +58,18 @@ func NewMemoryKafka(topics []TopicSpec) *MemoryKafka {
 func (k *MemoryKafka) Produce(_ context.Context, counts map[TopicPartition]int64) (map[TopicPartition]int64, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make(map[TopicPartition]int64, len(counts))
-	for tp, n := range counts {
-		end, ok := k.end[tp]
-		if !ok {
+	for tp, n := range counts { // all or nothing, as the brokers do
+		if _, ok := k.end[tp]; !ok {
 			return nil, fmt.Errorf("produce to %s: unknown topic or partition", tp)
 		}
 		if n < 0 {
 			return nil, fmt.Errorf("produce to %s: negative count %d", tp, n)
 		}
-		k.end[tp] = end + n
-		out[tp] = end + n
+	}
+	out := make(map[TopicPartition]int64, len(counts))
+	for tp, n := range counts {
+		k.end[tp] += n
+		out[tp] = k.end[tp]
 	}
 	return out, nil
 }
@@ -77,12 +78,7 @@ func (k *MemoryKafka) Produce(_ context.Context, counts map[TopicPartition]int64
 func (k *MemoryKafka) Commit(_ context.Context, group string, offsets map[TopicPartition]int64) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	g := k.committed[group]
-	if g == nil {
-		g = map[TopicPartition]int64{}
-		k.committed[group] = g
-	}
-	for tp, o := range offsets {
+	for tp, o := range offsets { // all or nothing
 		end, ok := k.end[tp]
 		if !ok {
 			return fmt.Errorf("commit %s: unknown topic or partition", tp)
@@ -90,6 +86,13 @@ func (k *MemoryKafka) Commit(_ context.Context, group string, offsets map[TopicP
 		if o < 0 || o > end {
 			return fmt.Errorf("commit %s: offset %d outside [0, %d]", tp, o, end)
 		}
+	}
+	g := k.committed[group]
+	if g == nil {
+		g = map[TopicPartition]int64{}
+		k.committed[group] = g
+	}
+	for tp, o := range offsets {
 		g[tp] = o
 	}
 	return nil
