@@ -1,0 +1,192 @@
+package flinkrest
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestJavaDouble(t *testing.T) {
+	cases := []struct {
+		in   float64
+		want string
+	}{
+		{734, "734.0"},
+		{1.2345678e7, "1.2345678E7"},
+		{1e-4, "1.0E-4"},
+		{1e-5, "1.0E-5"},
+		{0.001, "0.001"},
+		{0.002, "0.002"},
+		{0.00123, "0.00123"},
+		{9.99e-4, "9.99E-4"},
+		{1e7, "1.0E7"},
+		{9999999, "9999999.0"},
+		{1234567, "1234567.0"},
+		{12345678.9, "1.23456789E7"},
+		{0.1, "0.1"},
+		{0.30000000000000004, "0.30000000000000004"},
+		{1, "1.0"},
+		{100, "100.0"},
+		{0, "0.0"},
+		{math.Copysign(0, -1), "-0.0"},
+		{-734.5, "-734.5"},
+		{-1.2345678e7, "-1.2345678E7"},
+		{15234.55, "15234.55"},
+		{123456.789, "123456.789"},
+		{4.5231007e7, "4.5231007E7"},
+		{5.24288e7, "5.24288E7"},
+		{1e21, "1.0E21"},
+		{1e23, "1.0E23"},
+		{2e23, "2.0E23"},
+		{9.223372036854776e18, "9.223372036854776E18"},
+		{math.MaxFloat64, "1.7976931348623157E308"},
+		{2.2250738585072014e-308, "2.2250738585072014E-308"},
+		// One significant digit would do, but Java weighs the two-digit
+		// decimals too and keeps the closest (JDK 19+ Double.toString).
+		{math.SmallestNonzeroFloat64, "4.9E-324"},
+		{2 * math.SmallestNonzeroFloat64, "9.9E-324"},
+		{math.NaN(), "NaN"},
+		{math.Inf(1), "Infinity"},
+		{math.Inf(-1), "-Infinity"},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, javaDouble(c.in), "javaDouble(%v)", c.in)
+	}
+}
+
+func TestJDoubleJSON(t *testing.T) {
+	for in, want := range map[float64]string{
+		734: "734.0", 1.2345678e7: "1.2345678E7", math.NaN(): `"NaN"`,
+		math.Inf(1): `"Infinity"`, math.Inf(-1): `"-Infinity"`,
+	} {
+		assert.Equal(t, want, string(marshal(jdouble(in))))
+	}
+}
+
+func TestJavaLong(t *testing.T) {
+	assert.Equal(t, "12345678", javaLong(12_345_678))
+	assert.Equal(t, "266", javaLong(266.9), "a Java (long) cast truncates")
+	assert.Equal(t, "-1", javaLong(-1))
+	assert.Equal(t, "0", javaLong(math.NaN()))
+	assert.Equal(t, strconv.FormatInt(math.MaxInt64, 10), javaLong(1e300))
+}
+
+// parseJavaDouble maps Java's spellings of the infinities to Go's.
+func parseJavaDouble(s string) (float64, error) {
+	switch s {
+	case "Infinity":
+		s = "+Inf"
+	case "-Infinity":
+		s = "-Inf"
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
+func FuzzJavaDouble(f *testing.F) {
+	for _, seed := range []float64{
+		0, math.Copysign(0, -1), 1, 734, 1e-3, 1e7, 9999999.999999998, 1.2345678e7, 1e-4,
+		0.1, math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(1), math.Inf(-1),
+	} {
+		f.Add(math.Float64bits(seed))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		x := math.Float64frombits(bits)
+		s := javaDouble(x)
+		back, err := parseJavaDouble(s)
+		if err != nil {
+			t.Fatalf("javaDouble(%v) = %q does not parse: %v", x, s, err)
+		}
+		if math.IsNaN(x) {
+			if !math.IsNaN(back) {
+				t.Fatalf("javaDouble(NaN) = %q", s)
+			}
+			return
+		}
+		if math.Float64bits(back) != bits {
+			t.Fatalf("javaDouble(%v) = %q parses back as %v", x, s, back)
+		}
+		if math.IsInf(x, 0) {
+			return
+		}
+		abs := math.Abs(x)
+		plain := abs >= 1e-3 && abs < 1e7 || abs == 0
+		if plain == strings.Contains(s, "E") {
+			t.Fatalf("javaDouble(%v) = %q: wrong notation", x, s)
+		}
+		mant, _, _ := strings.Cut(s, "E")
+		if i := strings.IndexByte(mant, '.'); i < 0 || i == len(mant)-1 {
+			t.Fatalf("javaDouble(%v) = %q: needs a digit after the point", x, s)
+		}
+		if strings.ContainsAny(s, "e+") {
+			t.Fatalf("javaDouble(%v) = %q: Java writes E and no plus sign", x, s)
+		}
+	})
+}
+
+func TestJavaStringHash(t *testing.T) {
+	assert.Equal(t, int32(0), javaStringHash(""))
+	assert.Equal(t, int32(97), javaStringHash("a"))
+	assert.Equal(t, int32(2112), javaStringHash("Aa"))
+	assert.Equal(t, int32(2112), javaStringHash("BB"))
+	// "orders".hashCode() from the reference's Kafka split-owner vector.
+	assert.Equal(t, int32(-1008770331), javaStringHash("orders"))
+	// A supplementary character hashes as its two UTF-16 units.
+	assert.Equal(t, int32(31*0xD83D+0xDE00), javaStringHash("\U0001F600"))
+}
+
+func TestJavaHashOrder(t *testing.T) {
+	// Buckets of a 16-slot table: "c"→3, "a"→1, "b"→2.
+	assert.Equal(t, []string{"a", "b", "c"}, javaHashOrder([]string{"c", "a", "b"}, 0))
+	// "Aa" and "BB" collide: insertion order within a bucket.
+	assert.Equal(t, []string{"BB", "Aa"}, javaHashOrder([]string{"BB", "Aa"}, 0))
+	assert.Equal(t, []string{"Aa", "BB"}, javaHashOrder([]string{"Aa", "BB", "Aa"}, 0), "duplicates keep the first place")
+	// "a" (97) and "q" (113) share bucket 1 of 16, but not of 32: the 13th
+	// entry makes the table grow.
+	small := javaHashOrder([]string{"q", "a"}, 0)
+	assert.Equal(t, []string{"q", "a"}, small)
+	keys := []string{"q", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"}
+	grown := javaHashOrder(keys, 0)
+	assert.Less(t, indexOf(grown, "a"), indexOf(grown, "q"), "after resizing, 97&31=1 comes before 113&31=17")
+	// A HashSet sized for 40 entries has 64 buckets from the start.
+	assert.Equal(t, 54, javaHashSetCapacity(40))
+}
+
+func indexOf(s []string, x string) int {
+	for i, v := range s {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestPercentileMatchesCommonsMath(t *testing.T) {
+	assert.True(t, math.IsNaN(percentile(nil, 50)))
+	assert.Equal(t, 7.0, percentile([]float64{7}, 99))
+	assert.Equal(t, 3.0, percentile([]float64{5, 1, 4, 2, 3}, 50))
+	assert.Equal(t, 2.5, percentile([]float64{1, 2, 3, 4}, 50))
+	assert.Equal(t, 1.25, percentile([]float64{1, 2, 3, 4}, 25))
+	assert.Equal(t, 1.0, percentile([]float64{1, 2, 3, 4}, 10), "below the first position: the minimum")
+	assert.Equal(t, 10.0, percentile([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 95), "past the last position: the maximum")
+}
+
+func TestJavaParseDouble(t *testing.T) {
+	for in, want := range map[string]float64{
+		"734.0": 734, "266": 266, "1.2345678E7": 1.2345678e7, " 5 ": 5, "1d": 1, "-Infinity": math.Inf(-1),
+	} {
+		got, isNum := javaParseDouble(in)
+		require.True(t, isNum, in)
+		assert.Equal(t, want, got, in)
+	}
+	got, isNum := javaParseDouble("NaN")
+	assert.True(t, isNum)
+	assert.True(t, math.IsNaN(got))
+	for _, in := range []string{"true", "false", "", "inf", "n/a", "s3://x"} {
+		_, isNum := javaParseDouble(in)
+		assert.False(t, isNum, in)
+	}
+}
