@@ -87,9 +87,10 @@ demo: ## Run the demo: go run ./cmd/flinkscale demo [DEMO_ARGS=...]
 
 ##@ Test
 
-# Prerequisites of `make test`. Empty for now; once integration tests use
-# envtest, set TEST_DEPS ?= envtest-bins here so they get kube-apiserver+etcd.
-TEST_DEPS ?=
+# Prerequisites of `make test`: the integration tests (test/envtest users)
+# need kube-apiserver+etcd in bin/k8s. `make test TEST_DEPS=` skips building
+# them (those tests then skip, or fail under CI=true).
+TEST_DEPS ?= envtest-bins
 # Extra flags for go test, e.g. make test GO_TEST_FLAGS='-v -run TestFoo'.
 GO_TEST_FLAGS ?=
 
@@ -103,9 +104,9 @@ bench: ## Run the ./scaling benchmarks (BENCH=regexp, default .)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./scaling/...
 
 FUZZTIME ?= 30s
-FUZZ_PKGS ?= ./scaling/...
+FUZZ_PKGS ?= ./scaling/... ./test/sim/...
 .PHONY: fuzz
-fuzz: ## Run every Fuzz* target under ./scaling for FUZZTIME each (default 30s)
+fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for FUZZTIME each (default 30s)
 	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | \
 	  awk '/^Fuzz/ { names = names " " $$1; next } \
 	       /^ok / { n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2 ":" a[i]; names = "" }'); \

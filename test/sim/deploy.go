@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/flinkscale/flinkscale/scaling/assign"
@@ -120,7 +121,10 @@ func (j *Job) Submit(s Submission) error {
 		jobID: jobID, state: "INITIALIZING", timestamps: map[string]int64{"INITIALIZING": ms(j.now)},
 		startTime: j.now, par: par, maxP: maxP, slotsPerTM: spt,
 		positions: map[TopicPartition]int64{}, partCarry: map[TopicPartition]float64{},
-		readyAt: j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup),
+	}
+	r.readyAt = j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup)
+	if s.SavepointPath != "" {
+		r.readyAt = r.readyAt.Add(j.restoreTime())
 	}
 	if j.faults[FaultRestart] > 0 {
 		j.faults[FaultRestart]--
@@ -138,6 +142,14 @@ func (j *Job) Submit(s Submission) error {
 	r.buildTasks(j)
 	j.run = r
 	return nil
+}
+
+// restoreTime is how long loading the state takes on a restart.
+func (j *Job) restoreTime() time.Duration {
+	if t := j.spec.Restart.RestoreBytesPerSecond; t > 0 {
+		return time.Duration(float64(j.stateSize()) / t * float64(time.Second))
+	}
+	return 0
 }
 
 func terminal(state string) bool {
@@ -243,6 +255,7 @@ func (r *deployment) buildTasks(j *Job) {
 	for _, v := range j.g.vertices {
 		p := r.par[v.id]
 		c := v.spec.Capacity / (1 + v.spec.USL.Sigma*float64(p-1) + v.spec.USL.Kappa*float64(p)*float64(p-1))
+		c *= math.Min(1, j.spec.TaskManager.CPU/float64(r.slotsPerTM)) // slots share the cores
 		ts := make([]*task, p)
 		for k := range ts {
 			ts[k] = &task{capacity: c, bufCap: j.spec.BufferSeconds * c, tm: (base[v.group] + k) / r.slotsPerTM}
@@ -296,7 +309,7 @@ func (j *Job) failover(cause string) {
 	r.numRestarts++
 	r.setState(j, "RESTARTING")
 	r.restartKind = "failover"
-	r.readyAt = j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup)
+	r.readyAt = j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup + j.restoreTime())
 	r.rewind(j)
 	r.buildTasks(j)
 	_ = cause

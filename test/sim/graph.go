@@ -208,15 +208,17 @@ func zipfWeights(n int, s float64, seed string) []float64 {
 	return w
 }
 
-// partitionWeights is each partition's share of a topic's arrivals.
-func partitionWeights(t TopicSpec) []float64 {
+// PartitionShares is each partition's share of a topic's arrivals (summing
+// to 1): the topic's Weights normalized, else Zipf shares ∝ 1/(k+1)^Skew for
+// partition k, equal when Skew is 0.
+func PartitionShares(t TopicSpec) []float64 {
 	w := make([]float64, t.Partitions)
 	total := 0.0
 	for k := range w {
 		switch {
 		case len(t.Weights) == t.Partitions:
 			w[k] = t.Weights[k]
-		case t.Skew > 0:
+		case t.Skew != 0:
 			w[k] = 1 / math.Pow(float64(k+1), t.Skew)
 		default:
 			w[k] = 1

@@ -19,6 +19,15 @@ type Load interface {
 	PartitionRates(topic string, t time.Duration) []float64
 }
 
+// ArrivalLoad is a Load that can also say how many records arrive on a topic
+// between two offsets. When the load provides it, the job uses it, so that
+// the records produced do not depend on the simulation step; the topic's
+// partitions share them by PartitionShares.
+type ArrivalLoad interface {
+	Load
+	Arrivals(topic string, from, to time.Duration) float64
+}
+
 // Options configure a Job.
 type Options struct {
 	// Start is the virtual time the simulation starts at.
@@ -210,13 +219,26 @@ func (j *Job) arrive(dt time.Duration) {
 	}
 	at := j.now.Sub(j.start)
 	counts := map[TopicPartition]int64{}
+	arrivals, integrated := j.load.(ArrivalLoad)
 	for _, t := range j.spec.Topics {
-		rates := j.load.PartitionRates(t.Name, at)
+		var perPartition []float64
+		if integrated {
+			total := arrivals.Arrivals(t.Name, at, at+dt)
+			perPartition = PartitionShares(t)
+			for p := range perPartition {
+				perPartition[p] *= total
+			}
+		} else {
+			perPartition = j.load.PartitionRates(t.Name, at)
+			for p := range perPartition {
+				perPartition[p] *= dt.Seconds()
+			}
+		}
 		for p, tp := range j.tps[t.Name] {
-			if p >= len(rates) || !(rates[p] > 0) {
+			if p >= len(perPartition) || !(perPartition[p] > 0) {
 				continue
 			}
-			x := j.carry[tp] + rates[p]*dt.Seconds()
+			x := j.carry[tp] + perPartition[p]
 			n := math.Floor(x)
 			j.carry[tp] = x - n
 			if n > 0 {
@@ -348,7 +370,7 @@ func fromAssign(tps []assign.TopicPartition) []TopicPartition {
 func TopicRates(topics []TopicSpec, rate func(topic string, t time.Duration) float64) Load {
 	w := map[string][]float64{}
 	for _, t := range topics {
-		w[t.Name] = partitionWeights(t)
+		w[t.Name] = PartitionShares(t)
 	}
 	return topicRates{weights: w, rate: rate}
 }

@@ -88,7 +88,7 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 		r.par[id] = b.UpperBound
 	}
 	r.tms = max(r.tms, (r.slotsNeeded(j.g)+r.slotsPerTM-1)/r.slotsPerTM)
-	wait := j.spec.Restart.Time
+	wait := j.spec.Restart.Time + j.restoreTime()
 	if r.tms > oldTMs {
 		wait += j.spec.Restart.TaskManagerStartup
 	}

@@ -59,7 +59,9 @@ type VertexSpec struct {
 	// MaxParallelism: key groups; 0 means Flink's default rule for the
 	// first parallelism.
 	MaxParallelism int `json:"maxParallelism,omitempty"`
-	// Capacity is what one subtask processes per second at 100 % busy.
+	// Capacity is what one subtask processes per second at 100 % busy with a
+	// whole CPU core. Where TaskManagers have fewer cores than slots, every
+	// subtask's capacity shrinks by cpu/slots (CPU contention).
 	Capacity float64 `json:"capacity"`
 	// Selectivity is records out per record in (1 for a map, < 1 for a
 	// filter or a window, 0 for a sink).
@@ -75,7 +77,8 @@ type VertexSpec struct {
 	// Topics a source reads (names of TopicSpec). Empty for other vertices.
 	Topics []string `json:"topics,omitempty"`
 	// KeySkew is the Zipf exponent of the key distribution over key groups
-	// for a keyed vertex (0: uniform).
+	// for a keyed vertex (0: uniform); the hot key groups are shuffled by a
+	// hash of the vertex id, so they fall in any subtask's range.
 	KeySkew float64 `json:"keySkew,omitempty"`
 	// StateBytes is the vertex's state size; it grows checkpoint durations.
 	StateBytes float64 `json:"stateBytes,omitempty"`
@@ -112,9 +115,13 @@ type CheckpointSpec struct {
 	AlignmentFactor float64       `json:"alignmentFactor,omitempty"`
 }
 
-// RestartSpec times a restart: the job is down for Time plus
-// TaskManagerStartup for each new TaskManager batch (started in parallel).
+// RestartSpec times a restart: the job is down for Time, plus
+// TaskManagerStartup when TaskManagers start (a redeployment, or a rescale
+// that needs more), plus the state restored at RestoreBytesPerSecond.
 type RestartSpec struct {
 	Time               time.Duration `json:"time"`
 	TaskManagerStartup time.Duration `json:"taskManagerStartup"`
+	// RestoreBytesPerSecond, when set, adds Σ StateBytes / it to every
+	// restart that restores state.
+	RestoreBytesPerSecond float64 `json:"restoreBytesPerSecond,omitempty"`
 }
