@@ -1,7 +1,8 @@
 // Command flinkscale is the flinkscale command line: today it replays saved
-// snapshots through the scaling model (`decide`) and shows the model on the
-// bundled examples (`demo`). The controller, `recommend`, `bench` and the
-// embedded demo stack arrive with their issues.
+// snapshots through the scaling model (`decide`), shows the model on the
+// bundled examples (`demo`), and serves simulated Flink jobs (`sim`). The
+// controller, `recommend`, `bench` and the embedded demo stack arrive with
+// their issues.
 package main
 
 import (
@@ -41,6 +42,9 @@ Usage:
       Exit code 0: hold; 3: rescale recommended; 1: error.
   flinkscale demo
       Decide the bundled example snapshots and print the decisions.
+  flinkscale sim --scenario FILE [--speed 60] [--rest ADDR] [--prometheus ADDR] [--duration D]
+      Serve a scenario's simulated Flink job in real time: Kafka, Flink's REST API
+      and Prometheus reporter on 127.0.0.1, for manual use and end-to-end tests.
   flinkscale version
 `
 
@@ -56,6 +60,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code, err = decide(args[1:], stdout)
 	case "demo":
 		err = demo(stdout)
+	case "sim":
+		ctx, stop := interruptible()
+		err = simulate(ctx, args[1:], stdout)
+		stop()
 	case "version":
 		fmt.Fprintln(stdout, "flinkscale", version)
 	case "help", "-h", "--help":

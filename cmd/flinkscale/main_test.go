@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -83,4 +84,22 @@ func TestDemoDecidesEveryExample(t *testing.T) {
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "orders_agg: Scale")
 	assert.Contains(t, out, "clicks_enrich: Hold")
+}
+
+func TestSimServesTheScenario(t *testing.T) {
+	// A minute of step-up-3x at 600× speed for 300 ms of wall time, on
+	// ephemeral ports.
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := simulate(ctx, []string{"--scenario", "../../test/scenarios/step-up-3x.yaml", "--speed", "600",
+		"--rest", "127.0.0.1:0", "--prometheus", "127.0.0.1:0", "--duration", "300ms"}, &out)
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "Kafka bootstrap servers: 127.0.0.1:")
+	assert.Contains(t, out.String(), "Flink REST API:          http://127.0.0.1:")
+	assert.Contains(t, out.String(), "stopped at")
+
+	code, _, errOut := runCLI("sim", "--scenario", "nope.yaml")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "nope.yaml")
 }
