@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/test/sim"
 )
 
 // Every scenario of the library runs its whole duration on the simulator at
@@ -37,4 +39,20 @@ func TestLibraryRunsOnTheSimulator(t *testing.T) {
 			assert.Equal(t, "RUNNING", j.View().Job.State)
 		})
 	}
+}
+
+// Same seed, same trace: two runs of a scenario end in the same state.
+func TestSameSeedSameRun(t *testing.T) {
+	s, err := Load(libraryDir + "/short-spike.yaml")
+	require.NoError(t, err)
+	run := func() (sim.Stats, sim.View) {
+		j, err := s.NewJob(nil, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), 0)
+		require.NoError(t, err)
+		require.NoError(t, j.Advance(s.Duration))
+		return j.Stats(), j.View()
+	}
+	s1, v1 := run()
+	s2, v2 := run()
+	assert.Equal(t, s1, s2)
+	assert.Equal(t, v1, v2)
 }
