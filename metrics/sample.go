@@ -1,0 +1,135 @@
+// Package metrics turns live systems into the scaling model's snapshot.
+// Collectors poll Flink (REST API in metrics/flink, Prometheus reporter or
+// PromQL in metrics/flinkprom) and Kafka (metrics/kafka) into timestamped
+// samples; a Window keeps a job's samples over the metrics window and
+// assembles a scaling.Snapshot that says what is complete and what is
+// missing, so that the model can hold with a reason rather than guess.
+package metrics
+
+import (
+	"time"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+// FlinkSample is one poll of a job's Flink metrics. Fields that could not be
+// collected are nil (or absent) and named in Missing; a collector never
+// turns a missing metric into zero.
+type FlinkSample struct {
+	At           time.Time
+	FlinkVersion string
+	JobID        string
+	JobName      string
+	// State is Flink's job status (RUNNING, RESTARTING, …).
+	State string
+	// RunningSince is timestamps.RUNNING of the job: it moves on every
+	// restart or failover.
+	RunningSince time.Time
+	Vertices     []VertexSample
+	Checkpoints  *CheckpointSample
+	TaskManagers *TaskManagerSample
+	// Missing lists what could not be collected, as "<vertex id>: <metric>"
+	// or "<what>: <why>", for the snapshot's hold reasons and the logs.
+	Missing []string
+}
+
+// VertexSample is one vertex at one poll. Aggregates are over subtasks.
+type VertexSample struct {
+	ID               string
+	Name             string
+	Parallelism      int
+	MaxParallelism   int
+	SlotSharingGroup string
+	Inputs           []scaling.Input
+
+	// Gauges at the poll, ms/s: avg and max over subtasks.
+	BusyTimeMsPerSecond          *Agg
+	BackPressuredTimeMsPerSecond *Agg
+	// Meters (60 s rates, summed over subtasks). For a source, "in" is the
+	// source operator's numRecordsInPerSecond.
+	NumRecordsInPerSecond  *float64
+	NumRecordsOutPerSecond *float64
+	// Counters summed over subtasks (since each subtask's attempt started),
+	// from which the window computes its own rates.
+	NumRecordsIn  *float64
+	NumRecordsOut *float64
+	// Sources: pendingRecords summed (nil until Flink registered it) and the
+	// Kafka partitions each reader owns, from the KafkaSourceReader metric
+	// group (topic names as Flink's metric scope writes them: REST replaces
+	// ' ', '.', ':' and ',' with '_'; see SanitizedTopic).
+	PendingRecords *float64
+	Partitions     []PartitionOwner
+}
+
+// Agg is an aggregate over subtasks.
+type Agg struct {
+	Avg, Max float64
+}
+
+// PartitionOwner is a partition a source reader reads, with its offsets as
+// the reader reports them (-1: unknown).
+type PartitionOwner struct {
+	Topic           string // as in the metric name (sanitized)
+	Partition       int
+	Subtask         int
+	CurrentOffset   int64
+	CommittedOffset int64
+}
+
+// CheckpointSample is the job's checkpoint statistics at a poll.
+type CheckpointSample struct {
+	Interval time.Duration
+	Timeout  time.Duration
+	// LastDuration is the latest completed checkpoint's end-to-end duration.
+	LastDuration  time.Duration
+	LastStateSize int64
+	Completed     int // counts since the job started
+	Failed        int
+	InProgress    int
+}
+
+// TaskManagerSample is the TaskManagers' shape at a poll.
+type TaskManagerSample struct {
+	CPU      float64 // cores of one TaskManager
+	Slots    int     // task slots of one TaskManager
+	Replicas int     // TaskManagers registered
+}
+
+// KafkaSample is one poll of the brokers for a consumer group.
+type KafkaSample struct {
+	At    time.Time
+	Group string
+	// GroupState is the group's state (Empty, Stable, PreparingRebalance,
+	// CompletingRebalance, Dead, or "" if unknown).
+	GroupState string
+	Partitions []KafkaPartition
+	// Missing lists topics or partitions that could not be read, with why
+	// (e.g. "orders: UNKNOWN_TOPIC_OR_PARTITION").
+	Missing []string
+}
+
+// KafkaPartition is one partition at a poll.
+type KafkaPartition struct {
+	Topic     string
+	Partition int
+	// End is the log end offset (high watermark); Start the log start.
+	End, Start int64
+	// Committed is the group's committed offset, -1 when there is none
+	// (never committed, or expired). A -1 is reported, never read as zero
+	// lag.
+	Committed int64
+}
+
+// SanitizedTopic writes a topic name as Flink's REST metric ids do (' ',
+// '.', ':' and ',' replaced by '_'), so that Kafka's names can be matched
+// with the partitions Flink's metrics report.
+func SanitizedTopic(topic string) string {
+	b := []byte(topic)
+	for i, c := range b {
+		switch c {
+		case ' ', '.', ':', ',':
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
