@@ -1,0 +1,449 @@
+package metrics
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"gonum.org/v1/gonum/stat"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+// Window keeps one job's samples over the metrics window and assembles
+// snapshots from them. It is not safe for concurrent use: one reconcile owns
+// it at a time.
+type Window struct {
+	length time.Duration
+	flink  []FlinkSample
+	kafka  []KafkaSample
+	// resets counts how often a restart emptied the window.
+	resets int
+}
+
+// NewWindow keeps samples for the given length (the policy's metricsWindow).
+func NewWindow(length time.Duration) *Window { return &Window{length: length} }
+
+// Resets is how many times a job restart emptied the window.
+func (w *Window) Resets() int { return w.resets }
+
+// AddFlink adds a Flink sample. A new job id or a new RUNNING timestamp (a
+// restart, a failover, a rescale) empties the window first: samples from
+// another attempt describe another job. Samples older than the window are
+// dropped.
+func (w *Window) AddFlink(s FlinkSample) {
+	if n := len(w.flink); n > 0 {
+		last := w.flink[n-1]
+		if last.JobID != s.JobID || !last.RunningSince.Equal(s.RunningSince) {
+			w.flink, w.kafka = nil, nil
+			w.resets++
+		}
+	}
+	w.flink = append(w.flink, s)
+	w.trim(s.At)
+}
+
+// AddKafka adds a brokers' sample.
+func (w *Window) AddKafka(s KafkaSample) {
+	w.kafka = append(w.kafka, s)
+	w.trim(s.At)
+}
+
+func (w *Window) trim(now time.Time) {
+	cut := now.Add(-w.length)
+	i := 0
+	for i < len(w.flink)-1 && w.flink[i].At.Before(cut) {
+		i++
+	}
+	w.flink = w.flink[i:]
+	k := 0
+	for k < len(w.kafka)-1 && w.kafka[k].At.Before(cut) {
+		k++
+	}
+	w.kafka = w.kafka[k:]
+}
+
+// Snapshot assembles the model's snapshot from the window. A metric that no
+// sample holds stays absent (the model holds with MissingMetrics), a NaN
+// stays NaN, and every gap is listed in the returned missing list with why.
+func (w *Window) Snapshot() (scaling.Snapshot, []string) {
+	var missing []string
+	miss := func(format string, a ...any) { missing = append(missing, fmt.Sprintf(format, a...)) }
+	if len(w.flink) == 0 {
+		return scaling.Snapshot{Version: scaling.SnapshotVersion}, []string{"no Flink sample in the window"}
+	}
+	first, last := w.flink[0], w.flink[len(w.flink)-1]
+	s := scaling.Snapshot{
+		Version: scaling.SnapshotVersion, JobID: last.JobID, JobName: last.JobName, JobState: last.State,
+		RunningSince: last.RunningSince, WindowStart: first.At, WindowEnd: last.At, Samples: len(w.flink),
+	}
+	for _, m := range last.Missing {
+		miss("flink: %s", m)
+	}
+	kafka := w.kafkaParts()
+	assigned := w.sourceTopics(last, kafka)
+	for _, v := range last.Vertices {
+		sv := scaling.Vertex{
+			ID: v.ID, Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: v.MaxParallelism,
+			SlotSharingGroup: v.SlotSharingGroup, Inputs: v.Inputs,
+		}
+		sv.BusyTimeMsPerSecond = w.agg(v.ID, func(x VertexSample) *Agg { return x.BusyTimeMsPerSecond })
+		sv.BackPressuredTimeMsPerSecond = w.agg(v.ID, func(x VertexSample) *Agg { return x.BackPressuredTimeMsPerSecond })
+		sv.NumRecordsInPerSecond = w.rate(v.ID, func(x VertexSample) *float64 { return x.NumRecordsIn },
+			func(x VertexSample) *float64 { return x.NumRecordsInPerSecond })
+		sv.NumRecordsOutPerSecond = w.rate(v.ID, func(x VertexSample) *float64 { return x.NumRecordsOut },
+			func(x VertexSample) *float64 { return x.NumRecordsOutPerSecond })
+		for name, ok := range map[string]bool{"busyTimeMsPerSecond": sv.BusyTimeMsPerSecond != nil,
+			"backPressuredTimeMsPerSecond": sv.BackPressuredTimeMsPerSecond != nil, "numRecordsInPerSecond": sv.NumRecordsInPerSecond != nil} {
+			if !ok {
+				miss("%s: %s in no sample of the window", v.ID, name)
+			}
+		}
+		if len(v.Inputs) == 0 {
+			w.source(&sv, v, assigned[v.ID], kafka, miss)
+		}
+		s.Vertices = append(s.Vertices, sv)
+	}
+	if c := last.Checkpoints; c != nil {
+		s.Checkpoints = &scaling.Checkpoints{
+			IntervalMs: scaling.Float(c.Interval.Milliseconds()), TimeoutMs: scaling.Float(c.Timeout.Milliseconds()),
+			DurationMs: scaling.Float(w.meanCheckpointMs()), StateSizeBytes: scaling.Float(c.LastStateSize),
+		}
+		if f := first.Checkpoints; f != nil && c.Failed >= f.Failed {
+			s.Checkpoints.RecentFailures = c.Failed - f.Failed
+		}
+	} else {
+		miss("checkpoint statistics: not collected")
+	}
+	if tm := last.TaskManagers; tm != nil {
+		s.TaskManagers = scaling.TaskManagers{CPU: scaling.Float(tm.CPU), Slots: tm.Slots, Replicas: tm.Replicas}
+	} else {
+		miss("TaskManagers: not collected")
+	}
+	sort.Strings(missing)
+	return s, missing
+}
+
+// vertexSamples returns the vertex's sample in each Flink sample that has it.
+func (w *Window) vertexSamples(id string) []VertexSample {
+	var out []VertexSample
+	for _, s := range w.flink {
+		for _, v := range s.Vertices {
+			if v.ID == id {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// agg averages a gauge's avg and max over the samples that have it. NaN in
+// the latest sample that has the gauge is kept (the model refuses it);
+// earlier NaNs are skipped.
+func (w *Window) agg(id string, get func(VertexSample) *Agg) *scaling.Stat {
+	var avgs, maxs []float64
+	var latest *Agg
+	for _, v := range w.vertexSamples(id) {
+		a := get(v)
+		if a == nil {
+			continue
+		}
+		latest = a
+		if finite(a.Avg) && finite(a.Max) {
+			avgs, maxs = append(avgs, a.Avg), append(maxs, a.Max)
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	if !finite(latest.Avg) || !finite(latest.Max) || len(avgs) == 0 {
+		return &scaling.Stat{Avg: scaling.F(latest.Avg), Max: scaling.F(latest.Max)}
+	}
+	return &scaling.Stat{Avg: scaling.F(stat.Mean(avgs, nil)), Max: scaling.F(stat.Mean(maxs, nil))}
+}
+
+// rate is a counter's growth over the window per second, as the Flink
+// operator's collector computes rates; where the counter is missing or went
+// backwards, the average of Flink's own 60-second meter.
+func (w *Window) rate(id string, counter, meter func(VertexSample) *float64) *scaling.Float {
+	vs := w.vertexSamples(id)
+	var t0, t1 time.Time
+	var c0, c1 *float64
+	for i, v := range vs {
+		if c := counter(v); c != nil && finite(*c) {
+			if c0 == nil {
+				c0, t0 = c, w.atOf(id, i)
+			}
+			c1, t1 = c, w.atOf(id, i)
+		}
+	}
+	if c0 != nil && t1.After(t0) && *c1 >= *c0 {
+		return scaling.F((*c1 - *c0) / t1.Sub(t0).Seconds())
+	}
+	var ms []float64
+	var latest *float64
+	for _, v := range vs {
+		if m := meter(v); m != nil {
+			latest = m
+			if finite(*m) {
+				ms = append(ms, *m)
+			}
+		}
+	}
+	switch {
+	case latest == nil:
+		return nil
+	case len(ms) == 0 || !finite(*latest):
+		return scaling.F(*latest)
+	}
+	return scaling.F(stat.Mean(ms, nil))
+}
+
+// atOf is the time of the i-th sample that holds the vertex.
+func (w *Window) atOf(id string, i int) time.Time {
+	n := 0
+	for _, s := range w.flink {
+		for _, v := range s.Vertices {
+			if v.ID == id {
+				if n == i {
+					return s.At
+				}
+				n++
+			}
+		}
+	}
+	return time.Time{}
+}
+
+func (w *Window) meanCheckpointMs() float64 {
+	var ds []float64
+	for _, s := range w.flink {
+		if c := s.Checkpoints; c != nil && c.LastDuration > 0 {
+			ds = append(ds, float64(c.LastDuration.Milliseconds()))
+		}
+	}
+	if len(ds) == 0 {
+		return 0
+	}
+	return stat.Mean(ds, nil)
+}
+
+// partKey names a partition with its topic as Flink's metric ids write it.
+type partKey struct {
+	topic     string // sanitized
+	partition int
+}
+
+// kafkaPart is one partition's history in the window.
+type kafkaPart struct {
+	topic                string // Kafka's own name
+	first, last          KafkaPartition
+	firstAt, lastAt      time.Time
+	seen                 int
+	arrival              float64
+	arrivalOK            bool
+	committedKnown       bool
+	rates                []float64 // arrival rate between consecutive samples
+	rateTimes            []float64 // their midpoints, seconds since the first sample
+	backwards, lostStart bool
+}
+
+// kafkaParts folds the brokers' samples per partition.
+func (w *Window) kafkaParts() map[partKey]*kafkaPart {
+	out := map[partKey]*kafkaPart{}
+	var t0 time.Time
+	if len(w.kafka) > 0 {
+		t0 = w.kafka[0].At
+	}
+	for _, s := range w.kafka {
+		for _, p := range s.Partitions {
+			k := partKey{SanitizedTopic(p.Topic), p.Partition}
+			kp := out[k]
+			if kp == nil {
+				kp = &kafkaPart{topic: p.Topic, first: p, firstAt: s.At}
+				out[k] = kp
+			} else if dt := s.At.Sub(kp.lastAt).Seconds(); dt > 0 {
+				if p.End < kp.last.End {
+					kp.backwards = true
+				} else {
+					kp.rates = append(kp.rates, float64(p.End-kp.last.End)/dt)
+					kp.rateTimes = append(kp.rateTimes, s.At.Sub(t0).Seconds()-dt/2)
+				}
+			}
+			kp.last, kp.lastAt = p, s.At
+			kp.seen++
+		}
+	}
+	for _, kp := range out {
+		kp.committedKnown = kp.last.Committed >= 0
+		kp.lostStart = kp.committedKnown && kp.last.Committed < kp.last.Start
+		if dt := kp.lastAt.Sub(kp.firstAt).Seconds(); dt > 0 && !kp.backwards {
+			kp.arrival, kp.arrivalOK = float64(kp.last.End-kp.first.End)/dt, true
+		}
+	}
+	return out
+}
+
+// sourceTopics maps each source vertex to the partitions its readers own,
+// from Flink's KafkaSourceReader metrics. When Flink reports none (the
+// metrics are not registered yet) and the job has exactly one source, that
+// source reads every partition the brokers reported.
+func (w *Window) sourceTopics(last FlinkSample, kafka map[partKey]*kafkaPart) map[string][]PartitionOwner {
+	out := map[string][]PartitionOwner{}
+	var sources []VertexSample
+	for _, v := range last.Vertices {
+		if len(v.Inputs) == 0 {
+			sources = append(sources, v)
+			out[v.ID] = v.Partitions
+		}
+	}
+	if len(sources) == 1 && len(out[sources[0].ID]) == 0 {
+		for k := range kafka {
+			out[sources[0].ID] = append(out[sources[0].ID], PartitionOwner{Topic: k.topic, Partition: k.partition, Subtask: -1, CurrentOffset: -1, CommittedOffset: -1})
+		}
+	}
+	for id := range out {
+		sort.Slice(out[id], func(i, j int) bool {
+			a, b := out[id][i], out[id][j]
+			if a.Topic != b.Topic {
+				return a.Topic < b.Topic
+			}
+			return a.Partition < b.Partition
+		})
+	}
+	return out
+}
+
+// source fills a source vertex's Kafka fields: partitions, lag from the
+// brokers (committed offsets), else Flink's pendingRecords, arrival rates
+// from end-offset growth, and the per-partition breakdown with owners.
+func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOwner, kafka map[partKey]*kafkaPart, miss func(string, ...any)) {
+	pending := w.latestPending(v.ID)
+	if len(owners) == 0 {
+		if pending != nil {
+			sv.LagRecords = pending
+		}
+		return // not a Kafka source, or nothing known about its partitions
+	}
+	sv.Partitions = len(owners)
+	lag, arrival := 0.0, 0.0
+	lagOK, arrivalOK := true, true
+	var firstLag, lastLag float64
+	var rates []scaling.PartitionRate
+	for _, o := range owners {
+		kp := kafka[partKey{o.Topic, o.Partition}]
+		if kp == nil {
+			lagOK, arrivalOK = false, false
+			miss("%s: partition %s-%d not reported by the brokers", v.ID, o.Topic, o.Partition)
+			continue
+		}
+		switch {
+		case !kp.committedKnown:
+			lagOK = false
+			miss("%s: partition %s-%d has no committed offset for the group", v.ID, kp.topic, o.Partition)
+		case kp.lostStart:
+			miss("%s: partition %s-%d: committed offset %d is below the log start %d (records deleted by retention)", v.ID, kp.topic, o.Partition, kp.last.Committed, kp.last.Start)
+			lag += float64(kp.last.End - kp.last.Start)
+		default:
+			lag += float64(kp.last.End - kp.last.Committed)
+			firstLag += float64(kp.first.End - max(kp.first.Committed, 0))
+			lastLag += float64(kp.last.End - kp.last.Committed)
+		}
+		if kp.backwards {
+			miss("%s: partition %s-%d: end offset went backwards (topic recreated?)", v.ID, kp.topic, o.Partition)
+		}
+		if !kp.arrivalOK {
+			arrivalOK = false
+			continue
+		}
+		arrival += kp.arrival
+		pr := scaling.PartitionRate{Topic: kp.topic, Partition: o.Partition, ArrivalRatePerSecond: scaling.Float(kp.arrival)}
+		if o.Subtask >= 0 {
+			sub := o.Subtask
+			pr.Subtask = &sub
+		}
+		if kp.committedKnown {
+			pr.LagRecords = scaling.F(float64(kp.last.End - kp.last.Committed))
+		}
+		rates = append(rates, pr)
+	}
+	switch {
+	case lagOK:
+		sv.LagRecords = scaling.F(lag)
+	case pending != nil:
+		sv.LagRecords = pending // Flink's own view of the lag suffices
+	default:
+		miss("%s: lag unknown: no committed offsets and no pendingRecords", v.ID)
+	}
+	if arrivalOK && len(w.kafka) >= 2 {
+		sv.ArrivalRatePerSecond = scaling.F(arrival)
+		if len(rates) == sv.Partitions {
+			sv.PartitionRates = rates
+		}
+		if lagOK {
+			if dt := w.kafka[len(w.kafka)-1].At.Sub(w.kafka[0].At).Seconds(); dt > 0 {
+				sv.LagRatePerSecond = scaling.F((lastLag - firstLag) / dt)
+			}
+		}
+	} else {
+		miss("%s: arrival rate unknown: fewer than two brokers' samples of every partition", v.ID)
+	}
+}
+
+func (w *Window) latestPending(id string) *scaling.Float {
+	vs := w.vertexSamples(id)
+	for i := len(vs) - 1; i >= 0; i-- {
+		if p := vs[i].PendingRecords; p != nil {
+			return scaling.F(*p)
+		}
+	}
+	return nil
+}
+
+// ArrivalTrend is the slope of a source's arrival rate over the window, in
+// records per second per minute (least squares over the per-interval rates,
+// gonum/stat): positive while load grows. ok is false with fewer than three
+// intervals.
+func (w *Window) ArrivalTrend(topics map[string]bool) (perMinute float64, ok bool) {
+	sums := map[float64]float64{}
+	for _, kp := range w.kafkaParts() {
+		if !topics[kp.topic] {
+			continue
+		}
+		for i, r := range kp.rates {
+			sums[kp.rateTimes[i]] += r
+		}
+	}
+	if len(sums) < 3 {
+		return 0, false
+	}
+	var xs, ys []float64
+	for x := range sums {
+		xs = append(xs, x)
+	}
+	sort.Float64s(xs)
+	for _, x := range xs {
+		ys = append(ys, sums[x])
+	}
+	_, slope := stat.LinearRegression(xs, ys, nil, false)
+	return slope * 60, true
+}
+
+// BusyQuantile is a quantile (0..1) of a vertex's busiest-subtask busy time
+// over the window's samples (gonum/stat, empirical), for reports.
+func (w *Window) BusyQuantile(id string, q float64) (float64, bool) {
+	var xs []float64
+	for _, v := range w.vertexSamples(id) {
+		if a := v.BusyTimeMsPerSecond; a != nil && finite(a.Max) {
+			xs = append(xs, a.Max)
+		}
+	}
+	if len(xs) == 0 {
+		return 0, false
+	}
+	sort.Float64s(xs)
+	return stat.Quantile(q, stat.Empirical, xs, nil), true
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

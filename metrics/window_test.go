@@ -1,0 +1,154 @@
+package metrics
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func f(x float64) *float64 { return &x }
+
+// flinkAt is a sample of a source → sink job at second s: the source has read
+// 1000·s records (1000 rec/s) over partitions orders.v1-0 and -1, the sink
+// is busy 600 ms/s.
+func flinkAt(s int, jobID string) FlinkSample {
+	return FlinkSample{
+		At: t0.Add(time.Duration(s) * time.Second), JobID: jobID, JobName: "orders", State: "RUNNING", RunningSince: t0.Add(-time.Hour),
+		Vertices: []VertexSample{
+			{ID: "src", Name: "Source: orders", Parallelism: 2, MaxParallelism: 128,
+				BusyTimeMsPerSecond: &Agg{Avg: 200, Max: 250}, BackPressuredTimeMsPerSecond: &Agg{Avg: 0, Max: 0},
+				NumRecordsIn: f(1000 * float64(s)), NumRecordsOut: f(1000 * float64(s)), NumRecordsInPerSecond: f(990), NumRecordsOutPerSecond: f(990),
+				PendingRecords: f(4000),
+				Partitions:     []PartitionOwner{{Topic: "orders_v1", Partition: 0, Subtask: 0}, {Topic: "orders_v1", Partition: 1, Subtask: 1}}},
+			{ID: "sink", Name: "Sink", Parallelism: 2, MaxParallelism: 128, Inputs: []scaling.Input{{ID: "src", ShipStrategy: "HASH"}},
+				BusyTimeMsPerSecond: &Agg{Avg: 550, Max: 600}, BackPressuredTimeMsPerSecond: &Agg{Avg: 0, Max: 0},
+				NumRecordsIn: f(1000 * float64(s)), NumRecordsOut: f(0), NumRecordsInPerSecond: f(1000), NumRecordsOutPerSecond: f(0)},
+		},
+		Checkpoints:  &CheckpointSample{Interval: time.Minute, Timeout: 10 * time.Minute, LastDuration: 2 * time.Second, Completed: s / 60, Failed: 0},
+		TaskManagers: &TaskManagerSample{CPU: 2, Slots: 2, Replicas: 1},
+	}
+}
+
+// kafkaAt: 1200 rec/s arrive (800 on partition 0, 400 on 1); the group has
+// committed 1000·s − 3000 records in all.
+func kafkaAt(s int) KafkaSample {
+	return KafkaSample{At: t0.Add(time.Duration(s) * time.Second), Group: "orders", GroupState: "Empty",
+		Partitions: []KafkaPartition{
+			{Topic: "orders.v1", Partition: 0, End: int64(800 * s), Committed: int64(600*s - 2000)},
+			{Topic: "orders.v1", Partition: 1, End: int64(400 * s), Committed: int64(400*s - 1000)},
+		}}
+}
+
+func TestWindowAssemblesTheSnapshot(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 100; s <= 400; s += 30 {
+		w.AddFlink(flinkAt(s, "j1"))
+		w.AddKafka(kafkaAt(s))
+	}
+	snap, missing := w.Snapshot()
+	assert.Empty(t, missing)
+	assert.Equal(t, 11, snap.Samples)
+	assert.Equal(t, t0.Add(100*time.Second), snap.WindowStart)
+	src := snap.Vertices[0]
+	// Counter growth: 1000 rec/s exactly (the meter's 990 is not used).
+	assert.InDelta(t, 1000, float64(*src.NumRecordsInPerSecond), 1e-9)
+	assert.Equal(t, 2, src.Partitions)
+	// Arrival: 800 + 400 = 1200 rec/s from end-offset growth.
+	assert.InDelta(t, 1200, float64(*src.ArrivalRatePerSecond), 1e-9)
+	// Lag at s=400: ends 320000 + 160000, committed 238000 + 159000.
+	assert.InDelta(t, 83000, float64(*src.LagRecords), 1e-9)
+	// The committed lag grows 200 + 0 rec/s.
+	assert.InDelta(t, 200, float64(*src.LagRatePerSecond), 1e-9)
+	require.Len(t, src.PartitionRates, 2)
+	assert.Equal(t, 1, *src.PartitionRates[1].Subtask)
+	assert.InDelta(t, 400, float64(src.PartitionRates[1].ArrivalRatePerSecond), 1e-9)
+	assert.InDelta(t, 600, float64(*snap.Vertices[1].BusyTimeMsPerSecond.Max), 1e-9)
+	assert.Equal(t, 2000.0, float64(snap.Checkpoints.DurationMs))
+	assert.Equal(t, 1, snap.TaskManagers.Replicas)
+
+	// The assembled snapshot is what the model reads.
+	d := scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd)
+	assert.True(t, d.Sized, d.Summary)
+}
+
+func TestWindowResetsOnRestartAndTrims(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 0; s <= 600; s += 30 {
+		w.AddFlink(flinkAt(s, "j1"))
+	}
+	snap, _ := w.Snapshot()
+	assert.Equal(t, t0.Add(300*time.Second), snap.WindowStart, "samples older than 5 minutes dropped")
+	// A resubmission: new job id.
+	w.AddFlink(flinkAt(630, "j2"))
+	snap, _ = w.Snapshot()
+	assert.Equal(t, 1, snap.Samples)
+	assert.Equal(t, 1, w.Resets())
+	// A failover: same job, new RUNNING timestamp.
+	s := flinkAt(660, "j2")
+	s.RunningSince = t0.Add(650 * time.Second)
+	w.AddFlink(s)
+	assert.Equal(t, 2, w.Resets())
+}
+
+func TestWindowReportsWhatIsMissing(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 0; s <= 300; s += 30 {
+		fs := flinkAt(s, "j1")
+		fs.Vertices[1].BusyTimeMsPerSecond = nil
+		fs.Checkpoints = nil
+		w.AddFlink(fs)
+		ks := kafkaAt(s)
+		ks.Partitions[1].Committed = -1 // never committed
+		w.AddKafka(ks)
+	}
+	snap, missing := w.Snapshot()
+	assert.Contains(t, missing, "sink: busyTimeMsPerSecond in no sample of the window")
+	assert.Contains(t, missing, "src: partition orders.v1-1 has no committed offset for the group")
+	assert.Contains(t, missing, "checkpoint statistics: not collected")
+	assert.Nil(t, snap.Vertices[1].BusyTimeMsPerSecond)
+	// Without a committed offset for every partition, Flink's pendingRecords
+	// stands in for the lag: never zero.
+	assert.Equal(t, 4000.0, float64(*snap.Vertices[0].LagRecords))
+	d := scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd)
+	assert.Equal(t, scaling.ActionHold, d.Action)
+	assert.Contains(t, d.Summary, "busyTimeMsPerSecond is missing")
+}
+
+func TestWindowKeepsALatestNaN(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 0; s <= 300; s += 30 {
+		fs := flinkAt(s, "j1")
+		if s == 300 {
+			fs.Vertices[1].BusyTimeMsPerSecond = &Agg{Avg: math.NaN(), Max: math.NaN()}
+		}
+		w.AddFlink(fs)
+	}
+	snap, _ := w.Snapshot()
+	assert.True(t, math.IsNaN(float64(*snap.Vertices[1].BusyTimeMsPerSecond.Max)))
+}
+
+func TestArrivalTrendAndQuantiles(t *testing.T) {
+	w := NewWindow(10 * time.Minute)
+	end := int64(0)
+	for s := 0; s <= 300; s += 30 {
+		// The rate grows by 60 rec/s every 30 s: 120 rec/s per minute.
+		end += int64(30 * (1000 + 2*s))
+		w.AddKafka(KafkaSample{At: t0.Add(time.Duration(s) * time.Second), Partitions: []KafkaPartition{{Topic: "t", End: end, Committed: 0}}})
+		fs := flinkAt(s, "j1")
+		fs.Vertices[1].BusyTimeMsPerSecond.Max = float64(500 + s)
+		w.AddFlink(fs)
+	}
+	trend, ok := w.ArrivalTrend(map[string]bool{"t": true})
+	require.True(t, ok)
+	assert.InDelta(t, 120, trend, 1e-6)
+	p50, ok := w.BusyQuantile("sink", 0.5)
+	require.True(t, ok)
+	assert.Equal(t, 650.0, p50) // 500, 530, …, 800: the empirical median is 650
+}
