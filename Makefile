@@ -100,11 +100,12 @@ test: $(TEST_DEPS) ## Run all tests with the race detector (go test -race -count
 
 BENCH ?= .
 .PHONY: bench
-bench: ## Run the ./scaling benchmarks (BENCH=regexp, default .)
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./scaling/...
+BENCH_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...
+bench: ## Run the benchmarks of the model, the simulator and the collectors (BENCH=regexp, BENCH_PKGS=packages)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
 
 FUZZTIME ?= 30s
-FUZZ_PKGS ?= ./scaling/... ./test/sim/...
+FUZZ_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...
 .PHONY: fuzz
 fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for FUZZTIME each (default 30s)
 	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | \
