@@ -21,8 +21,8 @@ func (j *Job) View() View {
 		JobManagerConfig: map[string]string{
 			"jobmanager.scheduler":                     j.spec.Scheduler,
 			"taskmanager.numberOfTaskSlots":            fmt.Sprint(j.spec.TaskManager.Slots),
-			"execution.checkpointing.interval":         j.spec.Checkpoints.Interval.String(),
-			"execution.checkpointing.timeout":          j.spec.Checkpoints.Timeout.String(),
+			"execution.checkpointing.interval":         fmt.Sprintf("%d ms", j.spec.Checkpoints.Interval.Milliseconds()),
+			"execution.checkpointing.timeout":          fmt.Sprintf("%d ms", j.spec.Checkpoints.Timeout.Milliseconds()),
 			"metrics.reporter.prom.factory.class":      "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
 			"metrics.reporter.prom.port":               "9249",
 			"kubernetes.cluster-id":                    j.clusterName(),

@@ -1,0 +1,621 @@
+package flink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+// Task-scope metric ids.
+const (
+	mBusy          = "busyTimeMsPerSecond"
+	mBackPressured = "backPressuredTimeMsPerSecond"
+	mIn            = "numRecordsIn"
+	mOut           = "numRecordsOut"
+	mInRate        = "numRecordsInPerSecond"
+	mOutRate       = "numRecordsOutPerSecond"
+	mPending       = "pendingRecords"
+)
+
+// maxConcurrent bounds the requests a Collect has in flight.
+const maxConcurrent = 4
+
+// Collector polls one job into metrics.FlinkSample. Per Collect it makes:
+// one job-details call; one id discovery per vertex (cached per job id for
+// non-sources; every poll for sources, whose pendingRecords appears late);
+// one aggregated-metrics call per vertex; one metric listing plus one get
+// (more only for hundreds of partitions) per source vertex; one checkpoints
+// and one TaskManagers call. The Flink version and the checkpoint
+// configuration are read once per job id; jobID "" adds a job listing.
+// A Collector is safe for concurrent use.
+type Collector struct {
+	c *Client
+
+	mu        sync.Mutex
+	cachedJob string              // job id the caches below belong to
+	ids       map[string][]string // vertex id → discovered ids (non-sources)
+	version   string
+	ckptConf  *ckptConf
+}
+
+type ckptConf struct {
+	interval, timeout time.Duration
+	missing           string
+}
+
+// NewCollector returns a Collector reading through c.
+func NewCollector(c *Client) *Collector {
+	return &Collector{c: c, ids: map[string][]string{}}
+}
+
+// Collect polls the job (jobID "": the single job that is not finished,
+// cancelled or failed). It fails only when the job's details cannot be
+// read; everything else that cannot be read is named in Missing.
+func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSample, error) {
+	if jobID == "" {
+		id, err := c.runningJob(ctx)
+		if err != nil {
+			return metrics.FlinkSample{}, err
+		}
+		jobID = id
+	}
+	d, err := c.c.JobDetails(ctx, jobID)
+	if err != nil {
+		return metrics.FlinkSample{}, err
+	}
+	c.resetFor(d.ID)
+
+	s := metrics.FlinkSample{JobID: d.ID, JobName: d.Name, State: d.State, RunningSince: d.RunningSince()}
+	s.At = time.Now().UTC()
+	if d.Now > 0 {
+		s.At = time.UnixMilli(d.Now).UTC()
+	}
+	var mu sync.Mutex
+	missing := func(format string, args ...any) {
+		mu.Lock()
+		s.Missing = append(s.Missing, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	if s.RunningSince.IsZero() {
+		missing("runningSince: job has never been RUNNING")
+	}
+
+	inputs := map[string][]scaling.Input{}
+	for _, n := range d.Plan.Nodes {
+		for _, in := range n.Inputs {
+			inputs[n.ID] = append(inputs[n.ID], scaling.Input{ID: in.ID, ShipStrategy: in.ShipStrategy})
+		}
+	}
+	s.Vertices = make([]metrics.VertexSample, len(d.Vertices))
+
+	sem := make(chan struct{}, maxConcurrent)
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			f()
+		}()
+	}
+	running := d.State == "RUNNING"
+	if !running {
+		missing("vertex metrics: job is %s", d.State)
+	}
+	for i, v := range d.Vertices {
+		vs := &s.Vertices[i]
+		*vs = metrics.VertexSample{
+			ID: v.ID, Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: v.MaxParallelism,
+			SlotSharingGroup: v.SlotSharingGroupID, Inputs: inputs[v.ID],
+		}
+		if !running {
+			continue
+		}
+		if v.Status != "" && v.Status != "RUNNING" {
+			missing("%s: metrics: vertex is %s", v.ID, v.Status)
+			continue
+		}
+		run(func() { c.vertex(ctx, d.ID, v, vs, missing, run) })
+	}
+	run(func() {
+		ver, err := c.flinkVersion(ctx)
+		if err != nil {
+			missing("flinkVersion: %v", err)
+		}
+		mu.Lock()
+		s.FlinkVersion = ver
+		mu.Unlock()
+	})
+	run(func() {
+		cp := c.checkpoints(ctx, d.ID, missing)
+		mu.Lock()
+		s.Checkpoints = cp
+		mu.Unlock()
+	})
+	run(func() {
+		tm := c.taskManagers(ctx, missing)
+		mu.Lock()
+		s.TaskManagers = tm
+		mu.Unlock()
+	})
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return metrics.FlinkSample{}, fmt.Errorf("flink: collecting job %s: %w", d.ID, err)
+	}
+	sort.Strings(s.Missing)
+	return s, nil
+}
+
+// runningJob is the id of the single job that is not globally terminal.
+func (c *Collector) runningJob(ctx context.Context) (string, error) {
+	jobs, err := c.c.Jobs(ctx)
+	if err != nil {
+		return "", err
+	}
+	var live []string
+	for _, j := range jobs {
+		switch j.State {
+		case "FINISHED", "CANCELED", "FAILED":
+		default:
+			live = append(live, j.ID)
+		}
+	}
+	switch len(live) {
+	case 1:
+		return live[0], nil
+	case 0:
+		return "", fmt.Errorf("flink: no job running (%d finished)", len(jobs))
+	}
+	return "", fmt.Errorf("flink: %d jobs running (%s); name one", len(live), strings.Join(live, ", "))
+}
+
+// resetFor drops the caches of another job id: vertex ids survive a
+// restart, but their metric ids (operator names, parallelism) may not.
+func (c *Collector) resetFor(jobID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cachedJob != jobID {
+		c.cachedJob, c.ids, c.version, c.ckptConf = jobID, map[string][]string{}, "", nil
+	}
+}
+
+func (c *Collector) flinkVersion(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	v := c.version
+	c.mu.Unlock()
+	if v != "" {
+		return v, nil
+	}
+	o, err := c.c.Overview(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.version = o.FlinkVersion
+	c.mu.Unlock()
+	return o.FlinkVersion, nil
+}
+
+// discover returns the vertex's aggregated metric ids, cached for
+// non-sources.
+func (c *Collector) discover(ctx context.Context, jobID, vid string, source bool) ([]string, error) {
+	if !source {
+		c.mu.Lock()
+		ids, ok := c.ids[vid]
+		c.mu.Unlock()
+		if ok {
+			return ids, nil
+		}
+	}
+	ids, err := c.c.VertexMetricIDs(ctx, jobID, vid)
+	if err != nil {
+		return nil, err
+	}
+	// A vertex that has not registered its task metrics yet (just
+	// deployed) is not cached, so that the next poll looks again.
+	if !source && contains(ids, mBusy) {
+		c.mu.Lock()
+		c.ids[vid] = ids
+		c.mu.Unlock()
+	}
+	return ids, nil
+}
+
+func (c *Collector) forget(vid string) {
+	c.mu.Lock()
+	delete(c.ids, vid)
+	c.mu.Unlock()
+}
+
+func contains(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceOperator picks the source operator's scope among the discovered
+// ids: the one with both numRecordsIn and numRecordsInPerSecond, preferring
+// "Source__…" and then the vertex name's head operator.
+func sourceOperator(ids []string, vertexName string) string {
+	have := map[string]bool{}
+	for _, id := range ids {
+		have[id] = true
+	}
+	var cands []string
+	for _, id := range ids {
+		if op, ok := strings.CutSuffix(id, "."+mInRate); ok && have[op+"."+mIn] {
+			cands = append(cands, op)
+		}
+	}
+	if len(cands) == 0 {
+		return ""
+	}
+	sort.Strings(cands)
+	head, _, _ := strings.Cut(vertexName, " -> ")
+	if want := SanitizeScope(head); len(want) > 0 {
+		for _, op := range cands {
+			if op == want {
+				return op
+			}
+		}
+	}
+	for _, op := range cands {
+		if strings.HasPrefix(op, "Source__") {
+			return op
+		}
+	}
+	return cands[0]
+}
+
+// SanitizeScope writes a scope component as REST metric ids do: ' ', '.',
+// ':' and ',' become '_', and operator names are cut to 80 characters.
+func SanitizeScope(s string) string {
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:80])
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '.', ':', ',':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// vertex fills one vertex's metrics: discovery, one aggregated query and,
+// for sources, the partition owners (queued with run).
+func (c *Collector) vertex(ctx context.Context, jobID string, v JobVertex, vs *metrics.VertexSample, missing func(string, ...any), run func(func())) {
+	source := len(vs.Inputs) == 0
+	ids, err := c.discover(ctx, jobID, v.ID, source)
+	if err != nil {
+		missing("%s: metrics: %v", v.ID, err)
+		return
+	}
+	have := map[string]bool{}
+	for _, id := range ids {
+		have[id] = true
+	}
+	var want []string
+	ask := func(name, id string) string {
+		if have[id] {
+			want = append(want, id)
+			return id
+		}
+		missing("%s: %s: not reported", v.ID, name)
+		return ""
+	}
+	busy := ask(mBusy, mBusy)
+	bp := ask(mBackPressured, mBackPressured)
+	inID, outID, inRateID, outRateID := mIn, mOut, mInRate, mOutRate
+	var pending []string
+	if source {
+		op := sourceOperator(ids, v.Name)
+		if op != "" {
+			inID, inRateID = op+"."+mIn, op+"."+mInRate
+			if !have[mOut] && have[op+"."+mOut] {
+				outID = op + "." + mOut
+			}
+			if !have[mOutRate] && have[op+"."+mOutRate] {
+				outRateID = op + "." + mOutRate
+			}
+		} else {
+			inID, inRateID = "<source operator>."+mIn, "<source operator>."+mInRate
+		}
+		for _, id := range ids {
+			if strings.HasSuffix(id, "."+mPending) {
+				pending = append(pending, id)
+				want = append(want, id)
+			}
+		}
+		if len(pending) == 0 {
+			missing("%s: %s: not registered yet", v.ID, mPending)
+		}
+		run(func() { c.partitions(ctx, jobID, v.ID, vs, missing) })
+	}
+	in := ask(mIn, inID)
+	out := ask(mOut, outID)
+	inRate := ask(mInRate, inRateID)
+	outRate := ask(mOutRate, outRateID)
+	if len(want) == 0 {
+		return
+	}
+	agg, err := c.c.AggregatedSubtaskMetrics(ctx, jobID, v.ID, want, []string{AggAvg, AggMax, AggSum})
+	if err != nil {
+		missing("%s: metrics: %v", v.ID, err)
+		return
+	}
+	if len(agg) == 0 {
+		// A discovered id vanished (the vertex restarted or rescaled):
+		// discover again next poll.
+		c.forget(v.ID)
+		missing("%s: metrics: Flink returned no values for discovered ids %s", v.ID, strings.Join(want, ","))
+		return
+	}
+	gauge := func(name, id string) *metrics.Agg {
+		if id == "" {
+			return nil
+		}
+		m, ok := agg[id]
+		if !ok || m.Avg == nil || m.Max == nil {
+			missing("%s: %s: no avg/max", v.ID, name)
+			return nil
+		}
+		return &metrics.Agg{Avg: float64(*m.Avg), Max: float64(*m.Max)}
+	}
+	sum := func(name, id string) *float64 {
+		if id == "" {
+			return nil
+		}
+		m, ok := agg[id]
+		if !ok || m.Sum == nil {
+			missing("%s: %s: no sum", v.ID, name)
+			return nil
+		}
+		return m.Sum.Ptr()
+	}
+	vs.BusyTimeMsPerSecond = gauge(mBusy, busy)
+	vs.BackPressuredTimeMsPerSecond = gauge(mBackPressured, bp)
+	vs.NumRecordsIn = sum(mIn, in)
+	vs.NumRecordsOut = sum(mOut, out)
+	vs.NumRecordsInPerSecond = sum(mInRate, inRate)
+	vs.NumRecordsOutPerSecond = sum(mOutRate, outRate)
+	if len(pending) > 0 {
+		total := 0.0
+		complete := true
+		for _, id := range pending {
+			p := sum(mPending, id)
+			if p == nil {
+				complete = false
+				break
+			}
+			total += *p
+		}
+		if complete {
+			vs.PendingRecords = &total
+		}
+	}
+}
+
+// partitions reads the KafkaSourceReader partition gauges of a source
+// vertex: which subtask owns which partition, at which offsets.
+func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metrics.VertexSample, missing func(string, ...any)) {
+	list, err := c.c.VertexMetricList(ctx, jobID, vid)
+	if err != nil {
+		missing("%s: partitions: %v", vid, err)
+		return
+	}
+	type key struct {
+		topic          string
+		partition, sub int
+	}
+	parsed := map[string]PartitionMetric{}
+	var ids []string
+	for _, id := range list {
+		if pm, ok := ParsePartitionMetricID(id); ok {
+			parsed[id] = pm
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		missing("%s: partitions: no KafkaSourceReader partition metrics", vid)
+		return
+	}
+	values, err := c.c.VertexMetrics(ctx, jobID, vid, ids)
+	if err != nil {
+		missing("%s: partitions: %v", vid, err)
+		return
+	}
+	owners := map[key]*metrics.PartitionOwner{}
+	for _, id := range ids {
+		pm := parsed[id]
+		k := key{pm.Topic, pm.Partition, pm.Subtask}
+		o := owners[k]
+		if o == nil {
+			o = &metrics.PartitionOwner{Topic: pm.Topic, Partition: pm.Partition, Subtask: pm.Subtask, CurrentOffset: -1, CommittedOffset: -1}
+			owners[k] = o
+		}
+		raw, ok := values[id]
+		if !ok {
+			continue // gone between listing and get: stays -1
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			if f, ferr := ParseMetricValue(raw); ferr == nil && f == f && f >= -1<<63 && f < 1<<63 {
+				n, err = int64(f), nil
+			}
+		}
+		if err != nil {
+			missing("%s: %s: value %q is not an offset", vid, id, raw)
+			continue
+		}
+		if pm.Kind == "currentOffset" {
+			o.CurrentOffset = n
+		} else {
+			o.CommittedOffset = n
+		}
+	}
+	out := make([]metrics.PartitionOwner, 0, len(owners))
+	for _, o := range owners {
+		out = append(out, *o)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.Subtask < b.Subtask
+	})
+	vs.Partitions = out
+}
+
+// checkpoints reads the statistics and, once per job, the interval and
+// timeout (checkpoint config, else the JobManager configuration).
+func (c *Collector) checkpoints(ctx context.Context, jobID string, missing func(string, ...any)) *metrics.CheckpointSample {
+	conf := c.checkpointConf(ctx, jobID)
+	if conf.missing != "" {
+		missing("checkpoints: interval: %s", conf.missing)
+	}
+	st, err := c.c.Checkpoints(ctx, jobID)
+	if err != nil {
+		missing("checkpoints: %v", err)
+		return nil
+	}
+	cs := &metrics.CheckpointSample{
+		Interval: conf.interval, Timeout: conf.timeout,
+		Completed: st.Counts.Completed, Failed: st.Counts.Failed, InProgress: st.Counts.InProgress,
+	}
+	if lc := st.Latest.Completed; lc != nil {
+		cs.LastDuration = time.Duration(lc.EndToEndDuration) * time.Millisecond
+		cs.LastStateSize = lc.StateSize
+	} else {
+		missing("checkpoints: lastDuration: no completed checkpoint yet")
+	}
+	return cs
+}
+
+func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
+	c.mu.Lock()
+	cached := c.ckptConf
+	c.mu.Unlock()
+	if cached != nil {
+		return *cached
+	}
+	var out ckptConf
+	cfg, err := c.c.CheckpointConfig(ctx, jobID)
+	switch {
+	case err == nil:
+		out.interval, out.timeout = cfg.Interval(), cfg.Timeout()
+	default:
+		// Not enabled (404) or an older/odd JobManager: read the
+		// configuration instead.
+		jm, jerr := c.c.JobManagerConfig(ctx)
+		if jerr != nil {
+			out.missing = fmt.Sprintf("%v; %v", err, jerr)
+			return out // not cached: try again next poll
+		}
+		iv, ok := ParseFlinkDuration(jm["execution.checkpointing.interval"])
+		if !ok || iv <= 0 {
+			out.missing = "checkpointing is not enabled (" + errString(err) + ")"
+		}
+		out.interval = iv
+		out.timeout = 10 * time.Minute
+		if t, ok := ParseFlinkDuration(jm["execution.checkpointing.timeout"]); ok && t > 0 {
+			out.timeout = t
+		}
+	}
+	if ctx.Err() != nil {
+		return out
+	}
+	c.mu.Lock()
+	c.ckptConf = &out
+	c.mu.Unlock()
+	return out
+}
+
+func errString(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return fmt.Sprintf("HTTP %d: %s", ae.Status, strings.Join(ae.Messages, "; "))
+	}
+	return err.Error()
+}
+
+// ParseFlinkDuration reads a Flink duration option ("30 s", "500ms",
+// "1min", "2 h"; a bare number is milliseconds). Go's "1m30s" form is
+// accepted too.
+func ParseFlinkDuration(s string) (time.Duration, bool) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "" {
+		return 0, false
+	}
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i > 0 && i <= 18 {
+		n, err := strconv.ParseInt(t[:i], 10, 64)
+		if err == nil {
+			units := map[string]time.Duration{
+				"": time.Millisecond, "ms": time.Millisecond, "milli": time.Millisecond, "millis": time.Millisecond, "millisecond": time.Millisecond, "milliseconds": time.Millisecond,
+				"s": time.Second, "sec": time.Second, "secs": time.Second, "second": time.Second, "seconds": time.Second,
+				"m": time.Minute, "min": time.Minute, "mins": time.Minute, "minute": time.Minute, "minutes": time.Minute,
+				"h": time.Hour, "hour": time.Hour, "hours": time.Hour,
+				"d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour,
+			}
+			if u, ok := units[strings.TrimSpace(t[i:])]; ok {
+				if n > int64(1<<62)/int64(u) {
+					return 0, false
+				}
+				return time.Duration(n) * u, true
+			}
+		}
+	}
+	if d, err := time.ParseDuration(t); err == nil {
+		return d, true
+	}
+	return 0, false
+}
+
+// taskManagers reads the TaskManagers' shape: slots and CPU of one (the
+// largest, should they differ) and how many there are.
+func (c *Collector) taskManagers(ctx context.Context, missing func(string, ...any)) *metrics.TaskManagerSample {
+	tms, err := c.c.TaskManagers(ctx)
+	if err != nil {
+		missing("taskmanagers: %v", err)
+		return nil
+	}
+	if len(tms) == 0 {
+		missing("taskmanagers: none registered")
+		return nil
+	}
+	out := &metrics.TaskManagerSample{Replicas: len(tms)}
+	for _, tm := range tms {
+		out.Slots = max(out.Slots, tm.SlotsNumber)
+		cpu := float64(tm.TotalResource.CPUCores)
+		if !(cpu > 0) {
+			cpu = float64(tm.Hardware.CPUCores)
+		}
+		if cpu > out.CPU {
+			out.CPU = cpu
+		}
+	}
+	if !(out.CPU > 0) {
+		missing("taskmanagers: cpu: not reported")
+	}
+	return out
+}

@@ -1,0 +1,476 @@
+package flink
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+)
+
+const (
+	srcName  = "Source: Kafka Source"
+	mapName  = "Map"
+	sinkName = "Sink: Keyed Sink"
+)
+
+// testJob is a source reading 8 partitions of orders.v1, a rebalanced map
+// and a keyed sink that is the bottleneck at 2500 rec/s (2 × 1000).
+func testJob(t testing.TB, version string, rate *float64) *sim.Job {
+	t.Helper()
+	spec := sim.JobSpec{
+		Name: "orders_agg", FlinkVersion: version, ConsumerGroup: "orders",
+		Topics: []sim.TopicSpec{{Name: "orders.v1", Partitions: 8}},
+		Vertices: []sim.VertexSpec{
+			{Name: srcName, Parallelism: 2, Capacity: 5000, Selectivity: 1, Topics: []string{"orders.v1"}},
+			{Name: mapName, Parallelism: 2, Capacity: 3000, Selectivity: 1, Inputs: []sim.EdgeSpec{{From: srcName, Ship: "REBALANCE"}}},
+			{Name: sinkName, Parallelism: 2, Capacity: 1000, Selectivity: 0, Inputs: []sim.EdgeSpec{{From: mapName, Ship: "HASH"}}},
+		},
+		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
+		Checkpoints: sim.CheckpointSpec{Interval: 30 * time.Second, Base: time.Second},
+		Restart:     sim.RestartSpec{Time: 20 * time.Second},
+	}
+	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return *rate })
+	j, err := sim.NewJob(spec, sim.Options{Start: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC), Seed: 1, Load: load})
+	require.NoError(t, err)
+	require.NoError(t, j.Submit(sim.Submission{}))
+	return j
+}
+
+// countingTransport counts the requests a client sends.
+type countingTransport struct {
+	n    atomic.Int64
+	base http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+func serve(t testing.TB, h http.Handler) (*Collector, *countingTransport) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ct := &countingTransport{base: http.DefaultTransport}
+	cl, err := New(srv.URL, WithHTTPClient(&http.Client{Transport: ct}))
+	require.NoError(t, err)
+	return NewCollector(cl), ct
+}
+
+func subAgg(subs []sim.SubtaskView, f func(sim.SubtaskView) float64) (avg, maxV, sum float64) {
+	maxV = math.Inf(-1)
+	for _, st := range subs {
+		v := f(st)
+		sum += v
+		maxV = math.Max(maxV, v)
+	}
+	return sum / float64(len(subs)), maxV, sum
+}
+
+// Collected samples equal the simulator's ground truth.
+func TestCollectMatchesSimulator(t *testing.T) {
+	rate := 2500.0
+	j := testJob(t, "1.20", &rate)
+	col, ct := serve(t, flinkrest.NewHandler(j))
+	require.NoError(t, j.Advance(5*time.Minute))
+
+	s, err := col.Collect(context.Background(), "")
+	require.NoError(t, err)
+	first := ct.n.Load()
+	v := j.View()
+	assertMatches(t, v, s)
+	assertBottleneck(t, s)
+	assert.Equal(t, "1.20.0", s.FlinkVersion)
+	assert.Empty(t, s.Missing)
+
+	// Steady state: the non-source discoveries, overview and checkpoint
+	// config are cached.
+	require.NoError(t, j.Advance(10*time.Second))
+	ct.n.Store(0)
+	s, err = col.Collect(context.Background(), v.Job.ID)
+	require.NoError(t, err)
+	assertMatches(t, j.View(), s)
+	assert.Equal(t, int64(9), ct.n.Load(), "requests per steady-state Collect")
+	assert.Equal(t, int64(14), first, "requests of the first Collect (with job listing)")
+}
+
+// assertBottleneck: the sink is saturated, the map backpressured, the
+// backlog grows.
+func assertBottleneck(t *testing.T, s metrics.FlinkSample) {
+	t.Helper()
+	assert.InDelta(t, 1000, s.Vertices[2].BusyTimeMsPerSecond.Max, 10)
+	assert.Greater(t, s.Vertices[1].BackPressuredTimeMsPerSecond.Max, 100.0)
+	assert.InDelta(t, 2000, *s.Vertices[2].NumRecordsInPerSecond, 50)
+	assert.Greater(t, *s.Vertices[0].PendingRecords, 0.0)
+}
+
+func assertMatches(t *testing.T, v sim.View, s metrics.FlinkSample) {
+	t.Helper()
+	assert.Equal(t, v.Job.ID, s.JobID)
+	assert.Equal(t, "orders_agg", s.JobName)
+	assert.Equal(t, "RUNNING", s.State)
+	assert.Equal(t, v.Now.UTC(), s.At)
+	assert.Equal(t, time.UnixMilli(v.Job.Timestamps["RUNNING"]).UTC(), s.RunningSince)
+	require.Len(t, s.Vertices, 3)
+	for i, vx := range v.Job.Vertices {
+		got := s.Vertices[i]
+		p := float64(len(vx.Subtasks))
+		assert.Equal(t, vx.ID, got.ID)
+		assert.Equal(t, vx.Name, got.Name)
+		assert.Equal(t, vx.Parallelism, got.Parallelism)
+		assert.Equal(t, vx.MaxParallelism, got.MaxParallelism)
+		if v.FlinkVersion != "1.18" { // slotSharingGroupId: 1.20+
+			assert.Equal(t, vx.SlotSharingGroupID, got.SlotSharingGroup)
+		}
+		var ins []scaling.Input
+		for _, e := range vx.Inputs {
+			ins = append(ins, scaling.Input{ID: e.ID, ShipStrategy: e.Ship})
+		}
+		assert.Equal(t, ins, got.Inputs, vx.Name)
+
+		// Doubles travel in Java's shortest form: equal to 1e-9 relative.
+		// Long gauges and counters are truncated to whole numbers: up to
+		// 1 per subtask.
+		avg, mx, _ := subAgg(vx.Subtasks, func(st sim.SubtaskView) float64 { return st.BusyTimeMsPerSecond })
+		require.NotNil(t, got.BusyTimeMsPerSecond, vx.Name)
+		assert.InDelta(t, avg, got.BusyTimeMsPerSecond.Avg, 1e-6, vx.Name)
+		assert.InDelta(t, mx, got.BusyTimeMsPerSecond.Max, 1e-6, vx.Name)
+		avg, mx, _ = subAgg(vx.Subtasks, func(st sim.SubtaskView) float64 { return st.BackPressuredTimeMsPerSecond })
+		require.NotNil(t, got.BackPressuredTimeMsPerSecond, vx.Name)
+		assert.InDelta(t, avg, got.BackPressuredTimeMsPerSecond.Avg, 1, vx.Name)
+		assert.InDelta(t, mx, got.BackPressuredTimeMsPerSecond.Max, 1, vx.Name)
+
+		in := func(st sim.SubtaskView) float64 { return st.NumRecordsInPerSecond }
+		inC := func(st sim.SubtaskView) float64 { return st.NumRecordsIn }
+		if vx.IsSource {
+			in = func(st sim.SubtaskView) float64 { return st.SourceNumRecordsInPerSecond }
+			inC = func(st sim.SubtaskView) float64 { return st.SourceNumRecordsIn }
+		}
+		_, _, sum := subAgg(vx.Subtasks, in)
+		require.NotNil(t, got.NumRecordsInPerSecond, vx.Name)
+		assert.InDelta(t, sum, *got.NumRecordsInPerSecond, 1e-6*math.Max(1, sum), vx.Name)
+		_, _, sum = subAgg(vx.Subtasks, func(st sim.SubtaskView) float64 { return st.NumRecordsOutPerSecond })
+		require.NotNil(t, got.NumRecordsOutPerSecond, vx.Name)
+		assert.InDelta(t, sum, *got.NumRecordsOutPerSecond, 1e-6*math.Max(1, sum), vx.Name)
+		_, _, sum = subAgg(vx.Subtasks, inC)
+		require.NotNil(t, got.NumRecordsIn, vx.Name)
+		assert.InDelta(t, sum, *got.NumRecordsIn, p, vx.Name)
+		_, _, sum = subAgg(vx.Subtasks, func(st sim.SubtaskView) float64 { return st.NumRecordsOut })
+		require.NotNil(t, got.NumRecordsOut, vx.Name)
+		assert.InDelta(t, sum, *got.NumRecordsOut, p, vx.Name)
+
+		if !vx.IsSource {
+			assert.Nil(t, got.PendingRecords)
+			assert.Empty(t, got.Partitions)
+			continue
+		}
+		_, _, sum = subAgg(vx.Subtasks, func(st sim.SubtaskView) float64 { return *st.PendingRecords })
+		require.NotNil(t, got.PendingRecords)
+		assert.InDelta(t, sum, *got.PendingRecords, p)
+		var want []metrics.PartitionOwner
+		for _, st := range vx.Subtasks {
+			for _, pv := range st.Partitions {
+				want = append(want, metrics.PartitionOwner{Topic: metrics.SanitizedTopic(pv.Topic), Partition: pv.Partition,
+					Subtask: st.Index, CurrentOffset: pv.CurrentOffset, CommittedOffset: pv.CommittedOffset})
+			}
+		}
+		sort.Slice(want, func(a, b int) bool { return want[a].Partition < want[b].Partition })
+		assert.Equal(t, want, got.Partitions)
+	}
+	require.NotNil(t, s.Checkpoints)
+	cp := v.Job.Checkpoints
+	require.NotNil(t, cp.LatestCompleted)
+	assert.Equal(t, metrics.CheckpointSample{
+		Interval: 30 * time.Second, Timeout: 10 * time.Minute,
+		LastDuration:  time.Duration(cp.LatestCompleted.EndToEndDurationMs) * time.Millisecond,
+		LastStateSize: cp.LatestCompleted.StateSizeBytes,
+		Completed:     cp.Completed, Failed: cp.Failed, InProgress: cp.InProgress,
+	}, *s.Checkpoints)
+	require.NotNil(t, s.TaskManagers)
+	assert.Equal(t, metrics.TaskManagerSample{CPU: 2, Slots: 2, Replicas: len(v.TaskManagers)}, *s.TaskManagers)
+}
+
+// Before the first record pendingRecords does not exist; everything else is
+// still collected because only discovered ids are requested.
+func TestCollectBeforeFirstRecord(t *testing.T) {
+	rate := 0.0
+	j := testJob(t, "1.20", &rate)
+	col, _ := serve(t, flinkrest.NewHandler(j))
+	require.NoError(t, j.Advance(time.Minute))
+	s, err := col.Collect(context.Background(), "")
+	require.NoError(t, err)
+	src := s.Vertices[0]
+	assert.Nil(t, src.PendingRecords)
+	assert.Contains(t, s.Missing, src.ID+": pendingRecords: not registered yet")
+	require.NotNil(t, src.BusyTimeMsPerSecond)
+	require.NotNil(t, src.NumRecordsInPerSecond)
+	assert.Equal(t, 0.0, *src.NumRecordsInPerSecond)
+	assert.Len(t, src.Partitions, 8)
+	for _, v := range s.Vertices {
+		assert.NotNil(t, v.BusyTimeMsPerSecond, v.Name)
+		assert.NotNil(t, v.BackPressuredTimeMsPerSecond, v.Name)
+	}
+	assert.NotNil(t, s.TaskManagers)
+
+	// Records arrive: the source's ids are discovered again, pendingRecords
+	// shows up.
+	rate = 1000
+	require.NoError(t, j.Advance(time.Minute))
+	s, err = col.Collect(context.Background(), "")
+	require.NoError(t, err)
+	require.NotNil(t, s.Vertices[0].PendingRecords)
+	assert.NotContains(t, s.Missing, s.Vertices[0].ID+": pendingRecords: not registered yet")
+}
+
+func TestCollectVersions(t *testing.T) {
+	for _, ver := range []string{"1.18", "1.20", "2.1"} {
+		t.Run(ver, func(t *testing.T) {
+			rate := 2500.0
+			j := testJob(t, ver, &rate)
+			col, _ := serve(t, flinkrest.NewHandler(j))
+			require.NoError(t, j.Advance(5*time.Minute))
+			s, err := col.Collect(context.Background(), "")
+			require.NoError(t, err)
+			assert.Equal(t, ver+".0", s.FlinkVersion)
+			assertMatches(t, j.View(), s)
+			assertBottleneck(t, s)
+			if ver == "1.18" {
+				assert.Empty(t, s.Vertices[0].SlotSharingGroup) // 1.20+
+			}
+		})
+	}
+}
+
+// A restart from a savepoint changes the job id and RunningSince, and the
+// caches follow.
+func TestCollectAfterRestart(t *testing.T) {
+	rate := 1500.0
+	j := testJob(t, "2.1", &rate)
+	col, _ := serve(t, flinkrest.NewHandler(j))
+	require.NoError(t, j.Advance(2*time.Minute))
+	ctx := context.Background()
+	before, err := col.Collect(ctx, "")
+	require.NoError(t, err)
+
+	trig, err := col.c.StopWithSavepoint(ctx, before.JobID, "s3://sp", false)
+	require.NoError(t, err)
+	var st SavepointStatus
+	for range 120 {
+		require.NoError(t, j.Advance(time.Second))
+		st, err = col.c.SavepointStatus(ctx, before.JobID, trig)
+		require.NoError(t, err)
+		if st.Done() {
+			break
+		}
+	}
+	require.True(t, st.Done())
+	require.NoError(t, st.Err())
+	require.NoError(t, j.Submit(sim.Submission{SavepointPath: st.Location()}))
+	require.NoError(t, j.Advance(2*time.Minute))
+
+	after, err := col.Collect(ctx, "")
+	require.NoError(t, err)
+	assert.NotEqual(t, before.JobID, after.JobID)
+	assert.True(t, after.RunningSince.After(before.RunningSince), "%v vs %v", after.RunningSince, before.RunningSince)
+	assert.Equal(t, "RUNNING", after.State)
+	assertMatches(t, j.View(), after)
+}
+
+// While the job restarts the sample names what it lacks.
+func TestCollectNotRunning(t *testing.T) {
+	rate := 0.0
+	j := testJob(t, "1.20", &rate)
+	col, _ := serve(t, flinkrest.NewHandler(j))
+	s, err := col.Collect(context.Background(), "") // still INITIALIZING
+	require.NoError(t, err)
+	assert.NotEqual(t, "RUNNING", s.State)
+	assert.Contains(t, s.Missing, "runningSince: job has never been RUNNING")
+	assert.Contains(t, s.Missing, "vertex metrics: job is "+s.State)
+	for _, v := range s.Vertices {
+		assert.Nil(t, v.BusyTimeMsPerSecond)
+	}
+}
+
+// fakeJM answers like a JobManager from canned bodies; paths not listed
+// get a 404.
+type fakeJM map[string]string
+
+func (f fakeJM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Path
+	if g := r.URL.Query().Get("get"); g != "" {
+		key += "?get"
+	}
+	body, ok := f[key]
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"errors":["Not found: %s"]}`, r.URL.Path)
+		return
+	}
+	_, _ = w.Write([]byte(body))
+}
+
+const (
+	fJob = "3f2a9c1e8b7d4f60a1b2c3d4e5f60718"
+	fSrc = "cbc357ccb763df2852fee8c4fc7d55f2"
+)
+
+func nanJM() fakeJM {
+	return fakeJM{
+		"/overview":     `{"taskmanagers":1,"slots-total":2,"slots-available":0,"jobs-running":1,"jobs-finished":0,"jobs-cancelled":0,"jobs-failed":0,"flink-version":"1.20.1","flink-commit":"abc1234"}`,
+		"/jobs/" + fJob: `{"jid":"` + fJob + `","name":"j","isStoppable":false,"state":"RUNNING","job-type":"STREAMING","start-time":1,"end-time":-1,"duration":5,"maxParallelism":-1,"now":1717243200000,"timestamps":{"RUNNING":1717239600000,"CREATED":1717239500000},"vertices":[{"id":"` + fSrc + `","slotSharingGroupId":"a1b2c3d4e5f60718293a4b5c6d7e8f90","name":"Source: Kafka Source -> Map","maxParallelism":128,"parallelism":2,"status":"RUNNING","start-time":1,"end-time":-1,"duration":5,"tasks":{},"metrics":{"read-records":0,"write-records":10,"accumulated-busy-time":"NaN"},"newField":{"x":1}}],"status-counts":{},"plan":{"jid":"` + fJob + `","name":"j","type":"STREAMING","nodes":[{"id":"` + fSrc + `","parallelism":2,"operator":"","operator_strategy":"","description":"Source: Kafka Source -&gt; Map<br/>","optimizer_properties":{}}]},"stream-graph":{"nodes":[]}}`,
+		"/jobs/" + fJob + "/vertices/" + fSrc + "/subtasks/metrics":     `[{"id":"busyTimeMsPerSecond"},{"id":"backPressuredTimeMsPerSecond"},{"id":"numRecordsOut"},{"id":"numRecordsOutPerSecond"},{"id":"Source__Kafka_Source.numRecordsIn"},{"id":"Source__Kafka_Source.numRecordsInPerSecond"},{"id":"Source__Kafka_Source.pendingRecords"},{"id":"isBackPressured"}]`,
+		"/jobs/" + fJob + "/vertices/" + fSrc + "/subtasks/metrics?get": `[{"id":"busyTimeMsPerSecond","max":"NaN","avg":"NaN","sum":"NaN"},{"id":"backPressuredTimeMsPerSecond","max":0.0,"avg":0.0,"sum":0.0},{"id":"numRecordsOut","max":5.0,"avg":5.0,"sum":10.0},{"id":"numRecordsOutPerSecond","max":"Infinity","avg":1.0,"sum":2.0},{"id":"Source__Kafka_Source.numRecordsIn","max":5.0,"avg":5.0,"sum":10.0},{"id":"Source__Kafka_Source.numRecordsInPerSecond","max":1.0,"avg":1.0,"sum":"2.0"},{"id":"Source__Kafka_Source.pendingRecords","max":1.2345678E7,"avg":1.0,"sum":"1.2345678E7"}]`,
+		"/jobs/" + fJob + "/vertices/" + fSrc + "/metrics":              `[{"id":"0.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.3.currentOffset"},{"id":"0.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.3.committedOffset"},{"id":"1.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.0.currentOffset"},{"id":"1.busyTimeMsPerSecond"}]`,
+		"/jobs/" + fJob + "/vertices/" + fSrc + "/metrics?get":          `[{"id":"0.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.3.currentOffset","value":"1200"},{"id":"0.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.3.committedOffset","value":"-1"},{"id":"1.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.0.currentOffset","value":"77"}]`,
+		"/jobs/" + fJob + "/checkpoints":                                `{"counts":{"restored":0,"total":0,"in_progress":0,"completed":0,"failed":0},"summary":{},"latest":{"completed":null,"savepoint":null,"failed":null,"restored":null},"history":[]}`,
+		"/jobmanager/config":                                            `[{"key":"execution.checkpointing.interval","value":"1 min"}]`,
+		"/taskmanagers":                                                 `{"taskmanagers":[{"id":"tm1","slotsNumber":2,"freeSlots":0,"totalResource":{"cpuCores":0.0},"hardware":{"cpuCores":4}}]}`,
+	}
+}
+
+// A NaN busy time survives as NaN, so that the model can hold with
+// NonFiniteMetric; Infinity and Java's exponent notation parse.
+func TestCollectNaNAndQuirks(t *testing.T) {
+	col, ct := serve(t, nanJM())
+	s, err := col.Collect(context.Background(), fJob)
+	require.NoError(t, err)
+	require.Len(t, s.Vertices, 1)
+	v := s.Vertices[0]
+	require.NotNil(t, v.BusyTimeMsPerSecond)
+	assert.True(t, math.IsNaN(v.BusyTimeMsPerSecond.Avg))
+	assert.True(t, math.IsNaN(v.BusyTimeMsPerSecond.Max))
+	assert.Equal(t, 2.0, *v.NumRecordsInPerSecond)
+	assert.Equal(t, 2.0, *v.NumRecordsOutPerSecond)
+	assert.Equal(t, 1.2345678e7, *v.PendingRecords)
+	assert.Nil(t, v.Inputs)
+	assert.Equal(t, []metrics.PartitionOwner{
+		{Topic: "orders_v1", Partition: 0, Subtask: 1, CurrentOffset: 77, CommittedOffset: -1},
+		{Topic: "orders_v1", Partition: 3, Subtask: 0, CurrentOffset: 1200, CommittedOffset: -1},
+	}, v.Partitions)
+	// checkpoint config 404 → JobManager configuration.
+	require.NotNil(t, s.Checkpoints)
+	assert.Equal(t, time.Minute, s.Checkpoints.Interval)
+	assert.Equal(t, 10*time.Minute, s.Checkpoints.Timeout)
+	assert.Contains(t, s.Missing, "checkpoints: lastDuration: no completed checkpoint yet")
+	// cpuCores 0 in the resource profile → hardware.
+	assert.Equal(t, metrics.TaskManagerSample{CPU: 4, Slots: 2, Replicas: 1}, *s.TaskManagers)
+	assert.Equal(t, "1.20.1", s.FlinkVersion)
+	assert.Equal(t, time.UnixMilli(1717239600000).UTC(), s.RunningSince)
+	assert.Equal(t, int64(10), ct.n.Load())
+}
+
+// When the aggregated query comes back empty (an id vanished), the vertex
+// is named in Missing and nothing turns into zero.
+func TestCollectEmptyAggregate(t *testing.T) {
+	jm := nanJM()
+	jm["/jobs/"+fJob+"/vertices/"+fSrc+"/subtasks/metrics?get"] = `[]`
+	col, _ := serve(t, jm)
+	s, err := col.Collect(context.Background(), fJob)
+	require.NoError(t, err)
+	v := s.Vertices[0]
+	assert.Nil(t, v.BusyTimeMsPerSecond)
+	assert.Nil(t, v.NumRecordsInPerSecond)
+	assert.Nil(t, v.PendingRecords)
+	found := false
+	for _, m := range s.Missing {
+		found = found || strings.HasPrefix(m, fSrc+": metrics: Flink returned no values")
+	}
+	assert.True(t, found, s.Missing)
+}
+
+func TestCollectErrors(t *testing.T) {
+	t.Run("5xx on details", func(t *testing.T) {
+		col, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"errors":["Internal server error.","<Exception on server side: boom>"]}`))
+		}))
+		_, err := col.Collect(context.Background(), fJob)
+		var ae *APIError
+		require.ErrorAs(t, err, &ae)
+		assert.Equal(t, 500, ae.Status)
+		assert.Equal(t, "/jobs/"+fJob, ae.Endpoint)
+		assert.Contains(t, err.Error(), "HTTP 500: Internal server error.; <Exception on server side: boom>")
+	})
+	t.Run("malformed details", func(t *testing.T) {
+		col, _ := serve(t, fakeJM{"/jobs/" + fJob: `{"jid":"x","vertices":{}`})
+		_, err := col.Collect(context.Background(), fJob)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "GET /jobs/"+fJob)
+		assert.Contains(t, err.Error(), "decoding")
+	})
+	t.Run("wrong shape", func(t *testing.T) {
+		col, _ := serve(t, fakeJM{"/jobs/" + fJob: `{"jid":"x","state":"RUNNING","vertices":{"a":1}}`})
+		_, err := col.Collect(context.Background(), fJob)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "cannot unmarshal object")
+	})
+	t.Run("5xx on a vertex goes to Missing", func(t *testing.T) {
+		jm := nanJM()
+		delete(jm, "/jobs/"+fJob+"/vertices/"+fSrc+"/subtasks/metrics")
+		col, _ := serve(t, jm)
+		s, err := col.Collect(context.Background(), fJob)
+		require.NoError(t, err)
+		assert.Nil(t, s.Vertices[0].BusyTimeMsPerSecond)
+		assert.Contains(t, strings.Join(s.Missing, "\n"), fSrc+": metrics: flink: GET /jobs/"+fJob+"/vertices/"+fSrc+"/subtasks/metrics: HTTP 404")
+	})
+	t.Run("no job", func(t *testing.T) {
+		col, _ := serve(t, fakeJM{"/jobs/overview": `{"jobs":[{"jid":"` + fJob + `","name":"j","state":"FINISHED"}]}`})
+		_, err := col.Collect(context.Background(), "")
+		require.ErrorContains(t, err, "no job running")
+	})
+	t.Run("timeout", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}))
+		defer srv.Close()
+		defer close(release)
+		cl, err := New(srv.URL, WithTimeout(50*time.Millisecond))
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = NewCollector(cl).Collect(context.Background(), fJob)
+		require.Error(t, err)
+		assert.Less(t, time.Since(start), 2*time.Second)
+		assert.Contains(t, err.Error(), "no answer within 50ms")
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+}
+
+// BenchmarkCollect is one steady-state collection of the 3-vertex job over
+// HTTP against the simulator.
+func BenchmarkCollect(b *testing.B) {
+	rate := 2500.0
+	j := testJob(b, "1.20", &rate)
+	col, ct := serve(b, flinkrest.NewHandler(j))
+	require.NoError(b, j.Advance(5*time.Minute))
+	ctx := context.Background()
+	id := j.View().Job.ID
+	_, err := col.Collect(ctx, id) // warm the caches
+	require.NoError(b, err)
+	ct.n.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := col.Collect(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(ct.n.Load())/float64(b.N), "requests/op")
+}
