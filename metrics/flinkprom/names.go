@@ -1,0 +1,70 @@
+package flinkprom
+
+// Metric family names as Flink's PrometheusReporter exports them.
+const (
+	prefixTask     = "flink_taskmanager_job_task_"
+	prefixOperator = "flink_taskmanager_job_task_operator_"
+	prefixJMJob    = "flink_jobmanager_job_"
+	familyOffsets  = prefixOperator + "KafkaSourceReader_topic_partition_"
+)
+
+// Flink metric names, also used in Missing entries ("<vertex id>: <name>").
+const (
+	mBusy           = "busyTimeMsPerSecond"
+	mBackPressured  = "backPressuredTimeMsPerSecond"
+	mRecordsIn      = "numRecordsIn"
+	mRecordsOut     = "numRecordsOut"
+	mRecordsInRate  = "numRecordsInPerSecond"
+	mRecordsOutRate = "numRecordsOutPerSecond"
+	mPending        = "pendingRecords"
+	mCurrentOffset  = "currentOffset"
+	mCommitted      = "committedOffset"
+	mPartitions     = "partitions"
+
+	mCheckpointDuration = "lastCheckpointDuration"
+	mCheckpointSize     = "lastCheckpointSize"
+	mCompleted          = "numberOfCompletedCheckpoints"
+	mFailed             = "numberOfFailedCheckpoints"
+	mInProgress         = "numberOfInProgressCheckpoints"
+	mRestarts           = "numRestarts"
+)
+
+// Labels of Flink's scope variables.
+const (
+	lJobID        = "job_id"
+	lJobName      = "job_name"
+	lTaskID       = "task_id"
+	lTaskName     = "task_name"
+	lSubtask      = "subtask_index"
+	lAttempt      = "task_attempt_num"
+	lTMID         = "tm_id"
+	lOperatorID   = "operator_id"
+	lOperatorName = "operator_name"
+	lTopic        = "topic"
+	lPartition    = "partition"
+)
+
+// PromSanitize writes a string as Flink's PrometheusReporter writes label
+// values and name parts: every character outside [a-zA-Z0-9:_] becomes '_'
+// (per UTF-16 unit in Java; here per byte of the UTF-8 encoding, so a
+// non-ASCII character may give more underscores than Flink's).
+func PromSanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// SameTopic tells whether a topic label from the Prometheus reporter
+// (PartitionOwner.Topic of a sample from this package) can be the Kafka
+// topic kafkaTopic (or the REST-sanitized name metrics.SanitizedTopic gives).
+// Prometheus' sanitizing is lossy ("orders-v1" and "orders.v1" both become
+// "orders_v1"), so two Kafka topics may match the same label.
+func SameTopic(promTopic, kafkaTopic string) bool {
+	// REST's replacements are a subset of Prometheus', so a REST-sanitized
+	// name sanitizes to the same label.
+	return promTopic == PromSanitize(kafkaTopic)
+}
