@@ -26,11 +26,21 @@ import (
 // Collector polls a Kafka cluster for consumer group offsets. It is safe
 // for concurrent use.
 type Collector struct {
+	// Now stamps samples; nil is the wall clock. Tests and the simulator
+	// set a virtual clock, so that arrival rates are per virtual second.
+	Now     func() time.Time
 	cl      *kgo.Client
 	adm     *kadm.Client
 	timeout time.Duration
 	hooks   *hooks
 	cfg     Config
+}
+
+func (c *Collector) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 // hooks remembers the last connection failure, to
@@ -176,7 +186,7 @@ func (c *Collector) Collect(ctx context.Context, group string, topics []string) 
 		s.GroupState = g.State
 	}
 	if len(topics) == 0 {
-		s.At = time.Now()
+		s.At = c.now()
 		s.Missing = missing
 		return s, nil
 	}
@@ -223,13 +233,13 @@ func (c *Collector) Collect(ctx context.Context, group string, topics []string) 
 	var (
 		ends, starts     map[tpKey]listed
 		endErr, startErr error
-		sent             = time.Now()
+		sent             = c.now()
 		received         time.Time
 	)
 	if len(end.Topics) > 0 {
 		wg.Go(func() {
 			ends, endErr = c.listOffsets(ctx, end)
-			received = time.Now()
+			received = c.now()
 		})
 		wg.Go(func() { starts, startErr = c.listOffsets(ctx, start) })
 		wg.Wait()

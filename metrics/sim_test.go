@@ -1,0 +1,170 @@
+package metrics_test
+
+import (
+	"context"
+	"math"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/metrics/flink"
+	"github.com/flinkscale/flinkscale/metrics/kafka"
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
+	"github.com/flinkscale/flinkscale/test/sim/scenario"
+)
+
+// For every scenario of the library, the collectors read the simulated job
+// over real HTTP (Flink's REST API) and the real Kafka protocol (kfake), the
+// window assembles a snapshot, and the snapshot equals the simulator's
+// ground truth within the stated tolerances; the model then sizes the job
+// without holding for data.
+func TestCollectedSnapshotMatchesTheSimulator(t *testing.T) {
+	all, err := scenario.All(filepath.Join("..", "test", "scenarios"))
+	require.NoError(t, err)
+	for _, s := range all {
+		t.Run(s.Name, func(t *testing.T) { checkScenario(t, s) })
+	}
+}
+
+// truth is what the simulator itself says at one sample.
+type truth struct {
+	at      time.Time
+	busyMax map[string]float64
+	counter map[string]float64 // records in, summed (the source operator's for sources)
+}
+
+func checkScenario(t *testing.T, s *scenario.Scenario) {
+	ctx := context.Background()
+	broker, err := simkafka.Start(s.Job.Topics)
+	require.NoError(t, err)
+	defer broker.Close()
+	start := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	j, err := s.NewJob(broker, start, 5*time.Second)
+	require.NoError(t, err)
+	srv := httptest.NewServer(flinkrest.NewHandler(j))
+	defer srv.Close()
+	rest, err := flink.New(srv.URL)
+	require.NoError(t, err)
+	fc := flink.NewCollector(rest)
+	kc, err := kafka.New(kafka.Config{BootstrapServers: broker.Addrs()})
+	require.NoError(t, err)
+	defer kc.Close()
+	kc.Now = j.Now
+	var topics []string
+	for _, tp := range s.Job.Topics {
+		topics = append(topics, tp.Name)
+	}
+
+	// Deploy and warm up (restart + TaskManager start-up + the policy's
+	// 2 minute warm-up), then sample every 30 s over a 5 minute window.
+	require.NoError(t, j.Advance(s.Job.Restart.Time+s.Job.Restart.TaskManagerStartup+3*time.Minute))
+	w := metrics.NewWindow(5 * time.Minute)
+	var truths []truth
+	for range 11 {
+		require.NoError(t, j.Advance(30*time.Second))
+		fs, err := fc.Collect(ctx, "")
+		require.NoError(t, err)
+		ks, err := kc.Collect(ctx, s.Job.ConsumerGroup, topics)
+		require.NoError(t, err)
+		w.AddFlink(fs)
+		w.AddKafka(ks)
+		truths = append(truths, observe(j))
+	}
+	snap, missing := w.Snapshot()
+	assert.Empty(t, missing)
+	require.Len(t, snap.Vertices, len(s.Job.Vertices))
+	first, last := truths[0], truths[len(truths)-1]
+	dt := last.at.Sub(first.at).Seconds()
+	require.Equal(t, 300.0, dt)
+	view := j.View()
+	lag, arrival := 0.0, 0.0
+	for _, v := range snap.Vertices {
+		// Busy time: Flink sends doubles, the window averages them.
+		mean := 0.0
+		for _, tr := range truths {
+			mean += tr.busyMax[v.ID] / float64(len(truths))
+		}
+		assert.InDelta(t, mean, float64(*v.BusyTimeMsPerSecond.Max), 1e-6*max(1, mean), "%s busy", v.Name)
+		// Records in per second from counter growth; Flink sends counters
+		// as whole numbers, so each subtask may lose up to one record.
+		want := (last.counter[v.ID] - first.counter[v.ID]) / dt
+		assert.InDelta(t, want, float64(*v.NumRecordsInPerSecond), float64(2*v.Parallelism)/dt+1e-9, "%s records in", v.Name)
+		if len(v.Inputs) > 0 {
+			continue
+		}
+		// Sources: every partition of their topics, and the arrival rate
+		// from end-offset growth. The brokers trail the job by at most one
+		// 5 s append, so the rate is off by at most 2 × 5 s of arrivals
+		// over the 300 s window.
+		want = 0
+		parts := 0
+		for _, name := range vertexTopics(s, v.Name) {
+			want += s.Arrivals(name, first.at.Sub(start), last.at.Sub(start)) / dt
+			tp, _ := s.Topic(name)
+			parts += tp.Partitions
+		}
+		assert.Equal(t, parts, v.Partitions, "%s partitions", v.Name)
+		require.NotNil(t, v.ArrivalRatePerSecond, "%s arrival", v.Name)
+		assert.InDelta(t, want, float64(*v.ArrivalRatePerSecond), 2*5*want/dt+1, "%s arrival rate", v.Name)
+		assert.Len(t, v.PartitionRates, parts)
+		require.NotNil(t, v.LagRecords)
+		lag += float64(*v.LagRecords)
+		arrival += want
+	}
+	// Lag from the brokers is end − committed: the simulator's own lag
+	// (end − position) plus what was read since the last completed
+	// checkpoint, less what the brokers have not been sent yet (one 5 s
+	// append).
+	trueLag := float64(j.Stats().Lag)
+	interval := s.Job.Checkpoints.Interval.Seconds()
+	assert.GreaterOrEqual(t, lag, trueLag-5*arrival-1, "lag")
+	assert.LessOrEqual(t, lag, trueLag+2*interval*arrival+1, "lag")
+	require.NotNil(t, snap.Checkpoints)
+	assert.Equal(t, float64(s.Job.Checkpoints.Interval.Milliseconds()), float64(snap.Checkpoints.IntervalMs))
+	if c := view.Job.Checkpoints.LatestCompleted; c != nil && !c.IsSavepoint {
+		// The window averages the latest duration over its samples.
+		assert.InDelta(t, float64(c.EndToEndDurationMs), float64(snap.Checkpoints.DurationMs), float64(c.EndToEndDurationMs)*0.5+1)
+	}
+	assert.Equal(t, len(view.TaskManagers), snap.TaskManagers.Replicas)
+	assert.Equal(t, s.Job.TaskManager.CPU, float64(snap.TaskManagers.CPU))
+
+	d := scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd)
+	assert.True(t, d.Sized, "the model trusts the collected snapshot: %s", d.Summary)
+	t.Logf("%s: %s", s.Name, d.Summary)
+}
+
+// observe reads the simulator's ground truth.
+func observe(j *sim.Job) truth {
+	v := j.View()
+	tr := truth{at: v.Now, busyMax: map[string]float64{}, counter: map[string]float64{}}
+	for _, vv := range v.Job.Vertices {
+		m := 0.0
+		for _, st := range vv.Subtasks {
+			m = math.Max(m, st.BusyTimeMsPerSecond)
+			if vv.IsSource {
+				tr.counter[vv.ID] += st.SourceNumRecordsIn
+			} else {
+				tr.counter[vv.ID] += st.NumRecordsIn
+			}
+		}
+		tr.busyMax[vv.ID] = m
+	}
+	return tr
+}
+
+func vertexTopics(s *scenario.Scenario, name string) []string {
+	for _, v := range s.Job.Vertices {
+		if v.Name == name {
+			return v.Topics
+		}
+	}
+	return nil
+}
