@@ -81,6 +81,13 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	for _, m := range last.Missing {
 		miss("flink: %s", m)
 	}
+	if n := len(w.kafka); n > 0 {
+		// Lag and arrival rates from brokers' samples much older than the
+		// job's describe another moment: say so.
+		if age := last.At.Sub(w.kafka[n-1].At); age > w.length/2 {
+			miss("kafka: the newest brokers' sample is %s older than the newest Flink sample", age.Round(time.Second))
+		}
+	}
 	kafka := w.kafkaParts()
 	assigned := w.sourceTopics(last, kafka)
 	for _, v := range last.Vertices {

@@ -152,3 +152,14 @@ func TestArrivalTrendAndQuantiles(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, 650.0, p50) // 500, 530, …, 800: the empirical median is 650
 }
+
+func TestWindowFlagsStaleBrokerSamples(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	w.AddKafka(kafkaAt(0))
+	w.AddKafka(kafkaAt(30))
+	for s := 0; s <= 300; s += 30 {
+		w.AddFlink(flinkAt(s, "j1"))
+	}
+	_, missing := w.Snapshot()
+	assert.Contains(t, missing, "kafka: the newest brokers' sample is 4m30s older than the newest Flink sample")
+}
