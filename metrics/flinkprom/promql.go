@@ -231,14 +231,15 @@ func (p *PromQL) Collect(ctx context.Context, jobID string, at time.Time) (metri
 
 	// The JobManager's gauges.
 	jm := func(name string) (float64, bool) {
-		for _, s := range results[name] {
-			if out.JobName == "" {
-				out.JobName = string(s.Metric[lJobName])
-			}
-			x := float64(s.Value)
-			return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+		if len(results[name]) == 0 {
+			return 0, false
 		}
-		return 0, false
+		s := results[name][0] // one series per job
+		if out.JobName == "" {
+			out.JobName = string(s.Metric[lJobName])
+		}
+		x := float64(s.Value)
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
 	}
 	completed, okC := jm(QCheckpointsCompleted)
 	failed, okF := jm(QCheckpointsFailed)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"time"
 
@@ -332,21 +331,6 @@ func (j *Job) randomHex(n int) string {
 
 // ms is a time in epoch milliseconds.
 func ms(t time.Time) int64 { return t.UnixMilli() }
-
-// sortedTPs returns map keys in (topic, partition) order.
-func sortedTPs[V any](m map[TopicPartition]V) []TopicPartition {
-	out := make([]TopicPartition, 0, len(m))
-	for tp := range m {
-		out = append(out, tp)
-	}
-	sort.Slice(out, func(a, b int) bool {
-		if out[a].Topic != out[b].Topic {
-			return out[a].Topic < out[b].Topic
-		}
-		return out[a].Partition < out[b].Partition
-	})
-	return out
-}
 
 // toAssign converts partitions for the assignment rules.
 func toAssign(tps []TopicPartition) []assign.TopicPartition {

@@ -26,9 +26,6 @@ func (m *meter) update(total float64) {
 	m.rate = (total - oldest) / meterSpanSeconds
 }
 
-// reset starts the meter over (a new task attempt starts from zero).
-func (m *meter) reset() { *m = meter{} }
-
 // meters updates every task's meters at each 5-second boundary since the
 // attempt started, as Flink's MeterView update thread does.
 func (r *deployment) meters(j *Job) {

@@ -34,10 +34,10 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 		return err
 	}
 	if j.spec.Scheduler != "adaptive" {
-		return fmt.Errorf("%w: The resource requirements update is only expected to work with the AdaptiveScheduler.", ErrUnsupported)
+		return fmt.Errorf("%w: The resource requirements update is only expected to work with the AdaptiveScheduler.", ErrUnsupported) //nolint:staticcheck // Flink's message, verbatim
 	}
 	if len(req) == 0 {
-		return fmt.Errorf("%w: Request body does not specify resource requirements.", ErrBadRequest)
+		return fmt.Errorf("%w: Request body does not specify resource requirements.", ErrBadRequest) //nolint:staticcheck // Flink's message, verbatim
 	}
 	var unknown []string
 	for id := range req {
@@ -47,13 +47,13 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return fmt.Errorf("%w: The request contains unknown job vertices %v.", ErrBadRequest, unknown)
+		return fmt.Errorf("%w: The request contains unknown job vertices %v.", ErrBadRequest, unknown) //nolint:staticcheck // Flink's message, verbatim
 	}
 	next := map[string]Bounds{}
 	for _, v := range j.g.vertices {
 		b, ok := req[v.id]
 		if !ok {
-			return fmt.Errorf("%w: The request is incomplete, missing job vertex [%s] resource requirements.", ErrBadRequest, v.id)
+			return fmt.Errorf("%w: The request is incomplete, missing job vertex [%s] resource requirements.", ErrBadRequest, v.id) //nolint:staticcheck // Flink's message, verbatim
 		}
 		if b.LowerBound == -1 {
 			b.LowerBound = 1
@@ -62,13 +62,13 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 			b.UpperBound = r.maxP[v.id]
 		}
 		if b.LowerBound < 1 || b.LowerBound > b.UpperBound || b.UpperBound > r.maxP[v.id] {
-			return fmt.Errorf("%w: Invalid parallelism bounds [%d, %d] for job vertex [%s] (max parallelism %d).",
+			return fmt.Errorf("%w: Invalid parallelism bounds [%d, %d] for job vertex [%s] (max parallelism %d).", //nolint:staticcheck // Flink's message, verbatim
 				ErrBadRequest, b.LowerBound, b.UpperBound, v.id, r.maxP[v.id])
 		}
 		next[v.id] = b
 	}
 	if r.state == "RESTARTING" && r.restartKind == "rescale" {
-		return fmt.Errorf("%w: Another update to the job [%s] resource requirements is in progress.", ErrConflict, jobID)
+		return fmt.Errorf("%w: Another update to the job [%s] resource requirements is in progress.", ErrConflict, jobID) //nolint:staticcheck // Flink's message, verbatim
 	}
 	if r.state != "RUNNING" && r.state != "CREATED" && r.state != "RESTARTING" {
 		return fmt.Errorf("%w: job %s is %s", ErrNotRunning, jobID, r.state)

@@ -1,6 +1,8 @@
 package flinkrest
 
 import (
+	"github.com/flinkscale/flinkscale/scaling/assign"
+
 	"math"
 	"strconv"
 	"strings"
@@ -128,14 +130,14 @@ func FuzzJavaDouble(f *testing.F) {
 }
 
 func TestJavaStringHash(t *testing.T) {
-	assert.Equal(t, int32(0), javaStringHash(""))
-	assert.Equal(t, int32(97), javaStringHash("a"))
-	assert.Equal(t, int32(2112), javaStringHash("Aa"))
-	assert.Equal(t, int32(2112), javaStringHash("BB"))
+	assert.Equal(t, int32(0), assign.JavaStringHashCode(""))
+	assert.Equal(t, int32(97), assign.JavaStringHashCode("a"))
+	assert.Equal(t, int32(2112), assign.JavaStringHashCode("Aa"))
+	assert.Equal(t, int32(2112), assign.JavaStringHashCode("BB"))
 	// "orders".hashCode() from the reference's Kafka split-owner vector.
-	assert.Equal(t, int32(-1008770331), javaStringHash("orders"))
+	assert.Equal(t, int32(-1008770331), assign.JavaStringHashCode("orders"))
 	// A supplementary character hashes as its two UTF-16 units.
-	assert.Equal(t, int32(31*0xD83D+0xDE00), javaStringHash("\U0001F600"))
+	assert.Equal(t, int32(31*0xD83D+0xDE00), assign.JavaStringHashCode("\U0001F600"))
 }
 
 func TestJavaHashOrder(t *testing.T) {

@@ -1,6 +1,8 @@
 package promreporter
 
 import (
+	"github.com/flinkscale/flinkscale/scaling/assign"
+
 	"strings"
 	"testing"
 
@@ -162,12 +164,12 @@ func TestLabelOrders(t *testing.T) {
 
 func TestJavaStringHash(t *testing.T) {
 	// Values of java.lang.String.hashCode.
-	assert.Equal(t, int32(0), javaStringHash(""))
-	assert.Equal(t, int32(97), javaStringHash("a"))
-	assert.Equal(t, int32(99162322), javaStringHash("hello"))
-	assert.Equal(t, int32(-1008770331), javaStringHash("orders")) // reference §5
-	assert.Equal(t, int32(-147182656), javaStringHash("user-42")) // reference §5
-	assert.Equal(t, int32(0x0316bf45), javaStringHash("<job_id>"))
+	assert.Equal(t, int32(0), assign.JavaStringHashCode(""))
+	assert.Equal(t, int32(97), assign.JavaStringHashCode("a"))
+	assert.Equal(t, int32(99162322), assign.JavaStringHashCode("hello"))
+	assert.Equal(t, int32(-1008770331), assign.JavaStringHashCode("orders")) // reference §5
+	assert.Equal(t, int32(-147182656), assign.JavaStringHashCode("user-42")) // reference §5
+	assert.Equal(t, int32(0x0316bf45), assign.JavaStringHashCode("<job_id>"))
 	// Supplementary characters hash as two UTF-16 units.
-	assert.Equal(t, int32(31*0xD83D+0xDE00), javaStringHash("😀"))
+	assert.Equal(t, int32(31*0xD83D+0xDE00), assign.JavaStringHashCode("😀"))
 }

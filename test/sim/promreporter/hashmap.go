@@ -2,7 +2,8 @@ package promreporter
 
 import (
 	"sort"
-	"unicode/utf16"
+
+	"github.com/flinkscale/flinkscale/scaling/assign"
 )
 
 // Flink's PrometheusReporter takes a metric's label names and values from
@@ -59,7 +60,7 @@ func (m *varMap) each(f func(k, v string)) {
 }
 
 func (m *varMap) bucket(k string) uint32 {
-	h := uint32(javaStringHash(k))
+	h := uint32(assign.JavaStringHashCode(k))
 	h ^= h >> 16 // HashMap.hash spreads the high bits
 	return h & uint32(m.capacity-1)
 }
@@ -75,14 +76,4 @@ func childVars(parent *varMap, own ...string) *varMap {
 		parent.each(m.put)
 	}
 	return m
-}
-
-// javaStringHash is java.lang.String.hashCode: s[0]·31^(n−1) + … + s[n−1]
-// over UTF-16 code units, in int32 arithmetic.
-func javaStringHash(s string) int32 {
-	var h int32
-	for _, u := range utf16.Encode([]rune(s)) {
-		h = 31*h + int32(u)
-	}
-	return h
 }

@@ -1,4 +1,4 @@
-package promreporter
+package java
 
 import (
 	"math"
@@ -74,19 +74,19 @@ func TestJavaDoubleVectors(t *testing.T) {
 		{3 * math.SmallestNonzeroFloat64, "1.5E-323"},
 		// Non-finite, Prometheus spelling.
 		{math.NaN(), "NaN"},
-		{math.Inf(1), "+Inf"},
-		{math.Inf(-1), "-Inf"},
+		{math.Inf(1), "Infinity"},
+		{math.Inf(-1), "-Infinity"},
 	}
 	for _, c := range cases {
-		assert.Equal(t, c.want, javaDouble(c.in), "javaDouble(%v)", c.in)
+		assert.Equal(t, c.want, DoubleToString(c.in), "DoubleToString(%v)", c.in)
 	}
 }
 
 func TestJavaDoubleToStringNonFinite(t *testing.T) {
-	assert.Equal(t, "NaN", JavaDoubleToString(math.NaN()))
-	assert.Equal(t, "Infinity", JavaDoubleToString(math.Inf(1)))
-	assert.Equal(t, "-Infinity", JavaDoubleToString(math.Inf(-1)))
-	assert.Equal(t, "734.0", JavaDoubleToString(734))
+	assert.Equal(t, "NaN", DoubleToString(math.NaN()))
+	assert.Equal(t, "Infinity", DoubleToString(math.Inf(1)))
+	assert.Equal(t, "-Infinity", DoubleToString(math.Inf(-1)))
+	assert.Equal(t, "734.0", DoubleToString(734))
 }
 
 var (
@@ -96,7 +96,7 @@ var (
 
 // checkJavaDouble checks the properties of Double.toString on one finite x.
 func checkJavaDouble(t *testing.T, x float64) {
-	s := javaDouble(x)
+	s := DoubleToString(x)
 	y, err := strconv.ParseFloat(s, 64)
 	require.NoError(t, err, s)
 	require.Equal(t, math.Float64bits(x), math.Float64bits(y), "%v → %s → %v", x, s, y)
@@ -176,7 +176,7 @@ func TestJavaDoubleTwoDigitRule(t *testing.T) {
 		return new(big.Float).SetPrec(2000).Abs(new(big.Float).SetPrec(2000).Sub(a, b))
 	}
 	for _, x := range xs {
-		s := javaDouble(x)
+		s := DoubleToString(x)
 		checkJavaDouble(t, x)
 		ex := new(big.Float).SetPrec(2000).SetFloat64(x)
 		short := strconv.FormatFloat(x, 'e', -1, 64)
@@ -186,5 +186,5 @@ func TestJavaDoubleTwoDigitRule(t *testing.T) {
 		// The shortest one-digit decimal must not be strictly closer.
 		assert.LessOrEqual(t, dist(exact(s), ex).Cmp(dist(exact(short), ex)), 0, "%s vs %s", s, short)
 	}
-	assert.Equal(t, "9.9E-324", javaDouble(2*math.SmallestNonzeroFloat64))
+	assert.Equal(t, "9.9E-324", DoubleToString(2*math.SmallestNonzeroFloat64))
 }
