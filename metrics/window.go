@@ -87,6 +87,15 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 		if age := last.At.Sub(w.kafka[n-1].At); age > w.length/2 {
 			miss("kafka: the newest brokers' sample is %s older than the newest Flink sample", age.Round(time.Second))
 		}
+		for _, m := range w.kafka[n-1].Missing {
+			miss("kafka: %s", m)
+		}
+		switch st := w.kafka[n-1].GroupState; st {
+		case "PreparingRebalance", "CompletingRebalance":
+			// Committed offsets are the last ones committed: the lag
+			// may be stale until the group settles.
+			miss("kafka: group %s is in %s; its committed offsets may be stale", w.kafka[n-1].Group, st)
+		}
 	}
 	kafka := w.kafkaParts()
 	assigned := w.sourceTopics(last, kafka)

@@ -163,3 +163,19 @@ func TestWindowFlagsStaleBrokerSamples(t *testing.T) {
 	_, missing := w.Snapshot()
 	assert.Contains(t, missing, "kafka: the newest brokers' sample is 4m30s older than the newest Flink sample")
 }
+
+func TestWindowReportsRebalancesAndBrokerGaps(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 0; s <= 300; s += 30 {
+		w.AddFlink(flinkAt(s, "j1"))
+		ks := kafkaAt(s)
+		if s == 300 {
+			ks.GroupState = "PreparingRebalance"
+			ks.Missing = []string{"orders.v2: UNKNOWN_TOPIC_OR_PARTITION"}
+		}
+		w.AddKafka(ks)
+	}
+	_, missing := w.Snapshot()
+	assert.Contains(t, missing, "kafka: group orders is in PreparingRebalance; its committed offsets may be stale")
+	assert.Contains(t, missing, "kafka: orders.v2: UNKNOWN_TOPIC_OR_PARTITION")
+}
