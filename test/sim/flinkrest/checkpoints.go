@@ -144,9 +144,11 @@ func checkpointSummary(history []sim.CheckpointStat) omap {
 	}
 }
 
-func statsSummary(vals []int64) omap {
-	var minV, maxV, sum int64
-	fs := make([]float64, len(vals))
+// describe is what Flink's statistics summaries start from: min, max, sum
+// and the (integer) average of longs, and the values as doubles for the
+// percentiles.
+func describe(vals []int64) (minV, maxV, sum, avg int64, fs []float64) {
+	fs = make([]float64, len(vals))
 	for i, x := range vals {
 		if i == 0 || x < minV {
 			minV = x
@@ -157,10 +159,14 @@ func statsSummary(vals []int64) omap {
 		sum += x
 		fs[i] = float64(x)
 	}
-	var avg int64
 	if len(vals) > 0 {
 		avg = sum / int64(len(vals))
 	}
+	return minV, maxV, sum, avg, fs
+}
+
+func statsSummary(vals []int64) omap {
+	minV, maxV, _, avg, fs := describe(vals)
 	return omap{
 		{"min", minV},
 		{"max", maxV},

@@ -571,22 +571,7 @@ func aggregatedTaskDetails(ios []ioMetrics, durations []map[string]int64) omap {
 }
 
 func statistics(vals []int64) omap {
-	var minV, maxV, sum int64
-	fs := make([]float64, len(vals))
-	for i, x := range vals {
-		if i == 0 || x < minV {
-			minV = x
-		}
-		if i == 0 || x > maxV {
-			maxV = x
-		}
-		sum += x
-		fs[i] = float64(x)
-	}
-	var avg int64
-	if len(vals) > 0 {
-		avg = sum / int64(len(vals))
-	}
+	minV, maxV, sum, avg, fs := describe(vals)
 	stats := map[string]int64{
 		"min": minV, "max": maxV, "avg": avg, "sum": sum,
 		"median": toLong(percentile(fs, 50)), "p25": toLong(percentile(fs, 25)),
