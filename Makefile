@@ -118,6 +118,27 @@ fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for F
 	  $(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null; \
 	done
 
+##@ Generate
+
+# controller-gen writes the deepcopy functions (api/**/zz_generated.deepcopy.go)
+# and the CRDs (config/crd). allowDangerousTypes: the API keeps float64
+# fractions (utilization, step factors) with the same meaning as
+# scaling.Policy; see api/v1alpha1/groupversion_info.go.
+CRD_OPTIONS ?= crd:allowDangerousTypes=true
+
+.PHONY: generate
+generate: controller-gen ## Generate deepcopy code (api/) and CRDs (config/crd) with controller-gen
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) $(CRD_OPTIONS) paths=./api/... output:crd:artifacts:config=config/crd
+
+.PHONY: verify-generate
+verify-generate: generate ## Fail if `make generate` changes or adds files under api/ or config/
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate' and commit the result"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config); \
+	if [[ -n "$$untracked" ]]; then \
+	  echo "untracked files under api/ or config/ (run 'make generate' and commit them):"; echo "$$untracked"; exit 1; \
+	fi
+
 ##@ Code quality
 
 # Go files to format-check: everything but bin/, .git/, vendor/ and testdata/.

@@ -1,0 +1,234 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a FlinkScalingPolicy (metav1.Condition.Type).
+const (
+	// ConditionReady: the target exists, the policy is valid and metrics
+	// are being collected.
+	ConditionReady = "Ready"
+	// ConditionScaling: a rescale is in progress (status.rescale is set).
+	ConditionScaling = "Scaling"
+	// ConditionLimited: the recommendation is capped by a bound (policy,
+	// partitions, max parallelism, quota), so the job may still lag.
+	ConditionLimited = "Limited"
+	// ConditionStalled: the controller cannot make progress (target
+	// missing, metrics unreachable, rescale failed or rolled back).
+	ConditionStalled = "Stalled"
+)
+
+// Condition reasons (metav1.Condition.Reason). Decision reasons are
+// scaling.ReasonCode values and may be used as condition reasons as well.
+const (
+	ReasonReady            = "Ready"
+	ReasonTargetNotFound   = "TargetNotFound"
+	ReasonInvalidPolicy    = "InvalidPolicy"
+	ReasonMetricsError     = "MetricsError"
+	ReasonPaused           = "Paused"
+	ReasonDryRun           = "DryRun"
+	ReasonRescaling        = "Rescaling"
+	ReasonRescaleSucceeded = "RescaleSucceeded"
+	ReasonRescaleFailed    = "RescaleFailed"
+	ReasonRolledBack       = "RolledBack"
+	ReasonIdle             = "Idle"
+	ReasonNotLimited       = "NotLimited"
+	ReasonLimited          = "Limited"
+	ReasonProgressing      = "Progressing"
+)
+
+// Bounds of the status history.
+const (
+	// MaxRescaleHistory is the most rescales status.history keeps.
+	MaxRescaleHistory = 20
+	// MaxRecommendationHistory is the most recommendations status.history
+	// keeps (a 30m stabilization window at a 30s polling interval needs 60).
+	MaxRecommendationHistory = 120
+)
+
+// FlinkScalingPolicyStatus is what the controller observed and decided.
+type FlinkScalingPolicyStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions are Ready, Scaling, Limited and Stalled.
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// currentParallelism summarizes the current parallelism per vertex in
+	// topological order, e.g. "4/8/8" (the Current printer column).
+	// +optional
+	CurrentParallelism string `json:"currentParallelism,omitempty"`
+	// recommendedParallelism summarizes the last recommendation the same
+	// way (the Recommended printer column).
+	// +optional
+	RecommendedParallelism string `json:"recommendedParallelism,omitempty"`
+	// lagRecords is the Kafka consumer lag in records, summed over sources.
+	// +optional
+	LagRecords int64 `json:"lagRecords,omitempty"`
+
+	// vertices are the job's vertices with their current and recommended
+	// parallelism, in topological order.
+	// +kubebuilder:validation:MaxItems=200
+	// +listType=atomic
+	// +optional
+	Vertices []VertexStatus `json:"vertices,omitempty"`
+
+	// lastDecision is the model's most recent decision.
+	// +optional
+	LastDecision *DecisionStatus `json:"lastDecision,omitempty"`
+
+	// rescale is the rescale in progress, if any.
+	// +optional
+	Rescale *RescaleStatus `json:"rescale,omitempty"`
+
+	// history is what past decisions and rescales taught the model, bounded.
+	// It lives in the status so that it survives controller restarts.
+	// +optional
+	History *HistoryStatus `json:"history,omitempty"`
+}
+
+// VertexStatus is one vertex's parallelism.
+type VertexStatus struct {
+	// id is the Flink JobVertexID.
+	ID string `json:"id"`
+	// name is the vertex name.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// current is the parallelism now.
+	Current int32 `json:"current"`
+	// recommended is what the last decision recommends.
+	// +optional
+	Recommended int32 `json:"recommended,omitempty"`
+}
+
+// DecisionStatus is a summary of one scaling.Decision.
+type DecisionStatus struct {
+	// time of the decision.
+	Time metav1.Time `json:"time"`
+	// action is Scale or Hold.
+	// +kubebuilder:validation:Enum=Scale;Hold
+	Action string `json:"action"`
+	// summary is one sentence for humans.
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// reasons explain the decision (machine-readable codes, see
+	// scaling.ReasonCode).
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Reasons []ReasonStatus `json:"reasons,omitempty"`
+}
+
+// ReasonStatus is one scaling.Reason.
+type ReasonStatus struct {
+	// code is a stable machine-readable reason (scaling.ReasonCode).
+	Code string `json:"code"`
+	// vertex the reason concerns; empty for the whole job.
+	// +optional
+	Vertex string `json:"vertex,omitempty"`
+	// message is a sentence with the numbers.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// RescalePhase is the step of a rescale in progress.
+// +kubebuilder:validation:Enum=Savepointing;Restarting;Stabilizing
+type RescalePhase string
+
+// Rescale phases.
+const (
+	// RescaleSavepointing: the job is taking a savepoint (or is being
+	// suspended with one) before the new parallelism is applied.
+	RescaleSavepointing RescalePhase = "Savepointing"
+	// RescaleRestarting: the job is restarting at the new parallelism.
+	RescaleRestarting RescalePhase = "Restarting"
+	// RescaleStabilizing: the job runs again; the controller waits for it to
+	// run stably before measuring downtime and rates.
+	RescaleStabilizing RescalePhase = "Stabilizing"
+)
+
+// RescaleStatus is a rescale in progress.
+type RescaleStatus struct {
+	// phase is Savepointing, Restarting or Stabilizing.
+	Phase RescalePhase `json:"phase"`
+	// startTime is when the rescale was decided and started.
+	StartTime metav1.Time `json:"startTime"`
+	// appliedParallelism is the parallelism per vertex id the rescale
+	// applied to the FlinkDeployment.
+	// +optional
+	AppliedParallelism map[string]int32 `json:"appliedParallelism,omitempty"`
+	// fromJobID is the Flink job id before the rescale (a restart may
+	// change it).
+	// +optional
+	FromJobID string `json:"fromJobID,omitempty"`
+}
+
+// HistoryStatus is a bounded scaling.History (see ToHistory and
+// FromHistory).
+type HistoryStatus struct {
+	// rescales are past rescales, oldest first.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	Rescales []RescaleRecordStatus `json:"rescales,omitempty"`
+	// recommendations are the model's required parallelism per vertex at
+	// past decisions, oldest first (the stabilization windows read them).
+	// +kubebuilder:validation:MaxItems=120
+	// +listType=atomic
+	// +optional
+	Recommendations []RecommendationStatus `json:"recommendations,omitempty"`
+}
+
+// RescaleRecordStatus is one past rescale (scaling.RescaleRecord).
+type RescaleRecordStatus struct {
+	// decidedAt is when the rescale was decided.
+	DecidedAt metav1.Time `json:"decidedAt"`
+	// completedAt is when the job ran stably at the new parallelism again;
+	// absent while in progress.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// downtime is how long the job processed nothing, as measured.
+	// +optional
+	Downtime metav1.Duration `json:"downtime,omitempty"`
+	// outcome is InProgress, Succeeded, Failed or RolledBack.
+	// +kubebuilder:validation:Enum=InProgress;Succeeded;Failed;RolledBack
+	Outcome string `json:"outcome"`
+	// vertices are the rescaled vertices, before and after.
+	// +kubebuilder:validation:MaxItems=200
+	// +listType=atomic
+	// +optional
+	Vertices []RescaleVertexStatus `json:"vertices,omitempty"`
+}
+
+// RescaleVertexStatus is one vertex of a past rescale, with the true
+// processing rates measured before (at from) and after (at to).
+type RescaleVertexStatus struct {
+	// id is the Flink JobVertexID.
+	ID string `json:"id"`
+	// from is the parallelism before.
+	From int32 `json:"from"`
+	// to is the parallelism after.
+	To int32 `json:"to"`
+	// trueRateBefore is the whole-vertex true processing rate (records/s
+	// at 100 % busy) before; 0 when not measured.
+	// +optional
+	TrueRateBefore float64 `json:"trueRateBefore,omitempty"`
+	// trueRateAfter is the same after the rescale.
+	// +optional
+	TrueRateAfter float64 `json:"trueRateAfter,omitempty"`
+}
+
+// RecommendationStatus is the model's required parallelism at one decision.
+type RecommendationStatus struct {
+	// at is the time of the decision.
+	At metav1.Time `json:"at"`
+	// parallelism is the required parallelism per vertex id.
+	Parallelism map[string]int32 `json:"parallelism"`
+}
