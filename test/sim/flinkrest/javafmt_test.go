@@ -5,60 +5,12 @@ import (
 
 	"math"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestJavaDouble(t *testing.T) {
-	cases := []struct {
-		in   float64
-		want string
-	}{
-		{734, "734.0"},
-		{1.2345678e7, "1.2345678E7"},
-		{1e-4, "1.0E-4"},
-		{1e-5, "1.0E-5"},
-		{0.001, "0.001"},
-		{0.002, "0.002"},
-		{0.00123, "0.00123"},
-		{9.99e-4, "9.99E-4"},
-		{1e7, "1.0E7"},
-		{9999999, "9999999.0"},
-		{1234567, "1234567.0"},
-		{12345678.9, "1.23456789E7"},
-		{0.1, "0.1"},
-		{0.30000000000000004, "0.30000000000000004"},
-		{1, "1.0"},
-		{100, "100.0"},
-		{0, "0.0"},
-		{math.Copysign(0, -1), "-0.0"},
-		{-734.5, "-734.5"},
-		{-1.2345678e7, "-1.2345678E7"},
-		{15234.55, "15234.55"},
-		{123456.789, "123456.789"},
-		{4.5231007e7, "4.5231007E7"},
-		{5.24288e7, "5.24288E7"},
-		{1e21, "1.0E21"},
-		{1e23, "1.0E23"},
-		{2e23, "2.0E23"},
-		{9.223372036854776e18, "9.223372036854776E18"},
-		{math.MaxFloat64, "1.7976931348623157E308"},
-		{2.2250738585072014e-308, "2.2250738585072014E-308"},
-		// One significant digit would do, but Java weighs the two-digit
-		// decimals too and keeps the closest (JDK 19+ Double.toString).
-		{math.SmallestNonzeroFloat64, "4.9E-324"},
-		{2 * math.SmallestNonzeroFloat64, "9.9E-324"},
-		{math.NaN(), "NaN"},
-		{math.Inf(1), "Infinity"},
-		{math.Inf(-1), "-Infinity"},
-	}
-	for _, c := range cases {
-		assert.Equal(t, c.want, javaDouble(c.in), "javaDouble(%v)", c.in)
-	}
-}
 
 func TestJDoubleJSON(t *testing.T) {
 	for in, want := range map[float64]string{
@@ -88,46 +40,6 @@ func parseJavaDouble(s string) (float64, error) {
 	return strconv.ParseFloat(s, 64)
 }
 
-func FuzzJavaDouble(f *testing.F) {
-	for _, seed := range []float64{
-		0, math.Copysign(0, -1), 1, 734, 1e-3, 1e7, 9999999.999999998, 1.2345678e7, 1e-4,
-		0.1, math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(1), math.Inf(-1),
-	} {
-		f.Add(math.Float64bits(seed))
-	}
-	f.Fuzz(func(t *testing.T, bits uint64) {
-		x := math.Float64frombits(bits)
-		s := javaDouble(x)
-		back, err := parseJavaDouble(s)
-		if err != nil {
-			t.Fatalf("javaDouble(%v) = %q does not parse: %v", x, s, err)
-		}
-		if math.IsNaN(x) {
-			if !math.IsNaN(back) {
-				t.Fatalf("javaDouble(NaN) = %q", s)
-			}
-			return
-		}
-		if math.Float64bits(back) != bits {
-			t.Fatalf("javaDouble(%v) = %q parses back as %v", x, s, back)
-		}
-		if math.IsInf(x, 0) {
-			return
-		}
-		abs := math.Abs(x)
-		plain := abs >= 1e-3 && abs < 1e7 || abs == 0
-		if plain == strings.Contains(s, "E") {
-			t.Fatalf("javaDouble(%v) = %q: wrong notation", x, s)
-		}
-		mant, _, _ := strings.Cut(s, "E")
-		if i := strings.IndexByte(mant, '.'); i < 0 || i == len(mant)-1 {
-			t.Fatalf("javaDouble(%v) = %q: needs a digit after the point", x, s)
-		}
-		if strings.ContainsAny(s, "e+") {
-			t.Fatalf("javaDouble(%v) = %q: Java writes E and no plus sign", x, s)
-		}
-	})
-}
 
 func TestJavaStringHash(t *testing.T) {
 	assert.Equal(t, int32(0), assign.JavaStringHashCode(""))
