@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-
 func TestJDoubleJSON(t *testing.T) {
 	for in, want := range map[float64]string{
 		734: "734.0", 1.2345678e7: "1.2345678E7", math.NaN(): `"NaN"`,
@@ -39,7 +38,6 @@ func parseJavaDouble(s string) (float64, error) {
 	}
 	return strconv.ParseFloat(s, 64)
 }
-
 
 func TestJavaStringHash(t *testing.T) {
 	assert.Equal(t, int32(0), assign.JavaStringHashCode(""))
