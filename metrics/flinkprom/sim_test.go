@@ -333,11 +333,10 @@ func hasPrefix(list []string, prefix string) bool {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// BenchmarkScrape scrapes a job with 3 TaskManagers × 10 subtasks (three
-// vertices of parallelism 10 in their own slot-sharing groups, 10 slots
-// per TaskManager) and a JobManager, over loopback HTTP.
-func BenchmarkScrape(b *testing.B) {
-	spec := sim.JobSpec{
+// benchSpec is the benchmarks' job: three vertices of parallelism 10 in
+// their own slot-sharing groups on TaskManagers of 10 slots.
+func benchSpec() sim.JobSpec {
+	return sim.JobSpec{
 		Name: "bench", ConsumerGroup: "bench",
 		Topics: []sim.TopicSpec{{Name: "events", Partitions: 30}},
 		Vertices: []sim.VertexSpec{
@@ -349,7 +348,13 @@ func BenchmarkScrape(b *testing.B) {
 		Checkpoints: sim.CheckpointSpec{Interval: 30 * time.Second, Base: time.Second},
 		Restart:     sim.RestartSpec{Time: 10 * time.Second, TaskManagerStartup: 10 * time.Second},
 	}
-	v := runJob(b, spec, 5000, 2*time.Minute)
+}
+
+// BenchmarkScrape scrapes a job with 3 TaskManagers × 10 subtasks (three
+// vertices of parallelism 10 in their own slot-sharing groups, 10 slots
+// per TaskManager) and a JobManager, over loopback HTTP.
+func BenchmarkScrape(b *testing.B) {
+	v := runJob(b, benchSpec(), 5000, 2*time.Minute)
 	if len(v.TaskManagers) != 3 {
 		b.Fatalf("%d TaskManagers", len(v.TaskManagers))
 	}
@@ -369,19 +374,7 @@ func BenchmarkScrape(b *testing.B) {
 // BenchmarkAggregate is BenchmarkScrape's parsing and aggregation alone,
 // on the same four expositions (without HTTP, gzip and rendering).
 func BenchmarkAggregate(b *testing.B) {
-	spec := sim.JobSpec{
-		Name: "bench", ConsumerGroup: "bench",
-		Topics: []sim.TopicSpec{{Name: "events", Partitions: 30}},
-		Vertices: []sim.VertexSpec{
-			{Name: "Source: events", Parallelism: 10, Capacity: 5000, Selectivity: 1, Topics: []string{"events"}, SlotSharingGroup: "a"},
-			{Name: "Map", Parallelism: 10, Capacity: 2000, Selectivity: 1, Inputs: []sim.EdgeSpec{{From: "Source: events", Ship: "REBALANCE"}}, SlotSharingGroup: "b"},
-			{Name: "Sink: out", Parallelism: 10, Capacity: 4000, Selectivity: 0, Inputs: []sim.EdgeSpec{{From: "Map", Ship: "HASH"}}, SlotSharingGroup: "c"},
-		},
-		TaskManager: sim.TaskManagerSpec{CPU: 10, Slots: 10},
-		Checkpoints: sim.CheckpointSpec{Interval: 30 * time.Second, Base: time.Second},
-		Restart:     sim.RestartSpec{Time: 10 * time.Second, TaskManagerStartup: 10 * time.Second},
-	}
-	v := runJob(b, spec, 5000, 2*time.Minute)
+	v := runJob(b, benchSpec(), 5000, 2*time.Minute)
 	jm := promreporter.JobManager(v)
 	var tms [][]byte
 	size := len(jm)
