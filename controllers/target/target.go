@@ -1,0 +1,387 @@
+// Package target reads the parts of a FlinkDeployment (the Apache Flink
+// Kubernetes Operator's resource, handled as unstructured) that flinkscale
+// acts on, and builds the server-side apply object that rescales it.
+//
+// It is pure: no client, no clock. The controller reads a deployment with
+// Read, checks Ready before acting, and sends Apply's object with its own
+// field manager, so that the four fields it manages are the only ones it
+// owns:
+//
+//	spec.flinkConfiguration["pipeline.jobvertex-parallelism-overrides"]
+//	spec.flinkConfiguration["taskmanager.numberOfTaskSlots"]
+//	spec.job.parallelism
+//	spec.taskManager.replicas (standalone mode only)
+package target
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+// GVK is the FlinkDeployment kind flinkscale scales.
+var GVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkDeployment"}
+
+// New returns an empty FlinkDeployment object to read into.
+func New() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(GVK)
+	return u
+}
+
+// Flink configuration keys.
+const (
+	// KeyOverrides is pipeline.jobvertex-parallelism-overrides: a list of
+	// vertexId:parallelism that beats every other parallelism setting.
+	KeyOverrides = "pipeline.jobvertex-parallelism-overrides"
+	// KeySlots is taskmanager.numberOfTaskSlots.
+	KeySlots = "taskmanager.numberOfTaskSlots"
+	// KeyScheduler is jobmanager.scheduler (default or adaptive).
+	KeyScheduler = "jobmanager.scheduler"
+)
+
+// Upgrade modes of spec.job.upgradeMode.
+const (
+	UpgradeSavepoint = "savepoint"
+	UpgradeLastState = "last-state"
+	UpgradeStateless = "stateless"
+)
+
+// Lifecycle states the controller reads (status.lifecycleState).
+const (
+	LifecycleStable      = "STABLE"
+	LifecycleDeployed    = "DEPLOYED"
+	LifecycleUpgrading   = "UPGRADING"
+	LifecycleSuspended   = "SUSPENDED"
+	LifecycleRollingBack = "ROLLING_BACK"
+	LifecycleRolledBack  = "ROLLED_BACK"
+	LifecycleFailed      = "FAILED"
+)
+
+// Deployment is what flinkscale reads of a FlinkDeployment.
+type Deployment struct {
+	Namespace, Name string
+	Generation      int64
+	ResourceVersion string
+
+	// Spec.
+	Mode         string // native (default) or standalone
+	FlinkVersion string // v1_18
+	// HasJob is false for a session cluster (no spec.job): nothing to scale.
+	HasJob bool
+	// UpgradeMode is spec.job.upgradeMode; the operator's default is
+	// stateless.
+	UpgradeMode string
+	// DesiredState is spec.job.state (running or suspended).
+	DesiredState string
+	// Parallelism is spec.job.parallelism (0: unset).
+	Parallelism int
+	// Overrides are the parsed parallelism overrides (empty: none).
+	Overrides map[string]int
+	// Slots is taskmanager.numberOfTaskSlots (Flink's default 1).
+	Slots int
+	// TaskManagerCPU is spec.taskManager.resource.cpu (0: unset).
+	TaskManagerCPU float64
+	// TaskManagerReplicas is spec.taskManager.replicas (0: unset).
+	TaskManagerReplicas int
+	// Adaptive is jobmanager.scheduler: adaptive.
+	Adaptive bool
+	// Configuration is spec.flinkConfiguration, flattened.
+	Configuration map[string]string
+
+	// Status, as the operator writes it.
+	ObservedGeneration int64
+	Lifecycle          string
+	JobID              string
+	JobState           string
+	Error              string
+	// SavepointInProgress is true while jobStatus.savepointInfo.triggerId is
+	// set (a manual, periodic or upgrade savepoint is pending).
+	SavepointInProgress bool
+	// ReconciliationState is status.reconciliationStatus.state.
+	ReconciliationState string
+}
+
+// Read reads u. It fails on a spec it cannot understand (a malformed
+// override list or slot count), because acting on a half-read deployment
+// could clobber what the user meant.
+func Read(u *unstructured.Unstructured) (*Deployment, error) {
+	d := &Deployment{
+		Namespace: u.GetNamespace(), Name: u.GetName(),
+		Generation: u.GetGeneration(), ResourceVersion: u.GetResourceVersion(),
+	}
+	obj := u.Object
+	d.Mode, _, _ = unstructured.NestedString(obj, "spec", "mode")
+	if d.Mode == "" {
+		d.Mode = "native"
+	}
+	d.FlinkVersion, _, _ = unstructured.NestedString(obj, "spec", "flinkVersion")
+	job, hasJob, _ := unstructured.NestedMap(obj, "spec", "job")
+	d.HasJob = hasJob
+	if hasJob {
+		d.UpgradeMode, _ = job["upgradeMode"].(string)
+		if d.UpgradeMode == "" {
+			d.UpgradeMode = UpgradeStateless
+		}
+		d.DesiredState, _ = job["state"].(string)
+		if d.DesiredState == "" {
+			d.DesiredState = "running"
+		}
+		if p, ok, err := number(job["parallelism"]); err != nil {
+			return nil, fmt.Errorf("spec.job.parallelism: %w", err)
+		} else if ok {
+			d.Parallelism = int(p)
+		}
+	}
+	if v, ok, err := nested(obj, "spec", "taskManager", "resource", "cpu"); err != nil {
+		return nil, fmt.Errorf("spec.taskManager.resource.cpu: %w", err)
+	} else if ok {
+		d.TaskManagerCPU = v
+	}
+	if v, ok, err := nested(obj, "spec", "taskManager", "replicas"); err != nil {
+		return nil, fmt.Errorf("spec.taskManager.replicas: %w", err)
+	} else if ok {
+		d.TaskManagerReplicas = int(v)
+	}
+	conf, err := FlinkConfiguration(u)
+	if err != nil {
+		return nil, err
+	}
+	d.Configuration = conf
+	d.Overrides, err = ParseOverrides(conf[KeyOverrides])
+	if err != nil {
+		return nil, err
+	}
+	d.Slots = 1
+	if s, ok := conf[KeySlots]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("flinkConfiguration %s: %q is not a positive integer", KeySlots, s)
+		}
+		d.Slots = n
+	}
+	d.Adaptive = strings.EqualFold(strings.TrimSpace(conf[KeyScheduler]), "adaptive")
+
+	d.ObservedGeneration, _, _ = unstructured.NestedInt64(obj, "status", "observedGeneration")
+	d.Lifecycle, _, _ = unstructured.NestedString(obj, "status", "lifecycleState")
+	d.JobID, _, _ = unstructured.NestedString(obj, "status", "jobStatus", "jobId")
+	d.JobState, _, _ = unstructured.NestedString(obj, "status", "jobStatus", "state")
+	d.Error, _, _ = unstructured.NestedString(obj, "status", "error")
+	trigger, _, _ := unstructured.NestedString(obj, "status", "jobStatus", "savepointInfo", "triggerId")
+	d.SavepointInProgress = trigger != ""
+	d.ReconciliationState, _, _ = unstructured.NestedString(obj, "status", "reconciliationStatus", "state")
+	return d, nil
+}
+
+// nested reads a number at path (JSON numbers arrive as int64 or float64;
+// a string such as "2" is accepted as the operator accepts it).
+func nested(obj map[string]any, path ...string) (float64, bool, error) {
+	v, ok, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil || !ok || v == nil {
+		return 0, false, err
+	}
+	return number(v)
+}
+
+func number(v any) (float64, bool, error) {
+	switch x := v.(type) {
+	case nil:
+		return 0, false, nil
+	case int64:
+		return float64(x), true, nil
+	case int:
+		return float64(x), true, nil
+	case int32:
+		return float64(x), true, nil
+	case float64:
+		return x, true, nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%q is not a number", x)
+		}
+		return f, true, nil
+	default:
+		return 0, false, fmt.Errorf("%v (%T) is not a number", v, v)
+	}
+}
+
+// FlinkConfiguration returns spec.flinkConfiguration as Flink reads it:
+// nested maps (Flink's YAML form) become dotted keys, numbers and booleans
+// strings, lists ';'-joined.
+func FlinkConfiguration(u *unstructured.Unstructured) (map[string]string, error) {
+	out := map[string]string{}
+	v, ok, err := unstructured.NestedFieldNoCopy(u.Object, "spec", "flinkConfiguration")
+	if err != nil {
+		return nil, fmt.Errorf("spec.flinkConfiguration: %w", err)
+	}
+	if !ok || v == nil {
+		return out, nil
+	}
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		return nil, fmt.Errorf("spec.flinkConfiguration: want a map, got %T", v)
+	}
+	flatten("", m, out)
+	return out, nil
+}
+
+func flatten(prefix string, v any, out map[string]string) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, vv := range x {
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			flatten(key, vv, out)
+		}
+	case nil:
+	case string:
+		out[prefix] = x
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			parts = append(parts, fmt.Sprint(e))
+		}
+		out[prefix] = strings.Join(parts, ";")
+	default:
+		out[prefix] = fmt.Sprint(x)
+	}
+}
+
+// ParseOverrides parses a parallelism override list ("id:p,id:p"); empty is
+// none.
+func ParseOverrides(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, p, ok := strings.Cut(part, ":")
+		id = strings.TrimSpace(id)
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if !ok || id == "" || err != nil || n < 1 {
+			return nil, fmt.Errorf("flinkConfiguration %s: bad entry %q (want vertexId:parallelism)", KeyOverrides, part)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("flinkConfiguration %s: vertex %s listed twice", KeyOverrides, id)
+		}
+		out[id] = n
+	}
+	return out, nil
+}
+
+// FormatOverrides writes overrides sorted by vertex id, so that the same plan
+// is always the same string (and an unchanged plan no spec change).
+func FormatOverrides(p map[string]int) string {
+	ids := slices.Sorted(maps.Keys(p))
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, id+":"+strconv.Itoa(p[id]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// Blocker is why a deployment cannot be rescaled now.
+type Blocker struct {
+	// Reason is a CamelCase condition reason.
+	Reason string
+	// Message says what was seen.
+	Message string
+}
+
+// Blocker reasons.
+const (
+	BlockNoJob               = "NoJob"
+	BlockSuspended           = "JobSuspended"
+	BlockSpecNotReconciled   = "SpecNotReconciled"
+	BlockNotStable           = "TargetNotStable"
+	BlockJobNotRunning       = "JobNotRunning"
+	BlockSavepointInProgress = "SavepointInProgress"
+	BlockStateless           = "StatelessUpgradeMode"
+)
+
+// Blocked returns why d cannot be rescaled now, or nil. A rescale needs an
+// application deployment whose job runs, whose last spec change the
+// operator has reconciled, in lifecycle STABLE, with no savepoint pending,
+// and (unless allowStateless) an upgrade mode that keeps state.
+func (d *Deployment) Blocked(allowStateless bool) *Blocker {
+	switch {
+	case !d.HasJob:
+		return &Blocker{BlockNoJob, "the FlinkDeployment has no spec.job (a session cluster): there is no job to rescale"}
+	case d.DesiredState == "suspended":
+		return &Blocker{BlockSuspended, "spec.job.state is suspended"}
+	case d.ObservedGeneration != 0 && d.ObservedGeneration < d.Generation:
+		return &Blocker{BlockSpecNotReconciled, fmt.Sprintf("the operator has not reconciled generation %d yet (observed %d)", d.Generation, d.ObservedGeneration)}
+	case d.Lifecycle != LifecycleStable:
+		return &Blocker{BlockNotStable, fmt.Sprintf("lifecycle state is %q, not STABLE", d.Lifecycle)}
+	case d.JobState != "RUNNING":
+		return &Blocker{BlockJobNotRunning, fmt.Sprintf("job state is %q, not RUNNING", d.JobState)}
+	case d.SavepointInProgress:
+		return &Blocker{BlockSavepointInProgress, "a savepoint is in progress"}
+	case d.UpgradeMode == UpgradeStateless && !allowStateless:
+		return &Blocker{BlockStateless, "upgradeMode is stateless: a rescale would restart the job without its state; set allowStatelessUpgrade to allow it"}
+	}
+	return nil
+}
+
+// Applied is the plan as it would be written to the deployment.
+type Applied struct {
+	Overrides           map[string]int
+	Slots               int
+	Parallelism         int
+	TaskManagerReplicas int // 0: not written (native mode)
+}
+
+// PlanFor turns a recommended plan into the fields to write. Native mode
+// leaves the TaskManager count to Flink's resource manager; standalone mode
+// needs spec.taskManager.replicas.
+func (d *Deployment) PlanFor(p scaling.Plan) Applied {
+	a := Applied{Overrides: maps.Clone(p.Parallelism), Slots: p.SlotsPerTaskManager, Parallelism: p.DefaultParallelism}
+	if a.Slots < 1 {
+		a.Slots = d.Slots
+	}
+	if d.Mode == "standalone" {
+		a.TaskManagerReplicas = p.TaskManagers
+	}
+	return a
+}
+
+// Matches reports whether d's spec already says what a says.
+func (d *Deployment) Matches(a Applied) bool {
+	if !maps.Equal(d.Overrides, a.Overrides) || d.Slots != a.Slots || d.Parallelism != a.Parallelism {
+		return false
+	}
+	return a.TaskManagerReplicas == 0 || d.TaskManagerReplicas == a.TaskManagerReplicas
+}
+
+// ApplyObject is the server-side apply object for a: only the managed
+// fields, the identity, and the resource version read (so the apply fails
+// with a conflict if the deployment changed since it was read).
+func (d *Deployment) ApplyObject(a Applied) *unstructured.Unstructured {
+	u := New()
+	u.SetNamespace(d.Namespace)
+	u.SetName(d.Name)
+	u.SetResourceVersion(d.ResourceVersion)
+	spec := map[string]any{
+		"flinkConfiguration": map[string]any{
+			KeyOverrides: FormatOverrides(a.Overrides),
+			KeySlots:     strconv.Itoa(a.Slots),
+		},
+		"job": map[string]any{"parallelism": int64(a.Parallelism)},
+	}
+	if a.TaskManagerReplicas > 0 {
+		spec["taskManager"] = map[string]any{"replicas": int64(a.TaskManagerReplicas)}
+	}
+	u.Object["spec"] = spec
+	return u
+}
