@@ -49,6 +49,7 @@ HELM           := $(BIN)/helm
 ENVTEST_DIR    := $(BIN)/k8s
 KUBE_APISERVER := $(ENVTEST_DIR)/kube-apiserver
 ETCD           := $(ENVTEST_DIR)/etcd
+KUBECTL        := $(ENVTEST_DIR)/kubectl
 
 # controller-runtime's envtest looks for kube-apiserver and etcd here.
 # (Until `make envtest-bins` has run the directory may not exist: tests that
@@ -127,9 +128,10 @@ fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for F
 CRD_OPTIONS ?= crd:allowDangerousTypes=true
 
 .PHONY: generate
-generate: controller-gen ## Generate deepcopy code (api/) and CRDs (config/crd) with controller-gen
+generate: controller-gen ## Generate deepcopy code (api/), CRDs (config/crd) and the RBAC role (config/rbac) with controller-gen
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) $(CRD_OPTIONS) paths=./api/... output:crd:artifacts:config=config/crd
+	$(CONTROLLER_GEN) rbac:roleName=flinkscale-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: verify-generate
 verify-generate: generate ## Fail if `make generate` changes or adds files under api/ or config/
@@ -221,7 +223,7 @@ $(HELM)-$(HELM_VERSION): $(TOOLS)/helm/go.mod $(TOOLS)/helm/go.sum
 	$(call build-tool,helm,helm.sh/helm/v3/cmd/helm,$@,$(HELM_FLAGS))
 
 .PHONY: envtest-bins
-envtest-bins: $(KUBE_APISERVER) $(ETCD) ## bin/k8s/{kube-apiserver,etcd} for envtest (~4 min cold on 2 cores)
+envtest-bins: $(KUBE_APISERVER) $(ETCD) $(KUBECTL) ## bin/k8s/{kube-apiserver,etcd,kubectl} for envtest (~6 min cold on 2 cores)
 
 $(KUBE_APISERVER): $(KUBE_APISERVER)-$(KUBERNETES_VERSION)
 	$(call link-tool,$<,$@)
@@ -233,6 +235,13 @@ KUBE_APISERVER_FLAGS := -tags selinux$(comma)notest$(comma)grpcnotrace -ldflags 
 $(KUBE_APISERVER)-$(KUBERNETES_VERSION): $(TOOLS)/k8s/go.mod $(TOOLS)/k8s/go.sum
 	@rm -f $(KUBE_APISERVER)-v*
 	$(call build-tool,k8s,k8s.io/kubernetes/cmd/kube-apiserver,$@,$(KUBE_APISERVER_FLAGS))
+
+$(KUBECTL): $(KUBECTL)-$(KUBERNETES_VERSION)
+	$(call link-tool,$<,$@)
+KUBECTL_FLAGS := -ldflags '-s -w $(KUBERNETES_VERSION_LDFLAGS)'
+$(KUBECTL)-$(KUBERNETES_VERSION): $(TOOLS)/k8s/go.mod $(TOOLS)/k8s/go.sum
+	@rm -f $(KUBECTL)-v*
+	$(call build-tool,k8s,k8s.io/kubernetes/cmd/kubectl,$@,$(KUBECTL_FLAGS))
 
 $(ETCD): $(ETCD)-$(ETCD_VERSION)
 	$(call link-tool,$<,$@)

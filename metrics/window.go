@@ -259,6 +259,10 @@ type kafkaPart struct {
 	seen                 int
 	arrival              float64
 	arrivalOK            bool
+	recent               float64 // arrival rate over the newest half of the window
+	recentOK             bool
+	ends                 []int64     // end offsets, one per sample
+	endTimes             []time.Time // their times
 	committedKnown       bool
 	rates                []float64 // arrival rate between consecutive samples
 	rateTimes            []float64 // their midpoints, seconds since the first sample
@@ -288,6 +292,7 @@ func (w *Window) kafkaParts() map[partKey]*kafkaPart {
 				}
 			}
 			kp.last, kp.lastAt = p, s.At
+			kp.ends, kp.endTimes = append(kp.ends, p.End), append(kp.endTimes, s.At)
 			kp.seen++
 		}
 	}
@@ -296,6 +301,15 @@ func (w *Window) kafkaParts() map[partKey]*kafkaPart {
 		kp.lostStart = kp.committedKnown && kp.last.Committed < kp.last.Start
 		if dt := kp.lastAt.Sub(kp.firstAt).Seconds(); dt > 0 && !kp.backwards {
 			kp.arrival, kp.arrivalOK = float64(kp.last.End-kp.first.End)/dt, true
+			mid := kp.lastAt.Add(-kp.lastAt.Sub(kp.firstAt) / 2)
+			for i, at := range kp.endTimes {
+				if !at.Before(mid) {
+					if rdt := kp.lastAt.Sub(at).Seconds(); rdt > 0 {
+						kp.recent, kp.recentOK = float64(kp.last.End-kp.ends[i])/rdt, true
+					}
+					break
+				}
+			}
 		}
 	}
 	return out
@@ -343,8 +357,10 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		return // not a Kafka source, or nothing known about its partitions
 	}
 	sv.Partitions = len(owners)
-	lag, arrival := 0.0, 0.0
-	lagOK, arrivalOK := true, true
+	lag, arrival, recent := 0.0, 0.0, 0.0
+	lagOK, arrivalOK, recentOK := true, true, true
+	var recentRates, newestRates []float64
+	latest := 0.0
 	var firstLag, lastLag float64
 	var rates []scaling.PartitionRate
 	for _, o := range owners {
@@ -374,7 +390,16 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 			continue
 		}
 		arrival += kp.arrival
+		recent += kp.recent
+		recentOK = recentOK && kp.recentOK
+		newest := math.NaN()
+		if n := len(kp.rates); n > 0 {
+			newest = kp.rates[n-1]
+		}
+		latest += newest
+		newestRates = append(newestRates, newest)
 		pr := scaling.PartitionRate{Topic: kp.topic, Partition: o.Partition, ArrivalRatePerSecond: scaling.Float(kp.arrival)}
+		recentRates = append(recentRates, kp.recent)
 		if o.Subtask >= 0 {
 			sub := o.Subtask
 			pr.Subtask = &sub
@@ -393,6 +418,22 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		miss("%s: lag unknown: no committed offsets and no pendingRecords", v.ID)
 	}
 	if arrivalOK && len(w.kafka) >= 2 {
+		// A step up in load within the window: the whole-window average
+		// understates the demand the job must meet from now on, and sizing
+		// for it would cost a second rescale. The newest interval shows a
+		// step first (beyond noise), the newest half a smaller one.
+		switch {
+		case finite(latest) && len(w.kafka) >= 3 && latest > arrival*(1+NewestStepThreshold):
+			arrival = latest
+			for i := range rates {
+				rates[i].ArrivalRatePerSecond = scaling.Float(newestRates[i])
+			}
+		case recentOK && recent > arrival*(1+StepThreshold):
+			arrival = recent
+			for i := range rates {
+				rates[i].ArrivalRatePerSecond = scaling.Float(recentRates[i])
+			}
+		}
 		sv.ArrivalRatePerSecond = scaling.F(arrival)
 		if len(rates) == sv.Partitions {
 			sv.PartitionRates = rates
@@ -406,6 +447,16 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		miss("%s: arrival rate unknown: fewer than two brokers' samples of every partition", v.ID)
 	}
 }
+
+// StepThreshold is how much higher the arrival rate over the newest half of
+// the window must be than over the whole window for the snapshot to carry the
+// newer rate: a step up in load, not noise (a ±15 % noise averages out over
+// half a window far below it).
+const StepThreshold = 0.1
+
+// NewestStepThreshold is the same for the newest interval between two
+// brokers' samples alone: above the ±15 % noise a steady load shows.
+const NewestStepThreshold = 0.25
 
 func (w *Window) latestPending(id string) *scaling.Float {
 	vs := w.vertexSamples(id)

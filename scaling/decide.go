@@ -83,14 +83,15 @@ func (m *model) run() Decision {
 	return m.gate(reasons)
 }
 
-// predictDowntime is the savepoint (about one checkpoint's duration) plus the
-// restart: the median measured in history, else the policy's restart time.
+// predictDowntime is the median downtime measured in history (which the
+// controller measures from the apply to the job running again: savepoint,
+// stop, restore and restart), else the savepoint (about one checkpoint's
+// duration) plus the policy's restart time.
 func (m *model) predictDowntime() time.Duration {
-	restart := m.p.RestartTime.Duration
 	if r, ok := m.h.measuredRestart(); ok {
-		restart = r
+		return r
 	}
-	return m.j.ckptDuration + restart
+	return m.j.ckptDuration + m.p.RestartTime.Duration
 }
 
 // size computes each vertex's required parallelism.

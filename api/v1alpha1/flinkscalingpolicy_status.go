@@ -36,6 +36,12 @@ const (
 	ReasonNotLimited       = "NotLimited"
 	ReasonLimited          = "Limited"
 	ReasonProgressing      = "Progressing"
+	ReasonInvalidTarget    = "InvalidTarget"
+	ReasonExcludedPeriod   = "ExcludedPeriod"
+	ReasonBackoff          = "Backoff"
+	ReasonApplyFailed      = "ApplyFailed"
+	ReasonTimedOut         = "TimedOut"
+	ReasonPausedDirection  = "PausedDirection"
 )
 
 // Bounds of the status history.
@@ -158,16 +164,49 @@ const (
 type RescaleStatus struct {
 	// phase is Savepointing, Restarting or Stabilizing.
 	Phase RescalePhase `json:"phase"`
-	// startTime is when the rescale was decided and started.
+	// startTime is when the rescale was decided and applied.
 	StartTime metav1.Time `json:"startTime"`
 	// appliedParallelism is the parallelism per vertex id the rescale
 	// applied to the FlinkDeployment.
 	// +optional
 	AppliedParallelism map[string]int32 `json:"appliedParallelism,omitempty"`
-	// fromJobID is the Flink job id before the rescale (a restart may
-	// change it).
+	// applied are the FlinkDeployment fields the rescale wrote.
+	// +optional
+	Applied *ManagedFields `json:"applied,omitempty"`
+	// previous are the same fields before the rescale: a failed or rolled
+	// back rescale writes them back, so the deployment's spec says again
+	// what the job runs.
+	// +optional
+	Previous *ManagedFields `json:"previous,omitempty"`
+	// fromJobID is the Flink job id before the rescale (a restart changes
+	// it; an in-place rescale does not).
 	// +optional
 	FromJobID string `json:"fromJobID,omitempty"`
+	// targetGeneration is the FlinkDeployment's metadata.generation after
+	// the rescale was applied; the operator has acted on it once its
+	// status.observedGeneration reaches it.
+	// +optional
+	TargetGeneration int64 `json:"targetGeneration,omitempty"`
+	// message says what the controller is waiting for.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ManagedFields are the FlinkDeployment fields flinkscale manages (and owns
+// with its server-side apply field manager). Empty or zero means absent.
+type ManagedFields struct {
+	// overrides is flinkConfiguration pipeline.jobvertex-parallelism-overrides.
+	// +optional
+	Overrides string `json:"overrides,omitempty"`
+	// slots is flinkConfiguration taskmanager.numberOfTaskSlots.
+	// +optional
+	Slots string `json:"slots,omitempty"`
+	// parallelism is spec.job.parallelism.
+	// +optional
+	Parallelism int32 `json:"parallelism,omitempty"`
+	// taskManagerReplicas is spec.taskManager.replicas (standalone mode).
+	// +optional
+	TaskManagerReplicas int32 `json:"taskManagerReplicas,omitempty"`
 }
 
 // HistoryStatus is a bounded scaling.History (see ToHistory and

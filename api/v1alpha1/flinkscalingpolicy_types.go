@@ -440,9 +440,11 @@ type KafkaTrigger struct {
 	// +optional
 	Topics []string `json:"topics,omitempty"`
 	// authenticationRef names a Secret in the policy's namespace with the
-	// SASL/TLS settings, under KEDA's kafka keys: sasl (plaintext,
-	// scram_sha256, scram_sha512), username, password, tls (enable), ca,
-	// cert, key.
+	// SASL/TLS settings, under the keys sasl.mechanism (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512), sasl.username, sasl.password,
+	// tls.enabled, tls.ca.crt (or ca.crt), tls.crt, tls.key,
+	// tls.server-name, tls.insecure-skip-verify and request.timeout (see
+	// docs/metrics.md).
 	// +optional
 	AuthenticationRef *AuthenticationRef `json:"authenticationRef,omitempty"`
 }

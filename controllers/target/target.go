@@ -308,6 +308,7 @@ const (
 	BlockJobNotRunning       = "JobNotRunning"
 	BlockSavepointInProgress = "SavepointInProgress"
 	BlockStateless           = "StatelessUpgradeMode"
+	BlockOperatorError       = "OperatorError"
 )
 
 // Blocked returns why d cannot be rescaled now, or nil. A rescale needs an
@@ -328,59 +329,94 @@ func (d *Deployment) Blocked(allowStateless bool) *Blocker {
 		return &Blocker{BlockJobNotRunning, fmt.Sprintf("job state is %q, not RUNNING", d.JobState)}
 	case d.SavepointInProgress:
 		return &Blocker{BlockSavepointInProgress, "a savepoint is in progress"}
+	case d.Error != "":
+		return &Blocker{BlockOperatorError, "the operator reports an error: " + d.Error}
 	case d.UpgradeMode == UpgradeStateless && !allowStateless:
 		return &Blocker{BlockStateless, "upgradeMode is stateless: a rescale would restart the job without its state; set allowStatelessUpgrade to allow it"}
 	}
 	return nil
 }
 
-// Applied is the plan as it would be written to the deployment.
-type Applied struct {
-	Overrides           map[string]int
-	Slots               int
+// Fields are the raw values of the managed fields; an empty string or zero
+// means the field is absent.
+type Fields struct {
+	Overrides           string
+	Slots               string
 	Parallelism         int
-	TaskManagerReplicas int // 0: not written (native mode)
+	TaskManagerReplicas int
 }
 
-// PlanFor turns a recommended plan into the fields to write. Native mode
-// leaves the TaskManager count to Flink's resource manager; standalone mode
-// needs spec.taskManager.replicas.
-func (d *Deployment) PlanFor(p scaling.Plan) Applied {
-	a := Applied{Overrides: maps.Clone(p.Parallelism), Slots: p.SlotsPerTaskManager, Parallelism: p.DefaultParallelism}
-	if a.Slots < 1 {
-		a.Slots = d.Slots
+// Managed returns the managed fields as the deployment has them now.
+func (d *Deployment) Managed() Fields {
+	return Fields{
+		Overrides:           d.Configuration[KeyOverrides],
+		Slots:               d.Configuration[KeySlots],
+		Parallelism:         d.Parallelism,
+		TaskManagerReplicas: d.TaskManagerReplicas,
 	}
+}
+
+// PlanFields turns a recommended plan into the fields to write. Native mode
+// leaves the TaskManager count to Flink's resource manager (it starts as many
+// as the slots need); standalone mode needs spec.taskManager.replicas.
+func (d *Deployment) PlanFields(p scaling.Plan) Fields {
+	f := Fields{Overrides: FormatOverrides(p.Parallelism), Parallelism: p.DefaultParallelism}
+	slots := p.SlotsPerTaskManager
+	if slots < 1 {
+		slots = d.Slots
+	}
+	f.Slots = strconv.Itoa(slots)
 	if d.Mode == "standalone" {
-		a.TaskManagerReplicas = p.TaskManagers
+		f.TaskManagerReplicas = p.TaskManagers
 	}
-	return a
+	return f
 }
 
-// Matches reports whether d's spec already says what a says.
-func (d *Deployment) Matches(a Applied) bool {
-	if !maps.Equal(d.Overrides, a.Overrides) || d.Slots != a.Slots || d.Parallelism != a.Parallelism {
+// Says reports whether the deployment's spec already says what f says
+// (override lists compared as sets, slot counts as numbers).
+func (d *Deployment) Says(f Fields) bool {
+	want, err := ParseOverrides(f.Overrides)
+	if err != nil || !maps.Equal(d.Overrides, want) {
 		return false
 	}
-	return a.TaskManagerReplicas == 0 || d.TaskManagerReplicas == a.TaskManagerReplicas
+	if f.Slots != "" {
+		n, err := strconv.Atoi(f.Slots)
+		if err != nil || n != d.Slots {
+			return false
+		}
+	}
+	if f.Parallelism != 0 && f.Parallelism != d.Parallelism {
+		return false
+	}
+	return f.TaskManagerReplicas == 0 || f.TaskManagerReplicas == d.TaskManagerReplicas
 }
 
-// ApplyObject is the server-side apply object for a: only the managed
-// fields, the identity, and the resource version read (so the apply fails
-// with a conflict if the deployment changed since it was read).
-func (d *Deployment) ApplyObject(a Applied) *unstructured.Unstructured {
+// ApplyObject is the server-side apply object that sets f: the identity, the
+// fields f has (a field f leaves absent is left out, so that applying it
+// removes the field if flinkscale was its only owner), and the resource
+// version read, so that the apply fails with a conflict if the deployment
+// changed since.
+func (d *Deployment) ApplyObject(f Fields) *unstructured.Unstructured {
 	u := New()
 	u.SetNamespace(d.Namespace)
 	u.SetName(d.Name)
 	u.SetResourceVersion(d.ResourceVersion)
-	spec := map[string]any{
-		"flinkConfiguration": map[string]any{
-			KeyOverrides: FormatOverrides(a.Overrides),
-			KeySlots:     strconv.Itoa(a.Slots),
-		},
-		"job": map[string]any{"parallelism": int64(a.Parallelism)},
+	spec := map[string]any{}
+	conf := map[string]any{}
+	if f.Overrides != "" {
+		conf[KeyOverrides] = f.Overrides
 	}
-	if a.TaskManagerReplicas > 0 {
-		spec["taskManager"] = map[string]any{"replicas": int64(a.TaskManagerReplicas)}
+	if f.Slots != "" {
+		conf[KeySlots] = f.Slots
+	}
+	if len(conf) > 0 {
+		spec["flinkConfiguration"] = conf
+	}
+	if f.Parallelism > 0 {
+		spec["job"] = map[string]any{"parallelism": int64(f.Parallelism)}
+	}
+	if f.TaskManagerReplicas > 0 {
+		spec["taskManager"] = map[string]any{"replicas": int64(f.TaskManagerReplicas)}
 	}
 	u.Object["spec"] = spec
 	return u

@@ -6,7 +6,7 @@
 #   hack/tools/bump.sh golangci-lint  v2.15.0
 #   hack/tools/bump.sh helm           v3.19.2
 #   hack/tools/bump.sh etcd           v3.6.5
-#   hack/tools/bump.sh k8s            v1.34.4   # kube-apiserver
+#   hack/tools/bump.sh k8s            v1.34.4   # kube-apiserver and kubectl
 #
 # Each module lists its binary with a `tool` directive (Go >= 1.24), which is
 # what keeps `go mod tidy` from dropping the requirement. The Makefile reads
@@ -53,6 +53,9 @@ rm -f go.mod go.sum
   echo "go 1.24.0"
   echo
   echo "tool $pkg"
+  # The same Kubernetes module builds kubectl for the tests that check the
+  # CRDs' printer columns and field docs with the real client.
+  [[ $tool == k8s ]] && echo "tool $mod/cmd/kubectl"
   echo
   echo "require $mod $version"
 } > go.mod

@@ -13,7 +13,8 @@
 //     cancel (stateless), then a resubmission with a new job id: status goes
 //     through UPGRADING, DEPLOYED and STABLE;
 //   - a failed upgrade savepoint leaves the job running on its old spec, with
-//     status.error set and a backed-off retry;
+//     status.error set and a backed-off retry; the error is cleared once a
+//     reconcile finds the spec reverted to the running one;
 //   - a job that FAILs before its new spec became stable is rolled back to
 //     the last stable spec when kubernetes.operator.deployment.rollback.enabled
 //     is true (ROLLING_BACK, ROLLED_BACK), and is FAILED otherwise.
@@ -415,6 +416,14 @@ func (r *run) step() (ctrl.Result, error) {
 	typ, changes := specDiff(last.Spec, desired.raw)
 	switch typ {
 	case diffNone:
+		// Nothing to do and the job runs its stable spec: an error left by
+		// an earlier attempt (a failed upgrade whose spec was reverted) is
+		// over, as the operator clears it on a successful reconcile.
+		if r.st.Error != "" && r.st.JobStatus.State == StateRunning && rs.LastStableSpec == rs.LastReconciledSpec {
+			r.st.Error = ""
+		}
+		// The spec is what runs: this generation is reconciled.
+		r.st.ObservedGeneration = r.obj.GetGeneration()
 		return ctrl.Result{}, nil
 	case diffIgnore:
 		// Nothing to deploy: record the spec as reconciled (and as stable if

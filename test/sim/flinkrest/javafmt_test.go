@@ -28,17 +28,6 @@ func TestJavaLong(t *testing.T) {
 	assert.Equal(t, strconv.FormatInt(math.MaxInt64, 10), javaLong(1e300))
 }
 
-// parseJavaDouble maps Java's spellings of the infinities to Go's.
-func parseJavaDouble(s string) (float64, error) {
-	switch s {
-	case "Infinity":
-		s = "+Inf"
-	case "-Infinity":
-		s = "-Inf"
-	}
-	return strconv.ParseFloat(s, 64)
-}
-
 func TestJavaStringHash(t *testing.T) {
 	assert.Equal(t, int32(0), assign.JavaStringHashCode(""))
 	assert.Equal(t, int32(97), assign.JavaStringHashCode("a"))

@@ -1,0 +1,592 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers/schedule"
+	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+// Reasons of the Scaling condition when a recommended rescale is not
+// started (besides target.Block* and the v1alpha1 reasons).
+const (
+	ReasonSpecAlreadyApplied = "SpecAlreadyApplied"
+	ReasonApplyConflict      = "ApplyConflict"
+)
+
+// cycle is one reconcile of one policy.
+type cycle struct {
+	r   *PolicyReconciler
+	ctx context.Context
+	log logr.Logger
+	pol *v1alpha1.FlinkScalingPolicy
+	st  *policyState
+	now time.Time
+
+	fd *unstructured.Unstructured
+	d  *target.Deployment
+
+	// events are sent, and state updates made, only once the status that
+	// records the same facts has been written.
+	events  []pendingEvent
+	commits []func()
+	stalled bool // a Stalled condition was set this cycle
+}
+
+type pendingEvent struct {
+	typ, reason, msg string
+	// The event goes to the policy and, when it was read, the deployment.
+	policyObj, targetObj runtime.Object
+}
+
+func (c *cycle) event(typ, reason, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	e := pendingEvent{typ: typ, reason: reason, msg: msg, policyObj: c.pol.DeepCopy()}
+	if c.fd != nil {
+		e.targetObj = c.fd.DeepCopy()
+	}
+	c.events = append(c.events, e)
+}
+
+func (c *cycle) commitEvents() {
+	for _, f := range c.commits {
+		f()
+	}
+	if c.r.Recorder == nil {
+		return
+	}
+	for _, e := range c.events {
+		c.r.Recorder.Event(e.policyObj, e.typ, e.reason, e.msg)
+		if e.targetObj != nil {
+			c.r.Recorder.Event(e.targetObj, e.typ, e.reason, e.msg)
+		}
+	}
+}
+
+func (c *cycle) commit(f func()) { c.commits = append(c.commits, f) }
+
+func (c *cycle) condition(typ string, status metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > 32000 {
+		msg = msg[:32000]
+	}
+	meta.SetStatusCondition(&c.pol.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: c.pol.Generation,
+		LastTransitionTime: metav1.NewTime(c.now),
+	})
+}
+
+func (c *cycle) setStalled(reason, msg string) {
+	c.stalled = true
+	c.condition(v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+}
+
+func pollingInterval(spec *v1alpha1.FlinkScalingPolicySpec) time.Duration {
+	if spec.PollingInterval != nil && spec.PollingInterval.Duration >= time.Second {
+		return spec.PollingInterval.Duration
+	}
+	return 30 * time.Second
+}
+
+// mode is the spec's mode with the paused annotation applied.
+func mode(pol *v1alpha1.FlinkScalingPolicy) v1alpha1.Mode {
+	if pol.Annotations[v1alpha1.AnnotationPaused] == "true" {
+		return v1alpha1.ModePaused
+	}
+	if pol.Spec.Mode == "" {
+		return v1alpha1.ModeDryRun
+	}
+	return pol.Spec.Mode
+}
+
+// run is the cycle: validate, resolve the target, collect, then either
+// follow the rescale in progress or decide and act.
+func (c *cycle) run() ctrl.Result {
+	spec := &c.pol.Spec
+	interval := pollingInterval(spec)
+	wait := ctrl.Result{RequeueAfter: c.r.requeue(interval)}
+
+	policy, err := spec.ScalingPolicy()
+	var periods []schedule.Period
+	if err == nil {
+		periods, err = schedule.Parse(spec.ExcludedPeriods)
+	}
+	if err != nil {
+		// Only a spec change can fix it; the watch brings that.
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidPolicy, err.Error())
+		c.setStalled(v1alpha1.ReasonInvalidPolicy, err.Error())
+		return ctrl.Result{}
+	}
+
+	key := types.NamespacedName{Namespace: c.pol.Namespace, Name: spec.TargetRef.Name}
+	u := target.New()
+	if err := c.r.Client.Get(c.ctx, key, u); err != nil {
+		msg := fmt.Sprintf("reading FlinkDeployment %s: %v", key, err)
+		reason := v1alpha1.ReasonInvalidTarget
+		if apierrors.IsNotFound(err) {
+			msg = fmt.Sprintf("FlinkDeployment %s not found", key)
+			reason = v1alpha1.ReasonTargetNotFound
+		}
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		c.setStalled(reason, msg)
+		if c.pol.Status.Rescale != nil && apierrors.IsNotFound(err) {
+			c.finish(scaling.OutcomeFailed, "the FlinkDeployment was deleted during the rescale", false)
+		}
+		return wait
+	}
+	c.fd = u
+	d, err := target.Read(u)
+	if err != nil {
+		msg := fmt.Sprintf("FlinkDeployment %s: %v", key, err)
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidTarget, msg)
+		c.setStalled(v1alpha1.ReasonInvalidTarget, msg)
+		return wait
+	}
+	c.d = d
+
+	sample, collectErr := c.collect(policy)
+	if c.pol.Status.Rescale != nil {
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "target found; following the rescale in progress")
+		c.track(sample, collectErr)
+		c.settleStalled()
+		if c.pol.Status.Rescale != nil {
+			return ctrl.Result{RequeueAfter: min(interval, c.r.trackInterval())}
+		}
+		return wait
+	}
+	if collectErr != nil {
+		msg := collectErr.Error()
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonMetricsError, msg)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonMetricsError, "no decision without metrics: "+msg)
+		if !c.st.metricsFailed {
+			c.event(corev1.EventTypeWarning, EventMetricsFailed, "Collecting metrics failed: %s", msg)
+			c.commit(func() { c.st.metricsFailed = true })
+		}
+		c.settleStalled()
+		return wait
+	}
+	c.commit(func() { c.st.metricsFailed = false })
+	c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "target found and metrics collected")
+
+	if mode(c.pol) == v1alpha1.ModePaused {
+		c.observe(sample)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonPaused, "paused: observing only, no decision")
+		c.settleStalled()
+		return wait
+	}
+	dec := c.decide(policy)
+	if dec.Action == scaling.ActionScale {
+		if requeueSoon := c.act(dec, periods); requeueSoon {
+			c.settleStalled()
+			return ctrl.Result{RequeueAfter: time.Second}
+		}
+	} else {
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, holdReason(dec), dec.Summary)
+		c.commit(func() { c.st.blocked = "" })
+	}
+	c.settleStalled()
+	if c.pol.Status.Rescale != nil {
+		return ctrl.Result{RequeueAfter: min(interval, c.r.trackInterval())}
+	}
+	return wait
+}
+
+// holdReason is the first job-level reason of a hold (else Idle).
+func holdReason(d scaling.Decision) string {
+	for _, r := range d.Reasons {
+		if r.Vertex == "" {
+			return string(r.Code)
+		}
+	}
+	return v1alpha1.ReasonIdle
+}
+
+// settleStalled clears Stalled unless this cycle set it or a failed rescale's
+// backoff still runs.
+func (c *cycle) settleStalled() {
+	if c.stalled {
+		return
+	}
+	if n, last := failures(c.pol.Status.History); n > 0 && last.CompletedAt != nil {
+		until := last.CompletedAt.Add(c.r.backoff(n))
+		if c.now.Before(until) {
+			reason := v1alpha1.ReasonRescaleFailed
+			if last.Outcome == scaling.OutcomeRolledBack {
+				reason = v1alpha1.ReasonRolledBack
+			}
+			c.condition(v1alpha1.ConditionStalled, metav1.ConditionTrue, reason,
+				fmt.Sprintf("%d consecutive rescale(s) failed; the next may start after %s", n, until.UTC().Format(time.RFC3339)))
+			return
+		}
+	}
+	c.condition(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "")
+}
+
+// failures counts the failed or rolled back rescales since the last success
+// and returns the newest.
+func failures(h *v1alpha1.HistoryStatus) (int, *v1alpha1.RescaleRecordStatus) {
+	if h == nil {
+		return 0, nil
+	}
+	n := 0
+	var last *v1alpha1.RescaleRecordStatus
+	for i := len(h.Rescales) - 1; i >= 0; i-- {
+		r := &h.Rescales[i]
+		if r.Outcome != scaling.OutcomeFailed && r.Outcome != scaling.OutcomeRolledBack {
+			break
+		}
+		if last == nil {
+			last = r
+		}
+		n++
+	}
+	return n, last
+}
+
+// collect polls Flink (and the Kafka triggers) into the policy's window.
+func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
+	if c.st.window == nil || c.st.windowLength != p.MetricsWindow.Duration {
+		c.st.window = metrics.NewWindow(p.MetricsWindow.Duration)
+		c.st.windowLength = p.MetricsWindow.Duration
+	}
+	if c.d.JobID == "" {
+		return metrics.FlinkSample{}, errors.New("the FlinkDeployment reports no job yet (status.jobStatus.jobId is empty)")
+	}
+	src, err := c.r.Sources.Flink(c.ctx, c.pol, c.d)
+	if err != nil {
+		return metrics.FlinkSample{}, fmt.Errorf("opening the Flink metrics source: %w", err)
+	}
+	fs, err := src.Collect(c.ctx, c.d.JobID)
+	if err != nil {
+		return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
+	}
+	fs.At = c.now
+	c.st.window.AddFlink(fs)
+	if t := c.pol.Spec.Triggers; t != nil && len(t.Kafka) > 0 {
+		c.st.window.AddKafka(c.collectKafka(t.Kafka))
+	}
+	return fs, nil
+}
+
+// collectKafka polls every trigger and merges their partitions into one
+// sample; a trigger that fails is listed in Missing (the decision holds).
+func (c *cycle) collectKafka(triggers []v1alpha1.KafkaTrigger) metrics.KafkaSample {
+	out := metrics.KafkaSample{At: c.now}
+	var groups []string
+	for _, t := range triggers {
+		name := t.Name
+		if name == "" {
+			name = t.ConsumerGroup
+		}
+		groups = append(groups, t.ConsumerGroup)
+		src, err := c.r.Sources.Kafka(c.ctx, c.pol, t)
+		if err != nil {
+			out.Missing = append(out.Missing, fmt.Sprintf("trigger %s: %v", name, err))
+			continue
+		}
+		ks, err := src.Collect(c.ctx, t.ConsumerGroup, t.Topics)
+		if err != nil {
+			out.Missing = append(out.Missing, fmt.Sprintf("trigger %s: %v", name, err))
+			continue
+		}
+		out.Partitions = append(out.Partitions, ks.Partitions...)
+		out.Missing = append(out.Missing, ks.Missing...)
+		if ks.GroupState != "" && ks.GroupState != "Stable" && ks.GroupState != "Empty" || out.GroupState == "" {
+			out.GroupState = ks.GroupState
+		}
+	}
+	out.Group = strings.Join(groups, ",")
+	return out
+}
+
+// observe writes the current parallelism from a sample (no decision).
+func (c *cycle) observe(fs metrics.FlinkSample) {
+	st := &c.pol.Status
+	var cur []string
+	var vs []v1alpha1.VertexStatus
+	for _, v := range fs.Vertices {
+		vs = append(vs, v1alpha1.VertexStatus{ID: v.ID, Name: v.Name, Current: int32(v.Parallelism)})
+		cur = append(cur, strconv.Itoa(v.Parallelism))
+	}
+	if len(vs) > 0 {
+		st.Vertices = vs
+		st.CurrentParallelism = strings.Join(cur, "/")
+		st.RecommendedParallelism = ""
+	}
+}
+
+// decide assembles the snapshot, runs the model, and records the decision
+// in the status (last decision, vertices, history).
+func (c *cycle) decide(p scaling.Policy) scaling.Decision {
+	snap, missing := c.st.window.Snapshot()
+	snap.UpgradeMode = c.d.UpgradeMode
+	if !(snap.TaskManagers.CPU > 0) && c.d.TaskManagerCPU > 0 {
+		snap.TaskManagers.CPU = scaling.Float(c.d.TaskManagerCPU)
+	}
+	hist := c.pol.Status.History.ToHistory()
+	dec := scaling.Decide(snap, p, hist, c.now)
+	if len(missing) > 0 && dec.Action == scaling.ActionScale {
+		// Never rescale on partial data, even if the model could size the
+		// job from what there is.
+		dec = demote(dec, missing)
+	}
+	if dec.Sized {
+		fillRatesAfter(&hist, dec)
+	}
+	keep := max(p.Behavior.ScaleDown.StabilizationWindow.Duration, p.Behavior.ScaleUp.StabilizationWindow.Duration) +
+		pollingInterval(&c.pol.Spec)
+	hist = hist.Record(dec, keep)
+	c.pol.Status.History = v1alpha1.FromHistory(hist)
+
+	st := &c.pol.Status
+	st.LastDecision = decisionStatus(dec)
+	st.LagRecords = int64(dec.LagRecords)
+	var cur, rec []string
+	var vs []v1alpha1.VertexStatus
+	for _, v := range dec.Vertices {
+		vs = append(vs, v1alpha1.VertexStatus{ID: v.ID, Name: v.Name, Current: int32(v.Current), Recommended: int32(v.Recommended)})
+		cur = append(cur, strconv.Itoa(v.Current))
+		rec = append(rec, strconv.Itoa(v.Recommended))
+	}
+	if len(vs) > 0 {
+		st.Vertices = vs
+		st.CurrentParallelism = strings.Join(cur, "/")
+		st.RecommendedParallelism = strings.Join(rec, "/")
+	}
+	c.limited(dec)
+	if dec.Action == scaling.ActionScale {
+		key := planKey(dec.Recommended)
+		if key != c.st.announced {
+			c.event(corev1.EventTypeNormal, EventScalingRecommended, "Recommend parallelism %s → %s (%s): %s",
+				st.CurrentParallelism, st.RecommendedParallelism, coresChange(dec), dec.Summary)
+			c.commit(func() { c.st.announced = key })
+		}
+	} else if dec.Sized {
+		c.commit(func() { c.st.announced = "" })
+	}
+	return dec
+}
+
+func coresChange(d scaling.Decision) string {
+	return fmt.Sprintf("%d → %d slots, %.4g → %.4g cores", d.Current.Slots, d.Recommended.Slots, d.Current.Cores, d.Recommended.Cores)
+}
+
+func planKey(p scaling.Plan) string {
+	return target.FormatOverrides(p.Parallelism) + "/" + strconv.Itoa(p.SlotsPerTaskManager) + "/" + strconv.Itoa(p.TaskManagers)
+}
+
+// demote turns a Scale into a Hold for missing data.
+func demote(d scaling.Decision, missing []string) scaling.Decision {
+	msg := "metrics are incomplete: " + strings.Join(missing, "; ")
+	d.Action = scaling.ActionHold
+	d.Sized = false
+	d.Reasons = append([]scaling.Reason{{Code: scaling.ReasonMissingMetrics, Message: msg}}, d.Reasons...)
+	d.Summary = "Hold: " + msg
+	d.Recommended = d.Current
+	for i := range d.Vertices {
+		d.Vertices[i].Recommended = d.Vertices[i].Current
+	}
+	return d
+}
+
+// fillRatesAfter completes the newest successful rescale with the true
+// processing rates measured after it (the scalability fit reads them), once.
+func fillRatesAfter(h *scaling.History, d scaling.Decision) {
+	if len(h.Rescales) == 0 {
+		return
+	}
+	r := &h.Rescales[len(h.Rescales)-1]
+	if r.Outcome != scaling.OutcomeSucceeded || !d.At.After(r.CompletedAt) {
+		return
+	}
+	by := map[string]scaling.VertexDecision{}
+	for _, v := range d.Vertices {
+		by[v.ID] = v
+	}
+	for i := range r.Vertices {
+		v := &r.Vertices[i]
+		if nv, ok := by[v.ID]; ok && v.TrueRateAfter == 0 && nv.Current == v.To && nv.TrueProcessingRate > 0 {
+			v.TrueRateAfter = nv.TrueProcessingRate
+		}
+	}
+}
+
+func decisionStatus(d scaling.Decision) *v1alpha1.DecisionStatus {
+	out := &v1alpha1.DecisionStatus{Time: metav1.NewTime(d.At), Action: string(d.Action), Summary: d.Summary}
+	for _, r := range d.Reasons {
+		if len(out.Reasons) == 64 {
+			break
+		}
+		out.Reasons = append(out.Reasons, v1alpha1.ReasonStatus{Code: string(r.Code), Vertex: r.Vertex, Message: r.Message})
+	}
+	return out
+}
+
+// limited sets the Limited condition from the vertices' binding limits.
+func (c *cycle) limited(d scaling.Decision) {
+	var parts []string
+	reason := ""
+	for _, v := range d.Vertices {
+		if v.Limit == "" {
+			continue
+		}
+		if reason == "" {
+			reason = string(v.Limit)
+		}
+		name := v.Name
+		if name == "" {
+			name = v.ID
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s at p=%d", name, v.Limit, v.Recommended))
+	}
+	if reason == "" {
+		c.condition(v1alpha1.ConditionLimited, metav1.ConditionFalse, v1alpha1.ReasonNotLimited, "")
+		c.commit(func() { c.st.limited = false })
+		return
+	}
+	msg := strings.Join(parts, "; ")
+	if d.LagGrows {
+		msg += "; the backlog keeps growing at the recommended parallelism"
+	}
+	c.condition(v1alpha1.ConditionLimited, metav1.ConditionTrue, reason, msg)
+	if !c.st.limited {
+		c.event(corev1.EventTypeWarning, EventScalingLimited, "Scaling is limited: %s", msg)
+		c.commit(func() { c.st.limited = true })
+	}
+}
+
+// act starts the rescale a Scale decision recommends, if every gate lets
+// it. It returns true when the apply met a conflict and should be retried
+// at once on a fresh read.
+func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
+	m := mode(c.pol)
+	if m != v1alpha1.ModeApply {
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonDryRun,
+			fmt.Sprintf("DryRun: would rescale %s → %s", c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism))
+		return false
+	}
+	up, down := direction(dec)
+	if up && c.pol.Annotations[v1alpha1.AnnotationPausedScaleOut] == "true" {
+		c.block(v1alpha1.ReasonPausedDirection, "scale-up paused by the "+v1alpha1.AnnotationPausedScaleOut+" annotation")
+		return false
+	}
+	if down && !up && c.pol.Annotations[v1alpha1.AnnotationPausedScaleIn] == "true" {
+		c.block(v1alpha1.ReasonPausedDirection, "scale-down paused by the "+v1alpha1.AnnotationPausedScaleIn+" annotation")
+		return false
+	}
+	if p, until, ok := schedule.Active(periods, c.now); ok {
+		c.block(v1alpha1.ReasonExcludedPeriod, fmt.Sprintf("excluded period %s: no rescale until %s", p, until.UTC().Format(time.RFC3339)))
+		return false
+	}
+	if b := c.d.Blocked(c.pol.Spec.AllowStatelessUpgrade); b != nil {
+		c.block(b.Reason, b.Message)
+		return false
+	}
+	if n, last := failures(c.pol.Status.History); n > 0 && last.CompletedAt != nil {
+		if until := last.CompletedAt.Add(c.r.backoff(n)); c.now.Before(until) {
+			c.block(v1alpha1.ReasonBackoff, fmt.Sprintf("%d rescale(s) failed in a row: backing off until %s", n, until.UTC().Format(time.RFC3339)))
+			return false
+		}
+	}
+	fields := c.d.PlanFields(dec.Recommended)
+	if c.d.Says(fields) {
+		c.block(ReasonSpecAlreadyApplied, "the FlinkDeployment's spec already holds the recommended plan but the job does not run it yet")
+		return false
+	}
+	prev := c.d.Managed()
+	obj := c.d.ApplyObject(fields)
+	err := c.r.Client.Patch(c.ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	switch {
+	case apierrors.IsConflict(err):
+		// Someone changed the deployment since it was read: decide again
+		// on what it is now.
+		c.log.Info("FlinkDeployment changed while applying the plan; retrying", "deployment", c.d.Name)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, ReasonApplyConflict, "the FlinkDeployment changed while the plan was applied; deciding again")
+		return true
+	case err != nil:
+		msg := fmt.Sprintf("applying the plan to FlinkDeployment %s: %v", c.d.Name, err)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
+		c.setStalled(v1alpha1.ReasonApplyFailed, msg)
+		c.event(corev1.EventTypeWarning, EventRescaleFailed, "%s", msg)
+		return false
+	}
+	c.fd = obj
+	applied := make(map[string]int32, len(dec.Recommended.Parallelism))
+	for id, n := range dec.Recommended.Parallelism {
+		applied[id] = int32(n)
+	}
+	c.pol.Status.Rescale = &v1alpha1.RescaleStatus{
+		Phase:              v1alpha1.RescaleSavepointing,
+		StartTime:          metav1.NewTime(c.now),
+		AppliedParallelism: applied,
+		Applied:            managedStatus(fields),
+		Previous:           managedStatus(prev),
+		FromJobID:          c.d.JobID,
+		TargetGeneration:   obj.GetGeneration(),
+		Message:            "applied; waiting for the operator to stop the job with a savepoint (or rescale it in place)",
+	}
+	rec := scaling.RescaleRecord{DecidedAt: c.now, Outcome: scaling.OutcomeInProgress}
+	for _, v := range dec.Vertices {
+		rec.Vertices = append(rec.Vertices, scaling.RescaleVertex{ID: v.ID, From: v.Current, To: v.Recommended, TrueRateBefore: v.TrueProcessingRate})
+	}
+	h := c.pol.Status.History.ToHistory()
+	h.Rescales = append(h.Rescales, rec)
+	c.pol.Status.History = v1alpha1.FromHistory(h)
+	c.condition(v1alpha1.ConditionScaling, metav1.ConditionTrue, v1alpha1.ReasonRescaling,
+		fmt.Sprintf("rescaling %s → %s", c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism))
+	c.event(corev1.EventTypeNormal, EventRescaleStarted, "Rescaling %s → %s (%s), predicted downtime %s: %s",
+		c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism, coresChange(dec),
+		dec.PredictedDowntime.Round(time.Second), dec.Summary)
+	c.log.Info("rescale started", "deployment", c.d.Name, "from", c.pol.Status.CurrentParallelism,
+		"to", c.pol.Status.RecommendedParallelism, "overrides", fields.Overrides, "slots", fields.Slots)
+	c.commit(func() { c.st.blocked = "" })
+	return false
+}
+
+// block records why a recommended rescale does not start, with one event
+// per new blocker.
+func (c *cycle) block(reason, msg string) {
+	c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, reason, "rescale recommended but not started: "+msg)
+	if c.st.blocked != reason {
+		c.event(corev1.EventTypeNormal, EventRescaleBlocked, "Rescale recommended but not started: %s", msg)
+		c.commit(func() { c.st.blocked = reason })
+	}
+}
+
+// direction says whether a plan adds and/or removes parallelism.
+func direction(d scaling.Decision) (up, down bool) {
+	for _, v := range d.Vertices {
+		up = up || v.Recommended > v.Current
+		down = down || v.Recommended < v.Current
+	}
+	return up, down
+}
+
+func managedStatus(f target.Fields) *v1alpha1.ManagedFields {
+	return &v1alpha1.ManagedFields{Overrides: f.Overrides, Slots: f.Slots, Parallelism: int32(f.Parallelism), TaskManagerReplicas: int32(f.TaskManagerReplicas)}
+}
+
+func managedFields(m *v1alpha1.ManagedFields) target.Fields {
+	if m == nil {
+		return target.Fields{}
+	}
+	return target.Fields{Overrides: m.Overrides, Slots: m.Slots, Parallelism: int(m.Parallelism), TaskManagerReplicas: int(m.TaskManagerReplicas)}
+}

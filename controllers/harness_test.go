@@ -1,0 +1,353 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/fakeoperator"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
+)
+
+// The tests share one control plane and isolate themselves by namespace.
+func TestMain(m *testing.M) { envtest.Main(m) }
+
+var t0 = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+
+func scheme(t testing.TB) *runtime.Scheme {
+	s := runtime.NewScheme()
+	require.NoError(t, clientgoscheme.AddToScheme(s))
+	require.NoError(t, v1alpha1.AddToScheme(s))
+	return s
+}
+
+func startEnv(t *testing.T) (*envtest.Env, client.Client) {
+	t.Helper()
+	root, err := envtest.RepoRoot()
+	require.NoError(t, err)
+	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	c, err := client.New(env.Config, client.Options{Scheme: scheme(t)})
+	require.NoError(t, err)
+	return env, c
+}
+
+// ordersJob is the test job: a Kafka source reading 6 partitions and a
+// keyed enrichment, 2 subtasks each, on TaskManagers of 2 cores and 2 slots.
+//
+// At 1500 rec/s the source is 50 % busy (1500 / (2×1500)) and the
+// enrichment 75 % (1500 / (2×1000)): inside the 40–85 % band, nothing to do.
+// At 3000 rec/s both are saturated and lag grows.
+func ordersJob() sim.JobSpec {
+	return sim.JobSpec{
+		Name: "orders", FlinkVersion: "1.18", ConsumerGroup: "orders",
+		Topics: []sim.TopicSpec{{Name: "orders", Partitions: 6}},
+		Vertices: []sim.VertexSpec{
+			{Name: "Source: orders", Parallelism: 2, Capacity: 1500, Selectivity: 1, Topics: []string{"orders"}},
+			{Name: "Enrich -> Sink", Parallelism: 2, MaxParallelism: 128, Capacity: 1000, Selectivity: 1,
+				Inputs: []sim.EdgeSpec{{From: "Source: orders", Ship: "HASH"}}},
+		},
+		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
+		Checkpoints: sim.CheckpointSpec{Interval: 30 * time.Second, Base: 2 * time.Second},
+		Restart:     sim.RestartSpec{Time: 20 * time.Second, TaskManagerStartup: 10 * time.Second},
+	}
+}
+
+// deploymentSpec is the FlinkDeployment of ordersJob.
+func deploymentSpec(upgradeMode string) map[string]any {
+	return map[string]any{
+		"flinkVersion":   "v1_18",
+		"mode":           "native",
+		"image":          "flink:1.18",
+		"serviceAccount": "flink",
+		"flinkConfiguration": map[string]any{
+			"taskmanager.numberOfTaskSlots": "2",
+			"state.savepoints.dir":          "s3://bucket/savepoints",
+		},
+		"job": map[string]any{
+			"jarURI":      "local:///opt/flink/usrlib/orders.jar",
+			"parallelism": int64(2),
+			"upgradeMode": upgradeMode,
+			"state":       "running",
+		},
+		"jobManager":  map[string]any{"replicas": int64(1), "resource": map[string]any{"cpu": int64(1), "memory": "2048m"}},
+		"taskManager": map[string]any{"resource": map[string]any{"cpu": int64(2), "memory": "4096m"}},
+	}
+}
+
+// world is one simulated Flink job behind its real REST API, a kfake Kafka
+// cluster, the fake Flink operator and the flinkscale controller, all on a
+// real API server, driven in virtual time: each reconciler runs when the
+// delay it asked for has passed on the simulator's clock, as a manager would
+// run it in real time.
+type world struct {
+	t     *testing.T
+	ctx   context.Context
+	env   *envtest.Env
+	c     client.Client
+	ns    string
+	job   *sim.Job
+	kafka *simkafka.Broker
+	rest  *httptest.Server
+	clock *clocktesting.FakeClock
+
+	op    *fakeoperator.Operator
+	ctl   *controllers.PolicyReconciler
+	rec   *eventLog
+	fdKey types.NamespacedName
+	pKey  types.NamespacedName
+
+	load   atomic.Value // float64 rec/s
+	nextOp time.Time
+	nextFS time.Time
+}
+
+type worldOptions struct {
+	upgradeMode string
+	mode        v1alpha1.Mode
+	// client wraps the controller's client (to inject concurrent edits).
+	client func(client.Client) client.Client
+	policy func(*v1alpha1.FlinkScalingPolicy)
+}
+
+func newWorld(t *testing.T, o worldOptions) *world {
+	t.Helper()
+	if o.upgradeMode == "" {
+		o.upgradeMode = target.UpgradeSavepoint
+	}
+	if o.mode == "" {
+		o.mode = v1alpha1.ModeApply
+	}
+	env, c := startEnv(t)
+	w := &world{t: t, ctx: context.Background(), env: env, c: c, ns: env.CreateNamespace(t, "scale")}
+	w.fdKey = types.NamespacedName{Namespace: w.ns, Name: "orders"}
+	w.pKey = types.NamespacedName{Namespace: w.ns, Name: "orders"}
+	w.load.Store(1500.0)
+
+	spec := ordersJob()
+	broker, err := simkafka.Start(spec.Topics)
+	require.NoError(t, err)
+	t.Cleanup(broker.Close)
+	w.kafka = broker
+	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return w.load.Load().(float64) })
+	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 7, Load: load, Kafka: broker, ProduceEvery: 5 * time.Second})
+	require.NoError(t, err)
+	w.job = j
+	w.rest = httptest.NewServer(flinkrest.NewHandler(j))
+	t.Cleanup(w.rest.Close)
+	w.clock = clocktesting.NewFakeClock(t0)
+
+	reg := fakeoperator.NewRegistry()
+	reg.Register(w.fdKey, j)
+	var seq atomic.Int64
+	w.op = &fakeoperator.Operator{
+		Client: c, Clusters: reg, Clock: w.clock,
+		NewJobID: func() string { return fmt.Sprintf("%032x", 0xb0+seq.Add(1)) },
+	}
+	w.rec = &eventLog{}
+	w.ctl = w.newController(o.client)
+
+	fd := envtest.NewFlinkDeployment(w.ns, w.fdKey.Name)
+	require.NoError(t, unstructured.SetNestedField(fd.Object, deploymentSpec(o.upgradeMode), "spec"))
+	require.NoError(t, c.Create(w.ctx, fd))
+
+	pol := &v1alpha1.FlinkScalingPolicy{}
+	pol.Namespace, pol.Name = w.pKey.Namespace, w.pKey.Name
+	pol.Spec = v1alpha1.FlinkScalingPolicySpec{
+		TargetRef: v1alpha1.TargetRef{Name: w.fdKey.Name},
+		Mode:      o.mode,
+		Triggers: &v1alpha1.Triggers{
+			Kafka:        []v1alpha1.KafkaTrigger{{Name: "orders", BootstrapServers: broker.Addrs(), ConsumerGroup: "orders", Topics: []string{"orders"}}},
+			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: w.rest.URL}},
+		},
+	}
+	if o.policy != nil {
+		o.policy(pol)
+	}
+	require.NoError(t, c.Create(w.ctx, pol))
+	return w
+}
+
+// newController builds a controller as a fresh process would: nothing in
+// memory, everything from the API server.
+func (w *world) newController(wrap func(client.Client) client.Client) *controllers.PolicyReconciler {
+	c := w.c
+	if wrap != nil {
+		c = wrap(c)
+	}
+	return &controllers.PolicyReconciler{
+		Client:   c,
+		Recorder: w.rec,
+		Sources:  &controllers.ClientSources{Reader: w.c, Now: w.job.Now, Timeout: 5 * time.Second},
+		Clock:    w.clock,
+		Jitter:   -1,
+	}
+}
+
+// run advances the world by d: the simulator second by second, the operator
+// every 2 s (its resync), the controller when its requeue is due.
+func (w *world) run(d time.Duration) {
+	w.t.Helper()
+	end := w.job.Now().Add(d)
+	for w.job.Now().Before(end) {
+		require.NoError(w.t, w.job.Advance(time.Second))
+		now := w.job.Now()
+		w.clock.SetTime(now)
+		if !now.Before(w.nextOp) {
+			_, err := w.op.Reconcile(w.ctx, ctrl.Request{NamespacedName: w.fdKey})
+			require.NoError(w.t, err)
+			w.nextOp = now.Add(2 * time.Second)
+		}
+		if !now.Before(w.nextFS) {
+			res, err := w.ctl.Reconcile(w.ctx, ctrl.Request{NamespacedName: w.pKey})
+			next := 30 * time.Second
+			if err != nil {
+				w.t.Logf("%s controller: %v", now.Format(time.TimeOnly), err)
+				next = time.Second
+			} else if res.RequeueAfter > 0 {
+				next = res.RequeueAfter
+			}
+			w.nextFS = now.Add(next)
+		}
+	}
+}
+
+// until runs until done holds, for at most max.
+func (w *world) until(what string, max time.Duration, done func() bool) {
+	w.t.Helper()
+	end := w.job.Now().Add(max)
+	for !done() {
+		if !w.job.Now().Before(end) {
+			w.t.Fatalf("%s: not within %s; policy status: %+v", what, max, w.policy().Status)
+		}
+		w.run(5 * time.Second)
+	}
+}
+
+func (w *world) policy() *v1alpha1.FlinkScalingPolicy {
+	w.t.Helper()
+	var p v1alpha1.FlinkScalingPolicy
+	require.NoError(w.t, w.c.Get(w.ctx, w.pKey, &p))
+	return &p
+}
+
+func (w *world) deployment() *unstructured.Unstructured {
+	w.t.Helper()
+	u := target.New()
+	require.NoError(w.t, w.c.Get(w.ctx, w.fdKey, u))
+	return u
+}
+
+func (w *world) read() *target.Deployment {
+	w.t.Helper()
+	d, err := target.Read(w.deployment())
+	require.NoError(w.t, err)
+	return d
+}
+
+// running is the parallelism the simulated job runs, by vertex name.
+func (w *world) running() map[string]int {
+	out := map[string]int{}
+	for _, v := range w.job.View().Job.Vertices {
+		out[v.Name] = v.Parallelism
+	}
+	return out
+}
+
+func (w *world) vertexID(name string) string {
+	w.t.Helper()
+	id, ok := w.job.VertexID(name)
+	require.True(w.t, ok, name)
+	return id
+}
+
+// rescales are the policy's recorded rescales.
+func (w *world) rescales() []v1alpha1.RescaleRecordStatus {
+	if h := w.policy().Status.History; h != nil {
+		return h.Rescales
+	}
+	return nil
+}
+
+// eventLog records events for assertions.
+type eventLog struct {
+	mu     sync.Mutex
+	events []event
+}
+
+type event struct {
+	kind, name, typ, reason, msg string
+}
+
+func (l *eventLog) add(obj runtime.Object, typ, reason, msg string) {
+	e := event{typ: typ, reason: reason, msg: msg}
+	if o, ok := obj.(client.Object); ok {
+		e.name = o.GetName()
+		e.kind = obj.GetObjectKind().GroupVersionKind().Kind
+		if e.kind == "" {
+			if _, isPol := obj.(*v1alpha1.FlinkScalingPolicy); isPol {
+				e.kind = "FlinkScalingPolicy"
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) Event(obj runtime.Object, typ, reason, msg string) { l.add(obj, typ, reason, msg) }
+func (l *eventLog) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {
+	l.add(obj, typ, reason, fmt.Sprintf(format, args...))
+}
+func (l *eventLog) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ, reason, format string, args ...any) {
+	l.Eventf(obj, typ, reason, format, args...)
+}
+
+// count is how many events of reason went to objects of kind.
+func (l *eventLog) count(kind, reason string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if e.kind == kind && e.reason == reason {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *eventLog) dump() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, e := range l.events {
+		fmt.Fprintf(&b, "%s/%s %s %s: %s\n", e.kind, e.name, e.typ, e.reason, e.msg)
+	}
+	return b.String()
+}
+
+var _ = corev1.EventTypeNormal
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,202 @@
+// Package controllers holds flinkscale's controller-runtime reconcilers. The
+// PolicyReconciler runs one FlinkScalingPolicy per reconcile: load the policy
+// and its FlinkDeployment, collect metrics, decide (scaling.Decide), act
+// (server-side apply of the plan), and patch the status once. The opt-in
+// reconciler, which turns annotated FlinkDeployments into policies, is in
+// controllers/optin; the pure reading of FlinkDeployments in
+// controllers/target; excluded periods in controllers/schedule.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/metrics"
+)
+
+// FieldManager is the server-side apply field manager flinkscale writes
+// FlinkDeployments with: `kubectl get fdep -o yaml --show-managed-fields`
+// shows exactly which fields it owns.
+const FieldManager = "flinkscale"
+
+// Event reasons (on the policy and on the FlinkDeployment).
+const (
+	EventScalingRecommended = "ScalingRecommended"
+	EventRescaleStarted     = "RescaleStarted"
+	EventRescaleCompleted   = "RescaleCompleted"
+	EventRescaleFailed      = "RescaleFailed"
+	EventScalingLimited     = "ScalingLimited"
+	EventRescaleBlocked     = "RescaleBlocked"
+	EventMetricsFailed      = "MetricsFailed"
+)
+
+// Defaults of the reconciler's knobs.
+const (
+	DefaultRescaleTimeout    = 15 * time.Minute
+	DefaultRescaleBackoff    = 10 * time.Minute
+	DefaultMaxRescaleBackoff = 2 * time.Hour
+	// DefaultTrackInterval is the most a rescale in progress waits between
+	// two looks (the polling interval when that is shorter): downtime is
+	// measured to this resolution.
+	DefaultTrackInterval = 5 * time.Second
+)
+
+// PolicyReconciler reconciles FlinkScalingPolicy resources.
+type PolicyReconciler struct {
+	Client client.Client
+	// Recorder receives events; nil drops them.
+	Recorder record.EventRecorder
+	// Sources opens the metric sources (required; see ClientSources).
+	Sources Sources
+	// Clock stamps samples, decisions and rescales; nil is the real clock.
+	// Requeue delays are always real time.
+	Clock clock.PassiveClock
+	// RescaleTimeout fails a rescale that has not completed after this
+	// long (default DefaultRescaleTimeout; the predicted downtime is added).
+	RescaleTimeout time.Duration
+	// RescaleBackoff is the wait after a failed rescale before the next may
+	// start; it doubles per consecutive failure up to MaxRescaleBackoff.
+	RescaleBackoff, MaxRescaleBackoff time.Duration
+	// TrackInterval bounds the requeue while a rescale is in progress.
+	TrackInterval time.Duration
+	// Jitter spreads requeues: the polling interval is stretched by a
+	// random fraction in [0, Jitter). Default 0.1; negative disables.
+	Jitter float64
+
+	mu     sync.Mutex
+	states map[types.NamespacedName]*policyState
+}
+
+// policyState is what one policy keeps in memory between reconciles: the
+// metric window (lost on restart: the next leader refills it) and what was
+// last announced, for de-duplicating events.
+type policyState struct {
+	mu            sync.Mutex
+	window        *metrics.Window
+	windowLength  time.Duration
+	announced     string // recommendation last announced by ScalingRecommended
+	limited       bool   // a ScalingLimited event was sent for the current limit
+	blocked       string // the blocker last announced by RescaleBlocked
+	metricsFailed bool
+}
+
+func (r *PolicyReconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
+}
+
+func (r *PolicyReconciler) state(key types.NamespacedName) *policyState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.states == nil {
+		r.states = map[types.NamespacedName]*policyState{}
+	}
+	s := r.states[key]
+	if s == nil {
+		s = &policyState{}
+		r.states[key] = s
+	}
+	return s
+}
+
+func (r *PolicyReconciler) forget(key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.states, key)
+	r.mu.Unlock()
+	if r.Sources != nil {
+		r.Sources.Forget(key)
+	}
+}
+
+// Reconcile runs one cycle for one policy: load, collect, decide, act and
+// patch the status once. See run for the steps.
+func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var pol v1alpha1.FlinkScalingPolicy
+	if err := r.Client.Get(ctx, req.NamespacedName, &pol); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("reading FlinkScalingPolicy %s: %w", req.NamespacedName, err)
+	}
+	if pol.DeletionTimestamp != nil {
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	st := r.state(req.NamespacedName)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+
+	orig := pol.DeepCopy()
+	c := &cycle{r: r, ctx: ctx, log: log.FromContext(ctx), pol: &pol, st: st, now: r.now()}
+	res := c.run()
+	pol.Status.ObservedGeneration = pol.Generation
+	if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		// The cycle's side effects are in the status it could not write:
+		// run again at once on a fresh read. A FlinkDeployment already
+		// patched is found again from its spec (see cycle.adopt).
+		return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
+	}
+	c.commitEvents()
+	return res, nil
+}
+
+// requeue is the polling interval stretched by jitter.
+func (r *PolicyReconciler) requeue(interval time.Duration) time.Duration {
+	j := r.Jitter
+	if j == 0 {
+		j = 0.1
+	}
+	if j < 0 {
+		return interval
+	}
+	return interval + time.Duration(rand.Float64()*j*float64(interval))
+}
+
+func (r *PolicyReconciler) trackInterval() time.Duration {
+	if r.TrackInterval > 0 {
+		return r.TrackInterval
+	}
+	return DefaultTrackInterval
+}
+
+func (r *PolicyReconciler) rescaleTimeout() time.Duration {
+	if r.RescaleTimeout > 0 {
+		return r.RescaleTimeout
+	}
+	return DefaultRescaleTimeout
+}
+
+// backoff is the wait after n consecutive failed rescales.
+func (r *PolicyReconciler) backoff(n int) time.Duration {
+	base, limit := r.RescaleBackoff, r.MaxRescaleBackoff
+	if base <= 0 {
+		base = DefaultRescaleBackoff
+	}
+	if limit <= 0 {
+		limit = DefaultMaxRescaleBackoff
+	}
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}

@@ -1,0 +1,132 @@
+package controllers_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+const (
+	kindPolicy     = "FlinkScalingPolicy"
+	kindDeployment = "FlinkDeployment"
+)
+
+// A step in load (1500 → 3000 rec/s) gives exactly one rescale, through the
+// operator's savepoint-and-restart, and the lag it built drains.
+func TestStepLoadGivesOneRescaleAndTheLagDrains(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	// Deploy, warm up and settle: at 1500 rec/s nothing needs to change.
+	w.run(12 * time.Minute)
+	require.Empty(t, w.rescales(), w.rec.dump())
+	p := w.policy()
+	require.NotNil(t, p.Status.LastDecision, "decided at the base load")
+	assert.Equal(t, "Hold", p.Status.LastDecision.Action, p.Status.LastDecision.Summary)
+	assert.Equal(t, "2/2", p.Status.CurrentParallelism)
+	assert.True(t, meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady))
+	firstJob := w.read().JobID
+
+	w.load.Store(3000.0)
+	w.until("a rescale starts", 10*time.Minute, func() bool { return w.policy().Status.Rescale != nil })
+	started := w.job.Now()
+	p = w.policy()
+	assert.True(t, meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionScaling))
+	applied := p.Status.Rescale.AppliedParallelism
+	src, enrich := w.vertexID("Source: orders"), w.vertexID("Enrich -> Sink")
+	// 3000 rec/s at 70 % of 1000 rec/s per enrichment subtask needs
+	// ⌈3000/700⌉ = 5 subtasks, more to drain the backlog in 15 minutes;
+	// the source needs ⌈3000/(0.7×1500)⌉ = 3, aligned to 6 partitions.
+	assert.GreaterOrEqual(t, applied[enrich], int32(5))
+	assert.GreaterOrEqual(t, applied[src], int32(3))
+
+	w.until("the rescale completes", 10*time.Minute, func() bool { return w.policy().Status.Rescale == nil })
+	took := w.job.Now().Sub(started)
+	p = w.policy()
+	require.Len(t, p.Status.History.Rescales, 1, w.rec.dump())
+	r := p.Status.History.Rescales[0]
+	assert.Equal(t, scaling.OutcomeSucceeded, r.Outcome)
+	// The savepoint (~2 s), the restart (20 s) and the TaskManagers'
+	// start-up (10 s), plus the operator's reaction: between 30 s and the
+	// whole rescale.
+	assert.GreaterOrEqual(t, r.Downtime.Duration, 30*time.Second)
+	assert.LessOrEqual(t, r.Downtime.Duration, took)
+	d := w.read()
+	assert.NotEqual(t, firstJob, d.JobID, "a savepoint upgrade runs a new job")
+	assert.Equal(t, map[string]int{src: int(applied[src]), enrich: int(applied[enrich])}, d.Overrides)
+	assert.Equal(t, map[string]int{"Source: orders": int(applied[src]), "Enrich -> Sink": int(applied[enrich])}, w.running())
+	assert.Equal(t, v1alpha1.ReasonRescaleSucceeded, meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionScaling).Reason)
+
+	// The backlog drains, and no second rescale follows.
+	w.run(20 * time.Minute)
+	assert.Len(t, w.rescales(), 1, w.rec.dump())
+	stats := w.job.Stats()
+	assert.Zero(t, stats.Reprocessed, "a savepoint upgrade replays nothing")
+	assert.Equal(t, stats.Produced, stats.Consumed+stats.Lag, "no record lost")
+	// 3000 rec/s is at most a few seconds of lag.
+	assert.Less(t, stats.Lag, int64(3000*10), "lag drained")
+	p = w.policy()
+	assert.Less(t, p.Status.LagRecords, int64(3000*10))
+	// The history now knows the rates after the rescale.
+	assert.Positive(t, p.Status.History.Rescales[0].Vertices[0].TrueRateAfter)
+
+	for reason, n := range map[string]int{
+		controllers.EventScalingRecommended: 1, controllers.EventRescaleStarted: 1, controllers.EventRescaleCompleted: 1,
+	} {
+		assert.Equal(t, n, w.rec.count(kindPolicy, reason), "%s on the policy\n%s", reason, w.rec.dump())
+		assert.Equal(t, n, w.rec.count(kindDeployment, reason), "%s on the deployment\n%s", reason, w.rec.dump())
+	}
+	assert.Zero(t, w.rec.count(kindPolicy, controllers.EventRescaleFailed))
+
+	// flinkscale owns exactly the fields it manages.
+	owned := managedBy(t, w.deployment(), controllers.FieldManager)
+	assert.ElementsMatch(t, []string{
+		"spec.flinkConfiguration." + target.KeyOverrides,
+		"spec.flinkConfiguration." + target.KeySlots,
+		"spec.job.parallelism",
+	}, owned)
+}
+
+// managedBy lists the leaf fields a field manager owns, as dotted paths.
+func managedBy(t *testing.T, u *unstructured.Unstructured, manager string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range u.GetManagedFields() {
+		if e.Manager != manager || e.Operation != metav1.ManagedFieldsOperationApply || e.FieldsV1 == nil {
+			continue
+		}
+		var tree map[string]any
+		require.NoError(t, jsonUnmarshal(e.FieldsV1.Raw, &tree))
+		out = append(out, leaves("", tree)...)
+	}
+	return out
+}
+
+func leaves(prefix string, tree map[string]any) []string {
+	var out []string
+	for k, v := range tree {
+		if k == "." {
+			continue
+		}
+		name := k[2:] // "f:name"
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		sub, _ := v.(map[string]any)
+		if len(sub) == 0 {
+			out = append(out, path)
+			continue
+		}
+		out = append(out, leaves(path, sub)...)
+	}
+	return out
+}

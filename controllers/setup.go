@@ -1,0 +1,90 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers/target"
+)
+
+// TargetIndex indexes FlinkScalingPolicies by spec.targetRef.name.
+const TargetIndex = "spec.targetRef.name"
+
+// Options tune the controller's registration.
+type Options struct {
+	// MaxConcurrentReconciles bounds the policies reconciled at once
+	// (default 4): collection is I/O bound and per-job timeouts keep a slow
+	// job from holding a worker long.
+	MaxConcurrentReconciles int
+	// SkipNameValidation lets tests start several managers in one process.
+	SkipNameValidation bool
+}
+
+// +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=flink.apache.org,resources=flinkdeployments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
+
+// SetupWithManager registers the reconciler: it reconciles policies on spec
+// and annotation changes (and on its own requeues, every polling interval),
+// and a FlinkDeployment's changes wake the policies that target it while
+// they follow a rescale or wait for the deployment to appear.
+func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if r.Sources == nil {
+		return fmt.Errorf("PolicyReconciler.Sources is required")
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorderFor("flinkscale")
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.FlinkScalingPolicy{}, TargetIndex,
+		func(o client.Object) []string {
+			return []string{o.(*v1alpha1.FlinkScalingPolicy).Spec.TargetRef.Name}
+		}); err != nil {
+		return fmt.Errorf("indexing policies by target: %w", err)
+	}
+	n := opts.MaxConcurrentReconciles
+	if n <= 0 {
+		n = 4
+	}
+	skip := opts.SkipNameValidation
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("flinkscale-policy").
+		For(&v1alpha1.FlinkScalingPolicy{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(target.New(), handler.EnqueueRequestsFromMapFunc(r.policiesWaitingOn)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: n, SkipNameValidation: &skip}).
+		Complete(r)
+}
+
+// policiesWaitingOn maps a FlinkDeployment to the policies that target it
+// and follow a rescale (so phases are seen as they happen) or have not found
+// it yet. Other policies wait for their polling interval: the operator
+// writes the status often, and each reconcile polls Flink.
+func (r *PolicyReconciler) policiesWaitingOn(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.FlinkScalingPolicyList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{TargetIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, p := range list.Items {
+		ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+		missing := ready != nil && ready.Reason == v1alpha1.ReasonTargetNotFound
+		if p.Status.Rescale != nil || missing {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+	}
+	return out
+}

@@ -1,0 +1,402 @@
+package controllers
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/metrics/flink"
+	"github.com/flinkscale/flinkscale/metrics/flinkprom"
+	"github.com/flinkscale/flinkscale/metrics/kafka"
+)
+
+// FlinkSource collects one job's Flink metrics (metrics/flink and, for the
+// Prometheus sources, metrics/flinkprom behind it).
+type FlinkSource interface {
+	Collect(ctx context.Context, jobID string) (metrics.FlinkSample, error)
+}
+
+// KafkaSource collects one consumer group's offsets from the brokers.
+type KafkaSource interface {
+	Collect(ctx context.Context, group string, topics []string) (metrics.KafkaSample, error)
+}
+
+// Sources opens the metric sources a policy names. Implementations cache
+// what they open between reconciles and must be safe for concurrent use.
+type Sources interface {
+	Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, d *target.Deployment) (FlinkSource, error)
+	Kafka(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, t v1alpha1.KafkaTrigger) (KafkaSource, error)
+	// Forget closes and drops what was opened for a policy that is gone.
+	Forget(policy types.NamespacedName)
+}
+
+// DefaultFlinkRESTPort is the JobManager REST port of the operator's
+// <name>-rest Service.
+const DefaultFlinkRESTPort = 8081
+
+// ClientSources opens sources from the policy's triggers, reading Secrets
+// (credentials) and Pods (Prometheus reporter endpoints) through Reader.
+type ClientSources struct {
+	// Reader reads Secrets and Pods. An uncached reader (the manager's
+	// APIReader) keeps the controller from watching every Secret.
+	Reader client.Reader
+	// Timeout bounds each Flink HTTP request (default 10s); Kafka's is the
+	// Secret's request.timeout or kafka.DefaultRequestTimeout.
+	Timeout time.Duration
+	// Now stamps Kafka samples; nil is the wall clock.
+	Now func() time.Time
+
+	mu    sync.Mutex
+	flink map[string]cached[FlinkSource]
+	kafka map[string]cached[*kafka.Collector]
+}
+
+type cached[T any] struct {
+	policy      types.NamespacedName
+	fingerprint string
+	source      T
+}
+
+func (s *ClientSources) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return 10 * time.Second
+}
+
+// secret reads the Secret an authenticationRef names (nil ref: nil data).
+func (s *ClientSources) secret(ctx context.Context, ns string, ref *v1alpha1.AuthenticationRef) (map[string][]byte, string, error) {
+	if ref == nil {
+		return nil, "", nil
+	}
+	if ref.Kind != "" && ref.Kind != "Secret" {
+		return nil, "", fmt.Errorf("authenticationRef kind %q is not supported (only Secret)", ref.Kind)
+	}
+	var sec corev1.Secret
+	if err := s.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &sec); err != nil {
+		return nil, "", fmt.Errorf("reading Secret %s/%s: %w", ns, ref.Name, err)
+	}
+	return sec.Data, sec.ResourceVersion, nil
+}
+
+// Flink returns the REST collector of the job, merged with the Prometheus
+// reporter or a PromQL server when the policy says so.
+func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, d *target.Deployment) (FlinkSource, error) {
+	key := types.NamespacedName{Namespace: pol.Namespace, Name: pol.Name}
+	var fm v1alpha1.FlinkMetricsSource
+	if t := pol.Spec.Triggers; t != nil && t.FlinkMetrics != nil {
+		fm = *t.FlinkMetrics
+	}
+	url := fmt.Sprintf("http://%s-rest.%s:%d", d.Name, d.Namespace, DefaultFlinkRESTPort)
+	var restAuth *v1alpha1.AuthenticationRef
+	if fm.REST != nil {
+		if fm.REST.URL != "" {
+			url = fm.REST.URL
+		}
+		restAuth = fm.REST.AuthenticationRef
+	}
+	restData, restRV, err := s.secret(ctx, pol.Namespace, restAuth)
+	if err != nil {
+		return nil, err
+	}
+	fp := []string{"rest", url, restRV}
+	var promData map[string][]byte
+	switch {
+	case fm.PromQL != nil:
+		var rv string
+		promData, rv, err = s.secret(ctx, pol.Namespace, fm.PromQL.AuthenticationRef)
+		if err != nil {
+			return nil, err
+		}
+		fp = append(fp, "promql", fm.PromQL.URL, rv)
+	case fm.Prometheus != nil:
+		fp = append(fp, "reporter", strconv.Itoa(int(fm.Prometheus.Port)))
+	}
+	id := key.String()
+	fingerprint := strings.Join(fp, "\x00")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.flink[id]; ok && c.fingerprint == fingerprint {
+		return c.source, nil
+	}
+	opts, err := httpOptions(restData)
+	if err != nil {
+		return nil, fmt.Errorf("Flink REST authenticationRef: %w", err)
+	}
+	opts = append(opts, flink.WithTimeout(s.timeout()))
+	rc, err := flink.New(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("Flink REST client for %s: %w", url, err)
+	}
+	src := &flinkSource{rest: flink.NewCollector(rc)}
+	switch {
+	case fm.PromQL != nil:
+		api, err := promQLAPI(fm.PromQL.URL, promData, s.timeout())
+		if err != nil {
+			return nil, fmt.Errorf("PromQL source: %w", err)
+		}
+		q := &flinkprom.PromQL{API: api}
+		src.prom = func(ctx context.Context, jobID string) (metrics.FlinkSample, error) {
+			return q.Collect(ctx, jobID, time.Now())
+		}
+	case fm.Prometheus != nil:
+		port := int(fm.Prometheus.Port)
+		if port == 0 {
+			port = 9249
+		}
+		reader, ns, app := s.Reader, d.Namespace, d.Name
+		timeout := s.timeout()
+		src.prom = func(ctx context.Context, jobID string) (metrics.FlinkSample, error) {
+			targets, err := reporterTargets(ctx, reader, ns, app, port)
+			if err != nil {
+				return metrics.FlinkSample{}, err
+			}
+			sc := &flinkprom.Scraper{JobID: jobID, Timeout: timeout}
+			return sc.Scrape(ctx, targets)
+		}
+	}
+	if s.flink == nil {
+		s.flink = map[string]cached[FlinkSource]{}
+	}
+	s.flink[id] = cached[FlinkSource]{policy: key, fingerprint: fingerprint, source: src}
+	return src, nil
+}
+
+// flinkSource is REST, optionally merged with a Prometheus sample (whose
+// values win for complete vertices: that is why the user chose it).
+type flinkSource struct {
+	rest *flink.Collector
+	prom func(ctx context.Context, jobID string) (metrics.FlinkSample, error)
+}
+
+func (f *flinkSource) Collect(ctx context.Context, jobID string) (metrics.FlinkSample, error) {
+	rs, err := f.rest.Collect(ctx, jobID)
+	if err != nil || f.prom == nil {
+		return rs, err
+	}
+	ps, err := f.prom(ctx, rs.JobID)
+	if err != nil {
+		// REST's own metrics still stand; say what is missing.
+		rs.Missing = append(rs.Missing, "prometheus: "+err.Error())
+		return rs, nil
+	}
+	return flinkprom.MergeWith(rs, ps, flinkprom.MergeOptions{PreferPrometheus: true}), nil
+}
+
+// reporterTargets lists the running pods of a FlinkDeployment (the operator
+// labels them app=<name>, component=jobmanager|taskmanager) as reporter
+// endpoints.
+func reporterTargets(ctx context.Context, r client.Reader, ns, app string, port int) ([]flinkprom.Target, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
+		return nil, fmt.Errorf("listing pods of %s/%s: %w", ns, app, err)
+	}
+	var out []flinkprom.Target
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+			continue
+		}
+		role := flinkprom.TaskManager
+		if p.Labels["component"] == "jobmanager" {
+			role = flinkprom.JobManager
+		}
+		out = append(out, flinkprom.Target{URL: fmt.Sprintf("http://%s:%d", p.Status.PodIP, port), Role: role})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no running pod labeled app=%s in %s", app, ns)
+	}
+	slices.SortFunc(out, func(a, b flinkprom.Target) int { return strings.Compare(a.URL, b.URL) })
+	return out, nil
+}
+
+// httpOptions turns a REST Secret (keys username, password, bearerToken,
+// ca, cert, key) into client options.
+func httpOptions(data map[string][]byte) ([]flink.Option, error) {
+	if data == nil {
+		return nil, nil
+	}
+	var opts []flink.Option
+	user, pass := string(data["username"]), string(data["password"])
+	switch {
+	case len(data["bearerToken"]) > 0:
+		opts = append(opts, flink.WithBearerToken(strings.TrimSpace(string(data["bearerToken"]))))
+	case user != "":
+		opts = append(opts, flink.WithBasicAuth(user, pass))
+	}
+	tc, err := tlsFromSecret(data)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, flink.WithTLSConfig(tc))
+	}
+	return opts, nil
+}
+
+func tlsFromSecret(data map[string][]byte) (*tls.Config, error) {
+	ca, cert, key := data["ca"], data["cert"], data["key"]
+	if len(ca) == 0 && len(cert) == 0 && len(key) == 0 {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(ca) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, errors.New("key ca: no PEM certificate found")
+		}
+		tc.RootCAs = pool
+	}
+	if (len(cert) > 0) != (len(key) > 0) {
+		return nil, errors.New("keys cert and key must be set together")
+	}
+	if len(cert) > 0 {
+		pair, err := tls.X509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("keys cert and key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
+}
+
+// promQLAPI is a Prometheus API client with the Secret's credentials.
+func promQLAPI(url string, data map[string][]byte, timeout time.Duration) (promv1.API, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tc, err := tlsFromSecret(data)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
+	var rt http.RoundTripper = tr
+	if tok := strings.TrimSpace(string(data["bearerToken"])); tok != "" {
+		rt = headerRoundTripper{rt, "Authorization", "Bearer " + tok}
+	} else if u := string(data["username"]); u != "" {
+		rt = basicRoundTripper{rt, u, string(data["password"])}
+	}
+	c, err := promapi.NewClient(promapi.Config{Address: url, RoundTripper: timeoutRoundTripper{rt, timeout}})
+	if err != nil {
+		return nil, err
+	}
+	return promv1.NewAPI(c), nil
+}
+
+type headerRoundTripper struct {
+	next        http.RoundTripper
+	name, value string
+}
+
+func (h headerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.name, h.value)
+	return h.next.RoundTrip(r)
+}
+
+type basicRoundTripper struct {
+	next       http.RoundTripper
+	user, pass string
+}
+
+func (b basicRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.pass)
+	return b.next.RoundTrip(r)
+}
+
+type timeoutRoundTripper struct {
+	next    http.RoundTripper
+	timeout time.Duration
+}
+
+func (t timeoutRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), t.timeout)
+	resp, err := t.next.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	body   io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Read(p []byte) (int, error) { return c.body.Read(p) }
+func (c cancelOnClose) Close() error {
+	err := c.body.Close()
+	c.cancel()
+	return err
+}
+
+// Kafka returns the collector of one trigger's brokers.
+func (s *ClientSources) Kafka(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, t v1alpha1.KafkaTrigger) (KafkaSource, error) {
+	key := types.NamespacedName{Namespace: pol.Namespace, Name: pol.Name}
+	data, rv, err := s.secret(ctx, pol.Namespace, t.AuthenticationRef)
+	if err != nil {
+		return nil, err
+	}
+	id := key.String() + "\x00" + t.Name + "\x00" + t.ConsumerGroup
+	fingerprint := strings.Join(t.BootstrapServers, ",") + "\x00" + rv
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.kafka[id]; ok {
+		if c.fingerprint == fingerprint {
+			return c.source, nil
+		}
+		c.source.Close()
+		delete(s.kafka, id)
+	}
+	cfg, err := kafka.ConfigFromSecret(t.BootstrapServers, data)
+	if err != nil {
+		return nil, fmt.Errorf("Kafka trigger %q: %w", t.Name, err)
+	}
+	kc, err := kafka.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("Kafka trigger %q: %w", t.Name, err)
+	}
+	kc.Now = s.Now
+	if s.kafka == nil {
+		s.kafka = map[string]cached[*kafka.Collector]{}
+	}
+	s.kafka[id] = cached[*kafka.Collector]{policy: key, fingerprint: fingerprint, source: kc}
+	return kc, nil
+}
+
+// Forget drops (and closes) what was opened for policy.
+func (s *ClientSources) Forget(policy types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.flink {
+		if c.policy == policy {
+			delete(s.flink, id)
+		}
+	}
+	for id, c := range s.kafka {
+		if c.policy == policy {
+			c.source.Close()
+			delete(s.kafka, id)
+		}
+	}
+}
