@@ -106,7 +106,7 @@ bench: ## Run the benchmarks of the model, the simulator and the collectors (BEN
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
 
 FUZZTIME ?= 30s
-FUZZ_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...
+FUZZ_PKGS ?= ./scaling/... ./test/sim/... ./metrics/... ./controllers/...
 .PHONY: fuzz
 fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for FUZZTIME each (default 30s)
 	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | \

@@ -506,14 +506,21 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 			return false
 		}
 	}
-	fields := c.d.PlanFields(dec.Recommended)
+	owned, err := target.OwnedFields(c.fd, FieldManager)
+	if err != nil {
+		c.block(v1alpha1.ReasonInvalidTarget, err.Error())
+		return false
+	}
+	fields := c.d.PlanFields(dec.Recommended, owned)
 	if c.d.Says(fields) {
 		c.block(ReasonSpecAlreadyApplied, "the FlinkDeployment's spec already holds the recommended plan but the job does not run it yet")
 		return false
 	}
-	prev := c.d.Managed()
+	// What the fields about to be applied say now: a failed rescale writes
+	// these back (and removes those that did not exist).
+	prev := c.d.Managed().Only(fields)
 	obj := c.d.ApplyObject(fields)
-	err := c.r.Client.Patch(c.ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	err = c.r.Client.Patch(c.ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
 	switch {
 	case apierrors.IsConflict(err):
 		// Someone changed the deployment since it was read: decide again

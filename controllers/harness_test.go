@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -130,6 +129,8 @@ type worldOptions struct {
 	// client wraps the controller's client (to inject concurrent edits).
 	client func(client.Client) client.Client
 	policy func(*v1alpha1.FlinkScalingPolicy)
+	// conf adds flinkConfiguration entries to the deployment.
+	conf map[string]any
 }
 
 func newWorld(t *testing.T, o worldOptions) *world {
@@ -147,6 +148,9 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	w.load.Store(1500.0)
 
 	spec := ordersJob()
+	if o.conf["jobmanager.scheduler"] == "adaptive" {
+		spec.Scheduler = "adaptive" // the simulated cluster runs what the deployment configures
+	}
 	broker, err := simkafka.Start(spec.Topics)
 	require.NoError(t, err)
 	t.Cleanup(broker.Close)
@@ -159,18 +163,22 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	t.Cleanup(w.rest.Close)
 	w.clock = clocktesting.NewFakeClock(t0)
 
+	w.rec = &eventLog{}
 	reg := fakeoperator.NewRegistry()
 	reg.Register(w.fdKey, j)
 	var seq atomic.Int64
 	w.op = &fakeoperator.Operator{
-		Client: c, Clusters: reg, Clock: w.clock,
+		Client: c, Clusters: reg, Clock: w.clock, Recorder: w.rec,
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xb0+seq.Add(1)) },
 	}
-	w.rec = &eventLog{}
 	w.ctl = w.newController(o.client)
 
 	fd := envtest.NewFlinkDeployment(w.ns, w.fdKey.Name)
-	require.NoError(t, unstructured.SetNestedField(fd.Object, deploymentSpec(o.upgradeMode), "spec"))
+	fdSpec := deploymentSpec(o.upgradeMode)
+	for k, v := range o.conf {
+		fdSpec["flinkConfiguration"].(map[string]any)[k] = v
+	}
+	require.NoError(t, unstructured.SetNestedField(fd.Object, fdSpec, "spec"))
 	require.NoError(t, c.Create(w.ctx, fd))
 
 	pol := &v1alpha1.FlinkScalingPolicy{}
@@ -349,5 +357,3 @@ func (l *eventLog) dump() string {
 }
 
 var _ = corev1.EventTypeNormal
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -237,3 +237,28 @@ func TestFailedSavepointStallsCleanly(t *testing.T) {
 	assert.Equal(t, stats.Produced, stats.Consumed+stats.Lag)
 	assert.Zero(t, stats.Reprocessed)
 }
+
+// Metrics that cannot be collected hold the policy with a condition and one
+// event, and never lead to a decision; a missing target is a condition too.
+func TestUnreachableFlinkAndMissingTarget(t *testing.T) {
+	w := newWorld(t, worldOptions{policy: func(p *v1alpha1.FlinkScalingPolicy) {
+		p.Spec.Triggers.FlinkMetrics.REST.URL = "http://127.0.0.1:1" // nothing listens
+	}})
+	stepped(t, w)
+	w.run(5 * time.Minute)
+	p := w.policy()
+	ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+	require.NotNil(t, ready)
+	assert.Equal(t, v1alpha1.ReasonMetricsError, ready.Reason)
+	assert.Contains(t, ready.Message, "127.0.0.1:1")
+	assert.Nil(t, p.Status.LastDecision)
+	assert.Equal(t, 1, w.rec.count(kindPolicy, controllers.EventMetricsFailed), w.rec.dump())
+	assert.Empty(t, w.rescales())
+
+	p.Spec.TargetRef.Name = "nope"
+	require.NoError(t, w.c.Update(w.ctx, p))
+	w.run(time.Minute)
+	p = w.policy()
+	assert.Equal(t, v1alpha1.ReasonTargetNotFound, meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady).Reason)
+	assert.True(t, meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionStalled))
+}

@@ -1,13 +1,14 @@
 package controllers_test
 
 import (
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
@@ -86,47 +87,46 @@ func TestStepLoadGivesOneRescaleAndTheLagDrains(t *testing.T) {
 	}
 	assert.Zero(t, w.rec.count(kindPolicy, controllers.EventRescaleFailed))
 
-	// flinkscale owns exactly the fields it manages.
+	// flinkscale owns exactly the field it had to change: the slots per
+	// TaskManager stay 2 (one per core), and in native mode
+	// spec.job.parallelism is the user's (changing it would be an UPGRADE).
 	owned := managedBy(t, w.deployment(), controllers.FieldManager)
-	assert.ElementsMatch(t, []string{
-		"spec.flinkConfiguration." + target.KeyOverrides,
-		"spec.flinkConfiguration." + target.KeySlots,
-		"spec.job.parallelism",
-	}, owned)
+	assert.ElementsMatch(t, []string{"spec.flinkConfiguration." + target.KeyOverrides}, owned)
+	assert.Equal(t, 2, d.Parallelism, "the user's spec.job.parallelism is untouched")
 }
 
 // managedBy lists the leaf fields a field manager owns, as dotted paths.
 func managedBy(t *testing.T, u *unstructured.Unstructured, manager string) []string {
 	t.Helper()
-	var out []string
-	for _, e := range u.GetManagedFields() {
-		if e.Manager != manager || e.Operation != metav1.ManagedFieldsOperationApply || e.FieldsV1 == nil {
-			continue
-		}
-		var tree map[string]any
-		require.NoError(t, jsonUnmarshal(e.FieldsV1.Raw, &tree))
-		out = append(out, leaves("", tree)...)
-	}
-	return out
+	owned, err := target.OwnedFields(u, manager)
+	require.NoError(t, err)
+	return slices.Sorted(maps.Keys(owned))
 }
 
-func leaves(prefix string, tree map[string]any) []string {
-	var out []string
-	for k, v := range tree {
-		if k == "." {
-			continue
-		}
-		name := k[2:] // "f:name"
-		path := name
-		if prefix != "" {
-			path = prefix + "." + name
-		}
-		sub, _ := v.(map[string]any)
-		if len(sub) == 0 {
-			out = append(out, path)
-			continue
-		}
-		out = append(out, leaves(path, sub)...)
+// With the adaptive scheduler on Flink 1.18 the operator rescales in place:
+// the job id stays, and the rescale is followed to the new parallelism just
+// the same.
+func TestInPlaceRescaleIsTracked(t *testing.T) {
+	w := newWorld(t, worldOptions{conf: map[string]any{"jobmanager.scheduler": "adaptive"}})
+	w.run(12 * time.Minute)
+	require.Empty(t, w.rescales())
+	jobID := w.read().JobID
+	w.load.Store(3000.0)
+	w.until("a rescale completes", 15*time.Minute, func() bool {
+		rs := w.rescales()
+		return len(rs) == 1 && rs[0].Outcome != scaling.OutcomeInProgress
+	})
+	r := w.rescales()[0]
+	require.Equal(t, scaling.OutcomeSucceeded, r.Outcome, w.rec.dump())
+	assert.Equal(t, jobID, w.read().JobID, "rescaled in place: same job")
+	want := map[string]int{}
+	for _, v := range r.Vertices {
+		want[v.ID] = int(v.To)
 	}
-	return out
+	got := map[string]int{}
+	for _, v := range w.job.View().Job.Vertices {
+		got[v.ID] = v.Parallelism
+	}
+	assert.Equal(t, want, got)
+	assert.Contains(t, w.rec.dump(), "(in place)")
 }

@@ -175,10 +175,11 @@ func (c *cycle) revert(rs *v1alpha1.RescaleStatus) string {
 		return "no previous values recorded: the deployment keeps the applied plan"
 	}
 	prev := managedFields(rs.Previous)
-	if c.d.Says(prev) && c.d.Managed() == prev {
+	applied := managedFields(rs.Applied)
+	if c.d.Managed().Only(applied) == prev {
 		return "the deployment already says what the job runs"
 	}
-	if applied := managedFields(rs.Applied); rs.Applied != nil && !c.d.Says(applied) {
+	if rs.Applied != nil && !c.d.Says(applied) {
 		// Someone else changed the managed fields since: theirs stand.
 		return "the managed fields were changed by someone else since; left as they are"
 	}

@@ -1,8 +1,8 @@
-// Command flinkscale is the flinkscale command line: today it replays saved
-// snapshots through the scaling model (`decide`), shows the model on the
-// bundled examples (`demo`), and serves simulated Flink jobs (`sim`). The
-// controller, `recommend`, `bench` and the embedded demo stack arrive with
-// their issues.
+// Command flinkscale is the flinkscale command line: the Kubernetes
+// controller (`controller`), the replay of saved snapshots through the
+// scaling model (`decide`), the model on the bundled examples (`demo`), and
+// simulated Flink jobs (`sim`). `recommend`, `bench` and the embedded demo
+// stack arrive with their issues.
 package main
 
 import (
@@ -37,6 +37,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `flinkscale autoscales Apache Flink jobs on Kubernetes.
 
 Usage:
+  flinkscale controller [--kubeconfig FILE] [--namespaces a,b] [--shard-selector SEL] [--leader-elect=true]
+                        [--metrics-bind-address :8080] [--health-probe-bind-address :8081] [flags]
+      Run the Kubernetes controller: FlinkScalingPolicy resources and FlinkDeployments
+      annotated flinkscale.io/enabled. "flinkscale controller -h" lists every flag.
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
@@ -56,6 +60,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	code := exitNoChange
 	switch args[0] {
+	case "controller":
+		ctx, stop := interruptible()
+		err = controllerCmd(ctx, args[1:], stderr)
+		stop()
+		if errors.Is(err, flag.ErrHelp) {
+			return exitNoChange
+		}
 	case "decide":
 		code, err = decide(args[1:], stdout)
 	case "demo":

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,13 @@ const (
 	AnnotationCooldownPeriod = "flinkscale.io/cooldown-period"
 	// AnnotationMetricsWindow is spec.metricsWindow (a duration).
 	AnnotationMetricsWindow = "flinkscale.io/metrics-window"
+	// AnnotationPollingInterval is spec.pollingInterval (a duration, at
+	// least 1s).
+	AnnotationPollingInterval = "flinkscale.io/polling-interval"
+	// AnnotationFlinkRESTURL is spec.triggers.flinkMetrics.rest.url: the
+	// JobManager REST API when it is not the operator's <name>-rest Service
+	// (a proxy, an ingress).
+	AnnotationFlinkRESTURL = "flinkscale.io/flink-rest-url"
 )
 
 // Prefixes of the Flink Kubernetes Operator's autoscaler options.
@@ -133,6 +141,7 @@ var knownAnnotations = map[string]bool{
 	AnnotationKafkaBootstrapServers: true, AnnotationKafkaConsumerGroup: true,
 	AnnotationKafkaTopics: true, AnnotationKafkaSecret: true,
 	AnnotationCooldownPeriod: true, AnnotationMetricsWindow: true,
+	AnnotationPollingInterval: true, AnnotationFlinkRESTURL: true,
 }
 
 // PolicySpec builds the spec of the policy a deployment named deploymentName
@@ -165,6 +174,7 @@ func PolicySpec(deploymentName string, annotations, flinkConfiguration map[strin
 	b.excludedPeriods()
 	b.quota()
 	b.kafka()
+	b.restURL()
 	b.leftovers()
 	if len(b.errs) > 0 {
 		return v1alpha1.FlinkScalingPolicySpec{}, nil, errors.Join(b.errs...)
@@ -432,6 +442,7 @@ func (b *builder) durations() {
 	}{
 		{AnnotationMetricsWindow, []string{"metrics.window"}, &b.spec.MetricsWindow},
 		{AnnotationCooldownPeriod, nil, &b.spec.CooldownPeriod},
+		{AnnotationPollingInterval, nil, &b.spec.PollingInterval},
 		{"", []string{"stabilization.interval"}, &b.spec.WarmUp},
 		{"", []string{"catch-up.duration"}, &b.spec.CatchUpDuration},
 		{"", []string{"restart.time"}, &b.spec.RestartTime},
@@ -441,6 +452,10 @@ func (b *builder) durations() {
 				*f.dst = d
 			}
 		}
+	}
+	if p := b.spec.PollingInterval; p != nil && p.Duration < time.Second {
+		b.bad(AnnotationPollingInterval, b.ann[AnnotationPollingInterval], "must be at least 1s")
+		b.spec.PollingInterval = nil
 	}
 }
 
@@ -642,6 +657,23 @@ func (b *builder) kafka() {
 	if good {
 		b.spec.Triggers = &v1alpha1.Triggers{Kafka: []v1alpha1.KafkaTrigger{t}}
 	}
+}
+
+func (b *builder) restURL() {
+	v, ok := b.ann[AnnotationFlinkRESTURL]
+	if !ok {
+		return
+	}
+	raw := strings.TrimSpace(v)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(raw) > 2048 {
+		b.bad(AnnotationFlinkRESTURL, v, "must be an http:// or https:// URL with a host")
+		return
+	}
+	if b.spec.Triggers == nil {
+		b.spec.Triggers = &v1alpha1.Triggers{}
+	}
+	b.spec.Triggers.FlinkMetrics = &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: raw}}
 }
 
 // unmapped are the operator's options with no equivalent, by name or name

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
@@ -556,4 +559,25 @@ func FuzzPolicySpec(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPollingIntervalAndRESTURLAnnotations(t *testing.T) {
+	spec, _, err := PolicySpec("orders", map[string]string{
+		AnnotationPollingInterval: "15s",
+		AnnotationFlinkRESTURL:    "https://flink.example.com/orders/",
+	}, nil)
+	require.NoError(t, err)
+	require.NotNil(t, spec.PollingInterval)
+	assert.Equal(t, 15*time.Second, spec.PollingInterval.Duration)
+	require.NotNil(t, spec.Triggers)
+	assert.Equal(t, "https://flink.example.com/orders/", spec.Triggers.FlinkMetrics.REST.URL)
+
+	for ann, v := range map[string]string{
+		AnnotationPollingInterval: "500ms",
+		AnnotationFlinkRESTURL:    "flink:8081",
+	} {
+		_, _, err := PolicySpec("orders", map[string]string{ann: v}, nil)
+		require.Error(t, err, "%s=%s", ann, v)
+		assert.Contains(t, err.Error(), ann)
+	}
 }

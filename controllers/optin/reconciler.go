@@ -68,6 +68,10 @@ var copiedAnnotations = []string{AnnotationPausedScaleIn, AnnotationPausedScaleO
 type Reconciler struct {
 	Client   client.Client
 	Recorder record.EventRecorder
+	// CopyLabels are label keys copied from the deployment to its policy
+	// (and kept in sync): the keys of the controller's shard selector, so
+	// that the replica that owns a deployment also sees its policy.
+	CopyLabels []string
 }
 
 // +kubebuilder:rbac:groups=flink.apache.org,resources=flinkdeployments,verbs=get;list;watch
@@ -185,7 +189,7 @@ func (r *Reconciler) create(ctx context.Context, fd *unstructured.Unstructured, 
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       fd.GetNamespace(),
 			Name:            fd.GetName(),
-			Labels:          map[string]string{LabelManagedBy: ManagedBy},
+			Labels:          r.labels(fd, map[string]string{LabelManagedBy: ManagedBy}),
 			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(fd, target.GVK)},
 		},
@@ -226,6 +230,21 @@ func (r *Reconciler) update(ctx context.Context, fd *unstructured.Unstructured, 
 			changed = append(changed, "annotation "+k)
 		}
 	}
+	for _, k := range r.CopyLabels {
+		v, want := fd.GetLabels()[k]
+		old, has := updated.Labels[k]
+		switch {
+		case want && (!has || old != v):
+			if updated.Labels == nil {
+				updated.Labels = map[string]string{}
+			}
+			updated.Labels[k] = v
+			changed = append(changed, "label "+k)
+		case !want && has:
+			delete(updated.Labels, k)
+			changed = append(changed, "label "+k)
+		}
+	}
 	if len(changed) == 0 {
 		return nil
 	}
@@ -246,6 +265,16 @@ func (r *Reconciler) update(ctx context.Context, fd *unstructured.Unstructured, 
 		"Updated FlinkScalingPolicy %q from the flinkscale.io annotations (%s)", policy.Name, strings.Join(changed, ", "))
 	r.warn(fd, warnings)
 	return nil
+}
+
+// labels adds the deployment's CopyLabels to base.
+func (r *Reconciler) labels(fd *unstructured.Unstructured, base map[string]string) map[string]string {
+	for _, k := range r.CopyLabels {
+		if v, ok := fd.GetLabels()[k]; ok {
+			base[k] = v
+		}
+	}
+	return base
 }
 
 func (r *Reconciler) delete(ctx context.Context, fd *unstructured.Unstructured, policy *v1alpha1.FlinkScalingPolicy) error {

@@ -502,3 +502,23 @@ func TestReconcilerUnderManager(t *testing.T) {
 	g.annotate("orders", map[string]string{AnnotationEnabled: "false"})
 	require.Eventually(t, func() bool { return g.policy("orders") == nil }, 30*time.Second, 100*time.Millisecond, "the policy goes")
 }
+
+// The shard labels of a deployment follow it to its policy, so that the
+// controller replica whose selector matches the deployment also sees the
+// policy.
+func TestReconcileCopiesShardLabels(t *testing.T) {
+	g := newRig(t)
+	g.r.CopyLabels = []string{"flinkscale.io/shard"}
+	fd := g.createFD("orders", map[string]string{AnnotationEnabled: "true"}, nil)
+	fd.SetLabels(map[string]string{"flinkscale.io/shard": "a", "team": "data"})
+	require.NoError(t, g.c.Update(g.ctx, fd))
+	g.reconcile("orders")
+	assert.Equal(t, map[string]string{LabelManagedBy: ManagedBy, "flinkscale.io/shard": "a"}, g.policy("orders").Labels,
+		"only the shard label is copied")
+
+	fd = g.fd("orders")
+	fd.SetLabels(map[string]string{"flinkscale.io/shard": "b"})
+	require.NoError(t, g.c.Update(g.ctx, fd))
+	g.reconcile("orders")
+	assert.Equal(t, "b", g.policy("orders").Labels["flinkscale.io/shard"], "moved to another shard")
+}

@@ -3,23 +3,25 @@
 // acts on, and builds the server-side apply object that rescales it.
 //
 // It is pure: no client, no clock. The controller reads a deployment with
-// Read, checks Ready before acting, and sends Apply's object with its own
-// field manager, so that the four fields it manages are the only ones it
-// owns:
+// Read, checks Blocked before acting, and sends ApplyObject's object with its
+// own field manager, so that the fields it manages are the only ones it can
+// own (see PlanFields for when it writes each):
 //
 //	spec.flinkConfiguration["pipeline.jobvertex-parallelism-overrides"]
 //	spec.flinkConfiguration["taskmanager.numberOfTaskSlots"]
-//	spec.job.parallelism
-//	spec.taskManager.replicas (standalone mode only)
+//	spec.job.parallelism (standalone mode)
+//	spec.taskManager.replicas (standalone mode)
 package target
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -346,6 +348,24 @@ type Fields struct {
 	TaskManagerReplicas int
 }
 
+// Only keeps the fields of f that mask has (non-empty), blanking the rest.
+func (f Fields) Only(mask Fields) Fields {
+	var out Fields
+	if mask.Overrides != "" {
+		out.Overrides = f.Overrides
+	}
+	if mask.Slots != "" {
+		out.Slots = f.Slots
+	}
+	if mask.Parallelism != 0 {
+		out.Parallelism = f.Parallelism
+	}
+	if mask.TaskManagerReplicas != 0 {
+		out.TaskManagerReplicas = f.TaskManagerReplicas
+	}
+	return out
+}
+
 // Managed returns the managed fields as the deployment has them now.
 func (d *Deployment) Managed() Fields {
 	return Fields{
@@ -356,20 +376,79 @@ func (d *Deployment) Managed() Fields {
 	}
 }
 
-// PlanFields turns a recommended plan into the fields to write. Native mode
-// leaves the TaskManager count to Flink's resource manager (it starts as many
-// as the slots need); standalone mode needs spec.taskManager.replicas.
-func (d *Deployment) PlanFields(p scaling.Plan) Fields {
-	f := Fields{Overrides: FormatOverrides(p.Parallelism), Parallelism: p.DefaultParallelism}
+// PlanFields turns a recommended plan into the fields to write, changing no
+// more than the plan needs:
+//
+//   - the overrides, always (they name every vertex);
+//   - the slots per TaskManager when the plan changes them, or when owned
+//     already holds them (leaving a field out of an apply would remove it);
+//   - spec.job.parallelism and spec.taskManager.replicas in standalone mode,
+//     where the operator applies them as a SCALE change. In native mode both
+//     are UPGRADE changes that would rule out the adaptive scheduler's
+//     in-place rescale, and the overrides already set every vertex; Flink's
+//     resource manager starts the TaskManagers the slots need. A
+//     spec.job.parallelism owned from before keeps its value.
+//
+// owned are the fields flinkscale's field manager owns now (OwnedFields).
+func (d *Deployment) PlanFields(p scaling.Plan, owned map[string]bool) Fields {
+	f := Fields{Overrides: FormatOverrides(p.Parallelism)}
 	slots := p.SlotsPerTaskManager
 	if slots < 1 {
 		slots = d.Slots
 	}
-	f.Slots = strconv.Itoa(slots)
+	if slots != d.Slots || owned[FieldSlots] {
+		f.Slots = strconv.Itoa(slots)
+	}
 	if d.Mode == "standalone" {
+		f.Parallelism = p.DefaultParallelism
 		f.TaskManagerReplicas = p.TaskManagers
+	} else if owned[FieldParallelism] {
+		f.Parallelism = d.Parallelism
 	}
 	return f
+}
+
+// Paths of the managed fields, as OwnedFields names them.
+const (
+	FieldOverrides    = "spec.flinkConfiguration." + KeyOverrides
+	FieldSlots        = "spec.flinkConfiguration." + KeySlots
+	FieldParallelism  = "spec.job.parallelism"
+	FieldTaskManagers = "spec.taskManager.replicas"
+)
+
+// OwnedFields lists the leaf fields manager owns through server-side apply,
+// as dotted paths ("spec.job.parallelism").
+func OwnedFields(u *unstructured.Unstructured, manager string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, e := range u.GetManagedFields() {
+		if e.Manager != manager || e.Operation != metav1.ManagedFieldsOperationApply || e.FieldsV1 == nil {
+			continue
+		}
+		var tree map[string]any
+		if err := json.Unmarshal(e.FieldsV1.Raw, &tree); err != nil {
+			return nil, fmt.Errorf("managedFields of %s: %w", manager, err)
+		}
+		leaves("", tree, out)
+	}
+	return out, nil
+}
+
+func leaves(prefix string, tree map[string]any, out map[string]bool) {
+	for k, v := range tree {
+		name, ok := strings.CutPrefix(k, "f:")
+		if !ok {
+			continue // "." and list keys ("k:", "v:", "i:")
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		if sub, _ := v.(map[string]any); len(sub) > 0 && !(len(sub) == 1 && sub["."] != nil) {
+			leaves(path, sub, out)
+			continue
+		}
+		out[path] = true
+	}
 }
 
 // Says reports whether the deployment's spec already says what f says

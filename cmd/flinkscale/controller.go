@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/optin"
+	"github.com/flinkscale/flinkscale/controllers/target"
+)
+
+// controllerConfig is the controller's command line.
+type controllerConfig struct {
+	kubeconfig        string
+	metricsAddr       string
+	probeAddr         string
+	leaderElect       bool
+	leaderElectionID  string
+	leaderElectionNS  string
+	namespaces        string
+	shardSelector     string
+	concurrency       int
+	flinkTimeout      time.Duration
+	rescaleTimeout    time.Duration
+	rescaleBackoff    time.Duration
+	disableOptIn      bool
+	gracefulShutdown  time.Duration
+	zapOpts           zap.Options
+	restConfigForTest *rest.Config
+}
+
+func controllerFlags(cfg *controllerConfig, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (\"0\" disables it)")
+	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes (\"0\" disables them)")
+	fs.BoolVar(&cfg.leaderElect, "leader-elect", true, "elect a leader so that only one replica acts (a Lease)")
+	fs.StringVar(&cfg.leaderElectionID, "leader-election-id", "flinkscale.io", "name of the leader election Lease (give each shard its own)")
+	fs.StringVar(&cfg.leaderElectionNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
+	fs.StringVar(&cfg.namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
+	fs.StringVar(&cfg.shardSelector, "shard-selector", "", "label selector on FlinkDeployments and FlinkScalingPolicies: replicas with disjoint selectors split a fleet (e.g. flinkscale.io/shard=a)")
+	fs.IntVar(&cfg.concurrency, "max-concurrent-reconciles", 4, "policies reconciled at once")
+	fs.DurationVar(&cfg.flinkTimeout, "flink-timeout", 10*time.Second, "timeout of each Flink REST or Prometheus request")
+	fs.DurationVar(&cfg.rescaleTimeout, "rescale-timeout", controllers.DefaultRescaleTimeout, "a rescale not complete after this long fails")
+	fs.DurationVar(&cfg.rescaleBackoff, "rescale-backoff", controllers.DefaultRescaleBackoff, "wait after a failed rescale before the next (doubles per failure, up to 2h)")
+	fs.BoolVar(&cfg.disableOptIn, "disable-opt-in", false, "do not create policies for FlinkDeployments annotated flinkscale.io/enabled")
+	fs.DurationVar(&cfg.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "how long in-flight reconciles may finish on shutdown")
+	cfg.zapOpts = zap.Options{Development: false}
+	cfg.zapOpts.BindFlags(fs)
+	return fs
+}
+
+// controllerCmd runs the controller manager until ctx ends.
+func controllerCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	var cfg controllerConfig
+	fs := controllerFlags(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("controller: unexpected arguments %q", fs.Args())
+	}
+	return runManager(ctx, cfg, stderr)
+}
+
+// shardKeys are the label keys a selector constrains (copied from
+// deployments to their policies).
+func shardKeys(sel labels.Selector) []string {
+	reqs, _ := sel.Requirements()
+	var out []string
+	for _, r := range reqs {
+		if r.Operator() != selection.DoesNotExist {
+			out = append(out, r.Key())
+		}
+	}
+	return out
+}
+
+func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) error {
+	logger := zap.New(zap.UseFlagOptions(&cfg.zapOpts), zap.WriteTo(stderr))
+	ctrl.SetLogger(logger)
+	log := logger.WithName("setup")
+
+	restCfg := cfg.restConfigForTest
+	if restCfg == nil {
+		var err error
+		if cfg.kubeconfig != "" {
+			restCfg, err = clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+		} else {
+			restCfg, err = ctrl.GetConfig()
+		}
+		if err != nil {
+			return fmt.Errorf("kubernetes client configuration: %w", err)
+		}
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	cacheOpts := cache.Options{}
+	if ns := splitList(cfg.namespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	var copyLabels []string
+	if cfg.shardSelector != "" {
+		sel, err := labels.Parse(cfg.shardSelector)
+		if err != nil {
+			return fmt.Errorf("--shard-selector %q: %w", cfg.shardSelector, err)
+		}
+		copyLabels = shardKeys(sel)
+		cacheOpts.ByObject = map[client.Object]cache.ByObject{
+			&v1alpha1.FlinkScalingPolicy{}: {Label: sel},
+			target.New():                   {Label: sel},
+		}
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
+		HealthProbeBindAddress:  cfg.probeAddr,
+		LeaderElection:          cfg.leaderElect,
+		LeaderElectionID:        cfg.leaderElectionID,
+		LeaderElectionNamespace: cfg.leaderElectionNS,
+		// The new leader starts at once when the old one steps down
+		// (SIGTERM on a rolling update) instead of waiting the lease out.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &cfg.gracefulShutdown,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	rec := &controllers.PolicyReconciler{
+		Client:            mgr.GetClient(),
+		Sources:           &controllers.ClientSources{Reader: mgr.GetAPIReader(), Timeout: cfg.flinkTimeout},
+		RescaleTimeout:    cfg.rescaleTimeout,
+		RescaleBackoff:    cfg.rescaleBackoff,
+		MaxRescaleBackoff: controllers.DefaultMaxRescaleBackoff,
+	}
+	if err := rec.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: cfg.concurrency}); err != nil {
+		return fmt.Errorf("setting up the policy controller: %w", err)
+	}
+	if !cfg.disableOptIn {
+		if err := (&optin.Reconciler{CopyLabels: copyLabels}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the opt-in controller: %w", err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	// Ready once the caches have synced: before that a reconcile would act
+	// on nothing.
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	log.Info("starting the flinkscale controller", "version", version, "namespaces", cfg.namespaces,
+		"shardSelector", cfg.shardSelector, "leaderElection", cfg.leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

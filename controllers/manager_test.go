@@ -1,0 +1,138 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/optin"
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/fakeoperator"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
+)
+
+// simClock is the simulator's virtual clock as a clock.PassiveClock.
+type simClock struct{ j *sim.Job }
+
+func (c simClock) Now() time.Time                  { return c.j.Now() }
+func (c simClock) Since(t time.Time) time.Duration { return c.j.Now().Sub(t) }
+
+// The whole system under one real manager, in real time: a FlinkDeployment
+// annotated flinkscale.io/enabled gets its policy from the opt-in
+// controller, the policy controller polls the simulated job (running 30×
+// faster than the wall clock) over HTTP and Kafka, and a step in load ends in
+// one completed rescale performed by the fake operator. Watches, requeues,
+// the field index and the event recorder are the manager's.
+func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
+	const speed = 30.0
+	env, c := startEnv(t)
+	ns := env.CreateNamespace(t, "mgr")
+	key := types.NamespacedName{Namespace: ns, Name: "orders"}
+
+	spec := ordersJob()
+	broker, err := simkafka.Start(spec.Topics)
+	require.NoError(t, err)
+	defer broker.Close()
+	var load atomic.Value
+	load.Store(1500.0)
+	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 9, Kafka: broker, ProduceEvery: 5 * time.Second,
+		Load: sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return load.Load().(float64) })})
+	require.NoError(t, err)
+	rest := httptest.NewServer(flinkrest.NewHandler(j))
+	defer rest.Close()
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 scheme(t),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	require.NoError(t, err)
+	reg := fakeoperator.NewRegistry()
+	reg.Register(key, j)
+	var seq atomic.Int64
+	clk := simClock{j}
+	require.NoError(t, (&fakeoperator.Operator{Clusters: reg, Clock: clk, ResyncInterval: 200 * time.Millisecond,
+		NewJobID: func() string { return fmt.Sprintf("%032x", 0xc0+seq.Add(1)) }}).SetupWithManager(mgr))
+	require.NoError(t, (&optin.Reconciler{}).SetupWithManager(mgr))
+	pr := &controllers.PolicyReconciler{
+		Client:        mgr.GetClient(),
+		Sources:       &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second},
+		Clock:         clk,
+		TrackInterval: 200 * time.Millisecond,
+	}
+	require.NoError(t, pr.SetupWithManager(mgr, controllers.Options{SkipNameValidation: true}))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 2)
+	go func() { done <- mgr.Start(ctx) }()
+	go func() { done <- j.RunRealtime(ctx, speed, 50*time.Millisecond) }()
+
+	fd := envtest.NewFlinkDeployment(ns, key.Name)
+	require.NoError(t, unstructured.SetNestedField(fd.Object, deploymentSpec("savepoint"), "spec"))
+	fd.SetAnnotations(map[string]string{
+		optin.AnnotationEnabled:               "true",
+		optin.AnnotationMode:                  "Apply",
+		optin.AnnotationPollingInterval:       "1s", // 30 virtual seconds
+		optin.AnnotationFlinkRESTURL:          rest.URL,
+		optin.AnnotationKafkaBootstrapServers: broker.Addrs()[0],
+		optin.AnnotationKafkaConsumerGroup:    "orders",
+		optin.AnnotationKafkaTopics:           "orders",
+	})
+	require.NoError(t, c.Create(ctx, fd))
+
+	policy := func() *v1alpha1.FlinkScalingPolicy {
+		var p v1alpha1.FlinkScalingPolicy
+		if err := c.Get(ctx, key, &p); err != nil {
+			return nil
+		}
+		return &p
+	}
+	// Settled at the base load: decisions, and they hold.
+	require.Eventually(t, func() bool {
+		p := policy()
+		return p != nil && p.Status.LastDecision != nil && j.Now().Sub(t0) > 12*time.Minute
+	}, 90*time.Second, 100*time.Millisecond, "the opt-in policy decides")
+	p := policy()
+	require.Equal(t, "Hold", p.Status.LastDecision.Action, p.Status.LastDecision.Summary)
+	assert.Equal(t, v1alpha1.ModeApply, p.Spec.Mode)
+
+	load.Store(3000.0)
+	require.Eventually(t, func() bool {
+		p := policy()
+		return p != nil && p.Status.History != nil && len(p.Status.History.Rescales) > 0 &&
+			p.Status.History.Rescales[0].Outcome == scaling.OutcomeSucceeded
+	}, 90*time.Second, 100*time.Millisecond, "a rescale completes")
+	// 10 more virtual minutes: no second rescale.
+	until := j.Now().Add(10 * time.Minute)
+	require.Eventually(t, func() bool { return j.Now().After(until) }, 60*time.Second, 100*time.Millisecond)
+	p = policy()
+	require.Len(t, p.Status.History.Rescales, 1, "%+v", p.Status.History.Rescales)
+	r := p.Status.History.Rescales[0]
+	assert.Positive(t, r.Downtime.Duration)
+	stats := j.Stats()
+	assert.Equal(t, stats.Produced, stats.Consumed+stats.Lag)
+	assert.Less(t, stats.Lag, int64(3000*30), "the lag drained")
+
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Fatal(err)
+		}
+	}
+}
