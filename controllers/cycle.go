@@ -343,16 +343,10 @@ func (c *cycle) decide(p scaling.Policy) scaling.Decision {
 	}
 	hist := c.pol.Status.History.ToHistory()
 	dec := scaling.Decide(snap, p, hist, c.now)
-	if len(missing) > 0 && dec.Action == scaling.ActionScale {
-		// Never rescale on partial data, even if the model could size the
-		// job from what there is.
-		dec = demote(dec, missing)
+	if dec.Action == scaling.ActionScale {
+		dec = dec.HoldForMissing(missing)
 	}
-	if dec.Sized {
-		fillRatesAfter(&hist, dec)
-	}
-	keep := max(p.Behavior.ScaleDown.StabilizationWindow.Duration, p.Behavior.ScaleUp.StabilizationWindow.Duration) +
-		pollingInterval(&c.pol.Spec)
+	keep := p.HistoryKeep(pollingInterval(&c.pol.Spec))
 	hist = hist.Record(dec, keep)
 	c.pol.Status.History = v1alpha1.FromHistory(hist)
 
@@ -391,42 +385,6 @@ func coresChange(d scaling.Decision) string {
 
 func planKey(p scaling.Plan) string {
 	return target.FormatOverrides(p.Parallelism) + "/" + strconv.Itoa(p.SlotsPerTaskManager) + "/" + strconv.Itoa(p.TaskManagers)
-}
-
-// demote turns a Scale into a Hold for missing data.
-func demote(d scaling.Decision, missing []string) scaling.Decision {
-	msg := "metrics are incomplete: " + strings.Join(missing, "; ")
-	d.Action = scaling.ActionHold
-	d.Sized = false
-	d.Reasons = append([]scaling.Reason{{Code: scaling.ReasonMissingMetrics, Message: msg}}, d.Reasons...)
-	d.Summary = "Hold: " + msg
-	d.Recommended = d.Current
-	for i := range d.Vertices {
-		d.Vertices[i].Recommended = d.Vertices[i].Current
-	}
-	return d
-}
-
-// fillRatesAfter completes the newest successful rescale with the true
-// processing rates measured after it (the scalability fit reads them), once.
-func fillRatesAfter(h *scaling.History, d scaling.Decision) {
-	if len(h.Rescales) == 0 {
-		return
-	}
-	r := &h.Rescales[len(h.Rescales)-1]
-	if r.Outcome != scaling.OutcomeSucceeded || !d.At.After(r.CompletedAt) {
-		return
-	}
-	by := map[string]scaling.VertexDecision{}
-	for _, v := range d.Vertices {
-		by[v.ID] = v
-	}
-	for i := range r.Vertices {
-		v := &r.Vertices[i]
-		if nv, ok := by[v.ID]; ok && v.TrueRateAfter == 0 && nv.Current == v.To && nv.TrueProcessingRate > 0 {
-			v.TrueRateAfter = nv.TrueProcessingRate
-		}
-	}
 }
 
 func decisionStatus(d scaling.Decision) *v1alpha1.DecisionStatus {

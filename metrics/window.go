@@ -418,17 +418,18 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		miss("%s: lag unknown: no committed offsets and no pendingRecords", v.ID)
 	}
 	if arrivalOK && len(w.kafka) >= 2 {
-		// A step up in load within the window: the whole-window average
-		// understates the demand the job must meet from now on, and sizing
-		// for it would cost a second rescale. The newest interval shows a
+		// A step in load within the window: the whole-window average
+		// misstates the demand the job must meet from now on, and sizing
+		// for it would cost a second rescale (up) or hold a scale-down's
+		// stabilization window back (down). The newest interval shows a
 		// step first (beyond noise), the newest half a smaller one.
 		switch {
-		case finite(latest) && len(w.kafka) >= 3 && latest > arrival*(1+NewestStepThreshold):
+		case finite(latest) && len(w.kafka) >= 3 && stepped(latest, arrival, NewestStepThreshold):
 			arrival = latest
 			for i := range rates {
 				rates[i].ArrivalRatePerSecond = scaling.Float(newestRates[i])
 			}
-		case recentOK && recent > arrival*(1+StepThreshold):
+		case recentOK && stepped(recent, arrival, StepThreshold):
 			arrival = recent
 			for i := range rates {
 				rates[i].ArrivalRatePerSecond = scaling.Float(recentRates[i])
@@ -448,11 +449,17 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 	}
 }
 
-// StepThreshold is how much higher the arrival rate over the newest half of
-// the window must be than over the whole window for the snapshot to carry the
-// newer rate: a step up in load, not noise (a ±15 % noise averages out over
-// half a window far below it).
+// StepThreshold is how much the arrival rate over the newest half of the
+// window must differ from the whole window's for the snapshot to carry the
+// newer rate: a step in load, not noise (a ±15 % noise averages out over half
+// a window far below it).
 const StepThreshold = 0.1
+
+// stepped reports whether x differs from the window's rate by more than the
+// threshold, either way.
+func stepped(x, window, threshold float64) bool {
+	return x > window*(1+threshold) || x < window*(1-threshold)
+}
 
 // NewestStepThreshold is the same for the newest interval between two
 // brokers' samples alone: above the ±15 % noise a steady load shows.

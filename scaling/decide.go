@@ -112,10 +112,12 @@ func (m *model) size() {
 
 // findTriggers marks the vertices outside the utilization band. A vertex is
 // overloaded when its true rate is below what the target rate needs at the
-// maximum utilization plus the lag catch-up; underutilized when it is above
-// what the target needs at the minimum utilization plus the whole catch-up
-// (restart included, so that a scale-down pays for its own restart). Slow
-// checkpoints with a vertex above the target utilization also trigger.
+// maximum utilization, or below the target rate plus the lag catch-up;
+// underutilized when it is above what the target needs at the minimum
+// utilization and above the target plus the whole catch-up (restart
+// included, so that a scale-down pays for its own restart), and a smaller
+// parallelism would do. Slow checkpoints with a vertex above pressureAt
+// also trigger.
 func (m *model) findTriggers() {
 	u := m.p.Utilization
 	for _, x := range m.j.vertices {
@@ -131,21 +133,29 @@ func (m *model) findTriggers() {
 		}
 		tpr := x.capacityAt(x.p)
 		switch {
-		case tpr*(1+rel) < x.target/u.Max+x.lagCatchUp:
+		case tpr*(1+rel) < x.need(u.Max, x.lagCatchUp):
 			m.trigger = append(m.trigger, Reason{Code: ReasonOverloaded, Vertex: x.v.ID, Message: fmt.Sprintf(
 				"needs %.0f rec/s (%.0f%% utilized at p=%d; max %.0f%%) but processes at most %.0f rec/s",
-				x.target/u.Max+x.lagCatchUp, 100*x.utilizationAt(x.p), x.p, 100*u.Max, tpr)})
-		case tpr > (x.target/u.Min+x.catchUp)*(1+rel):
+				x.need(u.Max, x.lagCatchUp), 100*x.utilizationAt(x.p), x.p, 100*u.Max, tpr)})
+		case tpr > x.need(u.Min, x.catchUp)*(1+rel) && m.required[x] < x.p:
+			// (A vertex already at its lower bound cannot go lower: it
+			// triggers nothing.)
 			m.trigger = append(m.trigger, Reason{Code: ReasonUnderutilized, Vertex: x.v.ID, Message: fmt.Sprintf(
 				"%.0f%% utilized at p=%d (min %.0f%%): processes up to %.0f rec/s for a target of %.0f rec/s",
 				100*x.utilizationAt(x.p), x.p, 100*u.Min, tpr, x.target)})
-		case m.j.ckptSlow && x.utilizationAt(x.p) > u.Target*(1+rel):
+		case m.j.ckptSlow && x.utilizationAt(x.p) > pressureAt(u)*(1+rel):
 			m.trigger = append(m.trigger, Reason{Code: ReasonCheckpointPressure, Vertex: x.v.ID, Message: fmt.Sprintf(
-				"checkpoints take %s and the vertex is %.0f%% utilized (target %.0f%%)",
-				m.j.ckptDuration.Round(time.Millisecond), 100*x.utilizationAt(x.p), 100*u.Target)})
+				"checkpoints take %s and the vertex is %.0f%% utilized (above %.0f%%, halfway from the %.0f%% target to the %.0f%% maximum)",
+				m.j.ckptDuration.Round(time.Millisecond), 100*x.utilizationAt(x.p), 100*pressureAt(u), 100*u.Target, 100*u.Max)})
 		}
 	}
 }
+
+// pressureAt is the utilization above which slow checkpoints trigger a
+// rescale: halfway between the target and the maximum, so that a job sized
+// at the target (which every rescale does) does not trigger again at once
+// while its checkpoints stay slow.
+func pressureAt(u Utilization) float64 { return (u.Target + u.Max) / 2 }
 
 // stabilize turns required parallelism into recommended parallelism: up at
 // once (or the lowest of the scale-up window), down only when the window is
@@ -181,6 +191,11 @@ func (m *model) stabilize() {
 				x.reason(ReasonScaleDownStabilizing, "needs only p=%d; scale-down waits until the recommendation has held for %s", req, w)
 				break
 			}
+			if highest > req && highest < cur && m.settling(id, w, cur) {
+				x.reason(ReasonScaleDownStabilizing, "needs only p=%d; the window still holds p=%d from decisions whose metrics straddled a change of load: the scale-down waits up to %s to go there in one step",
+					req, highest, m.p.MetricsWindow.Duration)
+				break
+			}
 			rec = min(cur, max(req, highest))
 			// The step bound never keeps a vertex above its upper bound.
 			if floor := min(x.upper, int(math.Ceil(float64(cur)/down.MaxFactor-1e-9))); rec < floor {
@@ -194,6 +209,38 @@ func (m *model) stabilize() {
 		}
 		m.rec[id] = rec
 	}
+}
+
+// settling reports whether a scale-down that became possible only now (one
+// metrics window ago the stabilization window still held a recommendation
+// of cur or more) would stop at a recommendation made while the metrics
+// window straddled a change of load. Such recommendations sit between the
+// old and the new level and leave the stabilization window one metrics
+// window later: waiting that long saves a second restart. A scale-down that
+// was already possible a metrics window ago (a load falling for a while)
+// goes ahead.
+func (m *model) settling(id string, w time.Duration, cur int) bool {
+	mw := m.p.MetricsWindow.Duration
+	if mw <= 0 {
+		return false
+	}
+	end := m.now.Add(-mw)
+	start := end.Add(-w)
+	covered, ext, found := false, 0, false
+	for _, r := range m.h.Recommendations {
+		q, ok := r.Parallelism[id]
+		if !ok || r.At.After(end) {
+			continue
+		}
+		if !r.At.After(start) {
+			covered = true
+			continue
+		}
+		if !found || q > ext {
+			ext, found = q, true
+		}
+	}
+	return covered && found && ext >= cur
 }
 
 // windowExtreme returns the highest (or lowest) past recommendation for a
@@ -315,6 +362,12 @@ func (m *model) gate(reasons []Reason) Decision {
 		changed = changed || v.Recommended != v.Current
 		up = up || v.Recommended > v.Current
 	}
+	// A restart must fix what triggered it: the rest of the plan rides on
+	// it. When no vertex outside the band would move in the direction it
+	// needs (a scale-down still stabilizing, a bound), nothing is gained.
+	if changed && !m.addressed() {
+		changed = false
+	}
 	if !changed {
 		var why []Reason
 		for _, v := range d.Vertices {
@@ -326,7 +379,7 @@ func (m *model) gate(reasons []Reason) Decision {
 				}
 			}
 		}
-		why = append(why, Reason{Code: ReasonNoChange, Message: "no vertex's parallelism would change"})
+		why = append(why, Reason{Code: ReasonNoChange, Message: "no vertex outside the band would change"})
 		return d.hold(append(reasons, why...))
 	}
 	if !up {
@@ -360,6 +413,33 @@ func (m *model) gate(reasons []Reason) Decision {
 	d.Reasons = reasons
 	d.Summary = m.scaleSentence()
 	return *d
+}
+
+// addressed reports whether the plan moves some triggering vertex the way
+// its trigger asks: up when overloaded or under checkpoint pressure, down
+// when underutilized.
+func (m *model) addressed() bool {
+	by := map[string]VertexDecision{}
+	for _, v := range m.d.Vertices {
+		by[v.ID] = v
+	}
+	for _, r := range m.trigger {
+		v, ok := by[r.Vertex]
+		if !ok {
+			continue
+		}
+		switch r.Code {
+		case ReasonOverloaded, ReasonCheckpointPressure:
+			if v.Recommended > v.Current {
+				return true
+			}
+		case ReasonUnderutilized:
+			if v.Recommended < v.Current {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lag fills the job's lag in records and in seconds of arrivals.

@@ -116,7 +116,7 @@ func TestDecideSizing(t *testing.T) {
 			// Nothing arrives at the brokers, nothing is waiting, nothing flows: the
 			// capacity cannot be measured, but nothing is needed either. After the
 			// scale-down window (0 here) every vertex goes to the minimum, one
-			// max-factor step at a time: 8 → 4.
+			// max-factor step at a time: 8 → 8/4 = 2.
 			name: "an idle job scales down although its capacity cannot be measured",
 			snap: snapshot(1,
 				vtx{id: "src", p: 8, busy: 0, in: 0, out: 0, partitions: 8, lag: F(0), arrival: F(0)},
@@ -124,7 +124,7 @@ func TestDecideSizing(t *testing.T) {
 			),
 			policy: noWindow,
 			action: ActionScale,
-			want:   map[string]int{"src": 4, "sink": 4},
+			want:   map[string]int{"src": 2, "sink": 2},
 			codes:  []ReasonCode{ReasonUnderutilized, ReasonCapacityUnmeasured, ReasonMaxFactorLimited},
 		},
 		{

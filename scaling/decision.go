@@ -2,6 +2,7 @@ package scaling
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -177,4 +178,27 @@ type Plan struct {
 	TaskManagers        int     `json:"taskManagers"`
 	CPUPerTaskManager   float64 `json:"cpuPerTaskManager"`
 	Cores               float64 `json:"cores"`
+}
+
+// HoldForMissing turns d into a hold because the data behind it is
+// incomplete (what, one entry each, e.g. from metrics.Window.Snapshot):
+// never rescale on partial data, even when the model could size the job from
+// what there is. The hold is not Sized, so History.Record skips it.
+func (d Decision) HoldForMissing(what []string) Decision {
+	if len(what) == 0 {
+		return d
+	}
+	msg := "metrics are incomplete: " + strings.Join(what, "; ")
+	d.Action = ActionHold
+	d.Sized = false
+	d.Reasons = append([]Reason{{Code: ReasonMissingMetrics, Message: msg}}, d.Reasons...)
+	d.Summary = "Hold: " + msg
+	d.Recommended = d.Current
+	vs := make([]VertexDecision, len(d.Vertices))
+	copy(vs, d.Vertices)
+	for i := range vs {
+		vs[i].Recommended = vs[i].Current
+	}
+	d.Vertices = vs
+	return d
 }

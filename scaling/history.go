@@ -59,8 +59,10 @@ type RecommendationRecord struct {
 // than keep; the controller calls it after each Decide so that the next
 // decision sees this one. A decision that did not size the job (bad or
 // insufficient data) is not recorded: its "required" is only the current
-// parallelism and would hold back a scale-down for a whole window. It returns
-// the updated history and leaves h as it was.
+// parallelism and would hold back a scale-down for a whole window. The
+// newest rescale, if it succeeded before d, gets the true processing rates d
+// measured at its new parallelism (TrueRateAfter, once), for the
+// scalability fit. It returns the updated history and leaves h as it was.
 func (h History) Record(d Decision, keep time.Duration) History {
 	if !d.Sized || len(d.Vertices) == 0 {
 		return h
@@ -69,7 +71,7 @@ func (h History) Record(d Decision, keep time.Duration) History {
 	for _, v := range d.Vertices {
 		rec.Parallelism[v.ID] = v.Required
 	}
-	out := History{Rescales: h.Rescales}
+	out := History{Rescales: withRatesAfter(h.Rescales, d)}
 	cutoff := d.At.Add(-keep)
 	for _, r := range h.Recommendations {
 		if !r.At.Before(cutoff) && r.At.Before(d.At) {
@@ -77,6 +79,41 @@ func (h History) Record(d Decision, keep time.Duration) History {
 		}
 	}
 	out.Recommendations = append(out.Recommendations, rec)
+	return out
+}
+
+// withRatesAfter returns rescales with the newest one completed by d's true
+// rates where it succeeded before d, ran the vertex at its new parallelism,
+// and had no rate after yet. The input is not modified.
+func withRatesAfter(rescales []RescaleRecord, d Decision) []RescaleRecord {
+	n := len(rescales)
+	if n == 0 {
+		return rescales
+	}
+	last := rescales[n-1]
+	if last.Outcome != OutcomeSucceeded || !d.At.After(last.CompletedAt) {
+		return rescales
+	}
+	by := map[string]VertexDecision{}
+	for _, v := range d.Vertices {
+		by[v.ID] = v
+	}
+	vs := make([]RescaleVertex, len(last.Vertices))
+	copy(vs, last.Vertices)
+	changed := false
+	for i := range vs {
+		if nv, ok := by[vs[i].ID]; ok && vs[i].TrueRateAfter == 0 && nv.Current == vs[i].To && nv.TrueProcessingRate > 0 {
+			vs[i].TrueRateAfter = nv.TrueProcessingRate
+			changed = true
+		}
+	}
+	if !changed {
+		return rescales
+	}
+	out := make([]RescaleRecord, n)
+	copy(out, rescales)
+	last.Vertices = vs
+	out[n-1] = last
 	return out
 }
 

@@ -167,15 +167,25 @@ func (j *job) bounds(p *Policy) {
 	}
 }
 
+// need is the capacity (records/s at 100 % busy) a vertex needs: enough to
+// run at util in steady state, and enough to drain a backlog at catchUp
+// records/s on top of the target rate while it lasts. A backlog is drained
+// with the headroom the utilization target keeps (running busier than the
+// target while it drains is what the headroom is for); only a backlog
+// larger than the headroom needs more.
+func (x *vertex) need(util, catchUp float64) float64 {
+	return math.Max(x.target/util, x.target+catchUp)
+}
+
 // required is the smallest parallelism within bounds at which the busiest
-// subtask can sustain the target rate at the target utilization plus the
-// catch-up rate at full speed. When no parallelism can, it is the one with
+// subtask can sustain the target rate at the target utilization, and the
+// target plus the catch-up rate at full speed. When no parallelism can, it is the one with
 // the most capacity, and limit names what binds.
 func (x *vertex) required(util float64) (q int, limit ReasonCode) {
 	if x.excluded {
 		return x.p, ""
 	}
-	need := x.target/util + x.catchUp
+	need := x.need(util, x.catchUp)
 	if need == 0 {
 		// Nothing arrives and nothing waits: the least the bounds allow.
 		return x.lower, ""

@@ -122,7 +122,7 @@ func DefaultPolicy() Policy {
 		MaxParallelism:  1000,
 		Behavior: Behavior{
 			ScaleUp:   ScalingRules{MaxFactor: 10},
-			ScaleDown: ScalingRules{StabilizationWindow: D(30 * time.Minute), MaxFactor: 2},
+			ScaleDown: ScalingRules{StabilizationWindow: D(30 * time.Minute), MaxFactor: 4},
 		},
 		MinChange:   0.1,
 		Checkpoints: CheckpointPolicy{MaxDurationRatio: 0.5},
@@ -227,4 +227,14 @@ func (p *Policy) override(v *Vertex) (VertexOverride, bool) {
 		return *byName, true
 	}
 	return VertexOverride{}, false
+}
+
+// HistoryKeep is how long History.Record must keep recommendations for the
+// stabilization windows to work at the given polling interval: the longer
+// window, plus one metrics window (a scale-down looks that far back to tell
+// a settled recommendation from one made while the load changed), plus one
+// interval.
+func (p Policy) HistoryKeep(pollingInterval time.Duration) time.Duration {
+	return max(p.Behavior.ScaleDown.StabilizationWindow.Duration, p.Behavior.ScaleUp.StabilizationWindow.Duration) +
+		p.MetricsWindow.Duration + pollingInterval
 }

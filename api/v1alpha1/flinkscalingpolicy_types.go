@@ -307,7 +307,7 @@ type Behavior struct {
 	// +kubebuilder:default={}
 	// +optional
 	ScaleUp *ScaleUpRules `json:"scaleUp,omitempty"`
-	// scaleDown bounds scaling down. Defaults: 30m stabilization, maxFactor 2.
+	// scaleDown bounds scaling down. Defaults: 30m stabilization, maxFactor 4.
 	// +kubebuilder:default={}
 	// +optional
 	ScaleDown *ScaleDownRules `json:"scaleDown,omitempty"`
@@ -339,7 +339,7 @@ type ScaleDownRules struct {
 	// +optional
 	StabilizationWindow *metav1.Duration `json:"stabilizationWindow,omitempty"`
 	// maxFactor bounds one step: down to current/maxFactor. At least 1.
-	// +kubebuilder:default=2
+	// +kubebuilder:default=4
 	// +kubebuilder:validation:XValidation:rule="self >= 1.0",message="maxFactor must be at least 1"
 	// +optional
 	MaxFactor *float64 `json:"maxFactor,omitempty"`

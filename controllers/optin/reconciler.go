@@ -371,7 +371,7 @@ func defaulted(s v1alpha1.FlinkScalingPolicySpec) v1alpha1.FlinkScalingPolicySpe
 		s.Behavior.ScaleDown = &v1alpha1.ScaleDownRules{}
 	}
 	dur(&s.Behavior.ScaleDown.StabilizationWindow, 30*time.Minute)
-	f64(&s.Behavior.ScaleDown.MaxFactor, 2)
+	f64(&s.Behavior.ScaleDown.MaxFactor, 4)
 	if t := s.Triggers; t != nil {
 		for i := range t.Kafka {
 			defaultAuthKind(t.Kafka[i].AuthenticationRef)

@@ -1,0 +1,99 @@
+package scaling
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRecordFillsTheRatesAfterTheNewestRescale(t *testing.T) {
+	done := t0.Add(-10 * time.Minute)
+	h := History{Rescales: []RescaleRecord{{DecidedAt: done.Add(-time.Minute), CompletedAt: done, Outcome: OutcomeSucceeded,
+		Vertices: []RescaleVertex{{ID: "a", From: 2, To: 4, TrueRateBefore: 2000}, {ID: "b", From: 3, To: 3}}}}}
+	d := Decision{At: t0, Sized: true, Vertices: []VertexDecision{
+		{ID: "a", Current: 4, Required: 4, TrueProcessingRate: 3900},
+		{ID: "b", Current: 2, Required: 2, TrueProcessingRate: 500}, // not at its new parallelism: skipped
+	}}
+	out := h.Record(d, time.Hour)
+	assert.InDelta(t, 3900, out.Rescales[0].Vertices[0].TrueRateAfter, 1e-9)
+	assert.Zero(t, out.Rescales[0].Vertices[1].TrueRateAfter)
+	assert.Zero(t, h.Rescales[0].Vertices[0].TrueRateAfter, "the input history is left as it was")
+
+	// Once filled, a later decision does not overwrite it.
+	d.At, d.Vertices[0].TrueProcessingRate = t0.Add(time.Minute), 5000
+	assert.InDelta(t, 3900, out.Record(d, time.Hour).Rescales[0].Vertices[0].TrueRateAfter, 1e-9)
+	// A failed rescale gets nothing.
+	h.Rescales[0].Outcome = OutcomeFailed
+	assert.Zero(t, h.Record(d, time.Hour).Rescales[0].Vertices[0].TrueRateAfter)
+}
+
+func TestHoldForMissing(t *testing.T) {
+	d := Decision{Action: ActionScale, Sized: true, Current: Plan{Slots: 2}, Recommended: Plan{Slots: 6},
+		Vertices: []VertexDecision{{ID: "a", Current: 2, Recommended: 6}}}
+	h := d.HoldForMissing([]string{"kafka: trigger orders: timeout"})
+	assert.Equal(t, ActionHold, h.Action)
+	assert.False(t, h.Sized)
+	assert.Equal(t, ReasonMissingMetrics, h.Reasons[0].Code)
+	assert.Contains(t, h.Summary, "timeout")
+	assert.Equal(t, 2, h.Recommended.Slots)
+	assert.Equal(t, 2, h.Vertices[0].Recommended)
+	assert.Equal(t, 6, d.Vertices[0].Recommended, "d is left as it was")
+	assert.Equal(t, d, d.HoldForMissing(nil), "nothing missing: unchanged")
+}
+
+// After a drop in load, the first decisions are made on metrics windows that
+// straddle the drop: their recommendations sit between the old and the new
+// level. A scale-down that only now became possible waits one metrics window
+// for them to leave the stabilization window, then goes down in one step.
+func TestScaleDownSettlesInOneStep(t *testing.T) {
+	// src p=6, busy 200 ms/s taking 1200 rec/s: 1000 rec/s a subtask at
+	// 100 %; 1200/0.7 = 1714 → p=2 (12 partitions, 6 each: 2000).
+	s := snapshot(1, vtx{id: "src", p: 6, busy: 200, in: 1200, out: 1200, partitions: 12, lag: F(0), arrival: F(1200)})
+	p := testPolicy() // scale-down window 30 m, metrics window 5 m
+	rec := func(at time.Duration, n int) RecommendationRecord {
+		return RecommendationRecord{At: t0.Add(at), Parallelism: map[string]int{"src": n}}
+	}
+	// Before the drop (until −30 m) the job needed 6; one transitional
+	// decision at −29m30s needed 3; since then 2.
+	var h History
+	for at := -40 * time.Minute; at <= -30*time.Minute; at += 30 * time.Second {
+		h.Recommendations = append(h.Recommendations, rec(at, 6))
+	}
+	h.Recommendations = append(h.Recommendations, rec(-29*time.Minute-30*time.Second, 3))
+	for at := -29 * time.Minute; at < 0; at += 30 * time.Second {
+		h.Recommendations = append(h.Recommendations, rec(at, 2))
+	}
+	d := Decide(s, p, h, t0)
+	require.Equal(t, ActionHold, d.Action, d.Summary)
+	assert.Equal(t, 6, vertexByID(d, "src").Recommended)
+	assert.Contains(t, codes(vertexByID(d, "src").Reasons), ReasonScaleDownStabilizing)
+
+	// Five minutes later the window ending 5 minutes ago no longer held a
+	// 6: the scale-down goes straight to 2.
+	for at := time.Duration(0); at < 5*time.Minute; at += 30 * time.Second {
+		h.Recommendations = append(h.Recommendations, rec(at, 2))
+	}
+	later := s
+	later.WindowStart, later.WindowEnd = s.WindowStart.Add(5*time.Minute), s.WindowEnd.Add(5*time.Minute)
+	d = Decide(later, p, h, t0.Add(5*time.Minute))
+	require.Equal(t, ActionScale, d.Action, d.Summary)
+	assert.Equal(t, 2, vertexByID(d, "src").Recommended)
+
+	// A load that has been falling for a while is not held back: one
+	// metrics window ago the window already held nothing as high as 6, so
+	// the scale-down goes at once to the highest of the window (5 until
+	// −15 m, 4 since).
+	var g History
+	for at := -40 * time.Minute; at < 0; at += 30 * time.Second {
+		n := 5
+		if at > -15*time.Minute {
+			n = 4
+		}
+		g.Recommendations = append(g.Recommendations, rec(at, n))
+	}
+	d = Decide(s, p, g, t0)
+	require.Equal(t, ActionScale, d.Action, d.Summary)
+	assert.Equal(t, 5, vertexByID(d, "src").Recommended, "the highest of the window")
+}
