@@ -1,8 +1,8 @@
 // Command flinkscale is the flinkscale command line: the Kubernetes
 // controller (`controller`), the replay of saved snapshots through the
 // scaling model (`decide`), the model on the bundled examples (`demo`), and
-// simulated Flink jobs (`sim`). `recommend`, `bench` and the embedded demo
-// stack arrive with their issues.
+// simulated Flink jobs (`sim`), and the scaling-quality benchmark (`bench`).
+// `recommend` and the embedded demo stack arrive with their issues.
 package main
 
 import (
@@ -41,6 +41,9 @@ Usage:
                         [--metrics-bind-address :8080] [--health-probe-bind-address :8081] [flags]
       Run the Kubernetes controller: FlinkScalingPolicy resources and FlinkDeployments
       annotated flinkscale.io/enabled. "flinkscale controller -h" lists every flag.
+  flinkscale bench [--scenario FILE]... [--dir test/scenarios] [--policies a,b] [-o table|json] [--plot DIR]
+      Compare flinkscale with the Flink operator's autoscaler, KEDA's Kafka scaler, no
+      autoscaler and the oracle on the scenario library, side by side in virtual time.
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
@@ -63,6 +66,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "controller":
 		ctx, stop := interruptible()
 		err = controllerCmd(ctx, args[1:], stderr)
+		stop()
+		if errors.Is(err, flag.ErrHelp) {
+			return exitNoChange
+		}
+	case "bench":
+		ctx, stop := interruptible()
+		err = benchCmd(ctx, args[1:], stdout, stderr)
 		stop()
 		if errors.Is(err, flag.ErrHelp) {
 			return exitNoChange

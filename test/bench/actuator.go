@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"maps"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flinkscale/flinkscale/test/sim"
+)
+
+// actuator performs plans the way the Flink Kubernetes Operator does, the
+// same for every policy: in place through the adaptive scheduler's resource
+// requirements when the job runs it on Flink ≥ 1.18 and the TaskManager
+// shape stays, otherwise a stop-with-savepoint and a resubmission from the
+// savepoint. It reacts at once (the operator's reconcile latency is left
+// out for every policy alike).
+type actuator struct {
+	job  *sim.Job
+	spec sim.JobSpec
+
+	slotsPerTM int
+	tms        int
+	cpu        float64
+
+	phase     phase
+	decidedAt time.Time
+	plan      Plan
+	from      map[string]int
+	trigger   string
+	jobID     string
+	inPlace   bool
+}
+
+type phase int
+
+const (
+	idle phase = iota
+	savepointing
+	restarting
+)
+
+func newActuator(job *sim.Job, spec sim.JobSpec) *actuator {
+	a := &actuator{job: job, spec: spec, slotsPerTM: spec.TaskManager.Slots, cpu: spec.TaskManager.CPU}
+	a.tms = a.taskManagers(a.running(), a.slotsPerTM)
+	return a
+}
+
+func (a *actuator) busy() bool { return a.phase != idle }
+
+// up reports whether the job runs (not stopped for a restart).
+func (a *actuator) up() bool {
+	return a.job.View().Job.State == "RUNNING"
+}
+
+// running is the parallelism per vertex id of the job now.
+func (a *actuator) running() map[string]int {
+	out := map[string]int{}
+	for _, v := range a.job.View().Job.Vertices {
+		out[v.ID] = v.Parallelism
+	}
+	return out
+}
+
+// taskManagers is how many TaskManagers par needs: the slots of every
+// slot-sharing group (the largest parallelism in it), over slots per
+// TaskManager.
+func (a *actuator) taskManagers(par map[string]int, slotsPerTM int) int {
+	group := map[string]int{}
+	for _, v := range a.job.View().Job.Vertices {
+		group[v.SlotSharingGroupID] = max(group[v.SlotSharingGroupID], par[v.ID])
+	}
+	slots := 0
+	for _, n := range group {
+		slots += n
+	}
+	return int(math.Ceil(float64(slots) / float64(max(slotsPerTM, 1))))
+}
+
+// resources are the slots and cores the job holds now.
+func (a *actuator) resources() (int, float64) {
+	return a.tms * a.slotsPerTM, float64(a.tms) * a.cpu
+}
+
+func (a *actuator) deployment(partitions map[string]int) Deployment {
+	v := a.job.View()
+	d := Deployment{
+		Parallelism: a.running(), SlotsPerTaskManager: a.slotsPerTM, CPUPerTaskManager: a.cpu,
+		TaskManagers: a.tms, Partitions: partitions, Rescaling: a.busy(),
+	}
+	if ms, ok := v.Job.Timestamps["RUNNING"]; ok && v.Job.State == "RUNNING" {
+		d.RunningSince = time.UnixMilli(ms).UTC()
+	}
+	return d
+}
+
+// start begins performing plan; started is false when the plan changes
+// nothing or cannot start (the job is not running).
+func (a *actuator) start(plan Plan, now time.Time) (Event, bool) {
+	cur := a.running()
+	slots := plan.SlotsPerTaskManager
+	if slots <= 0 {
+		slots = a.slotsPerTM
+	}
+	maxP := map[string]int{}
+	for _, v := range a.job.View().Job.Vertices {
+		maxP[v.ID] = v.MaxParallelism
+	}
+	to := map[string]int{}
+	for id, p := range cur {
+		to[id] = p
+		if q, ok := plan.Parallelism[id]; ok && q > 0 {
+			// Flink refuses more subtasks than key groups.
+			if maxP[id] > 0 {
+				q = min(q, maxP[id])
+			}
+			to[id] = q
+		}
+	}
+	if maps.Equal(to, cur) && slots == a.slotsPerTM {
+		return Event{}, false
+	}
+	v := a.job.View()
+	if v.Job.State != "RUNNING" {
+		return Event{}, false
+	}
+	a.plan = Plan{Parallelism: to, SlotsPerTaskManager: slots, Reason: plan.Reason}
+	a.from, a.decidedAt, a.jobID = cur, now, v.Job.ID
+	ev := Event{From: cur, To: to, Reason: plan.Reason}
+	if slots == a.slotsPerTM && v.Scheduler == "adaptive" && atLeast118(v.FlinkVersion) {
+		req, err := a.job.ResourceRequirements(v.Job.ID)
+		if err == nil {
+			for id, p := range to {
+				b := req[id]
+				req[id] = sim.Bounds{LowerBound: min(p, max(b.LowerBound, 1)), UpperBound: p}
+			}
+			if err := a.job.UpdateResourceRequirements(v.Job.ID, req); err == nil {
+				a.phase, a.inPlace = restarting, true
+				a.tms = a.taskManagers(to, slots)
+				ev.InPlace = true
+				return ev, true
+			}
+		}
+	}
+	trigger, err := a.job.TriggerSavepoint(sim.SavepointRequest{JobID: v.Job.ID, TargetDirectory: "s3://bench/savepoints",
+		Stop: true, FormatType: "CANONICAL"})
+	if err != nil {
+		return Event{}, false
+	}
+	a.phase, a.inPlace, a.trigger = savepointing, false, trigger
+	return ev, true
+}
+
+// step advances a rescale; it returns the finished rescale, if one ended.
+func (a *actuator) step(now time.Time) *Rescale {
+	switch a.phase {
+	case savepointing:
+		st, err := a.job.SavepointStatus(a.jobID, a.trigger)
+		if err != nil {
+			return a.fail(now)
+		}
+		if st.Status != "COMPLETED" {
+			return nil
+		}
+		if st.FailureCause != "" {
+			return a.fail(now) // the job keeps running its old parallelism
+		}
+		sub := sim.Submission{
+			DefaultParallelism: maxOf(a.plan.Parallelism), Overrides: a.plan.Parallelism,
+			SlotsPerTaskManager: a.plan.SlotsPerTaskManager,
+			TaskManagers:        a.taskManagers(a.plan.Parallelism, a.plan.SlotsPerTaskManager),
+			SavepointPath:       st.Location,
+		}
+		if err := a.job.Submit(sub); err != nil {
+			return a.fail(now)
+		}
+		a.slotsPerTM, a.tms = sub.SlotsPerTaskManager, sub.TaskManagers
+		a.phase = restarting
+	case restarting:
+		v := a.job.View()
+		if v.Job.State != "RUNNING" {
+			return nil
+		}
+		for _, x := range v.Job.Vertices {
+			if x.Parallelism != a.plan.Parallelism[x.ID] {
+				return nil
+			}
+		}
+		down := now.Sub(a.decidedAt)
+		if ms, ok := v.Job.Timestamps["RUNNING"]; ok {
+			if t := time.UnixMilli(ms); t.After(a.decidedAt) {
+				down = t.Sub(a.decidedAt)
+			}
+		}
+		a.phase = idle
+		return &Rescale{DecidedAt: a.decidedAt, CompletedAt: now, Downtime: down, From: a.from, To: a.plan.Parallelism, InPlace: a.inPlace}
+	}
+	return nil
+}
+
+func (a *actuator) fail(now time.Time) *Rescale {
+	a.phase = idle
+	return &Rescale{DecidedAt: a.decidedAt, CompletedAt: now, From: a.from, To: a.plan.Parallelism, Failed: true}
+}
+
+func maxOf(m map[string]int) int {
+	n := 1
+	for _, p := range m {
+		n = max(n, p)
+	}
+	return n
+}
+
+// atLeast118 reports a Flink version ("1.18", "1.20", "2.1") ≥ 1.18.
+func atLeast118(v string) bool {
+	major, minor, _ := strings.Cut(v, ".")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(strings.SplitN(minor, ".", 2)[0])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > 1 || mi >= 18
+}

@@ -1,0 +1,410 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"slices"
+	"time"
+
+	"github.com/flinkscale/flinkscale/metrics/flink"
+	"github.com/flinkscale/flinkscale/metrics/kafka"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
+	"github.com/flinkscale/flinkscale/test/sim/scenario"
+)
+
+// Options tune a run.
+type Options struct {
+	// Start is the virtual time the scenario starts at (default Monday
+	// 2026-01-05 00:00 UTC).
+	Start time.Time
+	// Record is the timeline's resolution (default 30s).
+	Record time.Duration
+	// Progress, when set, is called with the fraction of the scenario done.
+	Progress func(done float64)
+}
+
+func (o *Options) defaults() {
+	if o.Start.IsZero() {
+		o.Start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	}
+	if o.Record <= 0 {
+		o.Record = 30 * time.Second
+	}
+}
+
+// Point is one sample of a run's timeline.
+type Point struct {
+	// T is the offset from the scenario's start.
+	T time.Duration `json:"t"`
+	// Load is the arrival rate over all topics (records/s).
+	Load float64 `json:"load"`
+	// Capacity is the most the job could consume now (records/s at its
+	// sources) at its current parallelism: the tightest vertex's capacity
+	// over its share of the load. Zero while the job is down.
+	Capacity float64 `json:"capacity"`
+	// Slots and Cores are what the job holds (TaskManagers × slots, cores).
+	Slots int     `json:"slots"`
+	Cores float64 `json:"cores"`
+	// Parallelism per vertex name.
+	Parallelism map[string]int `json:"parallelism"`
+	// Lag in records and in seconds of arrivals.
+	Lag        float64 `json:"lag"`
+	LagSeconds float64 `json:"lagSeconds"`
+}
+
+// Event is a rescale in a run.
+type Event struct {
+	T         time.Duration  `json:"t"`
+	Completed time.Duration  `json:"completed"`
+	Downtime  time.Duration  `json:"downtime"`
+	From      map[string]int `json:"from"`
+	To        map[string]int `json:"to"`
+	InPlace   bool           `json:"inPlace,omitempty"`
+	Failed    bool           `json:"failed,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
+}
+
+// Result is one policy on one scenario.
+type Result struct {
+	Scenario string        `json:"scenario"`
+	Policy   string        `json:"policy"`
+	Duration time.Duration `json:"duration"`
+	// Rescales started (restarts), of which Failed failed.
+	Rescales int `json:"rescales"`
+	Failed   int `json:"failed,omitempty"`
+	// Reversals counts consecutive rescales in opposite directions.
+	Reversals int `json:"reversals"`
+	// Converge is, per load change, the time until the job ran with no
+	// further rescale and its lag under the SLO until the next change; -1
+	// when it never did.
+	Converge []time.Duration `json:"converge,omitempty"`
+	// OverSLO is the time the lag exceeded the scenario's SLO.
+	OverSLO time.Duration `json:"overSLO"`
+	// MaxLag in records and in seconds of arrivals.
+	MaxLag        float64 `json:"maxLag"`
+	MaxLagSeconds float64 `json:"maxLagSeconds"`
+	// SlotHours and CoreHours are what the job held over the run.
+	SlotHours float64 `json:"slotHours"`
+	CoreHours float64 `json:"coreHours"`
+	// RecordsLost is produced − consumed − lag at the end (must be 0);
+	// Reprocessed counts records read twice (at-least-once replays).
+	RecordsLost int64   `json:"recordsLost"`
+	Reprocessed int64   `json:"reprocessed"`
+	Timeline    []Point `json:"timeline,omitempty"`
+	Events      []Event `json:"events,omitempty"`
+}
+
+// Run plays scenario s with policy p: the job in kfake and behind Flink's
+// REST API, the policy observing at its interval through the collectors, and
+// the actuator performing its plans as the Flink operator would.
+func Run(ctx context.Context, s *scenario.Scenario, p Policy, o Options) (*Result, error) {
+	o.defaults()
+	broker, err := simkafka.Start(s.Job.Topics)
+	if err != nil {
+		return nil, fmt.Errorf("starting kfake: %w", err)
+	}
+	defer broker.Close()
+	job, err := s.NewJob(broker, o.Start, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	srv := httptest.NewServer(flinkrest.NewHandler(job))
+	defer srv.Close()
+	rc, err := flink.New(srv.URL)
+	if err != nil {
+		return nil, err
+	}
+	fc := flink.NewCollector(rc)
+	kc, err := kafka.New(kafka.Config{BootstrapServers: broker.Addrs()})
+	if err != nil {
+		return nil, err
+	}
+	defer kc.Close()
+	kc.Now = job.Now
+	var topics []string
+	partitions := map[string]int{}
+	for _, t := range s.Job.Topics {
+		topics = append(topics, t.Name)
+		partitions[t.Name] = t.Partitions
+	}
+
+	r := &run{s: s, p: p, o: o, job: job, truth: job.Truth(), res: &Result{Scenario: s.Name, Policy: p.Name(), Duration: s.Duration}}
+	r.act = newActuator(job, s.Job)
+	tick := s.Tick
+	if tick <= 0 {
+		tick = time.Second
+	}
+	interval := p.Interval()
+	nextObs, nextRec := interval, time.Duration(0)
+	for elapsed := time.Duration(0); elapsed < s.Duration; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := job.Advance(tick); err != nil {
+			return nil, fmt.Errorf("simulator at %s: %w", elapsed, err)
+		}
+		elapsed += tick
+		now := job.Now()
+		if done := r.act.step(now); done != nil {
+			r.finished(*done, o.Start)
+		}
+		if elapsed >= nextObs {
+			nextObs += interval
+			obs := Observation{Now: now, Deployment: r.act.deployment(partitions)}
+			obs.Flink, obs.FlinkErr = fc.Collect(ctx, "")
+			obs.Flink.At = now
+			obs.Kafka, obs.KafkaErr = kc.Collect(ctx, s.Job.ConsumerGroup, topics)
+			if plan := p.Observe(obs); plan != nil && !r.act.busy() {
+				if ev, started := r.act.start(*plan, now); started {
+					ev.T = now.Sub(o.Start)
+					r.res.Events = append(r.res.Events, ev)
+					r.res.Rescales++
+				}
+			}
+		}
+		r.account(elapsed, tick, elapsed >= nextRec)
+		if elapsed >= nextRec {
+			nextRec += o.Record
+		}
+		if o.Progress != nil && elapsed%(time.Minute*10) == 0 {
+			o.Progress(float64(elapsed) / float64(s.Duration))
+		}
+	}
+	st := job.Stats()
+	r.res.RecordsLost = st.Produced - st.Consumed - st.Lag
+	r.res.Reprocessed = st.Reprocessed
+	r.res.Reversals = reversals(r.res.Events)
+	r.res.Converge = convergence(s, r.res)
+	if o.Progress != nil {
+		o.Progress(1)
+	}
+	return r.res, nil
+}
+
+type run struct {
+	s     *scenario.Scenario
+	p     Policy
+	o     Options
+	job   *sim.Job
+	truth []sim.VertexTruth
+	act   *actuator
+	res   *Result
+}
+
+// finished records the end of a rescale and tells the policy.
+func (r *run) finished(d Rescale, start time.Time) {
+	if n := len(r.res.Events); n > 0 {
+		ev := &r.res.Events[n-1]
+		ev.Completed = d.CompletedAt.Sub(start)
+		ev.Downtime = d.Downtime
+		ev.InPlace = d.InPlace
+		ev.Failed = d.Failed
+	}
+	if d.Failed {
+		r.res.Failed++
+	}
+	r.p.Rescaled(d)
+}
+
+// account integrates the tick's resources and lag, and records a point.
+func (r *run) account(elapsed, tick time.Duration, record bool) {
+	load := 0.0
+	rates := map[string]float64{}
+	for _, t := range r.s.Job.Topics {
+		rates[t.Name] = r.s.Rate(t.Name, elapsed)
+		load += rates[t.Name]
+	}
+	st := r.job.Stats()
+	lag := float64(st.Lag)
+	lagS := 0.0
+	if load > 0 {
+		lagS = lag / load
+	} else if lag > 0 {
+		lagS = math.Inf(1)
+	}
+	h := tick.Hours()
+	slots, cores := r.act.resources()
+	r.res.SlotHours += float64(slots) * h
+	r.res.CoreHours += cores * h
+	if lagS > r.s.SLO.Lag.Seconds() {
+		r.res.OverSLO += tick
+	}
+	r.res.MaxLag = math.Max(r.res.MaxLag, lag)
+	if !math.IsInf(lagS, 1) {
+		r.res.MaxLagSeconds = math.Max(r.res.MaxLagSeconds, lagS)
+	}
+	if !record {
+		return
+	}
+	par := r.act.running()
+	byName := map[string]int{}
+	for _, v := range r.truth {
+		byName[v.Name] = par[v.ID]
+	}
+	c := 0.0
+	if r.act.up() {
+		c = jobCapacity(r.job, r.truth, par, r.act.slotsPerTM, rates)
+	}
+	r.res.Timeline = append(r.res.Timeline, Point{T: elapsed, Load: load, Capacity: c, Slots: slots, Cores: cores,
+		Parallelism: byName, Lag: lag, LagSeconds: lagS})
+}
+
+// shares is each vertex's records per record arriving at the sources, from
+// the graph's selectivities, with each source's share of the arrivals.
+func shares(truth []sim.VertexTruth, rates map[string]float64) map[string]float64 {
+	total := 0.0
+	for _, r := range rates {
+		total += r
+	}
+	in := map[string]float64{}
+	out := map[string]float64{}
+	for _, v := range truth {
+		if len(v.Inputs) == 0 {
+			for _, t := range v.Topics {
+				in[v.ID] += rates[t]
+			}
+			if total > 0 {
+				in[v.ID] /= total
+			}
+		}
+		for _, u := range v.Inputs {
+			in[v.ID] += out[u]
+		}
+		out[v.ID] = in[v.ID] * v.Selectivity
+	}
+	return in
+}
+
+// jobCapacity is the arrival rate (records/s over all topics) the job can
+// sustain at parallelism par: the tightest vertex's capacity over its share.
+func jobCapacity(job *sim.Job, truth []sim.VertexTruth, par map[string]int, slotsPerTM int, rates map[string]float64) float64 {
+	sh := shares(truth, rates)
+	best := math.Inf(1)
+	for _, v := range truth {
+		if sh[v.ID] <= 0 {
+			continue
+		}
+		c, ok := job.Capacity(v.ID, max(par[v.ID], 1), slotsPerTM, rates)
+		if !ok {
+			continue
+		}
+		best = math.Min(best, c/sh[v.ID])
+	}
+	if math.IsInf(best, 1) {
+		return 0
+	}
+	return best
+}
+
+// reversals counts direction changes between consecutive rescales (by the
+// total parallelism).
+func reversals(evs []Event) int {
+	n, last := 0, 0
+	for _, e := range evs {
+		d := 0
+		for id, to := range e.To {
+			d += to - e.From[id]
+		}
+		dir := 0
+		switch {
+		case d > 0:
+			dir = 1
+		case d < 0:
+			dir = -1
+		}
+		if dir != 0 && last != 0 && dir != last {
+			n++
+		}
+		if dir != 0 {
+			last = dir
+		}
+	}
+	return n
+}
+
+// changePoints are the offsets at which a topic's base load changes
+// discretely: a step, a spike's start and end, a ramp's end, a constant
+// followed by another rate. Diurnal loads change continuously and have none.
+func changePoints(s *scenario.Scenario) []time.Duration {
+	var out []time.Duration
+	for _, tl := range s.Load {
+		at := time.Duration(0)
+		prevRate := math.NaN()
+		for _, g := range tl.Segments {
+			switch g.Kind {
+			case "noise":
+				continue
+			case "constant":
+				if !math.IsNaN(prevRate) && g.Rate != prevRate {
+					out = append(out, at)
+				}
+				prevRate = g.Rate
+			case "step":
+				if g.From != g.To {
+					out = append(out, at+g.At)
+				}
+				prevRate = g.To
+			case "spike":
+				out = append(out, at+g.At, at+g.At+g.Width)
+				prevRate = g.Rate
+			case "ramp":
+				out = append(out, at+g.For)
+				prevRate = g.To
+			default:
+				prevRate = math.NaN()
+			}
+			at += g.For
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	var in []time.Duration
+	for _, t := range out {
+		if t > 0 && t < s.Duration {
+			in = append(in, t)
+		}
+	}
+	return in
+}
+
+// convergence measures, per load change, the time until the job ran with
+// no further rescale starting and its lag under the SLO up to the next
+// change (or the end).
+func convergence(s *scenario.Scenario, res *Result) []time.Duration {
+	cps := changePoints(s)
+	var out []time.Duration
+	for i, c := range cps {
+		end := s.Duration
+		if i+1 < len(cps) {
+			end = cps[i+1]
+		}
+		// The last moment in [c, end) that breaks convergence.
+		last := c
+		for _, e := range res.Events {
+			if e.T >= c && e.T < end {
+				last = max(last, e.Completed)
+			}
+		}
+		overAtEnd := false
+		for _, p := range res.Timeline {
+			if p.T < c || p.T >= end {
+				continue
+			}
+			over := p.LagSeconds > s.SLO.Lag.Seconds()
+			if over {
+				last = max(last, p.T)
+			}
+			overAtEnd = over // the interval's last point decides
+		}
+		if overAtEnd {
+			out = append(out, -1) // still over the SLO when the load changed again (or at the end)
+			continue
+		}
+		out = append(out, last-c)
+	}
+	return out
+}
