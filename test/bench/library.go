@@ -18,14 +18,17 @@ import (
 // Policies are the names of the policies Compare runs, besides the oracle.
 var Policies = []string{"flinkscale", "flink-operator", "keda-lag", "static"}
 
-// NewPolicy returns a fresh policy by name.
-func NewPolicy(name string) (Policy, error) {
+// NewPolicy returns a fresh policy by name for scenario s (nil: defaults).
+func NewPolicy(name string, s *scenario.Scenario) (Policy, error) {
 	switch name {
 	case "flinkscale":
 		return NewFlinkscale(), nil
 	case "flink-operator":
 		return NewFlinkOperator(), nil
 	case "keda-lag":
+		if s != nil {
+			return NewKEDALagFor(s), nil
+		}
 		return NewKEDALag(), nil
 	case "static":
 		return Static{}, nil
@@ -68,7 +71,7 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 	for _, s := range scenarios {
 		rep.SLO[s.Name] = s.SLO.Lag
 		for _, p := range policies {
-			if _, err := NewPolicy(p); err != nil {
+			if _, err := NewPolicy(p, nil); err != nil {
 				return nil, err
 			}
 			jobs = append(jobs, job{s, p})
@@ -105,7 +108,7 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p, _ := NewPolicy(j.policy)
+			p, _ := NewPolicy(j.policy, j.s)
 			results[i], errs[i] = Run(ctx, j.s, p, Options{})
 			report(j.s.Name + "/" + j.policy)
 		}()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/flinkscale/flinkscale/metrics"
 	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/sim/scenario"
 )
 
 // Flinkscale is flinkscale's model driven as the controller drives it: the
@@ -131,9 +132,37 @@ type kedaRec struct {
 	replicas int
 }
 
-// NewKEDALag is KEDA's Kafka scaler with the HPA defaults.
+// NewKEDALag is KEDA's Kafka scaler with the HPA defaults and a
+// lagThreshold of 10000 records per replica.
 func NewKEDALag() *KEDALag {
 	return &KEDALag{LagThreshold: 10000, MinReplicas: 1, MaxReplicas: 100, Tolerance: 0.1, ScaleDownWindow: 5 * time.Minute}
+}
+
+// NewKEDALagFor is KEDA's Kafka scaler with a lagThreshold calibrated to the
+// scenario, as a careful user would set it: Flink commits offsets on
+// checkpoints, so the committed lag of a healthy job is a sawtooth averaging
+// half a checkpoint interval of arrivals; the threshold makes that lag at
+// the starting load ask for the replicas the job was deployed with. Lag
+// then drives replicas in proportion to the load (and to any backlog).
+func NewKEDALagFor(s *scenario.Scenario) *KEDALag {
+	k := NewKEDALag()
+	rate := 0.0
+	for _, t := range s.Job.Topics {
+		rate += s.Rate(t.Name, 0)
+	}
+	slots := 0
+	groups := map[string]int{}
+	for _, v := range s.Job.Vertices {
+		groups[v.SlotSharingGroup] = max(groups[v.SlotSharingGroup], v.Parallelism)
+	}
+	for _, n := range groups {
+		slots += n
+	}
+	replicas := math.Ceil(float64(slots) / float64(max(s.Job.TaskManager.Slots, 1)))
+	if t := rate * s.Job.Checkpoints.Interval.Seconds() / 2 / math.Max(replicas, 1); t > 0 {
+		k.LagThreshold = t
+	}
+	return k
 }
 
 func (k *KEDALag) Name() string            { return "keda-lag" }
