@@ -100,13 +100,24 @@ test: $(TEST_DEPS) ## Run all tests with the race detector (go test -race -count
 	$(GO) test -race -count=1 $(if $(GO_TEST_FLAGS),$(GO_TEST_FLAGS) )./...
 
 BENCH ?= .
-.PHONY: bench
 BENCH_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...
-bench: ## Run the benchmarks of the model, the simulator and the collectors (BENCH=regexp, BENCH_PKGS=packages)
+BENCH_PLOTS ?= docs/benchmarks
+BENCH_FLAGS ?=
+.PHONY: bench bench-go bench-scale
+bench: ## Compare flinkscale, the Flink operator's autoscaler, KEDA, static and the oracle on the scenario library (charts in BENCH_PLOTS)
+	$(GO) run ./cmd/flinkscale bench --plot $(BENCH_PLOTS) $(BENCH_FLAGS)
+
+bench-go: ## Run the Go benchmarks of the model, the simulator and the collectors (BENCH=regexp, BENCH_PKGS=packages)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
 
+JOBS ?= 1000
+DURATION ?= 5m
+WARMUP ?= 5m
+bench-scale: envtest-bins ## Controller cost with 1,000 FlinkDeployments at a 30 s polling interval (JOBS=, DURATION=)
+	$(GO) run ./cmd/flinkscale bench-scale --jobs $(JOBS) --duration $(DURATION) --warmup $(WARMUP)
+
 FUZZTIME ?= 30s
-FUZZ_PKGS ?= ./scaling/... ./test/sim/... ./metrics/... ./controllers/...
+FUZZ_PKGS ?= ./scaling/... ./test/sim/... ./test/bench/... ./metrics/... ./controllers/...
 .PHONY: fuzz
 fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for FUZZTIME each (default 30s)
 	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | \

@@ -16,6 +16,7 @@ import (
 
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,10 +64,33 @@ type ClientSources struct {
 	Timeout time.Duration
 	// Now stamps Kafka samples; nil is the wall clock.
 	Now func() time.Time
+	// KafkaOpts are appended to every Kafka client's options (hooks for
+	// instrumentation, a logger).
+	KafkaOpts []kgo.Opt
+	// HTTPClient serves every Flink REST source without TLS settings of its
+	// own (nil: one shared client with pooled connections): a fleet of jobs
+	// shares one connection pool instead of one per job.
+	HTTPClient *http.Client
 
 	mu    sync.Mutex
 	flink map[string]cached[FlinkSource]
-	kafka map[string]cached[*kafka.Collector]
+	// Kafka clients are shared by every trigger with the same brokers and
+	// credentials (one connection pool and metadata cache per cluster, not
+	// per policy); users counts who holds each.
+	kafka map[string]*sharedKafka
+	// kafkaOf maps a policy's trigger to the shared client it uses.
+	kafkaOf map[string]kafkaUse
+	hc      *http.Client
+}
+
+type sharedKafka struct {
+	c     *kafka.Collector
+	users map[string]bool // trigger ids
+}
+
+type kafkaUse struct {
+	policy      types.NamespacedName
+	fingerprint string
 }
 
 type cached[T any] struct {
@@ -142,6 +166,9 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 		return nil, fmt.Errorf("Flink REST authenticationRef: %w", err)
 	}
 	opts = append(opts, flink.WithTimeout(s.timeout()))
+	if !hasTLS(restData) {
+		opts = append(opts, flink.WithHTTPClient(s.httpClient()))
+	}
 	rc, err := flink.New(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("Flink REST client for %s: %w", url, err)
@@ -178,6 +205,27 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 	}
 	s.flink[id] = cached[FlinkSource]{policy: key, fingerprint: fingerprint, source: src}
 	return src, nil
+}
+
+// httpClient is the shared client of REST sources without TLS settings.
+// Called with s.mu held.
+func (s *ClientSources) httpClient() *http.Client {
+	if s.HTTPClient != nil {
+		return s.HTTPClient
+	}
+	if s.hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 1000
+		tr.MaxIdleConnsPerHost = 4
+		s.hc = &http.Client{Transport: tr}
+	}
+	return s.hc
+}
+
+// hasTLS reports whether a REST Secret carries TLS material (which needs a
+// client of its own).
+func hasTLS(data map[string][]byte) bool {
+	return len(data["ca"]) > 0 || len(data["cert"]) > 0 || len(data["key"]) > 0
 }
 
 // flinkSource is REST, optionally merged with a Prometheus sample (whose
@@ -350,7 +398,8 @@ func (c cancelOnClose) Close() error {
 	return err
 }
 
-// Kafka returns the collector of one trigger's brokers.
+// Kafka returns the collector of one trigger's brokers, shared with every
+// other trigger that has the same brokers and credentials.
 func (s *ClientSources) Kafka(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, t v1alpha1.KafkaTrigger) (KafkaSource, error) {
 	key := types.NamespacedName{Namespace: pol.Namespace, Name: pol.Name}
 	data, rv, err := s.secret(ctx, pol.Namespace, t.AuthenticationRef)
@@ -358,30 +407,54 @@ func (s *ClientSources) Kafka(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 		return nil, err
 	}
 	id := key.String() + "\x00" + t.Name + "\x00" + t.ConsumerGroup
-	fingerprint := strings.Join(t.BootstrapServers, ",") + "\x00" + rv
+	secret := ""
+	if t.AuthenticationRef != nil {
+		secret = pol.Namespace + "/" + t.AuthenticationRef.Name + "@" + rv
+	}
+	fingerprint := strings.Join(t.BootstrapServers, ",") + "\x00" + secret
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.kafka[id]; ok {
-		if c.fingerprint == fingerprint {
-			return c.source, nil
+	if use, ok := s.kafkaOf[id]; ok {
+		if use.fingerprint == fingerprint {
+			return s.kafka[fingerprint].c, nil
 		}
-		c.source.Close()
-		delete(s.kafka, id)
+		s.release(id, use.fingerprint)
 	}
-	cfg, err := kafka.ConfigFromSecret(t.BootstrapServers, data)
-	if err != nil {
-		return nil, fmt.Errorf("Kafka trigger %q: %w", t.Name, err)
+	sh := s.kafka[fingerprint]
+	if sh == nil {
+		cfg, err := kafka.ConfigFromSecret(t.BootstrapServers, data)
+		if err != nil {
+			return nil, fmt.Errorf("Kafka trigger %q: %w", t.Name, err)
+		}
+		cfg.ClientOpts = append(cfg.ClientOpts, s.KafkaOpts...)
+		kc, err := kafka.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("Kafka trigger %q: %w", t.Name, err)
+		}
+		kc.Now = s.Now
+		sh = &sharedKafka{c: kc, users: map[string]bool{}}
+		if s.kafka == nil {
+			s.kafka = map[string]*sharedKafka{}
+			s.kafkaOf = map[string]kafkaUse{}
+		}
+		s.kafka[fingerprint] = sh
 	}
-	kc, err := kafka.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("Kafka trigger %q: %w", t.Name, err)
+	sh.users[id] = true
+	s.kafkaOf[id] = kafkaUse{policy: key, fingerprint: fingerprint}
+	return sh.c, nil
+}
+
+// release drops trigger id from a shared client, closing it when nobody
+// uses it. Called with s.mu held.
+func (s *ClientSources) release(id, fingerprint string) {
+	delete(s.kafkaOf, id)
+	if sh := s.kafka[fingerprint]; sh != nil {
+		delete(sh.users, id)
+		if len(sh.users) == 0 {
+			sh.c.Close()
+			delete(s.kafka, fingerprint)
+		}
 	}
-	kc.Now = s.Now
-	if s.kafka == nil {
-		s.kafka = map[string]cached[*kafka.Collector]{}
-	}
-	s.kafka[id] = cached[*kafka.Collector]{policy: key, fingerprint: fingerprint, source: kc}
-	return kc, nil
 }
 
 // Forget drops (and closes) what was opened for policy.
@@ -393,10 +466,9 @@ func (s *ClientSources) Forget(policy types.NamespacedName) {
 			delete(s.flink, id)
 		}
 	}
-	for id, c := range s.kafka {
-		if c.policy == policy {
-			c.source.Close()
-			delete(s.kafka, id)
+	for id, use := range s.kafkaOf {
+		if use.policy == policy {
+			s.release(id, use.fingerprint)
 		}
 	}
 }

@@ -594,9 +594,15 @@ func (m *model) explain(x *vertex, vd *VertexDecision) string {
 	if vd.Skew > 1.2 {
 		fmt.Fprintf(&b, " (busiest subtask %.1f× the average)", vd.Skew)
 	}
-	fmt.Fprintf(&b, "; target %.0f rec/s at %.0f%%", vd.TargetRate, 100*m.p.Utilization.Target)
+	u := m.p.Utilization.Target
+	fmt.Fprintf(&b, "; target %.0f rec/s at %.0f%%", vd.TargetRate, 100*u)
 	if vd.CatchUpRate > 0 {
-		fmt.Fprintf(&b, " + %.0f rec/s catch-up", vd.CatchUpRate)
+		// need = max(target/u, target + catchUp): say which binds.
+		if vd.TargetRate+vd.CatchUpRate > vd.TargetRate/u {
+			fmt.Fprintf(&b, ", and %.0f + %.0f rec/s catch-up at full speed", vd.TargetRate, vd.CatchUpRate)
+		} else {
+			fmt.Fprintf(&b, " (its headroom drains the %.0f rec/s catch-up)", vd.CatchUpRate)
+		}
 	}
 	fmt.Fprintf(&b, " needs p=%d", vd.Required)
 	switch {

@@ -142,8 +142,11 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		}
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOpts,
+		Scheme: scheme,
+		Cache:  cacheOpts,
+		// FlinkDeployments are read as unstructured objects: from the
+		// informer the watches keep anyway, not with a GET per poll.
+		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
 		HealthProbeBindAddress:  cfg.probeAddr,
 		LeaderElection:          cfg.leaderElect,

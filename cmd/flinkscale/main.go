@@ -44,6 +44,9 @@ Usage:
   flinkscale bench [--scenario FILE]... [--dir test/scenarios] [--policies a,b] [-o table|json] [--plot DIR]
       Compare flinkscale with the Flink operator's autoscaler, KEDA's Kafka scaler, no
       autoscaler and the oracle on the scenario library, side by side in virtual time.
+  flinkscale bench-scale [--jobs 1000] [--duration 5m] [--concurrency 8] [-o table|json]
+      Measure one controller replica's CPU, memory, calls and decision latency with a fleet
+      of simulated FlinkDeployments polled every 30 s (needs make envtest-bins).
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
@@ -73,6 +76,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		ctx, stop := interruptible()
 		err = benchCmd(ctx, args[1:], stdout, stderr)
+		stop()
+		if errors.Is(err, flag.ErrHelp) {
+			return exitNoChange
+		}
+	case "bench-scale":
+		ctx, stop := interruptible()
+		err = benchScaleCmd(ctx, args[1:], stdout, stderr)
 		stop()
 		if errors.Is(err, flag.ErrHelp) {
 			return exitNoChange

@@ -1,0 +1,1402 @@
+// Package scale measures what one flinkscale controller replica costs at
+// fleet scale: N FlinkDeployments (1,000 by default), each a simulated Flink
+// job of 10 vertices reading one Kafka topic of 10 partitions, polled every
+// 30 s by the policy controller under a real controller-runtime manager
+// against a real kube-apiserver and etcd (envtest).
+//
+// Everything but the control plane runs in this process: the simulator (one
+// goroutine advances every job each second), one kfake cluster holding every
+// topic, one HTTP server serving every job's Flink REST API under
+// /job-<i>/, and the controller. The process's CPU and memory therefore
+// include the simulator's; Run measures the simulator alone (before the
+// manager starts) and the CPU spent serving the controller's REST requests,
+// and reports the controller's share as the difference, saying what each
+// figure includes. kube-apiserver and etcd are separate processes and are not
+// counted.
+//
+// Run is driven by `flinkscale bench-scale` (`make bench-scale`).
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
+)
+
+// Shape of every simulated job.
+const (
+	Vertices   = 10   // 1 Kafka source + 9 operators, a chain
+	Partitions = 10   // one topic per job
+	Rate       = 1000 // records per second arriving on each job's topic
+	busy       = 0.6  // every vertex's busy fraction: inside the default 0.4–0.85 band
+)
+
+// Goals stated by the issue.
+const (
+	GoalCores = 0.25
+	GoalMiB   = 300
+)
+
+// ErrNoControlPlane is returned (wrapped) when envtest's kube-apiserver and
+// etcd are not built (and CI is not true): callers skip.
+var ErrNoControlPlane = errors.New("no control plane binaries")
+
+// Config is one measurement.
+type Config struct {
+	// Jobs is the fleet size (default 1000).
+	Jobs int
+	// Duration is the measured steady period (default 5m).
+	Duration time.Duration
+	// Concurrency is the controller's MaxConcurrentReconciles (default 8).
+	Concurrency int
+	// PollingInterval of every policy (default 30s, the CRD's default).
+	PollingInterval time.Duration
+	// Baseline is how long the simulator runs alone, measured, before the
+	// controller starts (default 30s).
+	Baseline time.Duration
+	// MinWarmup is the least warm-up after the controller starts (default,
+	// and at least, two polling intervals). A metrics window (5m) makes the
+	// steady period see full windows, so that every decision sizes the job.
+	MinWarmup time.Duration
+	// MaxWarmup bounds the wait, after MinWarmup, for every policy's first
+	// decision (default 3m).
+	MaxWarmup time.Duration
+	// HeapProfile, when set, receives a heap profile (runtime/pprof) at
+	// the end of the steady period.
+	HeapProfile string
+	// Command is the command line, for the report.
+	Command string
+	// Progress receives one line per phase (nil: none).
+	Progress io.Writer
+}
+
+func (c *Config) defaults() {
+	if c.Jobs <= 0 {
+		c.Jobs = 1000
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Minute
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.PollingInterval <= 0 {
+		c.PollingInterval = 30 * time.Second
+	}
+	if c.Baseline <= 0 {
+		c.Baseline = 30 * time.Second
+	}
+	if c.MaxWarmup <= 0 {
+		c.MaxWarmup = 3 * time.Minute
+	}
+}
+
+// Report is what Run measured. CPU figures are average cores (CPU seconds
+// per wall second); multiply by the polling interval for CPU seconds per
+// cycle.
+type Report struct {
+	Command string `json:"command"`
+	Machine struct {
+		NumCPU     int    `json:"numCPU"`
+		GOMAXPROCS int    `json:"gomaxprocs"`
+		GoVersion  string `json:"goVersion"`
+		OS         string `json:"os"`
+	} `json:"machine"`
+
+	Jobs              int     `json:"jobs"`
+	VerticesPerJob    int     `json:"verticesPerJob"`
+	Partitions        int     `json:"partitions"`
+	Namespaces        int     `json:"namespaces"`
+	PollingIntervalS  float64 `json:"pollingIntervalSeconds"`
+	Concurrency       int     `json:"maxConcurrentReconciles"`
+	SteadySeconds     float64 `json:"steadySeconds"`
+	CyclesPerJob      float64 `json:"cyclesPerJob"` // steady seconds / polling interval
+	ReconcilesPerJob  float64 `json:"reconcilesPerJob"`
+	WarmupSeconds     float64 `json:"warmupSeconds"`
+	SetupSeconds      Setup   `json:"setupSeconds"`
+	AllDecidedAtStart bool    `json:"allDecidedAtStart"`
+
+	CPU     CPU     `json:"cpu"`
+	Memory  Memory  `json:"memory"`
+	Calls   Calls   `json:"calls"`
+	Latency Latency `json:"decisionLatency"`
+
+	Reconciles      int            `json:"reconciles"`
+	ReconcileErrors int            `json:"reconcileErrors"`
+	ErrorSamples    []string       `json:"errorSamples,omitempty"`
+	Decided         int            `json:"policiesDecidedInWindow"`
+	Actions         map[string]int `json:"lastDecisionActions"`
+	HoldReasons     map[string]int `json:"lastHoldReasons,omitempty"`
+	NotReady        map[string]int `json:"notReady,omitempty"` // Ready=False reason → policies
+	NotReadySamples []string       `json:"notReadySamples,omitempty"`
+	SimErrors       int            `json:"simulatorErrors"`
+	SimErrorSample  string         `json:"simulatorErrorSample,omitempty"`
+
+	GoalMet bool `json:"goalMet"`
+}
+
+// Setup is how long each phase of the setup took, in seconds.
+type Setup struct {
+	ControlPlane float64 `json:"controlPlane"`
+	Simulator    float64 `json:"simulator"` // kfake, topics, jobs, HTTP server
+	Objects      float64 `json:"objects"`   // FlinkDeployments, their status, policies
+	Total        float64 `json:"total"`     // up to the manager's start
+}
+
+// CPU is in average cores over the steady period.
+type CPU struct {
+	// Process is the whole process: controller, simulator, kfake, HTTP
+	// server, Go runtime.
+	Process float64 `json:"process"`
+	// SimulatorAlone is the process before the manager started: the
+	// simulator advancing every job, its produce/commit/trim requests and
+	// kfake serving them, GC of the simulator's heap.
+	SimulatorAlone float64 `json:"simulatorAlone"`
+	// Advance is the thread time of the advance loop in the steady period
+	// (the job model and its Kafka client calls; kfake's side not included).
+	Advance float64 `json:"advance"`
+	// RESTServing is the thread time of the Flink REST handlers answering
+	// the controller.
+	RESTServing float64 `json:"restServing"`
+	// Controller is Process − SimulatorAlone − RESTServing: the controller
+	// (reconciles, Kubernetes client and informers, Flink and Kafka
+	// clients, the model), plus kfake answering the controller's Kafka
+	// requests and HTTP connection handling of the server side.
+	Controller float64 `json:"controller"`
+	// AdvanceLoopBusy is the advance loop's wall time per wall second (1 =
+	// it cannot keep up).
+	AdvanceLoopBusy float64 `json:"advanceLoopBusy"`
+}
+
+// Memory is in MiB.
+type Memory struct {
+	RSSPeak        float64 `json:"rssPeak"` // highest VmRSS sampled each second in the steady period
+	RSSEnd         float64 `json:"rssEnd"`
+	HWM            float64 `json:"hwm"`            // VmHWM: the process's peak RSS since it started
+	HeapInuseEnd   float64 `json:"heapInuseEnd"`   // runtime.MemStats.HeapInuse
+	HeapInusePeak  float64 `json:"heapInusePeak"`  // sampled every 5 s
+	BaselineRSS    float64 `json:"baselineRSS"`    // VmRSS with the simulator alone
+	BaselineHeap   float64 `json:"baselineHeap"`   // HeapInuse with the simulator alone
+	ControllerRSS  float64 `json:"controllerRSS"`  // RSSEnd − BaselineRSS
+	ControllerHeap float64 `json:"controllerHeap"` // HeapInuseEnd − BaselineHeap
+	Goroutines     int     `json:"goroutines"`
+}
+
+// Calls counts the controller's requests to Flink (HTTP) and Kafka (franz-go
+// broker writes: one per request, connection setup included).
+type Calls struct {
+	RESTPerJobPerCycle  float64 `json:"restPerJobPerCycle"`
+	RESTPerReconcile    float64 `json:"restPerReconcile"`
+	RESTMinPerJob       int64   `json:"restMinPerJob"`
+	RESTMaxPerJob       int64   `json:"restMaxPerJob"`
+	KafkaPerJobPerCycle float64 `json:"kafkaPerJobPerCycle"`
+	KafkaPerReconcile   float64 `json:"kafkaPerReconcile"`
+	KafkaMinPerJob      int64   `json:"kafkaMinPerJob"`
+	KafkaMaxPerJob      int64   `json:"kafkaMaxPerJob"`
+	FlinkCollects       int64   `json:"flinkCollects"`
+	KafkaCollects       int64   `json:"kafkaCollects"`
+	RESTErrors          int64   `json:"restErrors"` // HTTP answers ≥ 400
+	// Kubernetes API requests of the manager (client, informers, events),
+	// by HTTP method.
+	KubePerJobPerCycle float64          `json:"kubePerJobPerCycle"`
+	KubePerReconcile   float64          `json:"kubePerReconcile"`
+	KubeByMethod       map[string]int64 `json:"kubeByMethod"`
+}
+
+// Latency is the wall time of one Reconcile, in milliseconds.
+type Latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50Ms"`
+	P95   float64 `json:"p95Ms"`
+	P99   float64 `json:"p99Ms"`
+	Max   float64 `json:"maxMs"`
+	Mean  float64 `json:"meanMs"`
+}
+
+// Run sets the fleet up, runs the controller, measures the steady period
+// and tears everything down.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.defaults()
+	progress := func(format string, args ...any) {
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "%s  "+format+"\n", append([]any{time.Now().Format(time.TimeOnly)}, args...)...)
+		}
+	}
+	rep := &Report{Command: cfg.Command, Jobs: cfg.Jobs, VerticesPerJob: Vertices, Partitions: cfg.Jobs * Partitions,
+		PollingIntervalS: cfg.PollingInterval.Seconds(), Concurrency: cfg.Concurrency}
+	rep.Machine.NumCPU = runtime.NumCPU()
+	rep.Machine.GOMAXPROCS = runtime.GOMAXPROCS(0)
+	rep.Machine.GoVersion = runtime.Version()
+	rep.Machine.OS = runtime.GOOS + "/" + runtime.GOARCH
+	rep.Namespaces = min(10, max(1, cfg.Jobs/10))
+
+	began := time.Now()
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// The control plane.
+	progress("starting kube-apiserver and etcd")
+	t0 := time.Now()
+	env, stopEnv, err := startControlPlane()
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, stopEnv)
+	rep.SetupSeconds.ControlPlane = time.Since(t0).Seconds()
+
+	// The simulator.
+	progress("control plane up in %s; starting kfake with %d topics × %d partitions and %d jobs",
+		time.Since(t0).Round(time.Millisecond), cfg.Jobs, Partitions, cfg.Jobs)
+	t0 = time.Now()
+	f, err := newFleet(cfg.Jobs)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, f.close)
+	simCtx, stopSim := context.WithCancel(ctx)
+	cleanups = append(cleanups, stopSim)
+	go f.advanceLoop(simCtx)
+	rep.SetupSeconds.Simulator = time.Since(t0).Seconds()
+
+	// Kubernetes objects.
+	progress("simulator up in %s; creating %d FlinkDeployments and policies in %d namespaces",
+		time.Since(t0).Round(time.Millisecond), cfg.Jobs, rep.Namespaces)
+	t0 = time.Now()
+	scheme, err := newScheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	if err := f.createObjects(ctx, c, rep.Namespaces, cfg.PollingInterval); err != nil {
+		return nil, err
+	}
+	rep.SetupSeconds.Objects = time.Since(t0).Seconds()
+	progress("objects created in %s", time.Since(t0).Round(time.Millisecond))
+
+	// The simulator alone.
+	progress("measuring the simulator alone for %s", cfg.Baseline)
+	runtime.GC()
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return nil, err
+	}
+	cpu0, wall0 := processCPU(), time.Now()
+	if err := sleep(ctx, cfg.Baseline); err != nil {
+		return nil, err
+	}
+	rep.CPU.SimulatorAlone = (processCPU() - cpu0).Seconds() / time.Since(wall0).Seconds()
+	st := readProcStatus()
+	rep.Memory.BaselineRSS = mib(st.rss)
+	rep.Memory.BaselineHeap = mib(heapInuse())
+	rep.SetupSeconds.Total = time.Since(began).Seconds()
+	progress("simulator alone: %.3f cores, RSS %.0f MiB, heap %.0f MiB", rep.CPU.SimulatorAlone, rep.Memory.BaselineRSS, rep.Memory.BaselineHeap)
+
+	// The controller.
+	mctx, stopMgr := context.WithCancel(ctx)
+	tr := &timed{}
+	src := newSources(10 * time.Second)
+	kube := &kubeCounter{}
+	mcfg := rest.CopyConfig(env.Config)
+	mcfg.Wrap(kube.wrap)
+	mgrDone, err := startManager(mctx, mcfg, scheme, cfg.Concurrency, tr, src)
+	if err != nil {
+		stopMgr()
+		return nil, err
+	}
+	cleanups = append(cleanups, func() {
+		stopMgr()
+		if err := <-mgrDone; err != nil {
+			progress("the manager stopped: %v", err)
+		}
+		src.closeAll()
+	})
+	progress("controller started (MaxConcurrentReconciles %d); warming up", cfg.Concurrency)
+	t0 = time.Now()
+	minWarm := max(2*cfg.PollingInterval, cfg.MinWarmup)
+	deadline := t0.Add(minWarm + cfg.MaxWarmup)
+	for {
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return nil, err
+		}
+		select {
+		case err := <-mgrDone:
+			return nil, fmt.Errorf("the manager stopped: %v", err)
+		default:
+		}
+		decided, err := countDecided(ctx, c, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		elapsed := time.Since(t0)
+		progress("warm-up %s: %d/%d policies decided, %d reconciles", elapsed.Round(time.Second), decided, cfg.Jobs, tr.count())
+		rep.AllDecidedAtStart = decided == cfg.Jobs
+		if (rep.AllDecidedAtStart && elapsed >= minWarm) || time.Now().After(deadline) {
+			break
+		}
+	}
+	rep.WarmupSeconds = time.Since(t0).Seconds()
+
+	// The steady period.
+	progress("measuring %s of steady state", cfg.Duration)
+	runtime.GC()
+	before, kube0 := snapshot(f, src, tr), kube.counts()
+	steadyStart := time.Now()
+	var peakRSS, peakHeap atomic.Uint64
+	sctx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+			}
+			if r := readProcStatus().rss; r > peakRSS.Load() {
+				peakRSS.Store(r)
+			}
+			if n%5 == 0 {
+				if h := heapInuse(); h > peakHeap.Load() {
+					peakHeap.Store(h)
+				}
+			}
+		}
+	}()
+	tick := time.NewTicker(30 * time.Second)
+	end := steadyStart.Add(cfg.Duration)
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			stopSampling()
+			return nil, ctx.Err()
+		case err := <-mgrDone:
+			tick.Stop()
+			stopSampling()
+			return nil, fmt.Errorf("the manager stopped: %v", err)
+		case <-tick.C:
+			progress("steady %s/%s: %d reconciles", time.Since(steadyStart).Round(time.Second), cfg.Duration, tr.count())
+		case <-time.After(time.Until(end)):
+		}
+	}
+	tick.Stop()
+	after, kube1 := snapshot(f, src, tr), kube.counts()
+	stopSampling()
+	<-sampled
+	wall := after.at.Sub(before.at).Seconds()
+	rep.SteadySeconds = wall
+	rep.CyclesPerJob = wall / cfg.PollingInterval.Seconds()
+
+	st = readProcStatus()
+	rep.Memory.RSSEnd = mib(st.rss)
+	rep.Memory.HWM = mib(st.hwm)
+	rep.Memory.RSSPeak = mib(max(peakRSS.Load(), st.rss))
+	h := heapInuse()
+	rep.Memory.HeapInuseEnd = mib(h)
+	rep.Memory.HeapInusePeak = mib(max(peakHeap.Load(), h))
+	rep.Memory.ControllerRSS = rep.Memory.RSSEnd - rep.Memory.BaselineRSS
+	rep.Memory.ControllerHeap = rep.Memory.HeapInuseEnd - rep.Memory.BaselineHeap
+	rep.Memory.Goroutines = runtime.NumGoroutine()
+
+	rep.CPU.Process = (after.cpu - before.cpu).Seconds() / wall
+	rep.CPU.Advance = (after.advanceCPU - before.advanceCPU).Seconds() / wall
+	rep.CPU.AdvanceLoopBusy = (after.advanceWall - before.advanceWall).Seconds() / wall
+	rep.CPU.RESTServing = float64(after.restCPU-before.restCPU) / 1e9 / wall
+	rep.CPU.Controller = rep.CPU.Process - rep.CPU.SimulatorAlone - rep.CPU.RESTServing
+
+	durs, errs, samples := tr.between(steadyStart, after.at)
+	rep.Reconciles = len(durs)
+	rep.ReconcileErrors = errs
+	rep.ErrorSamples = samples
+	rep.ReconcilesPerJob = float64(len(durs)) / float64(cfg.Jobs)
+	rep.Latency = latency(durs)
+
+	calls := &rep.Calls
+	rest, kaf := make([]int64, cfg.Jobs), make([]int64, cfg.Jobs)
+	var restTotal, kafTotal int64
+	for i := range cfg.Jobs {
+		rest[i] = after.rest[i] - before.rest[i]
+		kaf[i] = after.kafka[i] - before.kafka[i]
+		restTotal += rest[i]
+		kafTotal += kaf[i]
+	}
+	calls.RESTMinPerJob, calls.RESTMaxPerJob = slices.Min(rest), slices.Max(rest)
+	calls.KafkaMinPerJob, calls.KafkaMaxPerJob = slices.Min(kaf), slices.Max(kaf)
+	calls.RESTPerJobPerCycle = float64(restTotal) / float64(cfg.Jobs) / rep.CyclesPerJob
+	calls.KafkaPerJobPerCycle = float64(kafTotal) / float64(cfg.Jobs) / rep.CyclesPerJob
+	if len(durs) > 0 {
+		calls.RESTPerReconcile = float64(restTotal) / float64(len(durs))
+		calls.KafkaPerReconcile = float64(kafTotal) / float64(len(durs))
+	}
+	calls.FlinkCollects = after.flinkCollects - before.flinkCollects
+	calls.KafkaCollects = after.kafkaCollects - before.kafkaCollects
+	calls.RESTErrors = after.restErrors - before.restErrors
+	calls.KubeByMethod = map[string]int64{}
+	var kubeTotal int64
+	for m, n := range kube1 {
+		if d := n - kube0[m]; d > 0 {
+			calls.KubeByMethod[m] = d
+			kubeTotal += d
+		}
+	}
+	calls.KubePerJobPerCycle = float64(kubeTotal) / float64(cfg.Jobs) / rep.CyclesPerJob
+	if len(durs) > 0 {
+		calls.KubePerReconcile = float64(kubeTotal) / float64(len(durs))
+	}
+
+	if cfg.HeapProfile != "" {
+		if err := writeHeapProfile(cfg.HeapProfile); err != nil {
+			return nil, err
+		}
+	}
+	rep.SimErrors, rep.SimErrorSample = f.errors()
+	if err := rep.readPolicies(ctx, c, steadyStart); err != nil {
+		return nil, err
+	}
+	rep.GoalMet = rep.CPU.Controller < GoalCores && rep.Memory.RSSPeak-rep.Memory.BaselineRSS < GoalMiB
+	progress("done: %d reconciles in %s", rep.Reconciles, time.Duration(wall*float64(time.Second)).Round(time.Second))
+	return rep, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func newScheme() (*k8sruntime.Scheme, error) {
+	s := k8sruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ---------------------------------------------------------------------------
+// The control plane, through test/envtest outside a test.
+
+// errAbort unwinds envtest.Start on Fatalf or Skipf.
+type errAbort struct {
+	skip bool
+	msg  string
+}
+
+// tb is the part of testing.TB that envtest.Start uses. Fatalf and Skipf
+// unwind with a panic that startControlPlane recovers; the embedded nil
+// interface is never called.
+type tb struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (*tb) Helper()                         {}
+func (*tb) Name() string                    { return "bench-scale" }
+func (*tb) Log(args ...any)                 { fmt.Fprintln(os.Stderr, args...) }
+func (*tb) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (t *tb) Cleanup(f func())              { t.cleanups = append(t.cleanups, f) }
+func (*tb) Fatalf(format string, args ...any) {
+	panic(errAbort{msg: fmt.Sprintf(format, args...)})
+}
+func (*tb) Fatal(args ...any) { panic(errAbort{msg: fmt.Sprint(args...)}) }
+func (*tb) Skipf(format string, args ...any) {
+	panic(errAbort{skip: true, msg: fmt.Sprintf(format, args...)})
+}
+func (*tb) Skip(args ...any) { panic(errAbort{skip: true, msg: fmt.Sprint(args...)}) }
+
+func (t *tb) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}
+
+func startControlPlane() (env *envtest.Env, stop func(), err error) {
+	root, err := envtest.RepoRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	t := &tb{}
+	defer func() {
+		if r := recover(); r != nil {
+			a, ok := r.(errAbort)
+			if !ok {
+				panic(r)
+			}
+			t.cleanup()
+			if a.skip {
+				err = fmt.Errorf("%w: %s", ErrNoControlPlane, a.msg)
+			} else {
+				err = errors.New(a.msg)
+			}
+		}
+	}()
+	env = envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	return env, t.cleanup, nil
+}
+
+// ---------------------------------------------------------------------------
+// The simulated fleet.
+
+type fleet struct {
+	jobs   []*sim.Job
+	jobIDs []string
+	broker *simkafka.Broker
+	srv    *http.Server
+	url    string
+
+	restCount  []atomic.Int64
+	restErrors atomic.Int64
+	restCPU    atomic.Int64 // ns of handler thread time
+
+	advanceCPU  atomic.Int64 // ns of the advance loop's thread time
+	advanceWall atomic.Int64 // ns of the advance loop's work
+
+	mu       sync.Mutex
+	simErrs  int
+	simFirst string
+}
+
+func jobName(i int) string { return "job-" + strconv.Itoa(i) }
+func topic(i int) string   { return "events-" + strconv.Itoa(i) }
+
+// jobSpec is job i: a Kafka source and nine operators in a chain, every
+// vertex busy 60 % at Rate records per second (the model holds).
+func jobSpec(i int) sim.JobSpec {
+	names := []string{
+		"Source: " + topic(i) + " -> Parse", "Filter", "Key by user -> Sessionize", "Enrich", "Key by account -> Aggregate",
+		"Normalize", "Key by region -> Window", "Format", "Key by sink -> Dedup", "Sink: results",
+	}
+	vs := make([]sim.VertexSpec, Vertices)
+	for k := range vs {
+		p := 2
+		if k%3 == 2 { // the keyed middle vertices run wider
+			p = 4
+		}
+		v := sim.VertexSpec{Name: names[k], Parallelism: p, Capacity: Rate / (float64(p) * busy), Selectivity: 1}
+		switch {
+		case k == 0:
+			v.Topics = []string{topic(i)}
+		case k%2 == 0:
+			v.Inputs = []sim.EdgeSpec{{From: names[k-1], Ship: "HASH"}}
+			v.MaxParallelism = 128
+		default:
+			v.Inputs = []sim.EdgeSpec{{From: names[k-1], Ship: "REBALANCE"}}
+		}
+		if k == Vertices-1 {
+			v.Selectivity = 0
+		}
+		vs[k] = v
+	}
+	return sim.JobSpec{
+		Name: jobName(i), FlinkVersion: "1.18", ConsumerGroup: jobName(i),
+		Topics:      []sim.TopicSpec{{Name: topic(i), Partitions: Partitions}},
+		Vertices:    vs,
+		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
+		Checkpoints: sim.CheckpointSpec{Interval: 30 * time.Second, Base: time.Second},
+		Restart:     sim.RestartSpec{Time: 5 * time.Second, TaskManagerStartup: 5 * time.Second},
+	}
+}
+
+// age is how long the jobs have run when the fleet is up.
+const age = 150 * time.Second
+
+func newFleet(n int) (_ *fleet, err error) {
+	f := &fleet{jobs: make([]*sim.Job, n), jobIDs: make([]string, n), restCount: make([]atomic.Int64, n)}
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	specs := make([]sim.JobSpec, n)
+	var topics []sim.TopicSpec
+	for i := range n {
+		specs[i] = jobSpec(i)
+		topics = append(topics, specs[i].Topics...)
+	}
+	// Blackhole: offsets advance, no batch is kept (the jobs only commit).
+	if f.broker, err = simkafka.Start(topics, simkafka.WithBlackhole()); err != nil {
+		return nil, fmt.Errorf("starting kfake: %w", err)
+	}
+	mux := http.NewServeMux()
+	// The jobs start in the past and are brought to the present before the
+	// controller sees them: they have run longer than the policies' warm-up
+	// (2m) by the time they are polled.
+	start := time.Now().Add(-age)
+	for i := range n {
+		spec := specs[i]
+		j, err := sim.NewJob(spec, sim.Options{
+			Start: start, Seed: uint64(i + 1), Kafka: f.broker, ProduceEvery: 5 * time.Second,
+			Load: sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return Rate }),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("job %d: %w", i, err)
+		}
+		f.jobIDs[i] = fmt.Sprintf("%032x", 0x5ca1e000000+i)
+		if err := j.Submit(sim.Submission{JobID: f.jobIDs[i]}); err != nil {
+			return nil, fmt.Errorf("submitting job %d: %w", i, err)
+		}
+		if err := j.Advance(time.Since(j.Now()).Truncate(time.Millisecond)); err != nil {
+			return nil, fmt.Errorf("job %d: %w", i, err)
+		}
+		f.jobs[i] = j
+		prefix := "/" + jobName(i)
+		mux.Handle(prefix+"/", http.StripPrefix(prefix, f.counted(i, flinkrest.NewHandler(j))))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	f.url = "http://" + ln.Addr().String()
+	go func() { _ = f.srv.Serve(ln) }()
+	return f, nil
+}
+
+// counted counts job i's requests and the handler's thread CPU time (the
+// goroutine is locked to its thread while the handler runs, so the thread's
+// CPU time is the handler's).
+func (f *fleet) counted(i int, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.restCount[i].Add(1)
+		runtime.LockOSThread()
+		c0 := threadCPU()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		f.restCPU.Add(int64(threadCPU() - c0))
+		runtime.UnlockOSThread()
+		if sw.code >= 400 {
+			f.restErrors.Add(1)
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// advanceLoop brings every job to the wall clock once a second, on one
+// locked thread (its CPU time is the loop's).
+func (f *fleet) advanceLoop(ctx context.Context) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		w0, c0 := time.Now(), threadCPU()
+		for _, j := range f.jobs {
+			if ctx.Err() != nil {
+				return
+			}
+			d := time.Since(j.Now()).Truncate(time.Millisecond)
+			if d <= 0 {
+				continue
+			}
+			if err := j.Advance(d); err != nil {
+				f.mu.Lock()
+				if f.simErrs == 0 {
+					f.simFirst = err.Error()
+				}
+				f.simErrs++
+				f.mu.Unlock()
+			}
+		}
+		f.advanceCPU.Add(int64(threadCPU() - c0))
+		f.advanceWall.Add(int64(time.Since(w0)))
+	}
+}
+
+func (f *fleet) errors() (int, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.simErrs, f.simFirst
+}
+
+func (f *fleet) close() {
+	if f.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = f.srv.Shutdown(ctx)
+		cancel()
+	}
+	if f.broker != nil {
+		f.broker.Close()
+	}
+}
+
+// deploymentSpec is the FlinkDeployment of every job.
+func deploymentSpec(i int) map[string]any {
+	return map[string]any{
+		"flinkVersion":   "v1_18",
+		"mode":           "native",
+		"image":          "flink:1.18",
+		"serviceAccount": "flink",
+		"flinkConfiguration": map[string]any{
+			"taskmanager.numberOfTaskSlots": "2",
+			"state.savepoints.dir":          "s3://bucket/savepoints/" + jobName(i),
+		},
+		"job": map[string]any{
+			"jarURI":      "local:///opt/flink/usrlib/pipeline.jar",
+			"parallelism": int64(2),
+			"upgradeMode": "savepoint",
+			"state":       "running",
+		},
+		"jobManager":  map[string]any{"replicas": int64(1), "resource": map[string]any{"cpu": int64(1), "memory": "2048m"}},
+		"taskManager": map[string]any{"resource": map[string]any{"cpu": int64(2), "memory": "4096m"}},
+	}
+}
+
+// createObjects creates the namespaces, then for every job its
+// FlinkDeployment (with the status the operator would write for a stable
+// running job) and its policy, 16 at a time.
+func (f *fleet) createObjects(ctx context.Context, c client.Client, namespaces int, interval time.Duration) error {
+	for k := range namespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("scale-%d", k)}}
+		if err := c.Create(ctx, ns); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", ns.Name, err)
+		}
+	}
+	brokers := f.broker.Addrs()
+	work := make(chan int)
+	errc := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				if err := f.createJob(ctx, c, i, fmt.Sprintf("scale-%d", i%namespaces), brokers, interval); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range f.jobs {
+		select {
+		case work <- i:
+		case err = <-errc:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return err
+}
+
+func (f *fleet) createJob(ctx context.Context, c client.Client, i int, ns string, brokers []string, interval time.Duration) error {
+	fd := envtest.NewFlinkDeployment(ns, jobName(i))
+	if err := unstructured.SetNestedField(fd.Object, deploymentSpec(i), "spec"); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, fd); err != nil {
+		return fmt.Errorf("creating FlinkDeployment %s/%s: %w", ns, fd.GetName(), err)
+	}
+	status := map[string]any{
+		"lifecycleState":             "STABLE",
+		"jobManagerDeploymentStatus": "READY",
+		"observedGeneration":         fd.GetGeneration(),
+		"jobStatus": map[string]any{
+			"jobId": f.jobIDs[i], "jobName": jobName(i), "state": "RUNNING",
+			"startTime": strconv.FormatInt(f.jobs[i].Now().UnixMilli(), 10),
+		},
+		"reconciliationStatus": map[string]any{"state": "DEPLOYED"},
+	}
+	if err := unstructured.SetNestedField(fd.Object, status, "status"); err != nil {
+		return err
+	}
+	if err := c.Status().Update(ctx, fd); err != nil {
+		return fmt.Errorf("writing the status of FlinkDeployment %s/%s: %w", ns, fd.GetName(), err)
+	}
+	pol := &v1alpha1.FlinkScalingPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName(i)}}
+	pol.Spec = v1alpha1.FlinkScalingPolicySpec{
+		TargetRef:       v1alpha1.TargetRef{Name: jobName(i)},
+		Mode:            v1alpha1.ModeDryRun,
+		PollingInterval: &metav1.Duration{Duration: interval},
+		Triggers: &v1alpha1.Triggers{
+			Kafka: []v1alpha1.KafkaTrigger{{Name: "events", BootstrapServers: brokers, ConsumerGroup: jobName(i), Topics: []string{topic(i)}}},
+			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{
+				URL: f.url + "/" + jobName(i),
+			}},
+		},
+	}
+	if err := c.Create(ctx, pol); err != nil {
+		return fmt.Errorf("creating FlinkScalingPolicy %s/%s: %w", ns, pol.Name, err)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// The controller's metric sources, counted.
+
+// sources is the controller's own controllers.ClientSources (shared HTTP
+// client for REST, one Kafka client per cluster), with a franz-go hook
+// counting every request written to the brokers, and Collect calls counted.
+type sources struct {
+	cs *controllers.ClientSources
+
+	flinkCollects, kafkaCollects atomic.Int64
+	kafkaReqs                    requestCounter
+}
+
+var _ controllers.Sources = (*sources)(nil)
+
+func newSources(timeout time.Duration) *sources {
+	s := &sources{}
+	s.cs = &controllers.ClientSources{Timeout: timeout, KafkaOpts: []kgo.Opt{kgo.WithHooks(&s.kafkaReqs)}}
+	return s
+}
+
+type countedFlink struct {
+	c controllers.FlinkSource
+	n *atomic.Int64
+}
+
+func (s countedFlink) Collect(ctx context.Context, jobID string) (metrics.FlinkSample, error) {
+	s.n.Add(1)
+	return s.c.Collect(ctx, jobID)
+}
+
+type countedKafka struct {
+	c controllers.KafkaSource
+	n *atomic.Int64
+}
+
+func (s countedKafka) Collect(ctx context.Context, group string, topics []string) (metrics.KafkaSample, error) {
+	s.n.Add(1)
+	return s.c.Collect(ctx, group, topics)
+}
+
+// requestCounter counts requests written to brokers.
+type requestCounter struct{ n atomic.Int64 }
+
+func (r *requestCounter) OnBrokerWrite(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, _ error) {
+	r.n.Add(1)
+}
+
+var _ kgo.HookBrokerWrite = (*requestCounter)(nil)
+
+func (s *sources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, d *target.Deployment) (controllers.FlinkSource, error) {
+	f, err := s.cs.Flink(ctx, pol, d)
+	if err != nil {
+		return nil, err
+	}
+	return countedFlink{f, &s.flinkCollects}, nil
+}
+
+func (s *sources) Kafka(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, t v1alpha1.KafkaTrigger) (controllers.KafkaSource, error) {
+	k, err := s.cs.Kafka(ctx, pol, t)
+	if err != nil {
+		return nil, err
+	}
+	return countedKafka{k, &s.kafkaCollects}, nil
+}
+
+func (s *sources) Forget(policy types.NamespacedName) { s.cs.Forget(policy) }
+
+func (s *sources) closeAll() {}
+
+// kafkaRequests is each job's share of the Kafka requests so far: the
+// clients are shared per cluster, so requests are not per job; the total is
+// split evenly.
+func (s *sources) kafkaRequests(n int) []int64 {
+	out := make([]int64, n)
+	if n == 0 {
+		return out
+	}
+	each := s.kafkaReqs.n.Load() / int64(n)
+	for i := range out {
+		out[i] = each
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// The controller, timed.
+
+// timed runs the PolicyReconciler and records each Reconcile's wall time.
+type timed struct {
+	r *controllers.PolicyReconciler
+
+	mu   sync.Mutex
+	runs []run
+}
+
+type run struct {
+	end time.Time
+	d   time.Duration
+	err string
+}
+
+func (t *timed) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	start := time.Now()
+	res, err := t.r.Reconcile(ctx, req)
+	r := run{end: time.Now()}
+	r.d = r.end.Sub(start)
+	if err != nil {
+		r.err = err.Error()
+	}
+	t.mu.Lock()
+	t.runs = append(t.runs, r)
+	t.mu.Unlock()
+	return res, err
+}
+
+func (t *timed) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.runs)
+}
+
+// between returns the durations of the reconciles that started and ended in
+// [from, to], the errors among them and a few error messages.
+func (t *timed) between(from, to time.Time) ([]time.Duration, int, []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []time.Duration
+	errs := 0
+	var samples []string
+	for _, r := range t.runs {
+		if r.end.Add(-r.d).Before(from) || r.end.After(to) {
+			continue
+		}
+		out = append(out, r.d)
+		if r.err != "" {
+			errs++
+			if len(samples) < 5 {
+				samples = append(samples, r.err)
+			}
+		}
+	}
+	return out, errs, samples
+}
+
+// startManager registers the policy controller as PolicyReconciler's
+// SetupWithManager does (same name, predicates, field index, FlinkDeployment
+// watch and mapping), with the reconciler wrapped in timed, and starts the
+// manager.
+func startManager(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Scheme, concurrency int, tr *timed, src controllers.Sources) (<-chan error, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// As flinkscale controller does: FlinkDeployments from the cache.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	tr.r = &controllers.PolicyReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorderFor("flinkscale"),
+		Sources:  src,
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.FlinkScalingPolicy{}, controllers.TargetIndex,
+		func(o client.Object) []string {
+			return []string{o.(*v1alpha1.FlinkScalingPolicy).Spec.TargetRef.Name}
+		}); err != nil {
+		return nil, fmt.Errorf("indexing policies by target: %w", err)
+	}
+	skip := true
+	c := mgr.GetClient()
+	waiting := func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.FlinkScalingPolicyList
+		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{controllers.TargetIndex: o.GetName()}); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, p := range list.Items {
+			ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+			if p.Status.Rescale != nil || (ready != nil && ready.Reason == v1alpha1.ReasonTargetNotFound) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+			}
+		}
+		return out
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("flinkscale-policy").
+		For(&v1alpha1.FlinkScalingPolicy{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(target.New(), handler.EnqueueRequestsFromMapFunc(waiting)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: &skip}).
+		Complete(tr); err != nil {
+		return nil, fmt.Errorf("registering the policy controller: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- mgr.Start(ctx)
+		close(done) // later receivers (the cleanup) do not block
+	}()
+	return done, nil
+}
+
+// ---------------------------------------------------------------------------
+// Measurements.
+
+// kubeCounter counts the manager's Kubernetes API requests by method.
+type kubeCounter struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (k *kubeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		m := r.Method
+		if r.Method == http.MethodGet && r.URL.Query().Get("watch") == "true" {
+			m = "WATCH"
+		}
+		k.mu.Lock()
+		if k.n == nil {
+			k.n = map[string]int64{}
+		}
+		k.n[m]++
+		k.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+func (k *kubeCounter) counts() map[string]int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[string]int64, len(k.n))
+	for m, n := range k.n {
+		out[m] = n
+	}
+	return out
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type counters struct {
+	at                           time.Time
+	cpu                          time.Duration
+	advanceCPU, advanceWall      time.Duration
+	restCPU                      int64
+	rest, kafka                  []int64
+	restErrors                   int64
+	flinkCollects, kafkaCollects int64
+}
+
+func snapshot(f *fleet, src *sources, _ *timed) counters {
+	c := counters{at: time.Now(), cpu: processCPU()}
+	c.advanceCPU = time.Duration(f.advanceCPU.Load())
+	c.advanceWall = time.Duration(f.advanceWall.Load())
+	c.restCPU = f.restCPU.Load()
+	c.restErrors = f.restErrors.Load()
+	c.rest = make([]int64, len(f.jobs))
+	for i := range c.rest {
+		c.rest[i] = f.restCount[i].Load()
+	}
+	c.kafka = src.kafkaRequests(len(f.jobs))
+	c.flinkCollects = src.flinkCollects.Load()
+	c.kafkaCollects = src.kafkaCollects.Load()
+	return c
+}
+
+func rusage(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is the process's user + system CPU time.
+func processCPU() time.Duration { return rusage(syscall.RUSAGE_SELF) }
+
+// threadCPU is the calling thread's (Linux RUSAGE_THREAD).
+func threadCPU() time.Duration { return rusage(1) }
+
+type procStatus struct{ rss, hwm uint64 }
+
+// readProcStatus reads VmRSS and VmHWM (bytes) from /proc/self/status.
+func readProcStatus() procStatus {
+	var st procStatus
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return st
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch k {
+		case "VmRSS":
+			dst = &st.rss
+		case "VmHWM":
+			dst = &st.hwm
+		default:
+			continue
+		}
+		if kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+			*dst = kb << 10
+		}
+	}
+	return st
+}
+
+func writeHeapProfile(path string) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(out); err != nil {
+		out.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return out.Close()
+}
+
+func heapInuse() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+func latency(ds []time.Duration) Latency {
+	l := Latency{Count: len(ds)}
+	if len(ds) == 0 {
+		return l
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return ms(s[max(0, min(i, len(s)-1))])
+	}
+	var sum time.Duration
+	for _, d := range s {
+		sum += d
+	}
+	l.P50, l.P95, l.P99, l.Max = q(0.50), q(0.95), q(0.99), ms(s[len(s)-1])
+	l.Mean = ms(sum / time.Duration(len(s)))
+	return l
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// countDecided counts the policies with a decision at or after since.
+func countDecided(ctx context.Context, c client.Client, since time.Time) (int, error) {
+	var list v1alpha1.FlinkScalingPolicyList
+	if err := c.List(ctx, &list); err != nil {
+		return 0, fmt.Errorf("listing policies: %w", err)
+	}
+	n := 0
+	for _, p := range list.Items {
+		if d := p.Status.LastDecision; d != nil && !d.Time.Time.Before(since.Truncate(time.Second)) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// readPolicies fills the end-of-run view of the policies: decided in the
+// window, last actions and hold reasons, Ready=False reasons.
+func (r *Report) readPolicies(ctx context.Context, c client.Client, since time.Time) error {
+	var list v1alpha1.FlinkScalingPolicyList
+	if err := c.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing policies: %w", err)
+	}
+	r.Actions = map[string]int{}
+	r.HoldReasons = map[string]int{}
+	r.NotReady = map[string]int{}
+	for _, p := range list.Items {
+		if d := p.Status.LastDecision; d != nil {
+			if !d.Time.Time.Before(since.Truncate(time.Second)) {
+				r.Decided++
+			}
+			r.Actions[d.Action]++
+			if d.Action != "Scale" {
+				reason := "none"
+				for _, rs := range d.Reasons {
+					if rs.Vertex == "" {
+						reason = rs.Code
+						break
+					}
+				}
+				r.HoldReasons[reason]++
+			}
+		} else {
+			r.Actions["(none)"]++
+		}
+		ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+		switch {
+		case ready == nil:
+			r.NotReady["(no Ready condition)"]++
+		case ready.Status == metav1.ConditionFalse:
+			r.NotReady[ready.Reason]++
+			if len(r.NotReadySamples) < 5 {
+				r.NotReadySamples = append(r.NotReadySamples, p.Namespace+"/"+p.Name+": "+ready.Message)
+			}
+		}
+	}
+	return nil
+}
+
+// WriteTable writes the report for a terminal.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	interval := r.PollingIntervalS
+	p("flinkscale bench-scale\t%s", r.Command)
+	p("machine\t%d CPUs, GOMAXPROCS %d, %s, %s", r.Machine.NumCPU, r.Machine.GOMAXPROCS, r.Machine.GoVersion, r.Machine.OS)
+	p("fleet\t%d FlinkDeployments × %d vertices, %d Kafka partitions, %d namespaces, polling %gs, %d workers",
+		r.Jobs, r.VerticesPerJob, r.Partitions, r.Namespaces, interval, r.Concurrency)
+	p("setup\tcontrol plane %.1fs, simulator %.1fs, objects %.1fs, %.1fs to the controller's start; warm-up %.0fs (all decided: %v)",
+		r.SetupSeconds.ControlPlane, r.SetupSeconds.Simulator, r.SetupSeconds.Objects, r.SetupSeconds.Total, r.WarmupSeconds, r.AllDecidedAtStart)
+	p("steady period\t%.0fs = %.1f polling intervals; %d reconciles (%.2f per job)", r.SteadySeconds, r.CyclesPerJob, r.Reconciles, r.ReconcilesPerJob)
+	p("")
+	p("CPU (average cores; CPU s per %gs cycle)\t", interval)
+	p("  process\t%.3f cores\t%.2f s/cycle\twhole process: controller + simulator + kfake + REST server", r.CPU.Process, r.CPU.Process*interval)
+	p("  simulator alone\t%.3f cores\t%.2f s/cycle\tbefore the manager started: advancing %d jobs, produce/commit to kfake", r.CPU.SimulatorAlone, r.CPU.SimulatorAlone*interval, r.Jobs)
+	p("  REST serving\t%.3f cores\t%.2f s/cycle\tthe simulated JobManagers' handlers answering the controller", r.CPU.RESTServing, r.CPU.RESTServing*interval)
+	p("  controller\t%.3f cores\t%.2f s/cycle\tprocess − simulator alone − REST serving (includes kfake answering the controller)", r.CPU.Controller, r.CPU.Controller*interval)
+	p("  (advance loop)\t%.3f cores\t\tthread time of the advance loop in the steady period; busy %.0f%% of wall time", r.CPU.Advance, 100*r.CPU.AdvanceLoopBusy)
+	p("")
+	p("memory (MiB)\t")
+	p("  RSS peak / end\t%.0f / %.0f\tVmRSS sampled every second in the steady period", r.Memory.RSSPeak, r.Memory.RSSEnd)
+	p("  RSS high-water mark\t%.0f\tVmHWM: the whole run, setup included", r.Memory.HWM)
+	p("  Go heap in use peak / end\t%.0f / %.0f\truntime.MemStats.HeapInuse", r.Memory.HeapInusePeak, r.Memory.HeapInuseEnd)
+	p("  simulator alone RSS / heap\t%.0f / %.0f\tbefore the manager started", r.Memory.BaselineRSS, r.Memory.BaselineHeap)
+	p("  controller RSS / heap\t%.0f / %.0f\tend − simulator alone", r.Memory.ControllerRSS, r.Memory.ControllerHeap)
+	p("  goroutines\t%d\t", r.Memory.Goroutines)
+	p("")
+	p("calls\tper job per %gs\tper reconcile\tper job in the period (min–max)", interval)
+	p("  Flink REST\t%.1f\t%.1f\t%d–%d", r.Calls.RESTPerJobPerCycle, r.Calls.RESTPerReconcile, r.Calls.RESTMinPerJob, r.Calls.RESTMaxPerJob)
+	p("  Kafka round trips\t%.1f\t%.1f\t%d–%d", r.Calls.KafkaPerJobPerCycle, r.Calls.KafkaPerReconcile, r.Calls.KafkaMinPerJob, r.Calls.KafkaMaxPerJob)
+	p("  Kubernetes API\t%.1f\t%.1f\t%s", r.Calls.KubePerJobPerCycle, r.Calls.KubePerReconcile, counts64(r.Calls.KubeByMethod))
+	p("  REST errors (HTTP ≥ 400)\t%d\t", r.Calls.RESTErrors)
+	p("")
+	p("decision latency\tp50 %.1f ms\tp95 %.1f ms\tp99 %.1f ms\tmax %.1f ms, mean %.1f ms over %d reconciles",
+		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Mean, r.Latency.Count)
+	p("reconcile errors\t%d\t%s", r.ReconcileErrors, strings.Join(r.ErrorSamples, "; "))
+	p("decided in the period\t%d/%d policies\tlast actions: %s; hold reasons: %s", r.Decided, r.Jobs, counts(r.Actions), counts(r.HoldReasons))
+	notReady := 0
+	for _, n := range r.NotReady {
+		notReady += n
+	}
+	p("Ready=False at the end\t%d\t%s", notReady, counts(r.NotReady))
+	for _, s := range r.NotReadySamples {
+		p("  \t%s", s)
+	}
+	if r.SimErrors > 0 {
+		p("simulator errors\t%d\t%s", r.SimErrors, r.SimErrorSample)
+	}
+	verdict := "NOT met"
+	if r.GoalMet {
+		verdict = "met"
+	}
+	p("")
+	p("goal (< %.2f cores, < %d MiB)\t%s\tcontroller %.3f cores, RSS peak − simulator alone %.0f MiB (whole process: %.3f cores, %.0f MiB)",
+		GoalCores, GoalMiB, verdict, r.CPU.Controller, r.Memory.RSSPeak-r.Memory.BaselineRSS, r.CPU.Process, r.Memory.RSSPeak)
+	return tw.Flush()
+}
+
+func counts64(m map[string]int64) string {
+	c := make(map[string]int, len(m))
+	for k, v := range m {
+		c[k] = int(v)
+	}
+	return counts(c)
+}
+
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

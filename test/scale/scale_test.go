@@ -1,0 +1,61 @@
+package scale_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/test/scale"
+)
+
+// TestSmallFleet runs the measurement on 10 jobs for 30 s and checks its
+// structure: every policy decided, the Flink REST and Kafka calls look like
+// the collectors' (metrics/flink: 5 + vertices + 2 × sources requests per
+// collection in steady state), latencies were measured, nothing is not Ready.
+//
+// It polls every 15 s and takes about 80 s (a simulator-only baseline, two polling
+// intervals of warm-up, the measured period), so it runs only when
+// FLINKSCALE_SCALE_TEST=1 is set, and not under -short; it skips without
+// envtest's binaries (make envtest-bins) unless CI=true.
+func TestSmallFleet(t *testing.T) {
+	if os.Getenv("FLINKSCALE_SCALE_TEST") != "1" {
+		t.Skip("set FLINKSCALE_SCALE_TEST=1 to run the fleet measurement (about 80 s)")
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := scale.Run(ctx, scale.Config{Jobs: 10, Duration: 30 * time.Second, PollingInterval: 15 * time.Second, Baseline: 5 * time.Second})
+	if errors.Is(err, scale.ErrNoControlPlane) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+
+	assert.Equal(t, 10, rep.Decided, "every policy decided in the period: %v", rep.Actions)
+	assert.Empty(t, rep.NotReady, "%v", rep.NotReadySamples)
+	assert.Zero(t, rep.ReconcileErrors, "%v", rep.ErrorSamples)
+	assert.Zero(t, rep.SimErrors, rep.SimErrorSample)
+	assert.NotContains(t, rep.Actions, "Scale", "the load is inside the band: no rescale")
+
+	assert.GreaterOrEqual(t, rep.Reconciles, 10)
+	assert.InDelta(t, 5+scale.Vertices+2, rep.Calls.RESTPerReconcile, 3, "REST requests per collection")
+	assert.Greater(t, rep.Calls.RESTPerJobPerCycle, 5.0)
+	assert.Less(t, rep.Calls.RESTPerJobPerCycle, 30.0)
+	assert.Positive(t, rep.Calls.KafkaPerJobPerCycle)
+	assert.Positive(t, rep.Calls.KafkaPerReconcile)
+	assert.Zero(t, rep.Calls.RESTErrors)
+
+	l := rep.Latency
+	assert.Positive(t, l.P50)
+	assert.LessOrEqual(t, l.P50, l.P95)
+	assert.LessOrEqual(t, l.P95, l.P99)
+	assert.Positive(t, rep.CPU.Process)
+	assert.Positive(t, rep.Memory.RSSPeak)
+	assert.Positive(t, rep.Memory.HeapInuseEnd)
+}
