@@ -47,6 +47,11 @@ Usage:
   flinkscale bench-scale [--jobs 1000] [--duration 5m] [--concurrency 8] [-o table|json]
       Measure one controller replica's CPU, memory, calls and decision latency with a fleet
       of simulated FlinkDeployments polled every 30 s (needs make envtest-bins).
+  flinkscale recommend --snapshot FILE [--policy FILE] [--history FILE] [-o table|json|yaml|markdown]
+                       [--name NAME] [-n NAMESPACE] [--mode native|standalone]
+      The recommendation report of a saved snapshot: per vertex current → recommended parallelism
+      and why, the resource plan, lag, predicted downtime, and the patch Apply mode would send.
+      Exit code 0: no change; 3: a rescale is recommended; 1: error.
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
@@ -87,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitNoChange
 		}
+	case "recommend":
+		code, err = recommend(args[1:], stdout)
 	case "decide":
 		code, err = decide(args[1:], stdout)
 	case "demo":
@@ -126,29 +133,10 @@ func decide(args []string, stdout io.Writer) (int, error) {
 	if *output != "text" && *output != "json" {
 		return exitError, fmt.Errorf("decide: -o must be text or json, got %q", *output)
 	}
-	snap, err := readFile(*snapPath, scaling.ReadSnapshot)
+	snap, d, err := decideFiles(*snapPath, *policyPath, *historyPath, *nowFlag)
 	if err != nil {
-		return exitError, err
+		return exitError, fmt.Errorf("decide: %w", err)
 	}
-	policy := scaling.DefaultPolicy()
-	if *policyPath != "" {
-		if policy, err = readFile(*policyPath, scaling.ReadPolicy); err != nil {
-			return exitError, err
-		}
-	}
-	var history scaling.History
-	if *historyPath != "" {
-		if history, err = readFile(*historyPath, readHistory); err != nil {
-			return exitError, err
-		}
-	}
-	now := snap.WindowEnd
-	if *nowFlag != "" {
-		if now, err = time.Parse(time.RFC3339, *nowFlag); err != nil {
-			return exitError, fmt.Errorf("decide: --now: %w", err)
-		}
-	}
-	d := scaling.Decide(snap, policy, history, now)
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -162,6 +150,34 @@ func decide(args []string, stdout io.Writer) (int, error) {
 		return exitScale, nil
 	}
 	return exitNoChange, nil
+}
+
+// decideFiles reads a snapshot, an optional policy and history, and decides
+// at now (RFC 3339; default the snapshot's windowEnd).
+func decideFiles(snapPath, policyPath, historyPath, now string) (scaling.Snapshot, scaling.Decision, error) {
+	snap, err := readFile(snapPath, scaling.ReadSnapshot)
+	if err != nil {
+		return snap, scaling.Decision{}, fmt.Errorf("reading the snapshot: %w", err)
+	}
+	policy := scaling.DefaultPolicy()
+	if policyPath != "" {
+		if policy, err = readFile(policyPath, scaling.ReadPolicy); err != nil {
+			return snap, scaling.Decision{}, fmt.Errorf("reading the policy: %w", err)
+		}
+	}
+	var history scaling.History
+	if historyPath != "" {
+		if history, err = readFile(historyPath, readHistory); err != nil {
+			return snap, scaling.Decision{}, fmt.Errorf("reading the history: %w", err)
+		}
+	}
+	at := snap.WindowEnd
+	if now != "" {
+		if at, err = time.Parse(time.RFC3339, now); err != nil {
+			return snap, scaling.Decision{}, fmt.Errorf("--now: %w", err)
+		}
+	}
+	return snap, scaling.Decide(snap, policy, history, at), nil
 }
 
 func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {

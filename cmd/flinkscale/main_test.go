@@ -107,3 +107,25 @@ func TestSimServesTheScenario(t *testing.T) {
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "nope.yaml")
 }
+
+func TestRecommendExitCodesAndFormats(t *testing.T) {
+	code, out, _ := runCLI("recommend", "--snapshot", example(t, "orders-surge.json"), "-n", "streaming")
+	require.Equal(t, exitScale, code, "a rescale is recommended")
+	assert.Contains(t, out, "pipeline.jobvertex-parallelism-overrides")
+	assert.Contains(t, out, "namespace: streaming")
+
+	code, out, _ = runCLI("recommend", "--snapshot", example(t, "idle-night.json"), "-o", "markdown")
+	require.Equal(t, exitNoChange, code)
+	assert.Contains(t, out, "# flinkscale recommendation")
+
+	for _, args := range [][]string{
+		{"recommend"}, // no snapshot
+		{"recommend", "--snapshot", "/nonexistent.json"},
+		{"recommend", "--snapshot", example(t, "idle-night.json"), "-o", "xml"},
+		{"recommend", "--snapshot", example(t, "idle-night.json"), "--mode", "session"},
+	} {
+		code, _, errOut := runCLI(args...)
+		assert.Equal(t, exitError, code, "%v", args)
+		assert.Contains(t, errOut, "recommend:", "%v", args)
+	}
+}
