@@ -47,9 +47,10 @@ Usage:
   flinkscale bench-scale [--jobs 1000] [--duration 5m] [--concurrency 8] [-o table|json]
       Measure one controller replica's CPU, memory, calls and decision latency with a fleet
       of simulated FlinkDeployments polled every 30 s (needs make envtest-bins).
-  flinkscale recommend --snapshot FILE [--policy FILE] [--history FILE] [-o table|json|yaml|markdown]
+  flinkscale recommend --snapshot FILE | --flink-url URL [--kafka-brokers B --kafka-group G] [--observe 2m]
+                       [--policy FILE] [--history FILE] [-o table|json|yaml|markdown] [--save-snapshot FILE]
                        [--name NAME] [-n NAMESPACE] [--mode native|standalone]
-      The recommendation report of a saved snapshot: per vertex current → recommended parallelism
+      The recommendation report of a saved snapshot or a live job: per vertex current → recommended parallelism
       and why, the resource plan, lag, predicted downtime, and the patch Apply mode would send.
       Exit code 0: no change; 3: a rescale is recommended; 1: error.
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
@@ -93,7 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitNoChange
 		}
 	case "recommend":
-		code, err = recommend(args[1:], stdout)
+		ctx, stop := interruptible()
+		code, err = recommend(ctx, args[1:], stdout, stderr)
+		stop()
 	case "decide":
 		code, err = decide(args[1:], stdout)
 	case "demo":

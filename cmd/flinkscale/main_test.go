@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/scaling/examples"
+	"github.com/flinkscale/flinkscale/test/sim"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -119,7 +124,8 @@ func TestRecommendExitCodesAndFormats(t *testing.T) {
 	assert.Contains(t, out, "# flinkscale recommendation")
 
 	for _, args := range [][]string{
-		{"recommend"}, // no snapshot
+		{"recommend"}, // neither a snapshot nor a job
+		{"recommend", "--snapshot", example(t, "idle-night.json"), "--flink-url", "http://127.0.0.1:1"}, // both
 		{"recommend", "--snapshot", "/nonexistent.json"},
 		{"recommend", "--snapshot", example(t, "idle-night.json"), "-o", "xml"},
 		{"recommend", "--snapshot", example(t, "idle-night.json"), "--mode", "session"},
@@ -128,4 +134,69 @@ func TestRecommendExitCodesAndFormats(t *testing.T) {
 		assert.Equal(t, exitError, code, "%v", args)
 		assert.Contains(t, errOut, "recommend:", "%v", args)
 	}
+}
+
+// The live mode samples a running (simulated) job through its REST API and
+// the brokers, decides, and saves what it saw; replaying the saved snapshot
+// gives the same recommendation. The job is overloaded (3000 rec/s for
+// 2 × 1000 of enrichment): a rescale is recommended. An unreachable Flink
+// is a clear error.
+func TestRecommendLive(t *testing.T) {
+	spec := sim.JobSpec{
+		Name: "orders", FlinkVersion: "1.18", ConsumerGroup: "orders",
+		Topics: []sim.TopicSpec{{Name: "orders", Partitions: 6}},
+		Vertices: []sim.VertexSpec{
+			{Name: "Source: orders", Parallelism: 2, Capacity: 5000, Selectivity: 1, Topics: []string{"orders"}},
+			{Name: "Enrich -> Sink", Parallelism: 2, Capacity: 1000, Selectivity: 0,
+				Inputs: []sim.EdgeSpec{{From: "Source: orders", Ship: "REBALANCE"}}},
+		},
+		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
+		Checkpoints: sim.CheckpointSpec{Interval: 10 * time.Second, Base: time.Second},
+		Restart:     sim.RestartSpec{Time: 5 * time.Second},
+	}
+	broker, err := simkafka.Start(spec.Topics)
+	require.NoError(t, err)
+	defer broker.Close()
+	// The virtual clock runs with the wall clock (the collectors stamp
+	// samples with it), after ten minutes of history.
+	start := time.Now().Add(-10 * time.Minute)
+	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return 3000 })
+	j, err := sim.NewJob(spec, sim.Options{Start: start, Seed: 3, Load: load, Kafka: broker})
+	require.NoError(t, err)
+	require.NoError(t, j.Submit(sim.Submission{}))
+	require.NoError(t, j.Advance(time.Since(start)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = j.RunRealtime(ctx, 1, 100*time.Millisecond) }()
+	srv := httptest.NewServer(flinkrest.NewHandler(j))
+	defer srv.Close()
+
+	saved := filepath.Join(t.TempDir(), "observed.json")
+	code, out, errOut := runCLI("recommend", "--flink-url", srv.URL, "--kafka-brokers", broker.Addrs()[0],
+		"--kafka-group", "orders", "--observe", "4s", "--interval", "1s", "--save-snapshot", saved, "-o", "json", "--quiet")
+	require.Equal(t, exitScale, code, "stderr: %s\n%s", errOut, out)
+	var r struct {
+		Change   bool
+		Source   string
+		Vertices []struct {
+			Name                 string
+			Current, Recommended int
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	assert.Contains(t, r.Source, srv.URL)
+	require.Len(t, r.Vertices, 2)
+	// 3000 rec/s at 70 % of 1000 a subtask: at least ⌈3000/700⌉ = 5.
+	assert.GreaterOrEqual(t, r.Vertices[1].Recommended, 5)
+
+	// Replayed with a metrics window the 4-second observation covers (the
+	// default 5 minutes would hold with WindowTooShort).
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	require.NoError(t, os.WriteFile(pol, []byte(`{"metricsWindow": "3s"}`), 0o600))
+	code, out, errOut = runCLI("recommend", "--snapshot", saved, "--policy", pol, "-o", "json")
+	assert.Equal(t, exitScale, code, "the saved snapshot replays: %s%s", errOut, out)
+
+	code, _, errOut = runCLI("recommend", "--flink-url", "http://127.0.0.1:1", "--observe", "1s", "--interval", "1s", "--quiet")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "collecting from Flink at http://127.0.0.1:1")
 }
