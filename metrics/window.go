@@ -356,6 +356,16 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		}
 		return // not a Kafka source, or nothing known about its partitions
 	}
+	if len(w.kafka) == 0 {
+		// No brokers to ask (no Kafka trigger): Flink's own view of the
+		// lag, and the model's fallback for the demand (records in plus
+		// lag growth), are what there is; nothing is missing.
+		sv.Partitions = len(owners)
+		if pending != nil {
+			sv.LagRecords = pending
+		}
+		return
+	}
 	sv.Partitions = len(owners)
 	lag, arrival, recent := 0.0, 0.0, 0.0
 	lagOK, arrivalOK, recentOK := true, true, true

@@ -179,3 +179,20 @@ func TestWindowReportsRebalancesAndBrokerGaps(t *testing.T) {
 	assert.Contains(t, missing, "kafka: group orders is in PreparingRebalance; its committed offsets may be stale")
 	assert.Contains(t, missing, "kafka: orders.v2: UNKNOWN_TOPIC_OR_PARTITION")
 }
+
+// Without any brokers' sample (a policy with no Kafka trigger) a source's
+// lag is Flink's own pendingRecords and nothing is reported missing: the
+// model falls back to the records read for the demand.
+func TestWindowWithoutBrokersUsesFlinksLag(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 0; s <= 120; s += 30 {
+		w.AddFlink(flinkAt(s, "job"))
+	}
+	snap, missing := w.Snapshot()
+	assert.Empty(t, missing)
+	src := snap.Vertices[0]
+	require.NotNil(t, src.LagRecords)
+	assert.InDelta(t, 4000, float64(*src.LagRecords), 1e-9, "pendingRecords")
+	assert.Equal(t, 2, src.Partitions)
+	assert.Nil(t, src.ArrivalRatePerSecond, "no brokers, no arrival rate")
+}

@@ -12,9 +12,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/scaling/examples"
+	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/sim"
 	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
 	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
@@ -142,37 +147,9 @@ func TestRecommendExitCodesAndFormats(t *testing.T) {
 // 2 × 1000 of enrichment): a rescale is recommended. An unreachable Flink
 // is a clear error.
 func TestRecommendLive(t *testing.T) {
-	spec := sim.JobSpec{
-		Name: "orders", FlinkVersion: "1.18", ConsumerGroup: "orders",
-		Topics: []sim.TopicSpec{{Name: "orders", Partitions: 6}},
-		Vertices: []sim.VertexSpec{
-			{Name: "Source: orders", Parallelism: 2, Capacity: 5000, Selectivity: 1, Topics: []string{"orders"}},
-			{Name: "Enrich -> Sink", Parallelism: 2, Capacity: 1000, Selectivity: 0,
-				Inputs: []sim.EdgeSpec{{From: "Source: orders", Ship: "REBALANCE"}}},
-		},
-		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
-		Checkpoints: sim.CheckpointSpec{Interval: 10 * time.Second, Base: time.Second},
-		Restart:     sim.RestartSpec{Time: 5 * time.Second},
-	}
-	broker, err := simkafka.Start(spec.Topics)
-	require.NoError(t, err)
-	defer broker.Close()
-	// The virtual clock runs with the wall clock (the collectors stamp
-	// samples with it), after ten minutes of history.
-	start := time.Now().Add(-10 * time.Minute)
-	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return 3000 })
-	j, err := sim.NewJob(spec, sim.Options{Start: start, Seed: 3, Load: load, Kafka: broker})
-	require.NoError(t, err)
-	require.NoError(t, j.Submit(sim.Submission{}))
-	require.NoError(t, j.Advance(time.Since(start)))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = j.RunRealtime(ctx, 1, 100*time.Millisecond) }()
-	srv := httptest.NewServer(flinkrest.NewHandler(j))
-	defer srv.Close()
-
+	rest, brokers, _ := overloadedJob(t)
 	saved := filepath.Join(t.TempDir(), "observed.json")
-	code, out, errOut := runCLI("recommend", "--flink-url", srv.URL, "--kafka-brokers", broker.Addrs()[0],
+	code, out, errOut := runCLI("recommend", "--flink-url", rest, "--kafka-brokers", brokers,
 		"--kafka-group", "orders", "--observe", "4s", "--interval", "1s", "--save-snapshot", saved, "-o", "json", "--quiet")
 	require.Equal(t, exitScale, code, "stderr: %s\n%s", errOut, out)
 	var r struct {
@@ -184,7 +161,7 @@ func TestRecommendLive(t *testing.T) {
 		}
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
-	assert.Contains(t, r.Source, srv.URL)
+	assert.Contains(t, r.Source, rest)
 	require.Len(t, r.Vertices, 2)
 	// 3000 rec/s at 70 % of 1000 a subtask: at least ⌈3000/700⌉ = 5.
 	assert.GreaterOrEqual(t, r.Vertices[1].Recommended, 5)
@@ -199,4 +176,95 @@ func TestRecommendLive(t *testing.T) {
 	code, _, errOut = runCLI("recommend", "--flink-url", "http://127.0.0.1:1", "--observe", "1s", "--interval", "1s", "--quiet")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "collecting from Flink at http://127.0.0.1:1")
+}
+
+// overloadedJob serves a simulated job running with the wall clock (the
+// collectors stamp samples with it) after ten minutes of history: 3000
+// rec/s for 2 × 1000 of enrichment. It returns its REST API's URL and the
+// brokers' address.
+func overloadedJob(t *testing.T) (rest, brokers, jobID string) {
+	t.Helper()
+	spec := sim.JobSpec{
+		Name: "orders", FlinkVersion: "1.18", ConsumerGroup: "orders",
+		Topics: []sim.TopicSpec{{Name: "orders", Partitions: 6}},
+		Vertices: []sim.VertexSpec{
+			{Name: "Source: orders", Parallelism: 2, Capacity: 5000, Selectivity: 1, Topics: []string{"orders"}},
+			{Name: "Enrich -> Sink", Parallelism: 2, Capacity: 1000, Selectivity: 0,
+				Inputs: []sim.EdgeSpec{{From: "Source: orders", Ship: "REBALANCE"}}},
+		},
+		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
+		Checkpoints: sim.CheckpointSpec{Interval: 10 * time.Second, Base: time.Second},
+		Restart:     sim.RestartSpec{Time: 5 * time.Second},
+	}
+	broker, err := simkafka.Start(spec.Topics)
+	require.NoError(t, err)
+	t.Cleanup(broker.Close)
+	start := time.Now().Add(-10 * time.Minute)
+	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return 3000 })
+	j, err := sim.NewJob(spec, sim.Options{Start: start, Seed: 3, Load: load, Kafka: broker})
+	require.NoError(t, err)
+	require.NoError(t, j.Submit(sim.Submission{}))
+	require.NoError(t, j.Advance(time.Since(start)))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = j.RunRealtime(ctx, 1, 100*time.Millisecond) }()
+	srv := httptest.NewServer(flinkrest.NewHandler(j))
+	t.Cleanup(srv.Close)
+	return srv.URL, broker.Addrs()[0], j.View().Job.ID
+}
+
+// The cluster mode finds the policy, its FlinkDeployment and their sources
+// in a real API server, observes the job, and writes the patch for that
+// deployment; a FlinkDeployment without a policy works too (with the REST
+// URL given, as from outside a cluster), and an unknown name is an error.
+func TestRecommendCluster(t *testing.T) {
+	rest, brokers, jobID := overloadedJob(t)
+	root, err := envtest.RepoRoot()
+	require.NoError(t, err)
+	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	ns := env.CreateNamespace(t, "rec")
+	ctx := context.Background()
+
+	fd := envtest.NewFlinkDeployment(ns, "orders-fd")
+	require.NoError(t, unstructured.SetNestedField(fd.Object, map[string]any{
+		"flinkVersion": "v1_18", "image": "flink:1.18", "serviceAccount": "flink",
+		"flinkConfiguration": map[string]any{"taskmanager.numberOfTaskSlots": "2"},
+		"job":                map[string]any{"jarURI": "local:///a.jar", "parallelism": int64(2), "upgradeMode": "savepoint"},
+		"jobManager":         map[string]any{"resource": map[string]any{"cpu": int64(1), "memory": "2g"}},
+		"taskManager":        map[string]any{"resource": map[string]any{"cpu": int64(2), "memory": "4g"}},
+	}, "spec"))
+	require.NoError(t, env.Client.Create(ctx, fd))
+	require.NoError(t, unstructured.SetNestedField(fd.Object, map[string]any{
+		"lifecycleState": "STABLE", "jobStatus": map[string]any{"jobId": jobID, "state": "RUNNING"},
+	}, "status"))
+	require.NoError(t, env.Client.Status().Update(ctx, fd))
+
+	s := runtime.NewScheme()
+	require.NoError(t, v1alpha1.AddToScheme(s))
+	c, err := client.New(env.Config, client.Options{Scheme: s})
+	require.NoError(t, err)
+	pol := &v1alpha1.FlinkScalingPolicy{}
+	pol.Namespace, pol.Name = ns, "orders"
+	pol.Spec.TargetRef.Name = "orders-fd"
+	pol.Spec.Triggers = &v1alpha1.Triggers{
+		Kafka:        []v1alpha1.KafkaTrigger{{Name: "orders", BootstrapServers: []string{brokers}, ConsumerGroup: "orders"}},
+		FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: rest}},
+	}
+	require.NoError(t, c.Create(ctx, pol))
+	kc := env.WriteKubeconfig(t)
+
+	code, out, errOut := runCLI("recommend", "--kubeconfig", kc, "-n", ns, "orders", "--observe", "3s", "--interval", "1s", "--quiet")
+	require.Equal(t, exitScale, code, "%s\n%s", errOut, out)
+	assert.Contains(t, out, "FlinkScalingPolicy "+ns+"/orders, job "+jobID)
+	assert.Contains(t, out, "name: orders-fd")
+	assert.Contains(t, out, "namespace: "+ns)
+
+	code, out, errOut = runCLI("recommend", "--kubeconfig", kc, "-n", ns, "orders-fd", "--flink-url", rest,
+		"--observe", "3s", "--interval", "1s", "--quiet", "-o", "json")
+	require.Equal(t, exitScale, code, "%s\n%s", errOut, out)
+	assert.Contains(t, out, "FlinkDeployment "+ns+"/orders-fd")
+
+	code, _, errOut = runCLI("recommend", "--kubeconfig", kc, "-n", ns, "nope", "--observe", "1s", "--interval", "1s", "--quiet")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errOut, "no FlinkScalingPolicy or FlinkDeployment named nope")
 }

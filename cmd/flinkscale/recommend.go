@@ -11,7 +11,18 @@ import (
 	"path/filepath"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/optin"
 	"github.com/flinkscale/flinkscale/controllers/report"
+	"github.com/flinkscale/flinkscale/controllers/target"
 	"github.com/flinkscale/flinkscale/metrics"
 	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/metrics/kafka"
@@ -40,13 +51,34 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	fl.StringVar(&live.topics, "kafka-topics", "", "live mode: comma-separated topics (default: every topic the group has offsets for)")
 	fl.DurationVar(&live.observe, "observe", 2*time.Minute, "live mode: how long to sample")
 	fl.DurationVar(&live.interval, "interval", 15*time.Second, "live mode: time between samples")
+	kubeconfig := fl.String("kubeconfig", "", "cluster mode: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	saveSnapshot := fl.String("save-snapshot", "", "write what was observed to this file (for replay with --snapshot and bug reports)")
 	quiet := fl.Bool("quiet", false, "live mode: no progress bar")
-	if err := fl.Parse(args); err != nil {
-		return exitError, fmt.Errorf("recommend: %w", err)
+	// Flags may come before and after the object's name (kubectl style).
+	var names []string
+	for rest := args; ; {
+		if err := fl.Parse(rest); err != nil {
+			return exitError, fmt.Errorf("recommend: %w", err)
+		}
+		if fl.NArg() == 0 {
+			break
+		}
+		names = append(names, fl.Arg(0))
+		rest = fl.Args()[1:]
 	}
-	if (*snapPath == "") == (live.flinkURL == "") {
-		return exitError, errors.New("recommend: give either --snapshot FILE (replay) or --flink-url URL (live)")
+	object := ""
+	switch len(names) {
+	case 0:
+	case 1:
+		object = names[0]
+	default:
+		return exitError, fmt.Errorf("recommend: one FlinkScalingPolicy or FlinkDeployment name at most, got %q", names)
+	}
+	switch {
+	case object != "" && *snapPath != "":
+		return exitError, errors.New("recommend: give a snapshot or a cluster object, not both")
+	case object == "" && (*snapPath == "") == (live.flinkURL == ""):
+		return exitError, errors.New("recommend: give --snapshot FILE (replay), --flink-url URL (live) or a FlinkScalingPolicy or FlinkDeployment name (cluster)")
 	}
 	switch *output {
 	case "table", "json", "yaml", "markdown":
@@ -70,10 +102,19 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 			bar = &progressBar{w: stderr, width: 30}
 		}
 		var err error
-		if snap, d, err = observeLive(ctx, live, *policyPath, *historyPath, bar); err != nil {
-			return exitError, fmt.Errorf("recommend: %w", err)
+		if object != "" {
+			var where clusterTarget
+			if snap, d, where, err = observeCluster(ctx, *kubeconfig, *namespace, object, live, bar); err != nil {
+				return exitError, fmt.Errorf("recommend: %w", err)
+			}
+			source = fmt.Sprintf("%s, job %s, observed for %s", where.what, snap.JobID, live.observe)
+			*name, *namespace, *mode = where.name, where.namespace, where.mode
+		} else {
+			if snap, d, err = observeLive(ctx, live, *policyPath, *historyPath, bar); err != nil {
+				return exitError, fmt.Errorf("recommend: %w", err)
+			}
+			source = fmt.Sprintf("job %s at %s, observed for %s", snap.JobID, live.flinkURL, live.observe)
 		}
-		source = fmt.Sprintf("job %s at %s, observed for %s", snap.JobID, live.flinkURL, live.observe)
 	}
 	if *saveSnapshot != "" {
 		b, err := json.MarshalIndent(snap, "", "  ")
@@ -140,36 +181,13 @@ func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath strin
 		defer kc.Close()
 		topics = splitList(f.topics)
 	}
-	w := metrics.NewWindow(f.observe)
-	n := int(f.observe/f.interval) + 1
-	jobID := f.jobID
-	for i := range n {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return scaling.Snapshot{}, scaling.Decision{}, ctx.Err()
-			case <-time.After(f.interval):
-			}
-		}
-		fs, err := fc.Collect(ctx, jobID)
-		if err != nil {
-			return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("collecting from Flink at %s: %w", f.flinkURL, err)
-		}
-		jobID = fs.JobID
-		w.AddFlink(fs)
-		if kc != nil {
-			ks, err := kc.Collect(ctx, f.group, topics)
-			if err != nil {
-				return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("collecting from Kafka: %w", err)
-			}
-			w.AddKafka(ks)
-		}
-		if bar != nil {
-			bar.update(i+1, n, "sampling job "+jobID)
-		}
+	var ks []kafkaTopicsSource
+	if kc != nil {
+		ks = append(ks, kafkaTopicsSource{kc, f.group, topics})
 	}
-	if bar != nil {
-		bar.finish()
+	w, err := sample(ctx, f, fc, f.jobID, ks, bar)
+	if err != nil {
+		return scaling.Snapshot{}, scaling.Decision{}, err
 	}
 	snap, missing := w.Snapshot()
 	// The decision's window is what was observed.
@@ -181,4 +199,188 @@ func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath strin
 		d = d.HoldForMissing(missing)
 	}
 	return snap, d, nil
+}
+
+// kafkaTopicsSource is one consumer group to sample.
+type kafkaTopicsSource struct {
+	src    controllers.KafkaSource
+	group  string
+	topics []string
+}
+
+// sample collects f.observe/f.interval+1 samples of the job (and its
+// consumer groups, merged into one brokers' sample) into a window.
+func sample(ctx context.Context, f liveFlags, fc controllers.FlinkSource, jobID string, ks []kafkaTopicsSource, bar *progressBar) (*metrics.Window, error) {
+	w := metrics.NewWindow(f.observe)
+	n := int(f.observe/f.interval) + 1
+	for i := range n {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(f.interval):
+			}
+		}
+		fs, err := fc.Collect(ctx, jobID)
+		if err != nil {
+			return nil, fmt.Errorf("collecting from Flink at %s: %w", f.flinkURL, err)
+		}
+		jobID = fs.JobID
+		fs.At = time.Now()
+		w.AddFlink(fs)
+		if len(ks) > 0 {
+			merged := metrics.KafkaSample{At: fs.At}
+			for _, k := range ks {
+				s, err := k.src.Collect(ctx, k.group, k.topics)
+				if err != nil {
+					return nil, fmt.Errorf("collecting from Kafka (group %s): %w", k.group, err)
+				}
+				merged.Group, merged.GroupState = s.Group, s.GroupState
+				merged.Partitions = append(merged.Partitions, s.Partitions...)
+				merged.Missing = append(merged.Missing, s.Missing...)
+			}
+			w.AddKafka(merged)
+		}
+		if bar != nil {
+			bar.update(i+1, n, "sampling job "+jobID)
+		}
+	}
+	if bar != nil {
+		bar.finish()
+	}
+	return w, nil
+}
+
+// clusterTarget is what the cluster mode found.
+type clusterTarget struct {
+	what, name, namespace, mode string
+}
+
+// observeCluster finds a FlinkScalingPolicy (or, failing that, a
+// FlinkDeployment) by name, observes its job through the sources the
+// controller would open (REST URL, Kafka triggers and their Secrets; an
+// annotated deployment's opt-in settings), and decides with the policy and
+// the history in its status.
+func observeCluster(ctx context.Context, kubeconfig, ns, name string, f liveFlags, bar *progressBar) (scaling.Snapshot, scaling.Decision, clusterTarget, error) {
+	var none clusterTarget
+	fail := func(err error) (scaling.Snapshot, scaling.Decision, clusterTarget, error) {
+		return scaling.Snapshot{}, scaling.Decision{}, none, err
+	}
+	if f.interval <= 0 || f.observe < f.interval {
+		return fail(fmt.Errorf("--observe (%s) must be at least one --interval (%s)", f.observe, f.interval))
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return fail(fmt.Errorf("kubernetes client configuration: %w", err))
+	}
+	if ns == "" {
+		if ns, _, err = cc.Namespace(); err != nil || ns == "" {
+			ns = "default"
+		}
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fail(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return fail(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fail(fmt.Errorf("kubernetes client: %w", err))
+	}
+	pol := &v1alpha1.FlinkScalingPolicy{}
+	what := "FlinkScalingPolicy " + ns + "/" + name
+	err = c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, pol)
+	switch {
+	case apierrors.IsNotFound(err):
+		pol = nil
+	case err != nil:
+		return fail(fmt.Errorf("reading FlinkScalingPolicy %s/%s: %w", ns, name, err))
+	}
+	fdName := name
+	if pol != nil {
+		fdName = pol.Spec.TargetRef.Name
+	}
+	fd := target.New()
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fdName}, fd); err != nil {
+		if apierrors.IsNotFound(err) {
+			if pol == nil {
+				return fail(fmt.Errorf("no FlinkScalingPolicy or FlinkDeployment named %s in namespace %s", name, ns))
+			}
+			return fail(fmt.Errorf("%s targets FlinkDeployment %s, which does not exist", what, fdName))
+		}
+		return fail(fmt.Errorf("reading FlinkDeployment %s/%s: %w", ns, fdName, err))
+	}
+	d, err := target.Read(fd)
+	if err != nil {
+		return fail(fmt.Errorf("FlinkDeployment %s/%s: %w", ns, fdName, err))
+	}
+	if d.JobID == "" {
+		return fail(fmt.Errorf("FlinkDeployment %s/%s reports no job yet", ns, fdName))
+	}
+	if pol == nil {
+		what = "FlinkDeployment " + ns + "/" + fdName
+		pol = &v1alpha1.FlinkScalingPolicy{}
+		pol.Namespace, pol.Name = ns, fdName
+		pol.Spec.TargetRef.Name = fdName
+		if optin.Enabled(fd.GetAnnotations()) {
+			if spec, _, err := optin.PolicySpec(fdName, fd.GetAnnotations(), d.Configuration); err == nil {
+				pol.Spec = spec
+			}
+		}
+	}
+	policy, err := pol.Spec.ScalingPolicy()
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", what, err))
+	}
+	if f.flinkURL != "" {
+		if pol.Spec.Triggers == nil {
+			pol.Spec.Triggers = &v1alpha1.Triggers{}
+		}
+		pol.Spec.Triggers.FlinkMetrics = &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: f.flinkURL}}
+	}
+	srcs := &controllers.ClientSources{Reader: c, Timeout: 10 * time.Second}
+	defer func() {
+		srcs.Forget(types.NamespacedName{Namespace: pol.Namespace, Name: pol.Name})
+	}()
+	fs, err := srcs.Flink(ctx, pol, d)
+	if err != nil {
+		return fail(err)
+	}
+	var ks []kafkaTopicsSource
+	if t := pol.Spec.Triggers; t != nil {
+		for _, kt := range t.Kafka {
+			k, err := srcs.Kafka(ctx, pol, kt)
+			if err != nil {
+				return fail(err)
+			}
+			ks = append(ks, kafkaTopicsSource{k, kt.ConsumerGroup, kt.Topics})
+		}
+	}
+	if f.flinkURL == "" {
+		f.flinkURL = "the job's REST API"
+	}
+	w, err := sample(ctx, f, fs, d.JobID, ks, bar)
+	if err != nil {
+		return fail(err)
+	}
+	snap, missing := w.Snapshot()
+	snap.UpgradeMode = d.UpgradeMode
+	if !(snap.TaskManagers.CPU > 0) && d.TaskManagerCPU > 0 {
+		snap.TaskManagers.CPU = scaling.Float(d.TaskManagerCPU)
+	}
+	if span := snap.WindowEnd.Sub(snap.WindowStart); span > 0 {
+		policy.MetricsWindow = scaling.D(span)
+	}
+	dec := scaling.Decide(snap, policy, pol.Status.History.ToHistory(), time.Now())
+	if dec.Action == scaling.ActionScale {
+		dec = dec.HoldForMissing(missing)
+	}
+	return snap, dec, clusterTarget{what: what, name: d.Name, namespace: ns, mode: d.Mode}, nil
 }
