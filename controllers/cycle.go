@@ -192,7 +192,10 @@ func (c *cycle) run() ctrl.Result {
 		c.settleStalled()
 		return wait
 	}
-	dec := c.decide(policy)
+	dec, snap := c.decide(policy)
+	if mode(c.pol) == v1alpha1.ModeDryRun {
+		c.writeReport(dec, snap)
+	}
 	if dec.Action == scaling.ActionScale {
 		if requeueSoon := c.act(dec, periods); requeueSoon {
 			c.settleStalled()
@@ -335,7 +338,7 @@ func (c *cycle) observe(fs metrics.FlinkSample) {
 
 // decide assembles the snapshot, runs the model, and records the decision
 // in the status (last decision, vertices, history).
-func (c *cycle) decide(p scaling.Policy) scaling.Decision {
+func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	snap, missing := c.st.window.Snapshot()
 	snap.UpgradeMode = c.d.UpgradeMode
 	if !(snap.TaskManagers.CPU > 0) && c.d.TaskManagerCPU > 0 {
@@ -376,7 +379,7 @@ func (c *cycle) decide(p scaling.Policy) scaling.Decision {
 	} else if dec.Sized {
 		c.commit(func() { c.st.announced = "" })
 	}
-	return dec
+	return dec, snap
 }
 
 func coresChange(d scaling.Decision) string {

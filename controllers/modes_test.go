@@ -2,12 +2,14 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -63,6 +65,26 @@ func TestDryRunNeverPatches(t *testing.T) {
 	assert.GreaterOrEqual(t, n, 1)
 	assert.LessOrEqual(t, n, 5, w.rec.dump())
 	assert.Zero(t, w.rec.count(kindPolicy, controllers.EventRescaleStarted))
+
+	// The report, as `flinkscale recommend` renders it, in a ConfigMap
+	// named after the policy and owned by it.
+	var cm corev1.ConfigMap
+	require.NoError(t, w.c.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: w.pKey.Name + controllers.ReportSuffix}, &cm))
+	require.Len(t, cm.OwnerReferences, 1)
+	assert.Equal(t, p.UID, cm.OwnerReferences[0].UID)
+	md := cm.Data[controllers.ReportMarkdownKey]
+	assert.Contains(t, md, "# flinkscale recommendation: orders")
+	assert.Contains(t, md, "**Scale**")
+	assert.Contains(t, md, "pipeline.jobvertex-parallelism-overrides")
+	assert.Contains(t, md, "namespace: "+w.ns)
+	var rep struct {
+		Change   bool
+		Vertices []struct{ Current, Recommended int }
+	}
+	require.NoError(t, json.Unmarshal([]byte(cm.Data[controllers.ReportJSONKey]), &rep))
+	assert.True(t, rep.Change)
+	require.Len(t, rep.Vertices, 2)
+	assert.Greater(t, rep.Vertices[1].Recommended, rep.Vertices[1].Current)
 }
 
 // Paused observes only: no decision, no patch.

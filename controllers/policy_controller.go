@@ -90,6 +90,8 @@ type policyState struct {
 	limited       bool   // a ScalingLimited event was sent for the current limit
 	blocked       string // the blocker last announced by RescaleBlocked
 	metricsFailed bool
+	reportKey     string    // the recommendation the DryRun report holds
+	reportAt      time.Time // when it was written
 }
 
 func (r *PolicyReconciler) now() time.Time {

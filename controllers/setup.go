@@ -37,6 +37,7 @@ type Options struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;patch
 
 // SetupWithManager registers the reconciler: it reconciles policies on spec
 // and annotation changes (and on its own requeues, every polling interval),
