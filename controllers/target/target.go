@@ -231,11 +231,14 @@ func FlinkConfiguration(u *unstructured.Unstructured) (map[string]string, error)
 	if !isMap {
 		return nil, fmt.Errorf("spec.flinkConfiguration: want a map, got %T", v)
 	}
-	flatten("", m, out)
+	Flatten("", m, out)
 	return out, nil
 }
 
-func flatten(prefix string, v any, out map[string]string) {
+// Flatten writes the value v found at key prefix of a flinkConfiguration
+// into out as Flink reads it: nested maps (Flink's YAML form) become dotted
+// keys, numbers and booleans strings, lists ';'-joined.
+func Flatten(prefix string, v any, out map[string]string) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, vv := range x {
@@ -243,7 +246,7 @@ func flatten(prefix string, v any, out map[string]string) {
 			if prefix != "" {
 				key = prefix + "." + k
 			}
-			flatten(key, vv, out)
+			Flatten(key, vv, out)
 		}
 	case nil:
 	case string:

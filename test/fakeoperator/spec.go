@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flinkscale/flinkscale/controllers/target"
 	"github.com/flinkscale/flinkscale/test/sim"
 )
 
@@ -156,52 +157,14 @@ func parseSpec(spec map[string]any) (*deploymentSpec, error) {
 	return s, nil
 }
 
-// flatten writes a flinkConfiguration map as Flink reads it: nested maps
-// (Flink's YAML configuration) become dotted keys, scalars strings, lists
-// ';'-joined.
-func flatten(prefix string, v any, out map[string]string) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, vv := range x {
-			key := k
-			if prefix != "" {
-				key = prefix + "." + k
-			}
-			flatten(key, vv, out)
-		}
-	case nil:
-	case string:
-		out[prefix] = x
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, e := range x {
-			parts = append(parts, fmt.Sprint(e))
-		}
-		out[prefix] = strings.Join(parts, ";")
-	default: // json.Number, bool
-		out[prefix] = fmt.Sprint(x)
-	}
-}
+// flatten writes a flinkConfiguration map as Flink reads it (nested maps
+// become dotted keys, scalars strings, lists ';'-joined), as the controller
+// reads it.
+func flatten(prefix string, v any, out map[string]string) { target.Flatten(prefix, v, out) }
 
 // ParseOverrides parses pipeline.jobvertex-parallelism-overrides
 // ("vertexHex:p,vertexHex:p"); empty is no overrides.
-func ParseOverrides(s string) (map[string]int, error) {
-	out := map[string]int{}
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		id, p, ok := strings.Cut(part, ":")
-		id = strings.TrimSpace(id)
-		n, err := strconv.Atoi(strings.TrimSpace(p))
-		if !ok || id == "" || err != nil || n < 1 {
-			return nil, fmt.Errorf("%s: bad entry %q (want vertexId:parallelism)", KeyOverrides, part)
-		}
-		out[id] = n
-	}
-	return out, nil
-}
+func ParseOverrides(s string) (map[string]int, error) { return target.ParseOverrides(s) }
 
 // submission is the sim.Submission for this spec. vertices (the job graph, if
 // known) size the TaskManagers exactly; otherwise the largest parallelism in
