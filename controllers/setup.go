@@ -29,6 +29,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
+	// Wrap, when set, wraps the reconciler the controller runs (to time or
+	// count reconciles in benchmarks); watches and index are unchanged.
+	Wrap func(reconcile.Reconciler) reconcile.Reconciler
 }
 
 // +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies,verbs=get;list;watch
@@ -61,13 +64,17 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 		n = 4
 	}
 	skip := opts.SkipNameValidation
+	var rec reconcile.Reconciler = r
+	if opts.Wrap != nil {
+		rec = opts.Wrap(r)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("flinkscale-policy").
 		For(&v1alpha1.FlinkScalingPolicy{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(target.New(), handler.EnqueueRequestsFromMapFunc(r.policiesWaitingOn)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: n, SkipNameValidation: &skip}).
-		Complete(r)
+		Complete(rec)
 }
 
 // policiesWaitingOn maps a FlinkDeployment to the policies that target it

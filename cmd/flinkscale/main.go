@@ -162,17 +162,9 @@ func decideFiles(snapPath, policyPath, historyPath, now string) (scaling.Snapsho
 	if err != nil {
 		return snap, scaling.Decision{}, fmt.Errorf("reading the snapshot: %w", err)
 	}
-	policy := scaling.DefaultPolicy()
-	if policyPath != "" {
-		if policy, err = readFile(policyPath, scaling.ReadPolicy); err != nil {
-			return snap, scaling.Decision{}, fmt.Errorf("reading the policy: %w", err)
-		}
-	}
-	var history scaling.History
-	if historyPath != "" {
-		if history, err = readFile(historyPath, readHistory); err != nil {
-			return snap, scaling.Decision{}, fmt.Errorf("reading the history: %w", err)
-		}
+	policy, history, err := readPolicyHistory(policyPath, historyPath)
+	if err != nil {
+		return snap, scaling.Decision{}, err
 	}
 	at := snap.WindowEnd
 	if now != "" {
@@ -181,6 +173,25 @@ func decideFiles(snapPath, policyPath, historyPath, now string) (scaling.Snapsho
 		}
 	}
 	return snap, scaling.Decide(snap, policy, history, at), nil
+}
+
+// readPolicyHistory reads an optional policy (default: the default policy)
+// and an optional history.
+func readPolicyHistory(policyPath, historyPath string) (scaling.Policy, scaling.History, error) {
+	policy := scaling.DefaultPolicy()
+	var history scaling.History
+	var err error
+	if policyPath != "" {
+		if policy, err = readFile(policyPath, scaling.ReadPolicy); err != nil {
+			return policy, history, fmt.Errorf("reading the policy: %w", err)
+		}
+	}
+	if historyPath != "" {
+		if history, err = readFile(historyPath, readHistory); err != nil {
+			return policy, history, fmt.Errorf("reading the history: %w", err)
+		}
+	}
+	return policy, history, nil
 }
 
 func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {

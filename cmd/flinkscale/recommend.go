@@ -153,19 +153,9 @@ func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath strin
 	if (f.brokers == "") != (f.group == "") {
 		return scaling.Snapshot{}, scaling.Decision{}, errors.New("--kafka-brokers and --kafka-group go together")
 	}
-	policy := scaling.DefaultPolicy()
-	if policyPath != "" {
-		var err error
-		if policy, err = readFile(policyPath, scaling.ReadPolicy); err != nil {
-			return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("reading the policy: %w", err)
-		}
-	}
-	var history scaling.History
-	if historyPath != "" {
-		var err error
-		if history, err = readFile(historyPath, readHistory); err != nil {
-			return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("reading the history: %w", err)
-		}
+	policy, history, err := readPolicyHistory(policyPath, historyPath)
+	if err != nil {
+		return scaling.Snapshot{}, scaling.Decision{}, err
 	}
 	rc, err := flink.New(f.flinkURL)
 	if err != nil {
@@ -226,6 +216,8 @@ func sample(ctx context.Context, f liveFlags, fc controllers.FlinkSource, jobID 
 			return nil, fmt.Errorf("collecting from Flink at %s: %w", f.flinkURL, err)
 		}
 		jobID = fs.JobID
+		// Stamped when the collection ended, as the brokers' sample taken
+		// next is: the two describe the same moment.
 		fs.At = time.Now()
 		w.AddFlink(fs)
 		if len(ks) > 0 {

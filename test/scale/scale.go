@@ -50,12 +50,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
@@ -359,7 +355,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := <-mgrDone; err != nil {
 			progress("the manager stopped: %v", err)
 		}
-		src.closeAll()
 	})
 	progress("controller started (MaxConcurrentReconciles %d); warming up", cfg.Concurrency)
 	t0 = time.Now()
@@ -972,8 +967,6 @@ func (s *sources) Kafka(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy, t
 
 func (s *sources) Forget(policy types.NamespacedName) { s.cs.Forget(policy) }
 
-func (s *sources) closeAll() {}
-
 // kafkaRequests is each job's share of the Kafka requests so far: the
 // clients are shared per cluster, so requests are not per job; the total is
 // split evenly.
@@ -994,7 +987,7 @@ func (s *sources) kafkaRequests(n int) []int64 {
 
 // timed runs the PolicyReconciler and records each Reconcile's wall time.
 type timed struct {
-	r *controllers.PolicyReconciler
+	r reconcile.Reconciler
 
 	mu   sync.Mutex
 	runs []run
@@ -1064,40 +1057,11 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Sche
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	tr.r = &controllers.PolicyReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorderFor("flinkscale"),
-		Sources:  src,
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.FlinkScalingPolicy{}, controllers.TargetIndex,
-		func(o client.Object) []string {
-			return []string{o.(*v1alpha1.FlinkScalingPolicy).Spec.TargetRef.Name}
-		}); err != nil {
-		return nil, fmt.Errorf("indexing policies by target: %w", err)
-	}
-	skip := true
-	c := mgr.GetClient()
-	waiting := func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list v1alpha1.FlinkScalingPolicyList
-		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{controllers.TargetIndex: o.GetName()}); err != nil {
-			return nil
-		}
-		var out []reconcile.Request
-		for _, p := range list.Items {
-			ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
-			if p.Status.Rescale != nil || (ready != nil && ready.Reason == v1alpha1.ReasonTargetNotFound) {
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
-			}
-		}
-		return out
-	}
-	if err := ctrl.NewControllerManagedBy(mgr).
-		Named("flinkscale-policy").
-		For(&v1alpha1.FlinkScalingPolicy{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(target.New(), handler.EnqueueRequestsFromMapFunc(waiting)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: &skip}).
-		Complete(tr); err != nil {
+	pr := &controllers.PolicyReconciler{Client: mgr.GetClient(), Sources: src}
+	if err := pr.SetupWithManager(mgr, controllers.Options{
+		MaxConcurrentReconciles: concurrency, SkipNameValidation: true,
+		Wrap: func(r reconcile.Reconciler) reconcile.Reconciler { tr.r = r; return tr },
+	}); err != nil {
 		return nil, fmt.Errorf("registering the policy controller: %w", err)
 	}
 	done := make(chan error, 1)
