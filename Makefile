@@ -78,9 +78,10 @@ endef
 ##@ Build
 
 .PHONY: build
-build: ## Compile every package and build bin/flinkscale
+build: ## Compile every package and build bin/flinkscale (and bin/kubectl-flinkscale, the kubectl plugin)
 	$(GO) build ./...
 	$(GO) build -o $(BIN)/flinkscale ./cmd/flinkscale
+	ln -f $(BIN)/flinkscale $(BIN)/kubectl-flinkscale
 
 .PHONY: demo
 demo: ## Run the demo: go run ./cmd/flinkscale demo [DEMO_ARGS=...]
@@ -265,7 +266,7 @@ $(ETCD)-$(ETCD_VERSION): $(TOOLS)/etcd/go.mod $(TOOLS)/etcd/go.sum
 
 .PHONY: clean
 clean: ## Remove build and test outputs (keeps the cached tools in bin/)
-	rm -f $(BIN)/flinkscale cover*.out coverage.* *.prof *.test
+	rm -f $(BIN)/flinkscale $(BIN)/kubectl-flinkscale cover*.out coverage.* *.prof *.test
 
 .PHONY: distclean
 distclean: clean ## clean, and also remove every cached tool (all of bin/)

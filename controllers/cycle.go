@@ -99,29 +99,11 @@ func (c *cycle) setStalled(reason, msg string) {
 	c.condition(v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
 }
 
-func pollingInterval(spec *v1alpha1.FlinkScalingPolicySpec) time.Duration {
-	if spec.PollingInterval != nil && spec.PollingInterval.Duration >= time.Second {
-		return spec.PollingInterval.Duration
-	}
-	return 30 * time.Second
-}
-
-// mode is the spec's mode with the paused annotation applied.
-func mode(pol *v1alpha1.FlinkScalingPolicy) v1alpha1.Mode {
-	if pol.Annotations[v1alpha1.AnnotationPaused] == "true" {
-		return v1alpha1.ModePaused
-	}
-	if pol.Spec.Mode == "" {
-		return v1alpha1.ModeDryRun
-	}
-	return pol.Spec.Mode
-}
-
 // run is the cycle: validate, resolve the target, collect, then either
 // follow the rescale in progress or decide and act.
 func (c *cycle) run() ctrl.Result {
 	spec := &c.pol.Spec
-	interval := pollingInterval(spec)
+	interval := spec.EffectivePollingInterval()
 	wait := ctrl.Result{RequeueAfter: c.r.requeue(interval)}
 
 	policy, err := spec.ScalingPolicy()
@@ -186,15 +168,15 @@ func (c *cycle) run() ctrl.Result {
 	c.commit(func() { c.st.metricsFailed = false })
 	c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "target found and metrics collected")
 
-	if mode(c.pol) == v1alpha1.ModePaused {
+	if c.pol.EffectiveMode() == v1alpha1.ModePaused {
 		c.observe(sample)
 		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonPaused, "paused: observing only, no decision")
 		c.settleStalled()
 		return wait
 	}
 	dec, snap := c.decide(policy)
-	if mode(c.pol) == v1alpha1.ModeDryRun {
-		c.writeReport(dec, snap)
+	if c.pol.EffectiveMode() == v1alpha1.ModeDryRun {
+		c.writeReport(dec, snap, policy)
 	}
 	if dec.Action == scaling.ActionScale {
 		if requeueSoon := c.act(dec, periods); requeueSoon {
@@ -349,7 +331,7 @@ func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	if dec.Action == scaling.ActionScale {
 		dec = dec.HoldForMissing(missing)
 	}
-	keep := p.HistoryKeep(pollingInterval(&c.pol.Spec))
+	keep := p.HistoryKeep(c.pol.Spec.EffectivePollingInterval())
 	hist = hist.Record(dec, keep)
 	c.pol.Status.History = v1alpha1.FromHistory(hist)
 
@@ -438,7 +420,7 @@ func (c *cycle) limited(d scaling.Decision) {
 // it. It returns true when the apply met a conflict and should be retried
 // at once on a fresh read.
 func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
-	m := mode(c.pol)
+	m := c.pol.EffectiveMode()
 	if m != v1alpha1.ModeApply {
 		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonDryRun,
 			fmt.Sprintf("DryRun: would rescale %s → %s", c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism))

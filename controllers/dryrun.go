@@ -33,7 +33,7 @@ const reportRefresh = 10 * time.Minute
 // owned by the policy, when the recommendation changes and otherwise every
 // reportRefresh. A failure is logged and retried at the next poll: the
 // report never holds up the decision.
-func (c *cycle) writeReport(d scaling.Decision, snap scaling.Snapshot) {
+func (c *cycle) writeReport(d scaling.Decision, snap scaling.Snapshot, p scaling.Policy) {
 	key := string(d.Action) + "/" + planKey(d.Recommended)
 	if key == c.st.reportKey && c.now.Sub(c.st.reportAt) < reportRefresh {
 		return
@@ -41,6 +41,7 @@ func (c *cycle) writeReport(d scaling.Decision, snap scaling.Snapshot) {
 	r := report.New(d, snap, report.Options{
 		Source:    fmt.Sprintf("FlinkScalingPolicy %s/%s (DryRun)", c.pol.Namespace, c.pol.Name),
 		Namespace: c.d.Namespace, Name: c.d.Name, Mode: c.d.Mode,
+		Policy: &p, Observed: report.Series(c.st.window.Series()),
 	})
 	var md, js bytes.Buffer
 	if err := r.WriteMarkdown(&md); err != nil {

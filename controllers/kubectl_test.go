@@ -2,9 +2,7 @@ package controllers_test
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,29 +12,6 @@ import (
 
 	"github.com/flinkscale/flinkscale/test/envtest"
 )
-
-// kubectlPath finds the kubectl `make envtest-bins` builds.
-func kubectlPath(t *testing.T) string {
-	t.Helper()
-	var dirs []string
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if root, err := envtest.RepoRoot(); err == nil {
-		dirs = append(dirs, filepath.Join(root, "bin", "k8s"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "kubectl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("kubectl not found in %v: run make envtest-bins", dirs)
-	}
-	t.Skipf("kubectl not found in %v: run make envtest-bins", dirs)
-	return ""
-}
 
 func kubectl(t *testing.T, bin, config string, args ...string) string {
 	t.Helper()
@@ -50,7 +25,7 @@ func kubectl(t *testing.T, bin, config string, args ...string) string {
 // The real kubectl shows a policy's printer columns with the controller's
 // status, and explains the fields from the CRD's schema.
 func TestKubectlGetAndExplain(t *testing.T) {
-	bin := kubectlPath(t)
+	bin := envtest.Kubectl(t)
 	w := newWorld(t, worldOptions{})
 	w.run(8 * time.Minute)
 	cfg := w.env.WriteKubeconfig(t)

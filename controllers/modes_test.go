@@ -78,13 +78,25 @@ func TestDryRunNeverPatches(t *testing.T) {
 	assert.Contains(t, md, "pipeline.jobvertex-parallelism-overrides")
 	assert.Contains(t, md, "namespace: "+w.ns)
 	var rep struct {
-		Change   bool
-		Vertices []struct{ Current, Recommended int }
+		Change      bool
+		Vertices    []struct{ Current, Recommended int }
+		Utilization struct{ Min, Target, Max float64 }
+		Observed    []struct{ LagRecords, ArrivalRate *float64 }
 	}
 	require.NoError(t, json.Unmarshal([]byte(cm.Data[controllers.ReportJSONKey]), &rep))
 	assert.True(t, rep.Change)
 	require.Len(t, rep.Vertices, 2)
 	assert.Greater(t, rep.Vertices[1].Recommended, rep.Vertices[1].Current)
+	// The policy's band and the window's series travel with the report, so
+	// that `-o html` can be rendered from it later.
+	assert.Equal(t, 0.7, rep.Utilization.Target)
+	lags := 0
+	for _, o := range rep.Observed {
+		if o.LagRecords != nil {
+			lags++
+		}
+	}
+	assert.Greater(t, lags, 3, "the window's brokers' samples")
 }
 
 // Paused observes only: no decision, no patch.

@@ -1,8 +1,10 @@
 // Command flinkscale is the flinkscale command line: the Kubernetes
-// controller (`controller`), the replay of saved snapshots through the
-// scaling model (`decide`), the model on the bundled examples (`demo`), and
-// simulated Flink jobs (`sim`), and the scaling-quality benchmark (`bench`).
-// `recommend` and the embedded demo stack arrive with their issues.
+// controller (`controller`), recommendation reports of saved snapshots, live
+// jobs and cluster objects (`recommend`, `render`), the policies' state
+// (`status`; the binary is also the kubectl plugin kubectl-flinkscale), the
+// replay of saved snapshots through the scaling model (`decide`), the model
+// on the bundled examples (`demo`), simulated Flink jobs (`sim`), and the
+// benchmarks (`bench`, `bench-scale`).
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -32,7 +35,16 @@ const (
 	exitScale    = 3 // the model recommends a rescale
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+// progName is how the usage text names the command: "kubectl flinkscale"
+// when the binary runs as the kubectl plugin kubectl-flinkscale.
+var progName = "flinkscale"
+
+func main() {
+	if base := strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe"); strings.HasPrefix(base, "kubectl-flinkscale") {
+		progName = "kubectl flinkscale"
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 const usage = `flinkscale autoscales Apache Flink jobs on Kubernetes.
 
@@ -48,11 +60,19 @@ Usage:
       Measure one controller replica's CPU, memory, calls and decision latency with a fleet
       of simulated FlinkDeployments polled every 30 s (needs make envtest-bins).
   flinkscale recommend --snapshot FILE | --flink-url URL [--kafka-brokers B --kafka-group G] [--observe 2m]
-                       [--policy FILE] [--history FILE] [-o table|json|yaml|markdown] [--save-snapshot FILE]
+                       | NAME [-n NAMESPACE] [--kubeconfig FILE]
+                       [--policy FILE] [--history FILE] [-o table|json|yaml|markdown|html] [--save-snapshot FILE]
                        [--name NAME] [-n NAMESPACE] [--mode native|standalone]
-      The recommendation report of a saved snapshot or a live job: per vertex current → recommended parallelism
-      and why, the resource plan, lag, predicted downtime, and the patch Apply mode would send.
+      The recommendation report of a saved snapshot, a live job, or a FlinkScalingPolicy or FlinkDeployment
+      in a cluster: per vertex current → recommended parallelism and why, the resource plan, lag, predicted
+      downtime, and the patch Apply mode would send.
       Exit code 0: no change; 3: a rescale is recommended; 1: error.
+  flinkscale render [-o html|table|json|yaml|markdown] FILE|-
+      Render a saved report (recommend -o json, or report.json of a DryRun policy's ConfigMap)
+      in another format: by default the self-contained HTML page with charts.
+  flinkscale status [NAME] [-n NAMESPACE | -A] [--kubeconfig FILE] [-o table|wide|json|yaml]
+      The FlinkScalingPolicies of a namespace: status, parallelism, lag, last decision and its
+      reasons; with NAME, one policy described: conditions, reasons, vertices, rescales.
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
@@ -62,11 +82,33 @@ Usage:
       Serve a scenario's simulated Flink job in real time: Kafka, Flink's REST API
       and Prometheus reporter on 127.0.0.1, for manual use and end-to-end tests.
   flinkscale version
+
+Installed on the PATH as kubectl-flinkscale, the binary is a kubectl plugin: kubectl flinkscale status.
 `
+
+// usageText is the usage with the program name as invoked (progName), the
+// flag continuation lines kept aligned.
+func usageText() string {
+	if progName == "flinkscale" {
+		return usage
+	}
+	pad := strings.Repeat(" ", len(progName)-len("flinkscale"))
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(usage, "\n") {
+		switch indent := len(line) - len(strings.TrimLeft(line, " ")); {
+		case strings.HasPrefix(line, "  flinkscale "):
+			line = "  " + progName + strings.TrimPrefix(line, "  flinkscale")
+		case indent > 6 && strings.HasPrefix(line[indent:], "["):
+			line = pad + line
+		}
+		b.WriteString(strings.ReplaceAll(line, `"flinkscale `, `"`+progName+" "))
+	}
+	return b.String()
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return exitError
 	}
 	var err error
@@ -97,6 +139,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := interruptible()
 		code, err = recommend(ctx, args[1:], stdout, stderr)
 		stop()
+	case "render":
+		code, err = renderCmd(args[1:], os.Stdin, stdout)
+	case "status":
+		ctx, stop := interruptible()
+		err = statusCmd(ctx, args[1:], stdout, statusNow)
+		stop()
 	case "decide":
 		code, err = decide(args[1:], stdout)
 	case "demo":
@@ -108,9 +156,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "flinkscale", version)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText())
 	default:
-		err = fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
+		err = fmt.Errorf("unknown command %q\n\n%s", args[0], usageText())
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "flinkscale:", err)
@@ -136,7 +184,7 @@ func decide(args []string, stdout io.Writer) (int, error) {
 	if *output != "text" && *output != "json" {
 		return exitError, fmt.Errorf("decide: -o must be text or json, got %q", *output)
 	}
-	snap, d, err := decideFiles(*snapPath, *policyPath, *historyPath, *nowFlag)
+	snap, _, d, err := decideFiles(*snapPath, *policyPath, *historyPath, *nowFlag)
 	if err != nil {
 		return exitError, fmt.Errorf("decide: %w", err)
 	}
@@ -157,22 +205,25 @@ func decide(args []string, stdout io.Writer) (int, error) {
 
 // decideFiles reads a snapshot, an optional policy and history, and decides
 // at now (RFC 3339; default the snapshot's windowEnd).
-func decideFiles(snapPath, policyPath, historyPath, now string) (scaling.Snapshot, scaling.Decision, error) {
+func decideFiles(snapPath, policyPath, historyPath, now string) (scaling.Snapshot, scaling.Policy, scaling.Decision, error) {
+	fail := func(err error) (scaling.Snapshot, scaling.Policy, scaling.Decision, error) {
+		return scaling.Snapshot{}, scaling.Policy{}, scaling.Decision{}, err
+	}
 	snap, err := readFile(snapPath, scaling.ReadSnapshot)
 	if err != nil {
-		return snap, scaling.Decision{}, fmt.Errorf("reading the snapshot: %w", err)
+		return fail(fmt.Errorf("reading the snapshot: %w", err))
 	}
 	policy, history, err := readPolicyHistory(policyPath, historyPath)
 	if err != nil {
-		return snap, scaling.Decision{}, err
+		return fail(err)
 	}
 	at := snap.WindowEnd
 	if now != "" {
 		if at, err = time.Parse(time.RFC3339, now); err != nil {
-			return snap, scaling.Decision{}, fmt.Errorf("--now: %w", err)
+			return fail(fmt.Errorf("--now: %w", err))
 		}
 	}
-	return snap, scaling.Decide(snap, policy, history, at), nil
+	return snap, policy, scaling.Decide(snap, policy, history, at), nil
 }
 
 // readPolicyHistory reads an optional policy (default: the default policy)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +130,11 @@ func TestRecommendExitCodesAndFormats(t *testing.T) {
 	require.Equal(t, exitNoChange, code)
 	assert.Contains(t, out, "# flinkscale recommendation")
 
+	code, out, _ = runCLI("recommend", "--snapshot", example(t, "orders-surge.json"), "-o", "html")
+	require.Equal(t, exitScale, code)
+	assert.True(t, strings.HasPrefix(out, "<!DOCTYPE html>"))
+	assert.Equal(t, 4, strings.Count(out, `<img src="data:image/svg&#43;xml;base64,`), "utilization, parallelism, rates, lag")
+
 	for _, args := range [][]string{
 		{"recommend"}, // neither a snapshot nor a job
 		{"recommend", "--snapshot", example(t, "idle-night.json"), "--flink-url", "http://127.0.0.1:1"}, // both
@@ -159,9 +166,27 @@ func TestRecommendLive(t *testing.T) {
 			Name                 string
 			Current, Recommended int
 		}
+		Observed []struct {
+			ArrivalRate, ProcessedRate, LagRecords *float64
+		}
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
 	assert.Contains(t, r.Source, rest)
+	// Five Flink and five brokers' samples over 4 s at 1 s; the brokers'
+	// later four carry the arrival rate (3000 rec/s), the job reads at most
+	// 2 × 1000.
+	require.Len(t, r.Observed, 10)
+	arrivals := 0
+	for _, p := range r.Observed {
+		if p.ArrivalRate != nil {
+			arrivals++
+			assert.InDelta(t, 3000, *p.ArrivalRate, 600)
+		}
+		if p.ProcessedRate != nil {
+			assert.Less(t, *p.ProcessedRate, 2300.0)
+		}
+	}
+	assert.Equal(t, 4, arrivals)
 	require.Len(t, r.Vertices, 2)
 	// 3000 rec/s at 70 % of 1000 a subtask: at least ⌈3000/700⌉ = 5.
 	assert.GreaterOrEqual(t, r.Vertices[1].Recommended, 5)
@@ -201,7 +226,12 @@ func overloadedJob(t *testing.T) (rest, brokers, jobID string) {
 	t.Cleanup(broker.Close)
 	start := time.Now().Add(-10 * time.Minute)
 	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return 3000 })
-	j, err := sim.NewJob(spec, sim.Options{Start: start, Seed: 3, Load: load, Kafka: broker})
+	// The history is simulated in the real-time loop's 100 ms steps: the
+	// records resident in the network buffers depend on the step (the
+	// source tops the queues up once per step), so a switch from 1 s steps
+	// would make the sources read ~1 s of extra records in the first
+	// second.
+	j, err := sim.NewJob(spec, sim.Options{Start: start, Seed: 3, Load: load, Kafka: broker, Step: 100 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, j.Submit(sim.Submission{}))
 	require.NoError(t, j.Advance(time.Since(start)))
@@ -267,4 +297,67 @@ func TestRecommendCluster(t *testing.T) {
 	code, _, errOut = runCLI("recommend", "--kubeconfig", kc, "-n", ns, "nope", "--observe", "1s", "--interval", "1s", "--quiet")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut, "no FlinkScalingPolicy or FlinkDeployment named nope")
+}
+
+// A saved JSON report renders in every format, from a file or standard
+// input, with recommend's exit codes; bad input is a clear error.
+func TestRender(t *testing.T) {
+	code, js, _ := runCLI("recommend", "--snapshot", example(t, "orders-surge.json"), "-o", "json")
+	require.Equal(t, exitScale, code)
+	path := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, os.WriteFile(path, []byte(js), 0o600))
+
+	code, out, errOut := runCLI("render", path)
+	require.Equal(t, exitScale, code, errOut)
+	assert.True(t, strings.HasPrefix(out, "<!DOCTYPE html>"), "HTML by default")
+	_, md, _ := runCLI("recommend", "--snapshot", example(t, "orders-surge.json"), "-o", "markdown")
+	code, out, _ = runCLI("render", "-o", "markdown", path)
+	assert.Equal(t, exitScale, code)
+	assert.Equal(t, md, out, "the same Markdown as recommend's")
+
+	var b bytes.Buffer
+	code, err := renderCmd([]string{"-", "-o", "table"}, strings.NewReader(js), &b)
+	require.NoError(t, err)
+	assert.Equal(t, exitScale, code)
+	assert.Contains(t, b.String(), "orders_agg: Scale")
+
+	_, hold, _ := runCLI("recommend", "--snapshot", example(t, "idle-night.json"), "-o", "json")
+	code, err = renderCmd([]string{"-"}, strings.NewReader(hold), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, exitNoChange, code)
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"render"}, "one report JSON file"},
+		{[]string{"render", path, path}, "one report JSON file"},
+		{[]string{"render", "/nonexistent.json"}, "no such file"},
+		{[]string{"render", "-o", "pdf", path}, "-o must be one of"},
+		{[]string{"render", example(t, "idle-night.json")}, "reading the report"}, // a snapshot, not a report
+	} {
+		code, _, errOut := runCLI(c.args...)
+		assert.Equal(t, exitError, code, "%v", c.args)
+		assert.Contains(t, errOut, c.want, "%v", c.args)
+	}
+}
+
+// The examples docs/cli.md shows stay readable: the saved report renders in
+// every format and the saved snapshot replays to the same recommendation.
+func TestDocsExamples(t *testing.T) {
+	for _, format := range []string{"html", "table", "json", "yaml", "markdown"} {
+		code, _, errOut := runCLI("render", "-o", format, "../../docs/examples/recommend-device-metrics.json")
+		assert.Equal(t, exitScale, code, "%s: %s", format, errOut)
+	}
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	require.NoError(t, os.WriteFile(pol, []byte(`{"metricsWindow": "60s"}`), 0o600))
+	code, out, errOut := runCLI("recommend", "--snapshot", "../../docs/examples/device-metrics-snapshot.json", "--policy", pol, "-o", "json")
+	require.Equal(t, exitScale, code, errOut)
+	_, saved, _ := runCLI("render", "-o", "json", "../../docs/examples/recommend-device-metrics.json")
+	var a, b struct {
+		Vertices []struct{ Current, Recommended int }
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &a))
+	require.NoError(t, json.Unmarshal([]byte(saved), &b))
+	assert.Equal(t, b.Vertices, a.Vertices)
 }

@@ -9,14 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
@@ -39,7 +37,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	policyPath := fl.String("policy", "", "policy JSON file; default: the default policy")
 	historyPath := fl.String("history", "", "history JSON file; default: none")
 	nowFlag := fl.String("now", "", "decision time (RFC 3339); default: the snapshot's windowEnd")
-	output := fl.String("o", "table", "output: table, json, yaml or markdown")
+	output := fl.String("o", "table", "output: table, json, yaml, markdown or html")
 	name := fl.String("name", "", "the FlinkDeployment's name, for the patch (default: the job name)")
 	namespace := fl.String("n", "", "the FlinkDeployment's namespace, for the patch")
 	mode := fl.String("mode", "native", "the deployment mode (native or standalone): which fields the patch sets")
@@ -80,20 +78,19 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	case object == "" && (*snapPath == "") == (live.flinkURL == ""):
 		return exitError, errors.New("recommend: give --snapshot FILE (replay), --flink-url URL (live) or a FlinkScalingPolicy or FlinkDeployment name (cluster)")
 	}
-	switch *output {
-	case "table", "json", "yaml", "markdown":
-	default:
-		return exitError, fmt.Errorf("recommend: -o must be table, json, yaml or markdown, got %q", *output)
+	if !slices.Contains(report.Formats, *output) {
+		return exitError, fmt.Errorf("recommend: -o must be one of %s, got %q", strings.Join(report.Formats, ", "), *output)
 	}
 	if *mode != "native" && *mode != "standalone" {
 		return exitError, fmt.Errorf("recommend: --mode must be native or standalone, got %q", *mode)
 	}
 	var snap scaling.Snapshot
 	var d scaling.Decision
+	var obs observation
 	source := "snapshot " + filepath.Base(*snapPath)
 	if *snapPath != "" {
 		var err error
-		if snap, d, err = decideFiles(*snapPath, *policyPath, *historyPath, *nowFlag); err != nil {
+		if snap, obs.policy, d, err = decideFiles(*snapPath, *policyPath, *historyPath, *nowFlag); err != nil {
 			return exitError, fmt.Errorf("recommend: %w", err)
 		}
 	} else {
@@ -104,13 +101,13 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		var err error
 		if object != "" {
 			var where clusterTarget
-			if snap, d, where, err = observeCluster(ctx, *kubeconfig, *namespace, object, live, bar); err != nil {
+			if snap, d, where, obs, err = observeCluster(ctx, *kubeconfig, *namespace, object, live, bar); err != nil {
 				return exitError, fmt.Errorf("recommend: %w", err)
 			}
 			source = fmt.Sprintf("%s, job %s, observed for %s", where.what, snap.JobID, live.observe)
 			*name, *namespace, *mode = where.name, where.namespace, where.mode
 		} else {
-			if snap, d, err = observeLive(ctx, live, *policyPath, *historyPath, bar); err != nil {
+			if snap, d, obs, err = observeLive(ctx, live, *policyPath, *historyPath, bar); err != nil {
 				return exitError, fmt.Errorf("recommend: %w", err)
 			}
 			source = fmt.Sprintf("job %s at %s, observed for %s", snap.JobID, live.flinkURL, live.observe)
@@ -125,7 +122,10 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 			return exitError, fmt.Errorf("recommend: --save-snapshot: %w", err)
 		}
 	}
-	r := report.New(d, snap, report.Options{Source: source, Name: *name, Namespace: *namespace, Mode: *mode})
+	r := report.New(d, snap, report.Options{
+		Source: source, Name: *name, Namespace: *namespace, Mode: *mode,
+		Policy: &obs.policy, Observed: obs.points,
+	})
 	if err := r.Write(stdout, *output); err != nil {
 		return exitError, fmt.Errorf("recommend: writing the report: %w", err)
 	}
@@ -142,31 +142,45 @@ type liveFlags struct {
 	observe, interval      time.Duration
 }
 
+// observation is what the live and cluster modes add to the decision: the
+// policy decided with and the job over the window, for the report.
+type observation struct {
+	policy scaling.Policy
+	points []report.Point
+}
+
+func observed(w *metrics.Window, policy scaling.Policy) observation {
+	return observation{policy: policy, points: report.Series(w.Series())}
+}
+
 // observeLive samples a running job through the collectors the controller
 // uses for the observation window and decides on the snapshot. The policy's
 // metrics window becomes the span observed (a short look is still a
 // decision, on the samples there are).
-func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath string, bar *progressBar) (scaling.Snapshot, scaling.Decision, error) {
+func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath string, bar *progressBar) (scaling.Snapshot, scaling.Decision, observation, error) {
+	fail := func(err error) (scaling.Snapshot, scaling.Decision, observation, error) {
+		return scaling.Snapshot{}, scaling.Decision{}, observation{}, err
+	}
 	if f.interval <= 0 || f.observe < f.interval {
-		return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("--observe (%s) must be at least one --interval (%s)", f.observe, f.interval)
+		return fail(fmt.Errorf("--observe (%s) must be at least one --interval (%s)", f.observe, f.interval))
 	}
 	if (f.brokers == "") != (f.group == "") {
-		return scaling.Snapshot{}, scaling.Decision{}, errors.New("--kafka-brokers and --kafka-group go together")
+		return fail(errors.New("--kafka-brokers and --kafka-group go together"))
 	}
 	policy, history, err := readPolicyHistory(policyPath, historyPath)
 	if err != nil {
-		return scaling.Snapshot{}, scaling.Decision{}, err
+		return fail(err)
 	}
 	rc, err := flink.New(f.flinkURL)
 	if err != nil {
-		return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("--flink-url: %w", err)
+		return fail(fmt.Errorf("--flink-url: %w", err))
 	}
 	fc := flink.NewCollector(rc)
 	var kc *kafka.Collector
 	var topics []string
 	if f.brokers != "" {
 		if kc, err = kafka.New(kafka.Config{BootstrapServers: splitList(f.brokers)}); err != nil {
-			return scaling.Snapshot{}, scaling.Decision{}, fmt.Errorf("--kafka-brokers: %w", err)
+			return fail(fmt.Errorf("--kafka-brokers: %w", err))
 		}
 		defer kc.Close()
 		topics = splitList(f.topics)
@@ -177,7 +191,7 @@ func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath strin
 	}
 	w, err := sample(ctx, f, fc, f.jobID, ks, bar)
 	if err != nil {
-		return scaling.Snapshot{}, scaling.Decision{}, err
+		return fail(err)
 	}
 	snap, missing := w.Snapshot()
 	// The decision's window is what was observed.
@@ -188,7 +202,7 @@ func observeLive(ctx context.Context, f liveFlags, policyPath, historyPath strin
 	if d.Action == scaling.ActionScale {
 		d = d.HoldForMissing(missing)
 	}
-	return snap, d, nil
+	return snap, d, observed(w, policy), nil
 }
 
 // kafkaTopicsSource is one consumer group to sample.
@@ -201,7 +215,9 @@ type kafkaTopicsSource struct {
 // sample collects f.observe/f.interval+1 samples of the job (and its
 // consumer groups, merged into one brokers' sample) into a window.
 func sample(ctx context.Context, f liveFlags, fc controllers.FlinkSource, jobID string, ks []kafkaTopicsSource, bar *progressBar) (*metrics.Window, error) {
-	w := metrics.NewWindow(f.observe)
+	// One interval of slack: collections take time, and the first sample
+	// must not fall out of a window exactly --observe long.
+	w := metrics.NewWindow(f.observe + f.interval)
 	n := int(f.observe/f.interval) + 1
 	for i := range n {
 		if i > 0 {
@@ -253,38 +269,16 @@ type clusterTarget struct {
 // controller would open (REST URL, Kafka triggers and their Secrets; an
 // annotated deployment's opt-in settings), and decides with the policy and
 // the history in its status.
-func observeCluster(ctx context.Context, kubeconfig, ns, name string, f liveFlags, bar *progressBar) (scaling.Snapshot, scaling.Decision, clusterTarget, error) {
-	var none clusterTarget
-	fail := func(err error) (scaling.Snapshot, scaling.Decision, clusterTarget, error) {
-		return scaling.Snapshot{}, scaling.Decision{}, none, err
+func observeCluster(ctx context.Context, kubeconfig, ns, name string, f liveFlags, bar *progressBar) (scaling.Snapshot, scaling.Decision, clusterTarget, observation, error) {
+	fail := func(err error) (scaling.Snapshot, scaling.Decision, clusterTarget, observation, error) {
+		return scaling.Snapshot{}, scaling.Decision{}, clusterTarget{}, observation{}, err
 	}
 	if f.interval <= 0 || f.observe < f.interval {
 		return fail(fmt.Errorf("--observe (%s) must be at least one --interval (%s)", f.observe, f.interval))
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
-	cfg, err := cc.ClientConfig()
+	c, ns, err := clusterClient(kubeconfig, ns)
 	if err != nil {
-		return fail(fmt.Errorf("kubernetes client configuration: %w", err))
-	}
-	if ns == "" {
-		if ns, _, err = cc.Namespace(); err != nil || ns == "" {
-			ns = "default"
-		}
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fail(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return fail(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return fail(fmt.Errorf("kubernetes client: %w", err))
 	}
 	pol := &v1alpha1.FlinkScalingPolicy{}
 	what := "FlinkScalingPolicy " + ns + "/" + name
@@ -374,5 +368,5 @@ func observeCluster(ctx context.Context, kubeconfig, ns, name string, f liveFlag
 	if dec.Action == scaling.ActionScale {
 		dec = dec.HoldForMissing(missing)
 	}
-	return snap, dec, clusterTarget{what: what, name: d.Name, namespace: ns, mode: d.Mode}, nil
+	return snap, dec, clusterTarget{what: what, name: d.Name, namespace: ns, mode: d.Mode}, observed(w, policy), nil
 }

@@ -5,11 +5,14 @@
 // one sentence with the numbers; per job the resource plan, the lag, the
 // predicted downtime and catch-up, and the exact patch Apply mode would send
 // to the FlinkDeployment. It renders the report as a terminal table, JSON,
-// YAML and Markdown. It does no I/O beyond writing to the given writer.
+// YAML, Markdown and a self-contained HTML page with charts (gonum/plot).
+// It does no I/O beyond writing to the given writer.
 package report
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/metrics"
 	"github.com/flinkscale/flinkscale/scaling"
 )
 
@@ -44,6 +48,9 @@ type Report struct {
 	Action  string `json:"action"`
 	Change  bool   `json:"change"`
 	Summary string `json:"summary"`
+	// Sized is false when the model held on bad or missing data: the
+	// per-vertex figures are then only the current parallelism.
+	Sized bool `json:"sized"`
 
 	Vertices []Vertex `json:"vertices"`
 	Before   Shape    `json:"before"`
@@ -53,6 +60,14 @@ type Report struct {
 	LagSeconds        float64 `json:"lagSeconds"`
 	PredictedDowntime string  `json:"predictedDowntime"`
 	PredictedCatchUp  string  `json:"predictedCatchUp"`
+	// LagGrows is true when a limit leaves some vertex short of its target
+	// rate even at the recommendation.
+	LagGrows bool `json:"lagGrows,omitempty"`
+	// Utilization is the policy's band of busy fractions, when known.
+	Utilization *Band `json:"utilization,omitempty"`
+	// Observed is the job over the observation window (live and cluster
+	// modes), for the charts.
+	Observed []Point `json:"observed,omitempty"`
 
 	Reasons []Reason `json:"reasons"`
 	// Patch is the server-side apply patch Apply mode would send; nil when
@@ -74,9 +89,16 @@ type Vertex struct {
 	// fraction at the target rate, now and at the recommendation.
 	UtilizationNow   float64 `json:"utilizationNow"`
 	UtilizationAfter float64 `json:"utilizationAfter"`
-	TrueRate         float64 `json:"trueRate"`
-	TargetRate       float64 `json:"targetRate"`
-	CatchUpRate      float64 `json:"catchUpRate,omitempty"`
+	// TrueRate is the capacity now (records/s at 100 % busy, DS2),
+	// CapacityAfter the predicted capacity at the recommendation, TargetRate
+	// the rate to sustain (for a source: the arrival rate).
+	TrueRate      float64 `json:"trueRate"`
+	CapacityAfter float64 `json:"capacityAfter"`
+	TargetRate    float64 `json:"targetRate"`
+	CatchUpRate   float64 `json:"catchUpRate,omitempty"`
+	// Source is true for a vertex without inputs; LagRecords is its lag.
+	Source     bool    `json:"source,omitempty"`
+	LagRecords float64 `json:"lagRecords,omitempty"`
 	// Limit is the bound that stopped the vertex from getting what it
 	// needs (partitions, key groups, policy, quota...), if any.
 	Limit       string `json:"limit,omitempty"`
@@ -101,6 +123,33 @@ type Reason struct {
 	Message string `json:"message"`
 }
 
+// Band is a utilization band (busy fractions).
+type Band struct {
+	Min    float64 `json:"min"`
+	Target float64 `json:"target"`
+	Max    float64 `json:"max"`
+}
+
+// Point is the job at one moment of the observation window. A field is
+// absent when that sample did not measure it: ArrivalRate and LagRecords
+// come from the brokers (or Flink's pendingRecords), ProcessedRate from
+// Flink's source metrics.
+type Point struct {
+	At            time.Time `json:"at"`
+	ArrivalRate   *float64  `json:"arrivalRate,omitempty"`
+	ProcessedRate *float64  `json:"processedRate,omitempty"`
+	LagRecords    *float64  `json:"lagRecords,omitempty"`
+}
+
+// Series turns a metrics window's series into report points.
+func Series(ps []metrics.Point) []Point {
+	out := make([]Point, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Point{At: p.At, ArrivalRate: p.ArrivalRate, ProcessedRate: p.ProcessedRate, LagRecords: p.LagRecords})
+	}
+	return out
+}
+
 // Patch is what Apply mode sends.
 type Patch struct {
 	FieldManager string `json:"fieldManager"`
@@ -119,24 +168,38 @@ type Options struct {
 	// Mode is the deployment mode (native, the default, or standalone):
 	// it decides which fields the patch carries.
 	Mode string
+	// Policy, when set, gives the report its utilization band.
+	Policy *scaling.Policy
+	// Observed is the job over the observation window, oldest first.
+	Observed []Point
 }
 
 // New builds the report of decision d, made on snapshot s.
 func New(d scaling.Decision, s scaling.Snapshot, o Options) Report {
 	r := Report{
 		Version: Version, Job: s.JobName, JobID: s.JobID, Source: o.Source, At: d.At,
-		Action: string(d.Action), Change: d.Action == scaling.ActionScale, Summary: d.Summary,
+		Action: string(d.Action), Change: d.Action == scaling.ActionScale, Summary: d.Summary, Sized: d.Sized,
 		Before: shape(d.Current), After: shape(d.Recommended),
 		LagRecords: d.LagRecords, LagSeconds: d.LagSeconds,
 		PredictedDowntime: d.PredictedDowntime.Round(time.Second).String(),
 		PredictedCatchUp:  d.PredictedCatchUp.Round(time.Second).String(),
+		LagGrows:          d.LagGrows,
+		Observed:          o.Observed,
+	}
+	if p := o.Policy; p != nil {
+		r.Utilization = &Band{Min: p.Utilization.Min, Target: p.Utilization.Target, Max: p.Utilization.Max}
+	}
+	sources := map[string]bool{}
+	for _, v := range s.Vertices {
+		sources[v.ID] = len(v.Inputs) == 0
 	}
 	for _, v := range d.Vertices {
 		r.Vertices = append(r.Vertices, Vertex{
 			ID: v.ID, Name: v.Name, Current: v.Current, Recommended: v.Recommended,
 			BusyMsPerSecond: v.BusyTimeMsPerSecond, BackpressuredMsPerSecond: v.BackPressuredMsPerSecond,
 			UtilizationNow: v.UtilizationNow, UtilizationAfter: v.UtilizationAfter,
-			TrueRate: v.TrueProcessingRate, TargetRate: v.TargetRate, CatchUpRate: v.CatchUpRate,
+			TrueRate: v.TrueProcessingRate, CapacityAfter: v.ExpectedProcessingRate, TargetRate: v.TargetRate, CatchUpRate: v.CatchUpRate,
+			Source: sources[v.ID], LagRecords: v.LagRecords,
 			Limit: string(v.Limit), Partitions: v.Partitions, KeyGroups: v.KeyGroups, Bottleneck: v.Bottleneck,
 			Explanation: v.Explanation,
 		})
@@ -187,12 +250,41 @@ func (r Report) WriteJSON(w io.Writer) error {
 
 // WriteYAML writes the report as YAML (the JSON field names).
 func (r Report) WriteYAML(w io.Writer) error {
-	b, err := yaml.Marshal(r)
+	j, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	b, err := JSONToYAML(j)
 	if err != nil {
 		return err
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// JSONToYAML converts JSON to YAML like sigs.k8s.io/yaml, first escaping
+// what YAML would refuse or fold (see yamlSafe): for any output that
+// carries names from Flink.
+func JSONToYAML(j []byte) ([]byte, error) {
+	return yaml.JSONToYAML(yamlSafe(j))
+}
+
+// yamlSafe escapes, in JSON text, the characters YAML does not allow in a
+// document (DEL, the C1 controls, U+FFFE and U+FFFF) or reads as line
+// breaks in a plain scalar (NEL, U+2028, U+2029): Flink's
+// vertex names are user input and may hold them. JSON escapes the C0
+// controls itself, and its syntax is ASCII, so they can only be in strings,
+// where \uXXXX means the same to both.
+func yamlSafe(j []byte) []byte {
+	var b bytes.Buffer
+	for _, r := range string(j) {
+		if r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x2028 || r == 0x2029 || r == 0xfffe || r == 0xffff {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.Bytes()
 }
 
 func (v Vertex) label() string {
@@ -227,6 +319,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "(%s, decided at %s)\n", r.Source, r.At.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(w)
+	if !r.Sized {
+		return r.writeUnsizedTable(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERTEX\tPARALLELISM\tBUSY\tBACKPR.\tUTIL NOW → AFTER\tTRUE RATE\tTARGET\tLIMIT")
 	for _, v := range r.Vertices {
@@ -254,6 +349,25 @@ func (r Report) WriteTable(w io.Writer) error {
 	}
 	if r.Patch != nil {
 		fmt.Fprintf(w, "\npatch (server-side apply, field manager %s):\n%s", r.Patch.FieldManager, indent(r.Patch.YAML, "  "))
+	}
+	return nil
+}
+
+// writeUnsizedTable is the table of a hold on data the model could not
+// trust: the vertices as they run and the reasons, no figures.
+func (r Report) writeUnsizedTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERTEX\tPARALLELISM")
+	for _, v := range r.Vertices {
+		fmt.Fprintf(tw, "%s\t%d\n", truncate(v.label(), 60), v.Current)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nnot sized: the observation cannot be trusted (see the reasons)")
+	fmt.Fprintln(w, "reasons:")
+	for _, x := range r.Reasons {
+		fmt.Fprintf(w, "  - %s\n", x)
 	}
 	return nil
 }
@@ -290,6 +404,18 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if r.Source != "" {
 		fmt.Fprintf(w, "Observed from %s; decided at %s.\n\n", md(r.Source), r.At.UTC().Format(time.RFC3339))
 	}
+	if !r.Sized {
+		fmt.Fprintln(w, "Not sized: the observation cannot be trusted (see the reasons).")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| vertex | parallelism |")
+		fmt.Fprintln(w, "|---|---|")
+		for _, v := range r.Vertices {
+			fmt.Fprintf(w, "| %s | %d |\n", md(v.label()), v.Current)
+		}
+		fmt.Fprintln(w)
+		r.writeMarkdownReasons(w)
+		return nil
+	}
 	fmt.Fprintln(w, "| vertex | parallelism | busy | backpressured | utilization now → after | true rate | target rate | limit |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, v := range r.Vertices {
@@ -310,15 +436,19 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		r.Before.TaskManagers, r.After.TaskManagers, r.Before.Cores, r.After.Cores)
 	fmt.Fprintf(w, "Lag: %.0f records (%.0f s of arrivals). Predicted downtime %s; the backlog drains %s after the restart.\n\n",
 		r.LagRecords, r.LagSeconds, r.PredictedDowntime, r.PredictedCatchUp)
+	r.writeMarkdownReasons(w)
+	if r.Patch != nil {
+		fmt.Fprintf(w, "\n## Patch\n\nWhat `Apply` mode sends (server-side apply, field manager `%s`):\n\n```yaml\n%s```\n", r.Patch.FieldManager, r.Patch.YAML)
+	}
+	return nil
+}
+
+func (r Report) writeMarkdownReasons(w io.Writer) {
 	fmt.Fprintln(w, "## Reasons")
 	fmt.Fprintln(w)
 	for _, x := range r.Reasons {
 		fmt.Fprintf(w, "- `%s`%s: %s\n", x.Code, vertexSuffix(x.Vertex), md(x.Message))
 	}
-	if r.Patch != nil {
-		fmt.Fprintf(w, "\n## Patch\n\nWhat `Apply` mode sends (server-side apply, field manager `%s`):\n\n```yaml\n%s```\n", r.Patch.FieldManager, r.Patch.YAML)
-	}
-	return nil
 }
 
 func vertexSuffix(v string) string {
@@ -333,7 +463,10 @@ func md(s string) string {
 	return strings.NewReplacer("|", `\|`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// Write renders the report in format: table, json, yaml or markdown.
+// Formats are the output formats Write knows.
+var Formats = []string{"table", "json", "yaml", "markdown", "html"}
+
+// Write renders the report in format: table, json, yaml, markdown or html.
 func (r Report) Write(w io.Writer, format string) error {
 	switch format {
 	case "table", "":
@@ -344,6 +477,34 @@ func (r Report) Write(w io.Writer, format string) error {
 		return r.WriteYAML(w)
 	case "markdown", "md":
 		return r.WriteMarkdown(w)
+	case "html":
+		return r.WriteHTML(w)
 	}
-	return fmt.Errorf("unknown output format %q (table, json, yaml, markdown)", format)
+	return fmt.Errorf("unknown output format %q (%s)", format, strings.Join(Formats, ", "))
+}
+
+// Read reads a report written as JSON (by WriteJSON: `flinkscale recommend
+// -o json`, or the report.json key of a DryRun policy's ConfigMap), for
+// rendering in another format. Unknown fields and other versions are
+// errors.
+func Read(r io.Reader) (Report, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var rep Report
+	if err := dec.Decode(&rep); err != nil {
+		return Report{}, fmt.Errorf("reading the report: %w", err)
+	}
+	if dec.More() {
+		return Report{}, errors.New("reading the report: more than one JSON value")
+	}
+	if rep.Version != Version {
+		return Report{}, fmt.Errorf("reading the report: version %q, want %q", rep.Version, Version)
+	}
+	if rep.Action != string(scaling.ActionScale) && rep.Action != string(scaling.ActionHold) {
+		return Report{}, fmt.Errorf("reading the report: action %q, want Scale or Hold", rep.Action)
+	}
+	if rep.Change != (rep.Action == string(scaling.ActionScale)) {
+		return Report{}, fmt.Errorf("reading the report: change %t contradicts action %s", rep.Change, rep.Action)
+	}
+	return rep, nil
 }

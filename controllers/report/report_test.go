@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -98,7 +99,7 @@ func TestRenderings(t *testing.T) {
 	assert.Contains(t, md, "```yaml\n")
 	assert.Contains(t, md, "Window(TumblingEventTimeWindows(60000)) -&gt; Sink: Print", "markup in names is escaped")
 
-	assert.Error(t, r.Write(&b, "html"))
+	assert.Error(t, r.Write(&b, "pdf"))
 }
 
 // idle-night.json holds: no change, no patch.
@@ -110,4 +111,111 @@ func TestReportOfAHold(t *testing.T) {
 	var b bytes.Buffer
 	require.NoError(t, r.WriteTable(&b))
 	assert.NotContains(t, b.String(), "patch")
+}
+
+// A report written as JSON reads back equal, and renders the same; bad
+// input is an error.
+func TestReadRoundTrip(t *testing.T) {
+	s, d := example(t, "orders-surge.json")
+	pol := scaling.DefaultPolicy()
+	r := New(d, s, Options{Source: "snapshot", Policy: &pol, Observed: []Point{{At: d.At, LagRecords: ptr(5)}}})
+	var b bytes.Buffer
+	require.NoError(t, r.WriteJSON(&b))
+	back, err := Read(bytes.NewReader(b.Bytes()))
+	require.NoError(t, err)
+	assert.Equal(t, r.Vertices, back.Vertices)
+	assert.Equal(t, r.Observed, back.Observed)
+	assert.True(t, r.At.Equal(back.At))
+	var m1, m2 bytes.Buffer
+	require.NoError(t, r.WriteMarkdown(&m1))
+	require.NoError(t, back.WriteMarkdown(&m2))
+	assert.Equal(t, m1.String(), m2.String())
+
+	for name, in := range map[string]string{
+		"empty":         "",
+		"not JSON":      "# flinkscale recommendation",
+		"unknown field": `{"version":"flinkscale.io/report/v1","action":"Hold","bogus":1}`,
+		"other version": `{"version":"flinkscale.io/report/v9","action":"Hold"}`,
+		"bad action":    `{"version":"flinkscale.io/report/v1","action":"Jump"}`,
+		"contradiction": `{"version":"flinkscale.io/report/v1","action":"Hold","change":true}`,
+		"two values":    `{"version":"flinkscale.io/report/v1","action":"Hold"} {}`,
+	} {
+		_, err := Read(strings.NewReader(in))
+		assert.Error(t, err, name)
+	}
+}
+
+// FuzzRead: any input is read or refused, never a panic; what is read
+// renders in every format.
+func FuzzRead(f *testing.F) {
+	s, d := scalingExample(f, "orders-surge.json")
+	var b bytes.Buffer
+	_ = New(d, s, Options{}).WriteJSON(&b)
+	f.Add(b.Bytes())
+	f.Add([]byte(`{"version":"flinkscale.io/report/v1","action":"Hold","vertices":[{"id":"a","current":-3,"utilizationNow":1e308}]}`))
+	f.Add([]byte(`{"version":"flinkscale.io/report/v1","action":"Scale","change":true,"predictedDowntime":"-5s","lagRecords":-1}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := Read(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, format := range Formats {
+			if err := r.Write(io.Discard, format); err != nil {
+				t.Fatalf("%s: %v", format, err)
+			}
+		}
+	})
+}
+
+func scalingExample(f *testing.F, name string) (scaling.Snapshot, scaling.Decision) {
+	b, err := os.ReadFile("../../scaling/examples/" + name)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := scaling.ReadSnapshot(bytes.NewReader(b))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return s, scaling.Decide(s, scaling.DefaultPolicy(), scaling.History{}, s.WindowEnd)
+}
+
+// Vertex names are user input: characters YAML forbids still render, and
+// read back as they were.
+func TestYAMLWithControlCharacters(t *testing.T) {
+	s, d := example(t, "orders-surge.json")
+	r := New(d, s, Options{})
+	r.Vertices[0].Name = "odd\x7f\u0080\u0085\u2028\ufffe name"
+	var b bytes.Buffer
+	require.NoError(t, r.WriteYAML(&b))
+	var back Report
+	require.NoError(t, yaml.Unmarshal(b.Bytes(), &back))
+	assert.Equal(t, r.Vertices[0].Name, back.Vertices[0].Name)
+}
+
+// A hold on data the model cannot trust shows the vertices and the
+// reasons, never a column of made-up zeros.
+func TestUnsizedHold(t *testing.T) {
+	s, _ := example(t, "orders-surge.json")
+	s.JobState = "CREATED"
+	d := scaling.Decide(s, scaling.DefaultPolicy(), scaling.History{}, s.WindowEnd)
+	require.False(t, d.Sized)
+	r := New(d, s, Options{})
+	var b bytes.Buffer
+	require.NoError(t, r.WriteTable(&b))
+	assert.Contains(t, b.String(), "not sized")
+	assert.Contains(t, b.String(), "JobNotRunning")
+	assert.NotContains(t, b.String(), "0% → 0%")
+	assert.NotContains(t, b.String(), "resources:")
+
+	b.Reset()
+	require.NoError(t, r.WriteMarkdown(&b))
+	assert.Contains(t, b.String(), "Not sized")
+	assert.Contains(t, b.String(), "| Source: Kafka Source -&gt; Map | 4 |")
+	assert.NotContains(t, b.String(), "## Plan")
+
+	b.Reset()
+	require.NoError(t, r.WriteHTML(&b))
+	assert.Contains(t, b.String(), "<strong>Not sized:</strong>")
+	assert.NotContains(t, b.String(), "Predicted downtime")
+	assert.Len(t, svgs(t, b.String()), 1, "only the parallelism chart")
 }

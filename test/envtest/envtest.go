@@ -480,3 +480,28 @@ func (e *Env) WriteKubeconfig(t testing.TB) string {
 	}
 	return path
 }
+
+// Kubectl is the kubectl `make envtest-bins` builds (from the same
+// Kubernetes module as the API server), in $KUBEBUILDER_ASSETS or bin/k8s.
+// Missing, it fails the test under CI=true and skips it elsewhere.
+func Kubectl(t testing.TB) string {
+	t.Helper()
+	var dirs []string
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if root, err := RepoRoot(); err == nil {
+		dirs = append(dirs, filepath.Join(root, binDir))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "kubectl")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("kubectl not found in %v: run make envtest-bins", dirs)
+	}
+	t.Skipf("kubectl not found in %v: run make envtest-bins", dirs)
+	return ""
+}
