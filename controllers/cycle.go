@@ -41,6 +41,7 @@ type cycle struct {
 	pol *v1alpha1.FlinkScalingPolicy
 	st  *policyState
 	now time.Time
+	pm  policyMetrics
 
 	fd *unstructured.Unstructured
 	d  *target.Deployment
@@ -170,6 +171,8 @@ func (c *cycle) run() ctrl.Result {
 
 	if c.pol.EffectiveMode() == v1alpha1.ModePaused {
 		c.observe(sample)
+		vs := c.pol.Status.Vertices
+		c.commit(func() { c.pm.observed(vs, c.st.shown) })
 		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonPaused, "paused: observing only, no decision")
 		c.settleStalled()
 		return wait
@@ -257,9 +260,12 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	}
 	src, err := c.r.Sources.Flink(c.ctx, c.pol, c.d)
 	if err != nil {
+		c.pm.collection(SourceFlink, 0, err)
 		return metrics.FlinkSample{}, fmt.Errorf("opening the Flink metrics source: %w", err)
 	}
+	start := time.Now()
 	fs, err := src.Collect(c.ctx, c.d.JobID)
+	c.pm.collection(SourceFlink, time.Since(start), err)
 	if err != nil {
 		return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
 	}
@@ -284,10 +290,13 @@ func (c *cycle) collectKafka(triggers []v1alpha1.KafkaTrigger) metrics.KafkaSamp
 		groups = append(groups, t.ConsumerGroup)
 		src, err := c.r.Sources.Kafka(c.ctx, c.pol, t)
 		if err != nil {
+			c.pm.collection(SourceKafka, 0, err)
 			out.Missing = append(out.Missing, fmt.Sprintf("trigger %s: %v", name, err))
 			continue
 		}
+		start := time.Now()
 		ks, err := src.Collect(c.ctx, t.ConsumerGroup, t.Topics)
+		c.pm.collection(SourceKafka, time.Since(start), err)
 		if err != nil {
 			out.Missing = append(out.Missing, fmt.Sprintf("trigger %s: %v", name, err))
 			continue
@@ -351,6 +360,13 @@ func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 		st.RecommendedParallelism = strings.Join(rec, "/")
 	}
 	c.limited(dec)
+	arrival := 0.0
+	for _, v := range snap.Vertices {
+		if len(v.Inputs) == 0 && v.ArrivalRatePerSecond != nil {
+			arrival += float64(*v.ArrivalRatePerSecond)
+		}
+	}
+	c.commit(func() { c.pm.decision(dec, p.Utilization, arrival, c.st.shown) })
 	if dec.Action == scaling.ActionScale {
 		key := planKey(dec.Recommended)
 		if key != c.st.announced {
@@ -422,6 +438,7 @@ func (c *cycle) limited(d scaling.Decision) {
 func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 	m := c.pol.EffectiveMode()
 	if m != v1alpha1.ModeApply {
+		c.commit(func() { c.pm.blocked(v1alpha1.ReasonDryRun) })
 		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonDryRun,
 			fmt.Sprintf("DryRun: would rescale %s → %s", c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism))
 		return false
@@ -507,13 +524,17 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 		dec.PredictedDowntime.Round(time.Second), dec.Summary)
 	c.log.Info("rescale started", "deployment", c.d.Name, "from", c.pol.Status.CurrentParallelism,
 		"to", c.pol.Status.RecommendedParallelism, "overrides", fields.Overrides, "slots", fields.Slots)
-	c.commit(func() { c.st.blocked = "" })
+	c.commit(func() {
+		c.st.blocked = ""
+		c.pm.rescaleStarted()
+	})
 	return false
 }
 
 // block records why a recommended rescale does not start, with one event
 // per new blocker.
 func (c *cycle) block(reason, msg string) {
+	c.commit(func() { c.pm.blocked(reason) })
 	c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, reason, "rescale recommended but not started: "+msg)
 	if c.st.blocked != reason {
 		c.event(corev1.EventTypeNormal, EventRescaleBlocked, "Rescale recommended but not started: %s", msg)

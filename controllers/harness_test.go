@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -102,15 +103,20 @@ func deploymentSpec(upgradeMode string) map[string]any {
 // delay it asked for has passed on the simulator's clock, as a manager would
 // run it in real time.
 type world struct {
-	t     *testing.T
-	ctx   context.Context
-	env   *envtest.Env
-	c     client.Client
-	ns    string
-	job   *sim.Job
-	kafka *simkafka.Broker
-	rest  *httptest.Server
-	clock *clocktesting.FakeClock
+	t   *testing.T
+	ctx context.Context
+	// reg holds the controller's metrics (each controller of the world
+	// records into the same ones, as a restarted process's would start
+	// over: tests that restart read them accordingly).
+	reg     *prometheus.Registry
+	metrics *controllers.Metrics
+	env     *envtest.Env
+	c       client.Client
+	ns      string
+	job     *sim.Job
+	kafka   *simkafka.Broker
+	rest    *httptest.Server
+	clock   *clocktesting.FakeClock
 
 	op    *fakeoperator.Operator
 	ctl   *controllers.PolicyReconciler
@@ -171,6 +177,8 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		Client: c, Clusters: reg, Clock: w.clock, Recorder: w.rec,
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xb0+seq.Add(1)) },
 	}
+	w.reg = prometheus.NewRegistry()
+	w.metrics = controllers.NewMetrics(w.reg)
 	w.ctl = w.newController(o.client)
 
 	fd := envtest.NewFlinkDeployment(w.ns, w.fdKey.Name)
@@ -211,7 +219,48 @@ func (w *world) newController(wrap func(client.Client) client.Client) *controlle
 		Sources:  &controllers.ClientSources{Reader: w.c, Now: w.job.Now, Timeout: 5 * time.Second},
 		Clock:    w.clock,
 		Jitter:   -1,
+		Metrics:  w.metrics,
 	}
+}
+
+// metric is the value of the series of name whose labels include these
+// (name=value pairs), summed over matching series; histograms give their
+// sample count. Missing: -1.
+func (w *world) metric(name string, labels ...string) float64 {
+	w.t.Helper()
+	mfs, err := w.reg.Gather()
+	require.NoError(w.t, err)
+	sum, found := 0.0, false
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			found = true
+			switch {
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 // run advances the world by d: the simulator second by second, the operator

@@ -74,6 +74,9 @@ type PolicyReconciler struct {
 	// Jitter spreads requeues: the polling interval is stretched by a
 	// random fraction in [0, Jitter). Default 0.1; negative disables.
 	Jitter float64
+	// Metrics records the flinkscale_* Prometheus metrics; nil records
+	// none (SetupWithManager sets DefaultMetrics).
+	Metrics *Metrics
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]*policyState
@@ -92,6 +95,10 @@ type policyState struct {
 	metricsFailed bool
 	reportKey     string    // the recommendation the DryRun report holds
 	reportAt      time.Time // when it was written
+	// metricsFor is the deployment the policy's series are labeled with
+	// ("" before the first cycle); shown are the vertices with series.
+	metricsFor string
+	shown      map[vertexKey]bool
 }
 
 func (r *PolicyReconciler) now() time.Time {
@@ -119,6 +126,7 @@ func (r *PolicyReconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.states, key)
 	r.mu.Unlock()
+	r.Metrics.forget(key.Namespace, key.Name)
 	if r.Sources != nil {
 		r.Sources.Forget(key)
 	}
@@ -144,7 +152,13 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	defer st.mu.Unlock()
 
 	orig := pol.DeepCopy()
-	c := &cycle{r: r, ctx: ctx, log: log.FromContext(ctx), pol: &pol, st: st, now: r.now()}
+	c := &cycle{r: r, ctx: ctx, log: log.FromContext(ctx), pol: &pol, st: st, now: r.now(), pm: r.Metrics.policy(&pol)}
+	if st.metricsFor != pol.Spec.TargetRef.Name {
+		// New, or retargeted: the series start over under the new label.
+		r.Metrics.forget(pol.Namespace, pol.Name)
+		c.pm.start()
+		st.metricsFor, st.shown = pol.Spec.TargetRef.Name, map[vertexKey]bool{}
+	}
 	res := c.run()
 	pol.Status.ObservedGeneration = pol.Generation
 	if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
@@ -158,6 +172,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 	}
 	c.commitEvents()
+	c.pm.status(&pol.Status)
 	return res, nil
 }
 

@@ -87,6 +87,34 @@ func TestStepLoadGivesOneRescaleAndTheLagDrains(t *testing.T) {
 	}
 	assert.Zero(t, w.rec.count(kindPolicy, controllers.EventRescaleFailed))
 
+	// The metrics say the same: one rescale started and succeeded, none
+	// failed (a series at zero, not a missing one), its downtime observed,
+	// the gauges at the status's values.
+	pol := []string{"namespace", w.ns, "policy", "orders", "deployment", "orders"}
+	assert.Equal(t, 1.0, w.metric("flinkscale_rescales_started_total", pol...))
+	assert.Equal(t, 1.0, w.metric("flinkscale_rescales_total", append(pol, "outcome", "Succeeded")...))
+	assert.Equal(t, 0.0, w.metric("flinkscale_rescales_total", append(pol, "outcome", "Failed")...))
+	assert.Equal(t, 1.0, w.metric("flinkscale_rescale_downtime_seconds", pol...), "one downtime observed")
+	assert.Equal(t, r.Downtime.Seconds(), w.metric("flinkscale_last_rescale_downtime_seconds", pol...))
+	assert.Equal(t, 0.0, w.metric("flinkscale_rescale_in_progress", pol...))
+	assert.GreaterOrEqual(t, w.metric("flinkscale_decisions_total", append(pol, "action", "Scale")...), 1.0)
+	assert.Positive(t, w.metric("flinkscale_decisions_total", append(pol, "action", "Hold")...))
+	assert.Positive(t, w.metric("flinkscale_holds_total", pol...))
+	assert.Equal(t, 0.0, w.metric("flinkscale_collection_errors_total", pol...))
+	assert.Positive(t, w.metric("flinkscale_collection_duration_seconds", append(pol, "source", "kafka")...))
+	assert.Equal(t, float64(applied[enrich]), w.metric("flinkscale_vertex_parallelism", append(pol, "vertex", "Enrich -> Sink")...))
+	assert.Equal(t, float64(applied[src]), w.metric("flinkscale_vertex_parallelism", append(pol, "vertex_id", src)...))
+	assert.InDelta(t, float64(p.Status.LagRecords), w.metric("flinkscale_lag_records", pol...), 1)
+	assert.InDelta(t, 3000, w.metric("flinkscale_arrival_rate", pol...), 300)
+	assert.Equal(t, 0.85, w.metric("flinkscale_utilization_band", append(pol, "bound", "max")...))
+	assert.Positive(t, w.metric("flinkscale_vertex_true_processing_rate", append(pol, "vertex", "Enrich -> Sink")...))
+
+	// Deleting the policy deletes its series.
+	require.NoError(t, w.c.Delete(w.ctx, w.policy()))
+	w.run(time.Minute)
+	assert.Equal(t, -1.0, w.metric("flinkscale_vertex_parallelism", pol...))
+	assert.Equal(t, -1.0, w.metric("flinkscale_rescales_total", pol...))
+
 	// flinkscale owns exactly the field it had to change: the slots per
 	// TaskManager stay 2 (one per core), and in native mode
 	// spec.job.parallelism is the user's (changing it would be an UPGRADE).

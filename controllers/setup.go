@@ -53,6 +53,9 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorderFor("flinkscale")
 	}
+	if r.Metrics == nil {
+		r.Metrics = DefaultMetrics()
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.FlinkScalingPolicy{}, TargetIndex,
 		func(o client.Object) []string {
 			return []string{o.(*v1alpha1.FlinkScalingPolicy).Spec.TargetRef.Name}

@@ -119,6 +119,7 @@ func (c *cycle) complete(fs metrics.FlinkSample, newJob bool) {
 		r.Downtime = scaling.D(downtime)
 	}
 	c.pol.Status.History = v1alpha1.FromHistory(h)
+	c.commit(func() { c.pm.rescaleFinished(scaling.OutcomeSucceeded, downtime) })
 	from := c.pol.Status.CurrentParallelism
 	c.pol.Status.Rescale = nil
 	c.observe(fs)
@@ -146,6 +147,7 @@ func (c *cycle) finish(outcome, why string, revert bool) {
 	}
 	c.pol.Status.History = v1alpha1.FromHistory(h)
 	c.pol.Status.Rescale = nil
+	c.commit(func() { c.pm.rescaleFinished(outcome, 0) })
 	msg := "rescale " + outcomeWord(outcome) + ": " + why
 	if revert && c.d != nil {
 		msg += "; " + c.revert(rs)

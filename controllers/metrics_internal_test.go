@@ -1,0 +1,129 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+func testPolicy(ns, name, target string) *v1alpha1.FlinkScalingPolicy {
+	return &v1alpha1.FlinkScalingPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.FlinkScalingPolicySpec{TargetRef: v1alpha1.TargetRef{Name: target}},
+	}
+}
+
+// A policy's series exist from its first cycle, at zero where nothing has
+// happened yet: rates and alerts work before the first rescale.
+func TestMetricsStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	m.policy(testPolicy("ns", "orders", "orders-fd")).start()
+	want := `
+# HELP flinkscale_rescales_total Rescales finished, by outcome (Succeeded, Failed, RolledBack).
+# TYPE flinkscale_rescales_total counter
+flinkscale_rescales_total{deployment="orders-fd",namespace="ns",outcome="Failed",policy="orders"} 0
+flinkscale_rescales_total{deployment="orders-fd",namespace="ns",outcome="RolledBack",policy="orders"} 0
+flinkscale_rescales_total{deployment="orders-fd",namespace="ns",outcome="Succeeded",policy="orders"} 0
+# HELP flinkscale_rescale_in_progress 1 while a rescale of the job is in progress, else 0.
+# TYPE flinkscale_rescale_in_progress gauge
+flinkscale_rescale_in_progress{deployment="orders-fd",namespace="ns",policy="orders"} 0
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "flinkscale_rescales_total", "flinkscale_rescale_in_progress"))
+	n, err := testutil.GatherAndCount(reg, "flinkscale_decisions_total", "flinkscale_collection_errors_total", "flinkscale_rescales_started_total")
+	require.NoError(t, err)
+	assert.Equal(t, 2+2+1, n, "decisions by action, errors by source, rescales started")
+}
+
+// A decision sets the vertex and job gauges and counts the action, each
+// reason code once, and a hold under its job-level reason; a vertex that
+// leaves the job loses its series; forget deletes everything of the policy
+// and nothing of another.
+func TestMetricsOfDecisions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	pm := m.policy(testPolicy("ns", "orders", "orders-fd"))
+	other := m.policy(testPolicy("ns", "clicks", "clicks-fd"))
+	pm.start()
+	other.start()
+	shown := map[vertexKey]bool{}
+	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
+	d := scaling.Decision{
+		At: time.Unix(1700000000, 0), Action: scaling.ActionScale, Sized: true, LagRecords: 1200, LagSeconds: 4,
+		Current: scaling.Plan{Slots: 4, Cores: 4}, Recommended: scaling.Plan{Slots: 10, Cores: 10},
+		PredictedDowntime: scaling.D(36 * time.Second),
+		Vertices: []scaling.VertexDecision{
+			{ID: "a", Name: "Source", Current: 2, Recommended: 4, UtilizationNow: 1.2, UtilizationAfter: 0.6, TrueProcessingRate: 2500, TargetRate: 3000, BackPressuredMsPerSecond: 250},
+			{ID: "b", Name: "Sink", Current: 2, Recommended: 6, UtilizationNow: 1.6, UtilizationAfter: 0.55},
+		},
+		Reasons: []scaling.Reason{
+			{Code: scaling.ReasonOverloaded, Vertex: "a"}, {Code: scaling.ReasonOverloaded, Vertex: "b"},
+		},
+	}
+	pm.decision(d, band, 3000, shown)
+	v := func(g *prometheus.GaugeVec, vertex, id string) float64 {
+		return testutil.ToFloat64(g.With(pm.with(LabelVertex, vertex, LabelVertexID, id)))
+	}
+	assert.Equal(t, 4.0, v(m.RecommendedParallelism, "Source", "a"))
+	assert.Equal(t, 1.2, v(m.Utilization, "Source", "a"))
+	assert.Equal(t, 0.25, v(m.Backpressure, "Source", "a"), "250 ms/s")
+	assert.Equal(t, 3000.0, testutil.ToFloat64(m.ArrivalRate.With(pm.labels)))
+	assert.Equal(t, 10.0, testutil.ToFloat64(m.Slots.With(pm.with("state", "recommended"))))
+	assert.Equal(t, 36.0, testutil.ToFloat64(m.PredictedDowntime.With(pm.labels)))
+	assert.Equal(t, 1700000000.0, testutil.ToFloat64(m.LastDecision.With(pm.labels)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Decisions.With(pm.with("action", "Scale"))))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.DecisionReasons.With(pm.with("action", "Scale", "reason", "Overloaded"))), "once per decision")
+	assert.Equal(t, 0.85, testutil.ToFloat64(m.UtilizationBand.With(pm.with("bound", "max"))))
+
+	// The job loses vertex b; a hold is counted under its job-level reason.
+	hold := scaling.Decision{At: d.At.Add(time.Minute), Action: scaling.ActionHold, Sized: true,
+		Vertices: d.Vertices[:1],
+		Reasons:  []scaling.Reason{{Code: scaling.ReasonWithinBand, Vertex: "a"}, {Code: scaling.ReasonCooldown}}}
+	pm.decision(hold, band, 3000, shown)
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", string(scaling.ReasonCooldown)))))
+	n, err := testutil.GatherAndCount(reg, "flinkscale_vertex_parallelism")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "vertex b's series are gone")
+
+	pm.blocked(v1alpha1.ReasonExcludedPeriod)
+	pm.rescaleStarted()
+	pm.rescaleFinished(scaling.OutcomeSucceeded, 40*time.Second)
+	pm.collection(SourceFlink, 20*time.Millisecond, assert.AnError)
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", v1alpha1.ReasonExcludedPeriod))))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Rescales.With(pm.with("outcome", "Succeeded"))))
+	assert.Equal(t, 40.0, testutil.ToFloat64(m.LastDowntime.With(pm.labels)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.CollectionErrors.With(pm.with("source", "flink"))))
+
+	m.forget("ns", "orders")
+	for _, name := range []string{"flinkscale_vertex_parallelism", "flinkscale_rescales_total", "flinkscale_holds_total", "flinkscale_rescale_downtime_seconds"} {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, s := range mf.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == LabelPolicy {
+						assert.Equal(t, "clicks", l.GetValue(), "%s: only the other policy's series remain", name)
+					}
+				}
+			}
+		}
+	}
+	assert.Equal(t, 0.0, testutil.ToFloat64(other.m.RescaleInProgress.With(other.labels)), "the other policy keeps its series")
+
+	// A nil *Metrics records nothing and does not panic.
+	var none *Metrics
+	none.policy(testPolicy("ns", "x", "y")).decision(d, band, 0, map[vertexKey]bool{})
+	none.forget("ns", "x")
+}
