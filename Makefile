@@ -90,9 +90,10 @@ demo: ## Run the demo: go run ./cmd/flinkscale demo [DEMO_ARGS=...]
 ##@ Test
 
 # Prerequisites of `make test`: the integration tests (test/envtest users)
-# need kube-apiserver+etcd in bin/k8s. `make test TEST_DEPS=` skips building
-# them (those tests then skip, or fail under CI=true).
-TEST_DEPS ?= envtest-bins
+# need kube-apiserver, etcd and kubectl in bin/k8s, the chart tests bin/helm;
+# all are built from source once and cached. `make test TEST_DEPS=` skips
+# building them (those tests then skip, or fail under CI=true).
+TEST_DEPS ?= envtest-bins helm
 # Extra flags for go test, e.g. make test GO_TEST_FLAGS='-v -run TestFoo'.
 GO_TEST_FLAGS ?=
 
@@ -140,17 +141,30 @@ fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for F
 CRD_OPTIONS ?= crd:allowDangerousTypes=true
 
 .PHONY: generate
-generate: controller-gen ## Generate deepcopy code (api/), CRDs (config/crd) and the RBAC role (config/rbac) with controller-gen
+generate: controller-gen ## Generate deepcopy code (api/), CRDs (config/crd), the RBAC role (config/rbac) and the chart's CRDs
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) $(CRD_OPTIONS) paths=./api/... output:crd:artifacts:config=config/crd
 	$(CONTROLLER_GEN) rbac:roleName=flinkscale-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	@$(MAKE) --no-print-directory chart-crds
+
+# The Helm chart ships the CRDs in crds/ (installed by `helm install`, never
+# upgraded by Helm): byte-identical copies of config/crd, stale ones removed.
+CHART_CRDS := charts/flinkscale/crds
+.PHONY: chart-crds
+chart-crds: ## Copy config/crd/*.yaml into the Helm chart (charts/flinkscale/crds)
+	@mkdir -p $(CHART_CRDS)
+	@rm -f $(CHART_CRDS)/*.yaml
+	cp config/crd/*.yaml $(CHART_CRDS)/
+
+# Paths `make generate` writes, checked by verify-generate.
+GENERATED_PATHS := api config $(CHART_CRDS)
 
 .PHONY: verify-generate
-verify-generate: generate ## Fail if `make generate` changes or adds files under api/ or config/
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate' and commit the result"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- api config); \
+verify-generate: generate ## Fail if `make generate` changes or adds files under api/, config/ or charts/flinkscale/crds
+	@git diff --exit-code -- $(GENERATED_PATHS) || { echo "generated files are stale: run 'make generate' and commit the result"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- $(GENERATED_PATHS)); \
 	if [[ -n "$$untracked" ]]; then \
-	  echo "untracked files under api/ or config/ (run 'make generate' and commit them):"; echo "$$untracked"; exit 1; \
+	  echo "untracked files under $(GENERATED_PATHS) (run 'make generate' and commit them):"; echo "$$untracked"; exit 1; \
 	fi
 
 ##@ Code quality

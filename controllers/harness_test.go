@@ -27,6 +27,7 @@ import (
 	"github.com/flinkscale/flinkscale/controllers/target"
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim"
 	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
 	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
@@ -52,49 +53,6 @@ func startEnv(t *testing.T) (*envtest.Env, client.Client) {
 	c, err := client.New(env.Config, client.Options{Scheme: scheme(t)})
 	require.NoError(t, err)
 	return env, c
-}
-
-// ordersJob is the test job: a Kafka source reading 6 partitions and a
-// keyed enrichment, 2 subtasks each, on TaskManagers of 2 cores and 2 slots.
-//
-// At 1500 rec/s the source is 50 % busy (1500 / (2×1500)) and the
-// enrichment 75 % (1500 / (2×1000)): inside the 40–85 % band, nothing to do.
-// At 3000 rec/s both are saturated and lag grows.
-func ordersJob() sim.JobSpec {
-	return sim.JobSpec{
-		Name: "orders", FlinkVersion: "1.18", ConsumerGroup: "orders",
-		Topics: []sim.TopicSpec{{Name: "orders", Partitions: 6}},
-		Vertices: []sim.VertexSpec{
-			{Name: "Source: orders", Parallelism: 2, Capacity: 1500, Selectivity: 1, Topics: []string{"orders"}},
-			{Name: "Enrich -> Sink", Parallelism: 2, MaxParallelism: 128, Capacity: 1000, Selectivity: 1,
-				Inputs: []sim.EdgeSpec{{From: "Source: orders", Ship: "HASH"}}},
-		},
-		TaskManager: sim.TaskManagerSpec{CPU: 2, Slots: 2},
-		Checkpoints: sim.CheckpointSpec{Interval: 30 * time.Second, Base: 2 * time.Second},
-		Restart:     sim.RestartSpec{Time: 20 * time.Second, TaskManagerStartup: 10 * time.Second},
-	}
-}
-
-// deploymentSpec is the FlinkDeployment of ordersJob.
-func deploymentSpec(upgradeMode string) map[string]any {
-	return map[string]any{
-		"flinkVersion":   "v1_18",
-		"mode":           "native",
-		"image":          "flink:1.18",
-		"serviceAccount": "flink",
-		"flinkConfiguration": map[string]any{
-			"taskmanager.numberOfTaskSlots": "2",
-			"state.savepoints.dir":          "s3://bucket/savepoints",
-		},
-		"job": map[string]any{
-			"jarURI":      "local:///opt/flink/usrlib/orders.jar",
-			"parallelism": int64(2),
-			"upgradeMode": upgradeMode,
-			"state":       "running",
-		},
-		"jobManager":  map[string]any{"replicas": int64(1), "resource": map[string]any{"cpu": int64(1), "memory": "2048m"}},
-		"taskManager": map[string]any{"resource": map[string]any{"cpu": int64(2), "memory": "4096m"}},
-	}
 }
 
 // world is one simulated Flink job behind its real REST API, a kfake Kafka
@@ -153,7 +111,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	w.pKey = types.NamespacedName{Namespace: w.ns, Name: "orders"}
 	w.load.Store(1500.0)
 
-	spec := ordersJob()
+	spec := fixtures.OrdersJob()
 	if o.conf["jobmanager.scheduler"] == "adaptive" {
 		spec.Scheduler = "adaptive" // the simulated cluster runs what the deployment configures
 	}
@@ -182,7 +140,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	w.ctl = w.newController(o.client)
 
 	fd := envtest.NewFlinkDeployment(w.ns, w.fdKey.Name)
-	fdSpec := deploymentSpec(o.upgradeMode)
+	fdSpec := fixtures.OrdersDeploymentSpec(o.upgradeMode)
 	for k, v := range o.conf {
 		fdSpec["flinkConfiguration"].(map[string]any)[k] = v
 	}

@@ -21,16 +21,11 @@ import (
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim"
 	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
 	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
 )
-
-// simClock is the simulator's virtual clock as a clock.PassiveClock.
-type simClock struct{ j *sim.Job }
-
-func (c simClock) Now() time.Time                  { return c.j.Now() }
-func (c simClock) Since(t time.Time) time.Duration { return c.j.Now().Sub(t) }
 
 // The whole system under one real manager, in real time: a FlinkDeployment
 // annotated flinkscale.io/enabled gets its policy from the opt-in
@@ -44,7 +39,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	ns := env.CreateNamespace(t, "mgr")
 	key := types.NamespacedName{Namespace: ns, Name: "orders"}
 
-	spec := ordersJob()
+	spec := fixtures.OrdersJob()
 	broker, err := simkafka.Start(spec.Topics)
 	require.NoError(t, err)
 	defer broker.Close()
@@ -65,7 +60,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	reg := fakeoperator.NewRegistry()
 	reg.Register(key, j)
 	var seq atomic.Int64
-	clk := simClock{j}
+	clk := fixtures.SimClock{Job: j}
 	require.NoError(t, (&fakeoperator.Operator{Clusters: reg, Clock: clk, ResyncInterval: 200 * time.Millisecond,
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xc0+seq.Add(1)) }}).SetupWithManager(mgr))
 	require.NoError(t, (&optin.Reconciler{}).SetupWithManager(mgr))
@@ -84,7 +79,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	go func() { done <- j.RunRealtime(ctx, speed, 50*time.Millisecond) }()
 
 	fd := envtest.NewFlinkDeployment(ns, key.Name)
-	require.NoError(t, unstructured.SetNestedField(fd.Object, deploymentSpec("savepoint"), "spec"))
+	require.NoError(t, unstructured.SetNestedField(fd.Object, fixtures.OrdersDeploymentSpec("savepoint"), "spec"))
 	fd.SetAnnotations(map[string]string{
 		optin.AnnotationEnabled:               "true",
 		optin.AnnotationMode:                  "Apply",

@@ -52,6 +52,7 @@ type Metrics struct {
 	Backpressure           *prometheus.GaugeVec
 
 	// Per policy.
+	Info              *prometheus.GaugeVec
 	UtilizationBand   *prometheus.GaugeVec
 	LagRecords        *prometheus.GaugeVec
 	LagSeconds        *prometheus.GaugeVec
@@ -95,8 +96,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ExpectedUtilization:    gauge("vertex_expected_utilization", "Busy fraction of a vertex's busiest subtask at its target rate and the recommended parallelism.", vertexLabels),
 		TrueProcessingRate:     gauge("vertex_true_processing_rate", "Records per second a vertex could process at 100% busy at its current parallelism (DS2 true processing rate).", vertexLabels),
 		TargetRate:             gauge("vertex_target_rate", "Records per second a vertex must sustain (for a source, the arrival rate).", vertexLabels),
-		Backpressure:           gauge("vertex_backpressure_ratio", "Fraction of time a vertex's subtasks are backpressured (average over subtasks, 0-1).", vertexLabels),
+		Backpressure:           gauge("vertex_backpressure_ratio", "Fraction of time a vertex's most backpressured subtask is backpressured (0-1).", vertexLabels),
 
+		Info:              gauge("policy_info", "Always 1: a policy and the mode it acts in (mode=Apply, DryRun or Paused, the paused annotation applied).", with("mode")),
 		UtilizationBand:   gauge("utilization_band", "The policy's utilization band: bound=min (scale-down threshold), target, max (scale-up threshold).", with("bound")),
 		LagRecords:        gauge("lag_records", "Kafka consumer lag in records, summed over the job's sources."),
 		LagSeconds:        gauge("lag_seconds", "Kafka consumer lag in seconds of arrivals (the worst source)."),
@@ -135,7 +137,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.Parallelism, m.RecommendedParallelism, m.Utilization, m.ExpectedUtilization, m.TrueProcessingRate, m.TargetRate, m.Backpressure,
-		m.UtilizationBand, m.LagRecords, m.LagSeconds, m.ArrivalRate, m.Slots, m.Cores, m.PredictedDowntime, m.RescaleInProgress,
+		m.Info, m.UtilizationBand, m.LagRecords, m.LagSeconds, m.ArrivalRate, m.Slots, m.Cores, m.PredictedDowntime, m.RescaleInProgress,
 		m.LastDecision, m.LastDowntime, m.Decisions, m.DecisionReasons, m.Holds, m.RescalesStarted, m.Rescales, m.Downtime,
 		m.CollectionErrors, m.CollectionDuration,
 	}
@@ -233,12 +235,21 @@ func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, ar
 		l := p.with(LabelVertex, k.name, LabelVertexID, k.id)
 		m.Parallelism.With(l).Set(float64(v.Current))
 		m.RecommendedParallelism.With(l).Set(float64(v.Recommended))
-		if d.Sized {
+		if !d.Sized {
+			continue
+		}
+		m.TargetRate.With(l).Set(v.TargetRate)
+		m.Backpressure.With(l).Set(v.BackPressuredMsPerSecond / 1000)
+		if v.TrueProcessingRate > 0 {
 			m.Utilization.With(l).Set(v.UtilizationNow)
 			m.ExpectedUtilization.With(l).Set(v.UtilizationAfter)
 			m.TrueProcessingRate.With(l).Set(v.TrueProcessingRate)
-			m.TargetRate.With(l).Set(v.TargetRate)
-			m.Backpressure.With(l).Set(v.BackPressuredMsPerSecond / 1000)
+		} else {
+			// Not measurable (idle, or no busy time): no figure rather than
+			// a zero that would drag capacity and thresholds to zero.
+			m.Utilization.Delete(l)
+			m.ExpectedUtilization.Delete(l)
+			m.TrueProcessingRate.Delete(l)
 		}
 	}
 	p.dropVertices(shown, now)
@@ -337,19 +348,29 @@ func (p policyMetrics) collection(source string, took time.Duration, err error) 
 	if p.m == nil {
 		return
 	}
+	// Every attempt is observed (the _count is the attempts the error-ratio
+	// alert divides by); a source that could not be opened counts as 0 s.
 	p.m.CollectionDuration.With(p.with("source", source)).Observe(took.Seconds())
 	if err != nil {
 		p.m.CollectionErrors.With(p.with("source", source)).Inc()
 	}
 }
 
-// status records what the written status says: a rescale in progress.
-func (p policyMetrics) status(st *v1alpha1.FlinkScalingPolicyStatus) {
+// status records the policy as written: its mode and whether a rescale
+// is in progress.
+func (p policyMetrics) status(pol *v1alpha1.FlinkScalingPolicy) {
 	if p.m == nil {
 		return
 	}
+	mode := string(pol.EffectiveMode())
+	for _, other := range []v1alpha1.Mode{v1alpha1.ModeApply, v1alpha1.ModeDryRun, v1alpha1.ModePaused} {
+		if string(other) != mode {
+			p.m.Info.Delete(p.with("mode", string(other)))
+		}
+	}
+	p.m.Info.With(p.with("mode", mode)).Set(1)
 	v := 0.0
-	if st.Rescale != nil {
+	if pol.Status.Rescale != nil {
 		v = 1
 	}
 	p.m.RescaleInProgress.With(p.labels).Set(v)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/scaling"
@@ -126,4 +127,18 @@ func TestMetricsOfDecisions(t *testing.T) {
 	var none *Metrics
 	none.policy(testPolicy("ns", "x", "y")).decision(d, band, 0, map[vertexKey]bool{})
 	none.forget("ns", "x")
+}
+
+// The controller's metrics go to controller-runtime's registry, the one
+// the manager's /metrics endpoint serves, once however many managers a
+// process starts.
+func TestDefaultMetricsUseTheManagersRegistry(t *testing.T) {
+	m := DefaultMetrics()
+	require.Same(t, m, DefaultMetrics())
+	pol := testPolicy("default-registry", "p", "d")
+	m.policy(pol).start()
+	defer m.forget(pol.Namespace, pol.Name)
+	n, err := testutil.GatherAndCount(ctrlmetrics.Registry, "flinkscale_rescales_total")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, 3)
 }

@@ -172,7 +172,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 	}
 	c.commitEvents()
-	c.pm.status(&pol.Status)
+	c.pm.status(&pol)
 	return res, nil
 }
 

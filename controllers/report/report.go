@@ -82,7 +82,7 @@ type Vertex struct {
 	Current     int    `json:"current"`
 	Recommended int    `json:"recommended"`
 	// BusyMsPerSecond and BackpressuredMsPerSecond are now (the busiest
-	// subtask's busy time, the average backpressure).
+	// subtask's busy time, the most backpressured subtask's).
 	BusyMsPerSecond          float64 `json:"busyMsPerSecond"`
 	BackpressuredMsPerSecond float64 `json:"backpressuredMsPerSecond"`
 	// UtilizationNow and UtilizationAfter are the busiest subtask's busy
