@@ -98,8 +98,9 @@ TEST_DEPS ?= envtest-bins helm
 GO_TEST_FLAGS ?=
 
 .PHONY: test
-test: $(TEST_DEPS) ## Run all tests with the race detector (go test -race -count=1 ./...)
+test: $(TEST_DEPS) ## Run all tests with the race detector, then the scenario library's record conservation without it
 	$(GO) test -race -count=1 $(if $(GO_TEST_FLAGS),$(GO_TEST_FLAGS) )./...
+	$(GO) test -count=1 -run '^TestEveryScenarioConservesRecords$$' ./test/bench/
 
 BENCH ?= .
 BENCH_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...
@@ -115,22 +116,51 @@ bench-go: ## Run the Go benchmarks of the model, the simulator and the collector
 JOBS ?= 1000
 DURATION ?= 5m
 WARMUP ?= 5m
-bench-scale: envtest-bins ## Controller cost with 1,000 FlinkDeployments at a 30 s polling interval (JOBS=, DURATION=)
-	$(GO) run ./cmd/flinkscale bench-scale --jobs $(JOBS) --duration $(DURATION) --warmup $(WARMUP)
+FAULTY ?= 0
+bench-scale: envtest-bins ## Controller cost with 1,000 FlinkDeployments at a 30 s polling interval (JOBS=, DURATION=, FAULTY=0.1 for failing Flink endpoints)
+	$(GO) run ./cmd/flinkscale bench-scale --jobs $(JOBS) --duration $(DURATION) --warmup $(WARMUP) --faulty $(FAULTY)
+
+# Fuzz targets: every `func FuzzXxx(` in a *_test.go file of the module
+# (bin/, hack/ and testdata/ aside), found with grep so that new targets are
+# run without listing them here. One `go test -fuzz` per target: Go fuzzes
+# one target per invocation.
+FIND_FUZZ_TARGETS := grep -rE --include='*_test.go' --exclude-dir=bin --exclude-dir=hack --exclude-dir=testdata --exclude-dir=.git \
+  -o '^func Fuzz[A-Za-z0-9_]+\(' . | sed -E 's|^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]+)\($$|./\1 \2|' | sort -u
+
+# $(call run-fuzz,<fuzztime>): run every target for fuzztime; stop at the
+# first failure, naming the package and the target (the failing input is in
+# <package>/testdata/fuzz/<target>/: commit it as a regression seed).
+define run-fuzz
+@targets=$$($(FIND_FUZZ_TARGETS)); \
+if [[ -z "$$targets" ]]; then echo "no fuzz targets found"; exit 1; fi; \
+n=$$(wc -l <<<"$$targets"); i=0; start=$$(date +%s); \
+while read -r pkg name; do \
+  i=$$((i + 1)); \
+  echo ">> [$$i/$$n] fuzzing $$pkg $$name for $(1)"; \
+  if ! $(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(1) $(FUZZ_FLAGS) "$$pkg" </dev/null; then \
+    echo "!! FUZZ FAILURE: package $$pkg, target $$name (failing input under $$pkg/testdata/fuzz/$$name/)"; \
+    exit 1; \
+  fi; \
+done <<<"$$targets"; \
+echo ">> $$n fuzz targets passed in $$(( $$(date +%s) - start ))s ($(1) each)"
+endef
 
 FUZZTIME ?= 30s
-FUZZ_PKGS ?= ./scaling/... ./test/sim/... ./test/bench/... ./metrics/... ./controllers/...
-.PHONY: fuzz
-fuzz: ## Run every Fuzz* target in FUZZ_PKGS (the model and the simulator) for FUZZTIME each (default 30s)
-	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | \
-	  awk '/^Fuzz/ { names = names " " $$1; next } \
-	       /^ok / { n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2 ":" a[i]; names = "" }'); \
-	if [[ -z "$$targets" ]]; then echo "no fuzz targets in $(FUZZ_PKGS)"; exit 0; fi; \
-	for t in $$targets; do \
-	  pkg=$${t%%:*}; name=$${t#*:}; \
-	  echo ">> fuzzing $$pkg $$name for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null; \
-	done
+FUZZTIME_CI ?= 5s
+# Extra go test flags for the fuzz runs. The default bounds the minimization
+# of each new interesting input (60 s by default) to 5 s: the targets that
+# run a collection over HTTP (FuzzCollect, FuzzPromQLResponses) find new
+# coverage often and otherwise spend most of the run minimizing.
+FUZZ_FLAGS ?= -fuzzminimizetime=5s
+.PHONY: fuzz fuzz-ci fuzz-list
+fuzz: ## Run every Fuzz* target of the module for FUZZTIME each (default 30s)
+	$(call run-fuzz,$(FUZZTIME))
+
+fuzz-ci: ## Run every Fuzz* target for FUZZTIME_CI each (default 5s; what CI runs after make test)
+	$(call run-fuzz,$(FUZZTIME_CI))
+
+fuzz-list: ## List the fuzz targets fuzz and fuzz-ci run (package and name)
+	@$(FIND_FUZZ_TARGETS)
 
 ##@ Generate
 

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/twmb/franz-go/pkg/kerr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,9 +42,11 @@ type cycle struct {
 	ctx context.Context
 	log logr.Logger
 	pol *v1alpha1.FlinkScalingPolicy
-	st  *policyState
-	now time.Time
-	pm  policyMetrics
+	// orig is the policy as last written: the base of the status patch.
+	orig *v1alpha1.FlinkScalingPolicy
+	st   *policyState
+	now  time.Time
+	pm   policyMetrics
 
 	fd *unstructured.Unstructured
 	d  *target.Deployment
@@ -51,6 +56,9 @@ type cycle struct {
 	events  []pendingEvent
 	commits []func()
 	stalled bool // a Stalled condition was set this cycle
+	// kafkaNote, when set, is why the brokers' lag is not used this cycle
+	// and what stands in (see collect); the Ready condition says it.
+	kafkaNote string
 }
 
 type pendingEvent struct {
@@ -147,7 +155,11 @@ func (c *cycle) run() ctrl.Result {
 
 	sample, collectErr := c.collect(policy)
 	if c.pol.Status.Rescale != nil {
-		c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "target found; following the rescale in progress")
+		readyMsg := "target found; following the rescale in progress"
+		if c.kafkaNote != "" {
+			readyMsg += "; " + c.kafkaNote
+		}
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, readyMsg)
 		c.track(sample, collectErr)
 		c.settleStalled()
 		if c.pol.Status.Rescale != nil {
@@ -161,13 +173,24 @@ func (c *cycle) run() ctrl.Result {
 		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonMetricsError, "no decision without metrics: "+msg)
 		if !c.st.metricsFailed {
 			c.event(corev1.EventTypeWarning, EventMetricsFailed, "Collecting metrics failed: %s", msg)
-			c.commit(func() { c.st.metricsFailed = true })
 		}
+		n := c.st.collectFailures + 1
+		if c.d.JobID == "" {
+			n = 0 // no job yet: nothing was polled, nothing to back off from
+		}
+		c.commit(func() { c.st.metricsFailed, c.st.collectFailures = true, n })
 		c.settleStalled()
-		return wait
+		// A job that keeps failing is polled less and less often (each
+		// failed poll can hold a worker for a whole request timeout), so
+		// that a tenth of a fleet failing does not delay the rest.
+		return ctrl.Result{RequeueAfter: c.r.requeue(collectBackoff(interval, n))}
 	}
-	c.commit(func() { c.st.metricsFailed = false })
-	c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "target found and metrics collected")
+	c.commit(func() { c.st.metricsFailed, c.st.collectFailures = false, 0 })
+	readyMsg := "target found and metrics collected"
+	if c.kafkaNote != "" {
+		readyMsg = c.kafkaNote
+	}
+	c.condition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, readyMsg)
 
 	if c.pol.EffectiveMode() == v1alpha1.ModePaused {
 		c.observe(sample)
@@ -197,12 +220,32 @@ func (c *cycle) run() ctrl.Result {
 	return wait
 }
 
-// holdReason is the first job-level reason of a hold (else Idle).
+// MaxCollectBackoff bounds the polling interval of a policy whose metrics
+// collection keeps failing: at most ten polling intervals, at most this.
+const MaxCollectBackoff = 5 * time.Minute
+
+// collectBackoff is the wait after the n-th consecutive failed collection:
+// the polling interval, doubled per further failure, up to ten intervals
+// or MaxCollectBackoff, whichever is shorter (never below the interval).
+func collectBackoff(interval time.Duration, n int) time.Duration {
+	limit := max(min(MaxCollectBackoff, 10*interval), interval)
+	d := interval
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// holdReason is the first job-level reason of a hold, else the first
+// vertex's (a NaN busy time, a vertex's missing metrics), else Idle.
 func holdReason(d scaling.Decision) string {
 	for _, r := range d.Reasons {
 		if r.Vertex == "" {
 			return string(r.Code)
 		}
+	}
+	if len(d.Reasons) > 0 {
+		return string(d.Reasons[0].Code)
 	}
 	return v1alpha1.ReasonIdle
 }
@@ -250,6 +293,16 @@ func failures(h *v1alpha1.HistoryStatus) (int, *v1alpha1.RescaleRecordStatus) {
 }
 
 // collect polls Flink (and the Kafka triggers) into the policy's window.
+// A Kafka trigger that cannot even be opened (its Secret is missing or
+// misconfigured) or whose brokers reject the credentials fails the
+// collection: only a fix of the Secret or the trigger helps, and the
+// condition says which. When the brokers of every trigger are unreachable,
+// the window drops its brokers' samples (they would describe another
+// moment) and, if Flink reports pendingRecords for every source, the
+// decision uses Flink's own lag (else it holds with MissingMetrics); a
+// group without committed offsets takes its lag from Flink the same way
+// (the brokers' arrival rates stand). c.kafkaNote says so for the Ready
+// condition, with one KafkaUnavailable event per outage of the brokers.
 func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	if c.st.window == nil || c.st.windowLength != p.MetricsWindow.Duration {
 		c.st.window = metrics.NewWindow(p.MetricsWindow.Duration)
@@ -271,33 +324,128 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	}
 	fs.At = c.now
 	c.st.window.AddFlink(fs)
-	if t := c.pol.Spec.Triggers; t != nil && len(t.Kafka) > 0 {
-		c.st.window.AddKafka(c.collectKafka(t.Kafka))
+	t := c.pol.Spec.Triggers
+	if t == nil || len(t.Kafka) == 0 {
+		return fs, nil
+	}
+	ks, unreachable, err := c.collectKafka(t.Kafka)
+	if err != nil {
+		return fs, err
+	}
+	noPending := sourcesWithoutPending(fs)
+	fallback := ": using Flink's pendingRecords for the lag"
+	if len(noPending) > 0 {
+		fallback = fmt.Sprintf(" and Flink reports no pendingRecords for %s: holding", strings.Join(noPending, ", "))
+	}
+	switch {
+	case unreachable == len(t.Kafka):
+		// No brokers' sample this poll: lag and arrival rates from the
+		// samples before the outage would be mixed with Flink's view of
+		// now. Drop them; the window is Flink's alone until the brokers
+		// answer again.
+		c.st.window.DropKafka()
+		if len(noPending) > 0 {
+			// Nothing to fall back on: keep the failed sample, whose
+			// Missing names the triggers, so that the decision holds
+			// with MissingMetrics.
+			c.st.window.AddKafka(ks)
+		}
+		c.kafkaUnavailable(fmt.Sprintf("Kafka brokers unreachable (%s)%s", strings.Join(ks.Missing, "; "), fallback))
+	default:
+		c.st.window.AddKafka(ks)
+		if c.st.window.BrokersUnavailable() {
+			c.commit(func() { c.st.window.SetBrokersUnavailable(false) })
+		}
+		if groupUnknown(ks) {
+			// The brokers answer but know no offsets of the group: a job
+			// that has not committed yet (no checkpoint since it started),
+			// that does not commit to Kafka, or the wrong group name. The
+			// condition says so; no event (every new job starts so).
+			c.kafkaNote = fmt.Sprintf("consumer group(s) %s have no committed offsets (group state %s)%s", ks.Group, orNone(ks.GroupState), fallback)
+		}
 	}
 	return fs, nil
 }
 
+// EventKafkaUnavailable says, once per outage, that the brokers' view of
+// the lag is unavailable and what the decision uses instead.
+const EventKafkaUnavailable = "KafkaUnavailable"
+
+// kafkaUnavailable notes the fallback for the Ready condition and sends one
+// event per outage (the window remembers it is in one).
+func (c *cycle) kafkaUnavailable(msg string) {
+	c.kafkaNote = msg
+	if !c.st.window.BrokersUnavailable() {
+		c.event(corev1.EventTypeWarning, EventKafkaUnavailable, "%s", msg)
+		c.commit(func() { c.st.window.SetBrokersUnavailable(true) })
+	}
+}
+
+// sourcesWithoutPending names the source vertices whose sample has no
+// pendingRecords.
+func sourcesWithoutPending(fs metrics.FlinkSample) []string {
+	var out []string
+	for _, v := range fs.Vertices {
+		if len(v.Inputs) == 0 && v.PendingRecords == nil {
+			name := v.Name
+			if name == "" {
+				name = v.ID
+			}
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// groupUnknown says whether the brokers know partitions but the group has
+// committed offsets for none of them (a group that never committed, or the
+// wrong group name).
+func groupUnknown(ks metrics.KafkaSample) bool {
+	if len(ks.Partitions) == 0 {
+		return false
+	}
+	for _, p := range ks.Partitions {
+		if p.Committed >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // collectKafka polls every trigger and merges their partitions into one
-// sample; a trigger that fails is listed in Missing (the decision holds).
-func (c *cycle) collectKafka(triggers []v1alpha1.KafkaTrigger) metrics.KafkaSample {
-	out := metrics.KafkaSample{At: c.now}
+// sample; a trigger whose brokers cannot be read is listed in Missing (the
+// decision holds unless every trigger failed and Flink's lag stands in) and
+// counted in unreachable. A trigger that cannot be opened (Secret missing or
+// invalid) or whose brokers reject its credentials is an error that names
+// the trigger and its Secret.
+func (c *cycle) collectKafka(triggers []v1alpha1.KafkaTrigger) (out metrics.KafkaSample, unreachable int, err error) {
+	out = metrics.KafkaSample{At: c.now}
 	var groups []string
 	for _, t := range triggers {
 		name := t.Name
 		if name == "" {
 			name = t.ConsumerGroup
 		}
+		secret := ""
+		if t.AuthenticationRef != nil {
+			secret = fmt.Sprintf(" (Secret %s/%s)", c.pol.Namespace, t.AuthenticationRef.Name)
+		}
 		groups = append(groups, t.ConsumerGroup)
 		src, err := c.r.Sources.Kafka(c.ctx, c.pol, t)
 		if err != nil {
 			c.pm.collection(SourceKafka, 0, err)
-			out.Missing = append(out.Missing, fmt.Sprintf("trigger %s: %v", name, err))
-			continue
+			// (Sources names the trigger too: once is enough.)
+			msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("Kafka trigger %q: ", t.Name))
+			return out, 0, fmt.Errorf("Kafka trigger %q%s is misconfigured: %s", name, secret, msg)
 		}
 		start := time.Now()
 		ks, err := src.Collect(c.ctx, t.ConsumerGroup, t.Topics)
 		c.pm.collection(SourceKafka, time.Since(start), err)
 		if err != nil {
+			if kafkaMisconfigured(err) {
+				return out, 0, fmt.Errorf("Kafka trigger %q%s: %w", name, secret, err)
+			}
+			unreachable++
 			out.Missing = append(out.Missing, fmt.Sprintf("trigger %s: %v", name, err))
 			continue
 		}
@@ -308,7 +456,23 @@ func (c *cycle) collectKafka(triggers []v1alpha1.KafkaTrigger) metrics.KafkaSamp
 		}
 	}
 	out.Group = strings.Join(groups, ",")
-	return out
+	return out, unreachable, nil
+}
+
+// kafkaMisconfigured says whether a Collect error is the brokers refusing
+// the trigger's credentials or certificates (a fix of the Secret is needed)
+// rather than the brokers being unreachable.
+func kafkaMisconfigured(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		certErr   x509.CertificateInvalidError
+		certVerif *tls.CertificateVerificationError
+	)
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
+		errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) ||
+		errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) || errors.As(err, &certVerif)
 }
 
 // observe writes the current parallelism from a sample (no decision).
@@ -479,27 +643,11 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 	// What the fields about to be applied say now: a failed rescale writes
 	// these back (and removes those that did not exist).
 	prev := c.d.Managed().Only(fields)
-	obj := c.d.ApplyObject(fields)
-	err = c.r.Client.Patch(c.ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
-	switch {
-	case apierrors.IsConflict(err):
-		// Someone changed the deployment since it was read: decide again
-		// on what it is now.
-		c.log.Info("FlinkDeployment changed while applying the plan; retrying", "deployment", c.d.Name)
-		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, ReasonApplyConflict, "the FlinkDeployment changed while the plan was applied; deciding again")
-		return true
-	case err != nil:
-		msg := fmt.Sprintf("applying the plan to FlinkDeployment %s: %v", c.d.Name, err)
-		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
-		c.setStalled(v1alpha1.ReasonApplyFailed, msg)
-		c.event(corev1.EventTypeWarning, EventRescaleFailed, "%s", msg)
-		return false
-	}
-	c.fd = obj
 	applied := make(map[string]int32, len(dec.Recommended.Parallelism))
 	for id, n := range dec.Recommended.Parallelism {
 		applied[id] = int32(n)
 	}
+	before := c.pol.Status.DeepCopy()
 	c.pol.Status.Rescale = &v1alpha1.RescaleStatus{
 		Phase:              v1alpha1.RescaleSavepointing,
 		StartTime:          metav1.NewTime(c.now),
@@ -507,8 +655,8 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 		Applied:            managedStatus(fields),
 		Previous:           managedStatus(prev),
 		FromJobID:          c.d.JobID,
-		TargetGeneration:   obj.GetGeneration(),
-		Message:            "applied; waiting for the operator to stop the job with a savepoint (or rescale it in place)",
+		// TargetGeneration stays 0 until the apply succeeded: an intent.
+		Message: "applying the plan to the FlinkDeployment",
 	}
 	rec := scaling.RescaleRecord{DecidedAt: c.now, Outcome: scaling.OutcomeInProgress}
 	for _, v := range dec.Vertices {
@@ -517,6 +665,40 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 	h := c.pol.Status.History.ToHistory()
 	h.Rescales = append(h.Rescales, rec)
 	c.pol.Status.History = v1alpha1.FromHistory(h)
+	// The intent is written before the FlinkDeployment is touched, so that
+	// no rescale can happen without the status knowing (a crash or a lost
+	// status patch after the apply would otherwise leave it unrecorded).
+	if err := c.persistIntent(); err != nil {
+		c.pol.Status = *before
+		if apierrors.IsConflict(err) {
+			c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, ReasonApplyConflict, "the policy changed while the rescale was recorded; deciding again")
+			return true
+		}
+		msg := fmt.Sprintf("recording the rescale in the policy's status: %v", err)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
+		return false
+	}
+	obj := c.d.ApplyObject(fields)
+	err = c.r.Client.Patch(c.ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	switch {
+	case apierrors.IsConflict(err):
+		// Someone changed the deployment since it was read: drop the
+		// intent and decide again on what it is now.
+		c.pol.Status.Rescale, c.pol.Status.History = before.Rescale, before.History
+		c.log.Info("FlinkDeployment changed while applying the plan; retrying", "deployment", c.d.Name)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, ReasonApplyConflict, "the FlinkDeployment changed while the plan was applied; deciding again")
+		return true
+	case err != nil:
+		c.pol.Status.Rescale, c.pol.Status.History = before.Rescale, before.History
+		msg := fmt.Sprintf("applying the plan to FlinkDeployment %s: %v", c.d.Name, err)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
+		c.setStalled(v1alpha1.ReasonApplyFailed, msg)
+		c.event(corev1.EventTypeWarning, EventRescaleFailed, "%s", msg)
+		return false
+	}
+	c.fd = obj
+	c.pol.Status.Rescale.TargetGeneration = obj.GetGeneration()
+	c.pol.Status.Rescale.Message = "applied; waiting for the operator to stop the job with a savepoint (or rescale it in place)"
 	c.condition(v1alpha1.ConditionScaling, metav1.ConditionTrue, v1alpha1.ReasonRescaling,
 		fmt.Sprintf("rescaling %s → %s", c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism))
 	c.event(corev1.EventTypeNormal, EventRescaleStarted, "Rescaling %s → %s (%s), predicted downtime %s: %s",
@@ -529,6 +711,18 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 		c.pm.rescaleStarted()
 	})
 	return false
+}
+
+// persistIntent writes the status as it is now (the rescale about to be
+// applied, with the decision that led to it) and makes it the base of the
+// cycle's final status patch.
+func (c *cycle) persistIntent() error {
+	c.pol.Status.ObservedGeneration = c.pol.Generation
+	if err := c.r.Client.Status().Patch(c.ctx, c.pol, client.MergeFromWithOptions(c.orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return err
+	}
+	c.orig = c.pol.DeepCopy()
+	return nil
 }
 
 // block records why a recommended rescale does not start, with one event

@@ -1,8 +1,10 @@
 package controllers_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -82,9 +84,10 @@ type world struct {
 	fdKey types.NamespacedName
 	pKey  types.NamespacedName
 
-	load   atomic.Value // float64 rec/s
-	nextOp time.Time
-	nextFS time.Time
+	load         atomic.Value // float64 rec/s
+	flinkTimeout time.Duration
+	nextOp       time.Time
+	nextFS       time.Time
 }
 
 type worldOptions struct {
@@ -95,6 +98,11 @@ type worldOptions struct {
 	policy func(*v1alpha1.FlinkScalingPolicy)
 	// conf adds flinkConfiguration entries to the deployment.
 	conf map[string]any
+	// rest wraps the simulated Flink REST API (to inject faults).
+	rest func(http.Handler) http.Handler
+	// flinkTimeout bounds the controller's Flink requests (real time;
+	// default 5 s).
+	flinkTimeout time.Duration
 }
 
 func newWorld(t *testing.T, o worldOptions) *world {
@@ -123,7 +131,11 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 7, Load: load, Kafka: broker, ProduceEvery: 5 * time.Second})
 	require.NoError(t, err)
 	w.job = j
-	w.rest = httptest.NewServer(flinkrest.NewHandler(j))
+	h := flinkrest.NewHandler(j)
+	if o.rest != nil {
+		h = o.rest(h)
+	}
+	w.rest = httptest.NewServer(h)
 	t.Cleanup(w.rest.Close)
 	w.clock = clocktesting.NewFakeClock(t0)
 
@@ -137,6 +149,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	}
 	w.reg = prometheus.NewRegistry()
 	w.metrics = controllers.NewMetrics(w.reg)
+	w.flinkTimeout = cmp.Or(o.flinkTimeout, 5*time.Second)
 	w.ctl = w.newController(o.client)
 
 	fd := envtest.NewFlinkDeployment(w.ns, w.fdKey.Name)
@@ -174,7 +187,7 @@ func (w *world) newController(wrap func(client.Client) client.Client) *controlle
 	return &controllers.PolicyReconciler{
 		Client:   c,
 		Recorder: w.rec,
-		Sources:  &controllers.ClientSources{Reader: w.c, Now: w.job.Now, Timeout: 5 * time.Second},
+		Sources:  &controllers.ClientSources{Reader: w.c, Now: w.job.Now, Timeout: w.flinkTimeout},
 		Clock:    w.clock,
 		Jitter:   -1,
 		Metrics:  w.metrics,

@@ -142,3 +142,15 @@ func TestDefaultMetricsUseTheManagersRegistry(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, n, 3)
 }
+
+// collectBackoff: 30 s, 60 s, 120 s, 240 s, then 300 s (the cap: ten
+// intervals, and 5m); a 1 s interval stops at 10 s; an interval above the
+// cap stays the interval; n = 0 (nothing polled) is the interval.
+func TestCollectBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: 30 * time.Second, 1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 4: 4 * time.Minute, 5: 5 * time.Minute, 50: 5 * time.Minute} {
+		assert.Equal(t, want, collectBackoff(30*time.Second, n), n)
+	}
+	assert.Equal(t, 8*time.Second, collectBackoff(time.Second, 4))
+	assert.Equal(t, 10*time.Second, collectBackoff(time.Second, 9))
+	assert.Equal(t, 10*time.Minute, collectBackoff(10*time.Minute, 3))
+}

@@ -93,8 +93,10 @@ type policyState struct {
 	limited       bool   // a ScalingLimited event was sent for the current limit
 	blocked       string // the blocker last announced by RescaleBlocked
 	metricsFailed bool
-	reportKey     string    // the recommendation the DryRun report holds
-	reportAt      time.Time // when it was written
+	// collectFailures counts consecutive failed collections (backoff).
+	collectFailures int
+	reportKey       string    // the recommendation the DryRun report holds
+	reportAt        time.Time // when it was written
 	// metricsFor is the deployment the policy's series are labeled with
 	// ("" before the first cycle); shown are the vertices with series.
 	metricsFor string
@@ -144,15 +146,22 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, fmt.Errorf("reading FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 	}
 	if pol.DeletionTimestamp != nil {
+		// Fields handed over before the policy goes: the job keeps its
+		// parallelism, and nobody conflicts with flinkscale afterwards.
+		if err := r.finalize(ctx, &pol); err != nil {
+			return ctrl.Result{}, fmt.Errorf("releasing FlinkScalingPolicy %s: %w", req.NamespacedName, err)
+		}
 		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
+	}
+	if err := r.ensureFinalizer(ctx, &pol); err != nil {
+		return ctrl.Result{}, fmt.Errorf("FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 	}
 	st := r.state(req.NamespacedName)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 
-	orig := pol.DeepCopy()
-	c := &cycle{r: r, ctx: ctx, log: log.FromContext(ctx), pol: &pol, st: st, now: r.now(), pm: r.Metrics.policy(&pol)}
+	c := &cycle{r: r, ctx: ctx, log: log.FromContext(ctx), pol: &pol, orig: pol.DeepCopy(), st: st, now: r.now(), pm: r.Metrics.policy(&pol)}
 	if st.metricsFor != pol.Spec.TargetRef.Name {
 		// New, or retargeted: the series start over under the new label.
 		r.Metrics.forget(pol.Namespace, pol.Name)
@@ -161,14 +170,16 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	res := c.run()
 	pol.Status.ObservedGeneration = pol.Generation
-	if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(c.orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		// The cycle's side effects are in the status it could not write:
-		// run again at once on a fresh read. A FlinkDeployment already
-		// patched is found again from its spec (see cycle.adopt).
+		// run again at once on a fresh read. A rescale is never among them:
+		// act writes status.rescale before it patches the FlinkDeployment,
+		// and track adopts or drops an intent whose apply did or did not
+		// happen (see cycle.persistIntent).
 		return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 	}
 	c.commitEvents()

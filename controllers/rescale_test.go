@@ -109,18 +109,18 @@ func TestStepLoadGivesOneRescaleAndTheLagDrains(t *testing.T) {
 	assert.Equal(t, 0.85, w.metric("flinkscale_utilization_band", append(pol, "bound", "max")...))
 	assert.Positive(t, w.metric("flinkscale_vertex_true_processing_rate", append(pol, "vertex", "Enrich -> Sink")...))
 
-	// Deleting the policy deletes its series.
-	require.NoError(t, w.c.Delete(w.ctx, w.policy()))
-	w.run(time.Minute)
-	assert.Equal(t, -1.0, w.metric("flinkscale_vertex_parallelism", pol...))
-	assert.Equal(t, -1.0, w.metric("flinkscale_rescales_total", pol...))
-
 	// flinkscale owns exactly the field it had to change: the slots per
 	// TaskManager stay 2 (one per core), and in native mode
 	// spec.job.parallelism is the user's (changing it would be an UPGRADE).
 	owned := managedBy(t, w.deployment(), controllers.FieldManager)
 	assert.ElementsMatch(t, []string{"spec.flinkConfiguration." + target.KeyOverrides}, owned)
 	assert.Equal(t, 2, d.Parallelism, "the user's spec.job.parallelism is untouched")
+
+	// Deleting the policy deletes its series.
+	require.NoError(t, w.c.Delete(w.ctx, w.policy()))
+	w.run(time.Minute)
+	assert.Equal(t, -1.0, w.metric("flinkscale_vertex_parallelism", pol...))
+	assert.Equal(t, -1.0, w.metric("flinkscale_rescales_total", pol...))
 }
 
 // managedBy lists the leaf fields a field manager owns, as dotted paths.

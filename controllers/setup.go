@@ -35,12 +35,11 @@ type Options struct {
 }
 
 // +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies/status,verbs=patch
 // +kubebuilder:rbac:groups=flink.apache.org,resources=flinkdeployments,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create;patch
 
 // SetupWithManager registers the reconciler: it reconciles policies on spec
 // and annotation changes (and on its own requeues, every polling interval),

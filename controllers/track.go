@@ -34,6 +34,9 @@ import (
 func (c *cycle) track(fs metrics.FlinkSample, collectErr error) {
 	rs := c.pol.Status.Rescale
 	d := c.d
+	if rs.TargetGeneration == 0 && !c.settleIntent() {
+		return
+	}
 	elapsed := c.now.Sub(rs.StartTime.Time)
 	switch {
 	case d.Lifecycle == target.LifecycleRollingBack || d.Lifecycle == target.LifecycleRolledBack:
@@ -76,6 +79,34 @@ func (c *cycle) track(fs metrics.FlinkSample, collectErr error) {
 		}
 	}
 	c.condition(v1alpha1.ConditionScaling, metav1.ConditionTrue, v1alpha1.ReasonRescaling, string(rs.Phase)+": "+rs.Message)
+}
+
+// settleIntent handles a rescale recorded before its apply whose cycle did
+// not finish (the process died, or the final status patch was lost): if
+// the deployment says what the rescale applies, the apply happened and the
+// rescale is followed from here (generation: the deployment's now);
+// otherwise it never happened and the intent is dropped, with its history
+// record, so that the next cycle decides afresh. It reports whether to go
+// on tracking.
+func (c *cycle) settleIntent() bool {
+	rs := c.pol.Status.Rescale
+	if rs.Applied != nil && c.d.Says(managedFields(rs.Applied)) {
+		rs.TargetGeneration = c.fd.GetGeneration()
+		c.event(corev1.EventTypeNormal, EventRescaleStarted, "Rescaling %s → %s (adopted: applied by a controller that stopped before recording it)",
+			c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism)
+		c.log.Info("adopted a rescale applied before a restart", "deployment", c.d.Name, "generation", rs.TargetGeneration)
+		c.commit(c.pm.rescaleStarted)
+		return true
+	}
+	h := c.pol.Status.History.ToHistory()
+	if n := len(h.Rescales); n > 0 && h.Rescales[n-1].Outcome == scaling.OutcomeInProgress {
+		h.Rescales = h.Rescales[:n-1]
+	}
+	c.pol.Status.History = v1alpha1.FromHistory(h)
+	c.pol.Status.Rescale = nil
+	c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonIdle, "a rescale recorded but never applied was dropped; deciding again")
+	c.log.Info("dropped a rescale that was recorded but never applied", "deployment", c.d.Name)
+	return false
 }
 
 // runs reports whether every applied vertex runs at its applied parallelism.

@@ -20,6 +20,8 @@ type Window struct {
 	kafka  []KafkaSample
 	// resets counts how often a restart emptied the window.
 	resets int
+	// brokersUnavailable: see SetBrokersUnavailable.
+	brokersUnavailable bool
 }
 
 // NewWindow keeps samples for the given length (the policy's metricsWindow).
@@ -50,15 +52,45 @@ func (w *Window) AddKafka(s KafkaSample) {
 	w.trim(s.At)
 }
 
+// DropKafka forgets the brokers' samples: when no trigger's brokers answer,
+// the lag and arrival rates of the samples before the outage describe
+// another moment and must not be mixed with Flink's view of now. Until the
+// next AddKafka the window is Flink's alone, as without a Kafka trigger:
+// sources' lag is Flink's pendingRecords, their arrival rates unknown (the
+// model falls back to the records read), and nothing about the brokers is
+// missing.
+func (w *Window) DropKafka() { w.kafka = nil }
+
+// SetBrokersUnavailable records whether the brokers' view of the lag is
+// unavailable (every trigger unreachable, or the group without committed
+// offsets) and reports whether that changed: the controller announces an
+// outage once. The mark survives restarts of the job; AddKafka leaves it.
+func (w *Window) SetBrokersUnavailable(on bool) (changed bool) {
+	changed = w.brokersUnavailable != on
+	w.brokersUnavailable = on
+	return changed
+}
+
+// BrokersUnavailable is the mark SetBrokersUnavailable set.
+func (w *Window) BrokersUnavailable() bool { return w.brokersUnavailable }
+
+// KafkaSamples is how many brokers' samples the window holds.
+func (w *Window) KafkaSamples() int { return len(w.kafka) }
+
+// trim drops the samples the window no longer needs: all but the newest
+// one at or before the window's start, so that the samples span the whole
+// window (with samples every polling interval, keeping only those inside
+// it would span as little as the window minus an interval, and a window
+// that must be 90 % covered could stay too short forever).
 func (w *Window) trim(now time.Time) {
 	cut := now.Add(-w.length)
 	i := 0
-	for i < len(w.flink)-1 && w.flink[i].At.Before(cut) {
+	for i < len(w.flink)-1 && !w.flink[i+1].At.After(cut) {
 		i++
 	}
 	w.flink = w.flink[i:]
 	k := 0
-	for k < len(w.kafka)-1 && w.kafka[k].At.Before(cut) {
+	for k < len(w.kafka)-1 && !w.kafka[k+1].At.After(cut) {
 		k++
 	}
 	w.kafka = w.kafka[k:]
@@ -367,6 +399,12 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		return
 	}
 	sv.Partitions = len(owners)
+	// A group with no committed offset for any of the source's partitions
+	// (it never committed, e.g. the job does not commit offsets to Kafka, or
+	// the trigger names another group): the brokers cannot say the lag, but
+	// Flink's pendingRecords can, and the arrival rates (end offsets) stand.
+	// Only some partitions without one is a gap, listed below.
+	flinkLag := pending != nil && !w.anyCommitted(owners, kafka)
 	lag, arrival, recent := 0.0, 0.0, 0.0
 	lagOK, arrivalOK, recentOK := true, true, true
 	var recentRates, newestRates []float64
@@ -381,6 +419,8 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 			continue
 		}
 		switch {
+		case !kp.committedKnown && flinkLag:
+			lagOK = false
 		case !kp.committedKnown:
 			lagOK = false
 			miss("%s: partition %s-%d has no committed offset for the group", v.ID, kp.topic, o.Partition)
@@ -474,6 +514,17 @@ func stepped(x, window, threshold float64) bool {
 // NewestStepThreshold is the same for the newest interval between two
 // brokers' samples alone: above the ±15 % noise a steady load shows.
 const NewestStepThreshold = 0.25
+
+// anyCommitted says whether the group has a committed offset for any of the
+// owned partitions the brokers reported.
+func (w *Window) anyCommitted(owners []PartitionOwner, kafka map[partKey]*kafkaPart) bool {
+	for _, o := range owners {
+		if kp := kafka[partKey{o.Topic, o.Partition}]; kp != nil && kp.committedKnown {
+			return true
+		}
+	}
+	return false
+}
 
 func (w *Window) latestPending(id string) *scaling.Float {
 	vs := w.vertexSamples(id)

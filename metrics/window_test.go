@@ -196,3 +196,75 @@ func TestWindowWithoutBrokersUsesFlinksLag(t *testing.T) {
 	assert.Equal(t, 2, src.Partitions)
 	assert.Nil(t, src.ArrivalRatePerSecond, "no brokers, no arrival rate")
 }
+
+// When no trigger's brokers answer, the controller drops the brokers'
+// samples: the snapshot is then Flink's alone (pendingRecords for the lag,
+// no arrival rate, nothing missing), with no lag or rate left over from
+// before the outage; the next brokers' samples start afresh.
+func TestWindowDropKafkaFallsBackToFlinksLag(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 0; s <= 300; s += 30 {
+		w.AddFlink(flinkAt(s, "j1"))
+		w.AddKafka(kafkaAt(s))
+	}
+	snap, missing := w.Snapshot()
+	require.Empty(t, missing)
+	require.NotNil(t, snap.Vertices[0].ArrivalRatePerSecond)
+	assert.InDelta(t, 63000, float64(*snap.Vertices[0].LagRecords), 1e-9, "the brokers' lag: 1200·300 − (1000·300 − 3000)")
+
+	w.DropKafka()
+	assert.Zero(t, w.KafkaSamples())
+	w.AddFlink(flinkAt(330, "j1"))
+	snap, missing = w.Snapshot()
+	assert.Empty(t, missing)
+	src := snap.Vertices[0]
+	assert.InDelta(t, 4000, float64(*src.LagRecords), 1e-9, "Flink's pendingRecords")
+	assert.Nil(t, src.ArrivalRatePerSecond, "no rate from the brokers' samples before the outage")
+	assert.Nil(t, src.LagRatePerSecond)
+	assert.Equal(t, 2, src.Partitions)
+
+	// The brokers answer again: one sample gives no rate yet, and says so.
+	w.AddKafka(kafkaAt(360))
+	w.AddFlink(flinkAt(360, "j1"))
+	_, missing = w.Snapshot()
+	assert.Contains(t, missing, "src: arrival rate unknown: fewer than two brokers' samples of every partition")
+
+	assert.True(t, w.SetBrokersUnavailable(true))
+	assert.False(t, w.SetBrokersUnavailable(true), "unchanged")
+	assert.True(t, w.BrokersUnavailable())
+	assert.True(t, w.SetBrokersUnavailable(false))
+}
+
+// A group without a committed offset for any of a source's partitions
+// takes its lag from Flink's pendingRecords, keeps the brokers' arrival
+// rates, and lists nothing missing; without pendingRecords it is a gap.
+func TestWindowGroupWithoutCommitsUsesFlinksLag(t *testing.T) {
+	for _, pending := range []bool{true, false} {
+		w := NewWindow(5 * time.Minute)
+		for s := 0; s <= 300; s += 30 {
+			fs := flinkAt(s, "j1")
+			if !pending {
+				fs.Vertices[0].PendingRecords = nil
+			}
+			w.AddFlink(fs)
+			ks := kafkaAt(s)
+			ks.GroupState = "Dead"
+			for i := range ks.Partitions {
+				ks.Partitions[i].Committed = -1
+			}
+			w.AddKafka(ks)
+		}
+		snap, missing := w.Snapshot()
+		src := snap.Vertices[0]
+		require.NotNil(t, src.ArrivalRatePerSecond)
+		assert.InDelta(t, 1200, float64(*src.ArrivalRatePerSecond), 1e-9, "end offsets")
+		if pending {
+			assert.Empty(t, missing)
+			assert.InDelta(t, 4000, float64(*src.LagRecords), 1e-9, "pendingRecords")
+			continue
+		}
+		assert.Nil(t, src.LagRecords)
+		assert.Contains(t, missing, "src: partition orders.v1-0 has no committed offset for the group")
+		assert.Contains(t, missing, "src: lag unknown: no committed offsets and no pendingRecords")
+	}
+}

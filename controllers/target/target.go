@@ -503,3 +503,22 @@ func (d *Deployment) ApplyObject(f Fields) *unstructured.Unstructured {
 	u.Object["spec"] = spec
 	return u
 }
+
+// OwnedMask is a mask (for Fields.Only) of the managed fields among owned
+// (as OwnedFields lists them).
+func OwnedMask(owned map[string]bool) Fields {
+	var m Fields
+	if owned[FieldOverrides] {
+		m.Overrides = "owned"
+	}
+	if owned[FieldSlots] {
+		m.Slots = "owned"
+	}
+	if owned[FieldParallelism] {
+		m.Parallelism = 1
+	}
+	if owned[FieldTaskManagers] {
+		m.TaskManagerReplicas = 1
+	}
+	return m
+}

@@ -489,9 +489,17 @@ func (c *Collector) explain(what string, err error) error {
 	}
 	var netErr net.Error
 	switch {
-	case anyIs(kerr.SaslAuthenticationFailed), c.cfg.SASL != nil && c.hooks.saslFailed():
+	case anyIs(kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("kafka: %s: SASL authentication failed with brokers %s (check %s, %s and %s): %w",
 			what, brokers, KeySASLMechanism, KeySASLUsername, KeySASLPassword, joined)
+	case c.cfg.SASL != nil && c.hooks.saslFailed():
+		// The broker closed the connection during the SASL exchange (what
+		// it does on bad credentials, before or instead of an error code):
+		// say so in the chain too, so that errors.Is(err,
+		// kerr.SaslAuthenticationFailed) holds for callers (the controller
+		// fails the collection instead of treating it as an outage).
+		return fmt.Errorf("kafka: %s: SASL authentication failed with brokers %s (check %s, %s and %s): %w",
+			what, brokers, KeySASLMechanism, KeySASLUsername, KeySASLPassword, errors.Join(kerr.SaslAuthenticationFailed, joined))
 	case anyIs(kerr.UnsupportedSaslMechanism), anyIs(kerr.IllegalSaslState):
 		return fmt.Errorf("kafka: %s: SASL misconfiguration: brokers %s do not accept the mechanism in %s (or do not use SASL): %w",
 			what, brokers, KeySASLMechanism, joined)

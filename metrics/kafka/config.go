@@ -71,6 +71,19 @@ func (s SASL) String() string {
 	return fmt.Sprintf("SASL{%s %s}", s.Mechanism, s.Username)
 }
 
+// GoString (%#v) never shows the password either.
+func (s SASL) GoString() string {
+	return fmt.Sprintf("kafka.SASL{Mechanism:%q, Username:%q, Password:%s}", s.Mechanism, s.Username, redacted(s.Password))
+}
+
+// redacted says whether a secret is set, never what it is.
+func redacted(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "<redacted>"
+}
+
 // TLS is the client side of TLS. The PEM fields are optional: without CA
 // the system roots are trusted; Cert and Key go together (mutual TLS).
 type TLS struct {
@@ -85,6 +98,29 @@ func (t TLS) String() string {
 	return fmt.Sprintf("TLS{ca:%t cert:%t key:%t insecure:%t server:%q}",
 		len(t.CA) > 0, len(t.Cert) > 0, len(t.Key) > 0, t.InsecureSkipVerify, t.ServerName)
 }
+
+// GoString (%#v) never shows the key either.
+func (t TLS) GoString() string { return "kafka." + t.String() }
+
+// String shows where and how the config connects, never a password or a
+// private key (fmt's %v, %+v and %s of a Config all come here).
+func (c Config) String() string {
+	sasl, tls := "none", "none"
+	if c.SASL != nil {
+		sasl = c.SASL.String()
+	}
+	switch {
+	case c.TLSConfig != nil:
+		tls = "TLS{config}"
+	case c.TLS != nil:
+		tls = c.TLS.String()
+	}
+	return fmt.Sprintf("kafka.Config{bootstrap:%q sasl:%s tls:%s timeout:%s opts:%d}",
+		c.BootstrapServers, sasl, tls, c.RequestTimeout, len(c.ClientOpts))
+}
+
+// GoString (%#v) is String: the derived form would print the password.
+func (c Config) GoString() string { return c.String() }
 
 // ConfigFromSecret builds a Config from the bootstrap servers and the data
 // of a Kubernetes Secret, with the keys documented in the package comment.

@@ -261,8 +261,9 @@ func normalize(rules []rbacv1.PolicyRule) []string {
 	return out
 }
 
-// generatedRules are config/rbac/role.yaml's rules without the Secrets
-// rule, which the chart grants per namespace only.
+// generatedRules are config/rbac/role.yaml's rules, which the chart grants
+// exactly: the generated ClusterRole grants no Secrets (the chart grants
+// them per namespace, as config/rbac/secrets_role.yaml does).
 func generatedRules(t testing.TB) []rbacv1.PolicyRule {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config/rbac/role.yaml"))
@@ -272,22 +273,12 @@ func generatedRules(t testing.TB) []rbacv1.PolicyRule {
 	role := one(t, parse(t, string(b)), "ClusterRole")
 	var cr rbacv1.ClusterRole
 	role.into(t, &cr)
-	var out []rbacv1.PolicyRule
-	sawSecrets := false
 	for _, r := range cr.Rules {
 		if slices.Contains(r.Resources, "secrets") {
-			if len(r.Resources) != 1 || !reflect.DeepEqual(r.Verbs, []string{"get"}) {
-				t.Fatalf("config/rbac/role.yaml: the Secrets rule is not secrets/get alone: %+v", r)
-			}
-			sawSecrets = true
-			continue
+			t.Fatalf("config/rbac/role.yaml grants Secrets cluster-wide (remove the marker): %+v", r)
 		}
-		out = append(out, r)
 	}
-	if !sawSecrets {
-		t.Log("config/rbac/role.yaml grants no Secrets any more")
-	}
-	return out
+	return cr.Rules
 }
 
 // rulesOf returns the rules of a ClusterRole or Role.
@@ -462,12 +453,12 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 
-	// RBAC: the generated rules minus Secrets, cluster-wide; no Secrets
+	// RBAC: exactly the generated rules, cluster-wide; no Secrets
 	// anywhere; leader election in the release namespace.
 	checkNoWildcards(t, objs)
 	cr := one(t, objs, "ClusterRole")
 	if got, want := normalize(rulesOf(t, cr)), normalize(generatedRules(t)); !reflect.DeepEqual(got, want) {
-		t.Errorf("ClusterRole rules differ from config/rbac/role.yaml without Secrets (update flinkscale.managerRules in templates/_helpers.tpl):\n got %v\nwant %v", got, want)
+		t.Errorf("ClusterRole rules differ from config/rbac/role.yaml (update flinkscale.managerRules in templates/_helpers.tpl):\n got %v\nwant %v", got, want)
 	}
 	checkBinding(t, objs, "ClusterRoleBinding", "", cr.Metadata.Name, "ClusterRole", ns)
 	if got := secretRoles(t, objs); len(got) != 0 {
@@ -610,7 +601,7 @@ func TestAllFeatures(t *testing.T) {
 	objs := parse(t, mustRender(t, ns, allFeatures))
 	checkNoWildcards(t, objs)
 
-	// watchNamespaces: no ClusterRole; the generated rules (minus Secrets)
+	// watchNamespaces: no ClusterRole; the generated rules
 	// in a Role per watched namespace.
 	if got := ofKind(objs, "ClusterRole"); len(got) != 0 {
 		t.Errorf("watchNamespaces set, yet ClusterRoles %v", got)

@@ -102,6 +102,13 @@ type Config struct {
 	// MaxWarmup bounds the wait, after MinWarmup, for every policy's first
 	// decision (default 3m).
 	MaxWarmup time.Duration
+	// Faulty is the fraction of jobs whose Flink REST API fails (default
+	// 0): every other one hangs past the controller's request timeout, the
+	// others answer 503. The report then compares healthy and faulty jobs.
+	Faulty float64
+	// FlinkTimeout is the controller's per-request Flink timeout (default
+	// 10s, as flinkscale controller's --flink-timeout).
+	FlinkTimeout time.Duration
 	// HeapProfile, when set, receives a heap profile (runtime/pprof) at
 	// the end of the steady period.
 	HeapProfile string
@@ -130,6 +137,21 @@ func (c *Config) defaults() {
 	if c.MaxWarmup <= 0 {
 		c.MaxWarmup = 3 * time.Minute
 	}
+	if c.FlinkTimeout <= 0 {
+		c.FlinkTimeout = 10 * time.Second
+	}
+}
+
+// faulty reports whether job i of n is one of the fraction frac whose Flink
+// REST API fails: spread evenly over the fleet (and so over namespaces).
+func faulty(i, n int, frac float64) bool {
+	k := int(math.Round(frac * float64(n)))
+	if k <= 0 {
+		return false
+	}
+	// Jobs ⌊m·n/k⌋ for m < k.
+	m := (i*k + k - 1) / n
+	return m < k && m*n/k == i
 }
 
 // Report is what Run measured. CPU figures are average cores (CPU seconds
@@ -161,6 +183,18 @@ type Report struct {
 	Memory  Memory  `json:"memory"`
 	Calls   Calls   `json:"calls"`
 	Latency Latency `json:"decisionLatency"`
+
+	// With Config.Faulty: how many jobs failed, and each group's reconcile
+	// latency and the gap between its reconciles (the polling interval plus
+	// jitter when nothing delays it).
+	Faulty         int     `json:"faultyJobs,omitempty"`
+	FlinkTimeoutS  float64 `json:"flinkTimeoutSeconds,omitempty"`
+	HealthyLatency Latency `json:"healthyLatency,omitzero"`
+	FaultyLatency  Latency `json:"faultyLatency,omitzero"`
+	HealthyGap     Latency `json:"healthyPollGap,omitzero"`
+	FaultyGap      Latency `json:"faultyPollGap,omitzero"`
+	// HealthyDecided is how many healthy policies decided in the period.
+	HealthyDecided int `json:"healthyDecided,omitempty"`
 
 	Reconciles      int            `json:"reconciles"`
 	ReconcileErrors int            `json:"reconcileErrors"`
@@ -293,7 +327,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	progress("control plane up in %s; starting kfake with %d topics × %d partitions and %d jobs",
 		time.Since(t0).Round(time.Millisecond), cfg.Jobs, Partitions, cfg.Jobs)
 	t0 = time.Now()
-	f, err := newFleet(cfg.Jobs)
+	f, err := newFleet(cfg.Jobs, cfg.Faulty)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +375,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The controller.
 	mctx, stopMgr := context.WithCancel(ctx)
 	tr := &timed{}
-	src := newSources(10 * time.Second)
+	src := newSources(cfg.FlinkTimeout)
 	kube := &kubeCounter{}
 	mcfg := rest.CopyConfig(env.Config)
 	mcfg.Wrap(kube.wrap)
@@ -458,6 +492,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.ErrorSamples = samples
 	rep.ReconcilesPerJob = float64(len(durs)) / float64(cfg.Jobs)
 	rep.Latency = latency(durs)
+	if cfg.Faulty > 0 {
+		rep.FlinkTimeoutS = cfg.FlinkTimeout.Seconds()
+		for i := range cfg.Jobs {
+			if f.faulty[i] {
+				rep.Faulty++
+			}
+		}
+		isFaulty := func(name string) bool {
+			i, err := strconv.Atoi(strings.TrimPrefix(name, "job-"))
+			return err == nil && i < cfg.Jobs && f.faulty[i]
+		}
+		hd, hg := tr.byGroup(steadyStart, after.at, func(n string) bool { return !isFaulty(n) })
+		fd, fg := tr.byGroup(steadyStart, after.at, isFaulty)
+		rep.HealthyLatency, rep.HealthyGap = latency(hd), latency(hg)
+		rep.FaultyLatency, rep.FaultyGap = latency(fd), latency(fg)
+	}
 
 	calls := &rep.Calls
 	rest, kaf := make([]int64, cfg.Jobs), make([]int64, cfg.Jobs)
@@ -502,6 +552,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.GoalMet = rep.CPU.Controller < GoalCores && rep.Memory.RSSPeak-rep.Memory.BaselineRSS < GoalMiB
+	if cfg.Faulty > 0 {
+		rep.GoalMet = rep.GoalMet && rep.HealthyOnTime()
+	}
 	progress("done: %d reconciles in %s", rep.Reconciles, time.Duration(wall*float64(time.Second)).Round(time.Second))
 	return rep, nil
 }
@@ -601,7 +654,10 @@ type fleet struct {
 
 	restCount  []atomic.Int64
 	restErrors atomic.Int64
-	restCPU    atomic.Int64 // ns of handler thread time
+	// faulty marks the jobs whose REST API fails; faultyIDs lists them.
+	faulty    []bool
+	faultyIDs []int
+	restCPU   atomic.Int64 // ns of handler thread time
 
 	advanceCPU  atomic.Int64 // ns of the advance loop's thread time
 	advanceWall atomic.Int64 // ns of the advance loop's work
@@ -655,8 +711,8 @@ func jobSpec(i int) sim.JobSpec {
 // age is how long the jobs have run when the fleet is up.
 const age = 150 * time.Second
 
-func newFleet(n int) (_ *fleet, err error) {
-	f := &fleet{jobs: make([]*sim.Job, n), jobIDs: make([]string, n), restCount: make([]atomic.Int64, n)}
+func newFleet(n int, faultyFraction float64) (_ *fleet, err error) {
+	f := &fleet{jobs: make([]*sim.Job, n), jobIDs: make([]string, n), restCount: make([]atomic.Int64, n), faulty: make([]bool, n)}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -695,7 +751,13 @@ func newFleet(n int) (_ *fleet, err error) {
 		}
 		f.jobs[i] = j
 		prefix := "/" + jobName(i)
-		mux.Handle(prefix+"/", http.StripPrefix(prefix, f.counted(i, flinkrest.NewHandler(j))))
+		h := flinkrest.NewHandler(j)
+		if faulty(i, n, faultyFraction) {
+			f.faulty[i] = true
+			h = failing(len(f.faultyIDs)%2 == 0)
+			f.faultyIDs = append(f.faultyIDs, i)
+		}
+		mux.Handle(prefix+"/", http.StripPrefix(prefix, f.counted(i, h)))
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -722,6 +784,23 @@ func (f *fleet) counted(i int, h http.Handler) http.Handler {
 		if sw.code >= 400 {
 			f.restErrors.Add(1)
 		}
+	})
+}
+
+// failing is a Flink REST API that fails: hang (until the client gives up,
+// or a minute) or answer 503 with Flink's error body.
+func failing(hang bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Minute):
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"errors":["the JobManager is not available"]}`)
 	})
 }
 
@@ -994,15 +1073,16 @@ type timed struct {
 }
 
 type run struct {
-	end time.Time
-	d   time.Duration
-	err string
+	name string
+	end  time.Time
+	d    time.Duration
+	err  string
 }
 
 func (t *timed) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	start := time.Now()
 	res, err := t.r.Reconcile(ctx, req)
-	r := run{end: time.Now()}
+	r := run{name: req.Name, end: time.Now()}
 	r.d = r.end.Sub(start)
 	if err != nil {
 		r.err = err.Error()
@@ -1040,6 +1120,35 @@ func (t *timed) between(from, to time.Time) ([]time.Duration, int, []string) {
 		}
 	}
 	return out, errs, samples
+}
+
+// byGroup returns, for the policies in keep, the durations of their
+// reconciles in [from, to] and the gaps between the starts of each policy's
+// consecutive reconciles.
+func (t *timed) byGroup(from, to time.Time, keep func(name string) bool) (durs, gaps []time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last := map[string]time.Time{}
+	for _, r := range t.runs {
+		start := r.end.Add(-r.d)
+		if start.Before(from) || r.end.After(to) || !keep(r.name) {
+			continue
+		}
+		durs = append(durs, r.d)
+		if prev, ok := last[r.name]; ok {
+			gaps = append(gaps, start.Sub(prev))
+		}
+		last[r.name] = start
+	}
+	return durs, gaps
+}
+
+// HealthyOnTime reports whether the healthy policies were polled on time
+// despite the failing ones: the 99th percentile of the gap between their
+// reconciles within the polling interval plus its 10 % jitter plus 2 s.
+func (r *Report) HealthyOnTime() bool {
+	limit := 1000 * (1.1*r.PollingIntervalS + 2)
+	return r.HealthyGap.Count > 0 && r.HealthyGap.P99 <= limit
 }
 
 // startManager registers the policy controller as PolicyReconciler's
@@ -1318,6 +1427,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("")
 	p("decision latency\tp50 %.1f ms\tp95 %.1f ms\tp99 %.1f ms\tmax %.1f ms, mean %.1f ms over %d reconciles",
 		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Mean, r.Latency.Count)
+	if r.Faulty > 0 {
+		p("")
+		p("failing Flink endpoints\t%d of %d jobs\thalf hang past the %gs request timeout, half answer 503", r.Faulty, r.Jobs, r.FlinkTimeoutS)
+		p("  reconcile latency, healthy\tp50 %.1f ms\tp99 %.1f ms\tmax %.1f ms over %d", r.HealthyLatency.P50, r.HealthyLatency.P99, r.HealthyLatency.Max, r.HealthyLatency.Count)
+		p("  reconcile latency, failing\tp50 %.1f ms\tp99 %.1f ms\tmax %.1f ms over %d", r.FaultyLatency.P50, r.FaultyLatency.P99, r.FaultyLatency.Max, r.FaultyLatency.Count)
+		p("  gap between polls, healthy\tp50 %.1f s\tp99 %.1f s\tmax %.1f s over %d (on time: ≤ %.1f s)", r.HealthyGap.P50/1000, r.HealthyGap.P99/1000, r.HealthyGap.Max/1000, r.HealthyGap.Count, 1.1*r.PollingIntervalS+2)
+		p("  gap between polls, failing\tp50 %.1f s\tp99 %.1f s\tmax %.1f s over %d (backoff up to 5m)", r.FaultyGap.P50/1000, r.FaultyGap.P99/1000, r.FaultyGap.Max/1000, r.FaultyGap.Count)
+	}
 	p("reconcile errors\t%d\t%s", r.ReconcileErrors, strings.Join(r.ErrorSamples, "; "))
 	p("decided in the period\t%d/%d policies\tlast actions: %s; hold reasons: %s", r.Decided, r.Jobs, counts(r.Actions), counts(r.HoldReasons))
 	notReady := 0
@@ -1338,6 +1455,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("")
 	p("goal (< %.2f cores, < %d MiB)\t%s\tcontroller %.3f cores, RSS peak − simulator alone %.0f MiB (whole process: %.3f cores, %.0f MiB)",
 		GoalCores, GoalMiB, verdict, r.CPU.Controller, r.Memory.RSSPeak-r.Memory.BaselineRSS, r.CPU.Process, r.Memory.RSSPeak)
+	if r.Faulty > 0 {
+		onTime := "NOT met"
+		if r.HealthyOnTime() {
+			onTime = "met"
+		}
+		p("goal (healthy jobs polled on time)\t%s\tp99 gap %.1f s ≤ %.1f s", onTime, r.HealthyGap.P99/1000, 1.1*r.PollingIntervalS+2)
+	}
 	return tw.Flush()
 }
 

@@ -109,24 +109,18 @@ plus 10 s; never below the graceful shutdown timeout.
 {{- end }}
 
 {{/*
-The controller's permissions on namespaced resources: config/rbac/role.yaml
-(generated from the reconcilers' kubebuilder markers) without Secrets, which
-are granted per namespace (rbac.secretNamespaces). Bound cluster-wide by the
-ClusterRole, or per namespace by Roles when watchNamespaces is set. Keep in
-sync with config/rbac/role.yaml: test/chart compares them.
+The controller's permissions on namespaced resources: exactly the rules of
+config/rbac/role.yaml (generated from the reconcilers' kubebuilder markers,
+which grant no Secrets: those are granted per namespace,
+rbac.secretNamespaces). Bound cluster-wide by the ClusterRole, or per
+namespace by Roles when watchNamespaces is set. Keep in sync with
+config/rbac/role.yaml: test/chart compares them, test/security checks both.
 */}}
 {{- define "flinkscale.managerRules" -}}
 - apiGroups:
   - ""
   resources:
   - configmaps
-  verbs:
-  - create
-  - get
-  - patch
-- apiGroups:
-  - ""
-  resources:
   - events
   verbs:
   - create
@@ -162,7 +156,5 @@ sync with config/rbac/role.yaml: test/chart compares them.
   resources:
   - flinkscalingpolicies/status
   verbs:
-  - get
   - patch
-  - update
 {{- end }}

@@ -1,0 +1,242 @@
+package flink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
+)
+
+// The REST answers FuzzCollect controls, one per kind of endpoint the
+// collector reads (every vertex gets the same answer for its kind).
+const (
+	kOverview     = iota // GET /overview
+	kJobs                // GET /jobs/overview
+	kDetails             // GET /jobs/:jid
+	kSubtaskList         // GET .../vertices/:vid/subtasks/metrics
+	kSubtaskAgg          // GET .../vertices/:vid/subtasks/metrics?get=...
+	kVertex              // GET .../vertices/:vid/metrics[?get=...]
+	kCheckpoints         // GET /jobs/:jid/checkpoints
+	kCkptConfig          // GET /jobs/:jid/checkpoints/config
+	kJMConfig            // GET /jobmanager/config
+	kTaskManagers        // GET /taskmanagers
+	nKinds
+)
+
+func endpointKind(r *http.Request) int {
+	p := r.URL.Path
+	get := r.URL.Query().Has("get")
+	switch {
+	case p == "/overview":
+		return kOverview
+	case p == "/jobs/overview":
+		return kJobs
+	case p == "/jobmanager/config":
+		return kJMConfig
+	case p == "/taskmanagers":
+		return kTaskManagers
+	case strings.HasSuffix(p, "/checkpoints/config"):
+		return kCkptConfig
+	case strings.HasSuffix(p, "/checkpoints"):
+		return kCheckpoints
+	case strings.HasSuffix(p, "/subtasks/metrics") && get:
+		return kSubtaskAgg
+	case strings.HasSuffix(p, "/subtasks/metrics"):
+		return kSubtaskList
+	case strings.HasSuffix(p, "/metrics"):
+		return kVertex
+	case strings.HasPrefix(p, "/jobs/") && strings.Count(p, "/") == 2:
+		return kDetails
+	}
+	return -1
+}
+
+// recordedAnswers collects the simulator's real answers, by kind, as
+// seeds: what a Flink 1.18 JobManager says about a running job.
+func recordedAnswers(f *testing.F) [nKinds][]byte {
+	rate := 1000.0
+	j := testJob(f, "1.18", &rate)
+	if err := j.Advance(2 * time.Minute); err != nil {
+		f.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got [nKinds][]byte
+	h := flinkrest.NewHandler(j)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if k := endpointKind(r); k >= 0 && rec.Code == http.StatusOK {
+			mu.Lock()
+			if got[k] == nil {
+				got[k] = rec.Body.Bytes()
+			}
+			mu.Unlock()
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = io.Copy(w, rec.Body)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, WithTimeout(5*time.Second))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := NewCollector(c).Collect(context.Background(), ""); err != nil {
+		f.Fatal(err)
+	}
+	for k, b := range got {
+		if b == nil {
+			got[k] = []byte("[]")
+		}
+	}
+	return got
+}
+
+// FuzzCollect serves arbitrary answers on every Flink REST endpoint the
+// collector reads (job list, job details, vertex metric lists and values,
+// subtask aggregates, checkpoint statistics and configuration, JobManager
+// configuration, TaskManagers) and runs a whole collection, then the
+// metric window and the model on what it collected: any answer is used or
+// refused with an error or a Missing entry, never a panic, and the decision
+// made from it satisfies the model's invariants.
+func FuzzCollect(f *testing.F) {
+	rec := recordedAnswers(f)
+	f.Add(rec[kOverview], rec[kJobs], rec[kDetails], rec[kSubtaskList], rec[kSubtaskAgg], rec[kVertex],
+		rec[kCheckpoints], rec[kCkptConfig], rec[kJMConfig], rec[kTaskManagers])
+	// The same with hostile values: NaN and infinite metrics, negative
+	// counts, an empty vertex list, nulls.
+	nan := func(b []byte) []byte {
+		return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte(`"value":"`), []byte(`"value":"NaN","x":"`)), []byte(`"avg":`), []byte(`"avg":"-Infinity","y":`))
+	}
+	f.Add(rec[kOverview], rec[kJobs], rec[kDetails], nan(rec[kSubtaskList]), nan(rec[kSubtaskAgg]), nan(rec[kVertex]),
+		[]byte(`{"counts":{"completed":-1,"failed":-5,"in_progress":-2},"latest":{"completed":{"end_to_end_duration":-9,"state_size":-1}}}`),
+		[]byte(`{"interval":-1,"timeout":0}`), []byte(`[{"key":"taskmanager.numberOfTaskSlots","value":"-3"},{"key":"taskmanager.cpu.cores","value":"NaN"}]`),
+		[]byte(`{"taskmanagers":[{"id":"a","slotsNumber":-1,"hardware":{"cpuCores":-2}}]}`))
+	f.Add([]byte(`{}`), []byte(`{"jobs":[{"jid":"a","state":"RUNNING"},{"jid":"b","state":"RUNNING"}]}`),
+		[]byte(`{"jid":"a","state":"RUNNING","vertices":[{"id":"v","parallelism":0,"maxParallelism":-1}],"plan":{"nodes":[{"id":"v","inputs":[{"id":"v"}]}]}}`),
+		[]byte(`null`), []byte(`[{"id":"x"}]`), []byte(`[{"id":"numRecordsInPerSecond","value":"1e400"}]`),
+		[]byte(`{"counts":null}`), []byte(`{}`), []byte(`[]`), []byte(`{"taskmanagers":null}`))
+
+	var (
+		mu      sync.Mutex
+		answers [nKinds][]byte
+	)
+	// An in-process transport, not a server: no connections, no server
+	// goroutines, so coverage follows the answers alone.
+	rt := roundTripper(func(r *http.Request) (*http.Response, error) {
+		k := endpointKind(r)
+		code, body := http.StatusOK, []byte(nil)
+		if k < 0 {
+			code, body = http.StatusNotFound, []byte(`{"errors":["Not found"]}`)
+		} else {
+			mu.Lock()
+			body = answers[k]
+			mu.Unlock()
+		}
+		return &http.Response{
+			StatusCode: code, Status: http.StatusText(code), Request: r,
+			Header: http.Header{"Content-Type": {"application/json"}},
+			Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		}, nil
+	})
+	c, err := New("http://jobmanager:8081", WithHTTPClient(&http.Client{Transport: rt}), WithTimeout(5*time.Second))
+	if err != nil {
+		f.Fatal(err)
+	}
+
+	f.Fuzz(func(t *testing.T, overview, jobs, details, subList, subAgg, vertex, ckpts, ckptConf, jmConf, tms []byte) {
+		defer watchdog(t)()
+		mu.Lock()
+		answers = [nKinds][]byte{overview, jobs, details, subList, subAgg, vertex, ckpts, ckptConf, jmConf, tms}
+		mu.Unlock()
+		for _, id := range []string{"", "3f2a9c1e8b7d4f60a1b2c3d4e5f60718"} {
+			s, err := NewCollector(c).Collect(context.Background(), id)
+			if err != nil {
+				continue
+			}
+			checkSample(t, s)
+		}
+	})
+}
+
+// checkSample checks what a collection returned and runs the window and
+// the model on it.
+func checkSample(t *testing.T, s metrics.FlinkSample) {
+	t.Helper()
+	if s.JobID == "" || s.State == "" {
+		t.Fatalf("collected a sample without job id or state: %+v", s)
+	}
+	for _, v := range s.Vertices {
+		if v.ID == "" {
+			t.Fatalf("vertex without id: %+v", v)
+		}
+	}
+	// Three polls of the same answers, 30 s apart, through the window and
+	// the model.
+	w := metrics.NewWindow(5 * time.Minute)
+	at := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		s.At = at.Add(time.Duration(i) * 30 * time.Second)
+		w.AddFlink(s)
+	}
+	snap, _ := w.Snapshot()
+	p := scaling.DefaultPolicy()
+	checkDecision(t, snap, p, scaling.Decide(snap, p, scaling.History{}, s.At))
+}
+
+// checkDecision is the model's basic contract (scaling's property tests
+// check it in full): a decision that encodes, an action, a reason, and a
+// recommended parallelism within [1, maxParallelism] and the policy's
+// bounds for every vertex it changes.
+func checkDecision(t *testing.T, s scaling.Snapshot, p scaling.Policy, d scaling.Decision) {
+	t.Helper()
+	if _, err := json.Marshal(d); err != nil {
+		t.Fatalf("decision does not marshal: %v", err)
+	}
+	if d.Action != scaling.ActionScale && d.Action != scaling.ActionHold {
+		t.Fatalf("action %q", d.Action)
+	}
+	if d.Summary == "" || len(d.Reasons) == 0 {
+		t.Fatalf("decision without summary or reasons: %+v", d)
+	}
+	maxP := map[string]int{}
+	for _, v := range s.Vertices {
+		maxP[v.ID] = v.MaxParallelism
+	}
+	for _, vd := range d.Vertices {
+		if vd.Recommended == vd.Current {
+			continue
+		}
+		if vd.Recommended < 1 || vd.Recommended > maxP[vd.ID] || vd.Recommended < p.MinParallelism || vd.Recommended > p.MaxParallelism {
+			t.Fatalf("%s: recommended p=%d outside [1, %d] or the policy's [%d, %d]", vd.ID, vd.Recommended, maxP[vd.ID], p.MinParallelism, p.MaxParallelism)
+		}
+	}
+}
+
+// roundTripper is a function as an http.RoundTripper.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// watchdog fails an input that takes longer than a few seconds: a hang is
+// a finding too (the fuzzer would otherwise just stall on it).
+func watchdog(t *testing.T) (stop func()) {
+	timer := time.AfterFunc(10*time.Second, func() {
+		buf := make([]byte, 1<<20)
+		panic("input took over 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
+	})
+	return func() { timer.Stop() }
+}
