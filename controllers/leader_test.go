@@ -240,11 +240,16 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 	dump := leader.events.dump() + follower.events.dump()
 	require.Len(t, p.Status.History.Rescales, 1, dump)
 	assert.Equal(t, scaling.OutcomeSucceeded, p.Status.History.Rescales[0].Outcome, dump)
-	assert.Equal(t, int32(1), applies.Load(), "one apply in all")
+	// The generation is the truth: an apply cut off by the leader's stop
+	// can reach the API server without its client seeing the answer (and
+	// the new leader then adopts it rather than applying again).
+	assert.LessOrEqual(t, applies.Load(), int32(1), "at most one apply seen")
 	assert.Equal(t, gen0+1, gen(), "the deployment's spec changed once")
-	// The leader announced the start, the new leader the completion.
-	assert.Equal(t, 1, leader.events.count(kindPolicy, controllers.EventRescaleStarted), dump)
-	assert.Zero(t, follower.events.count(kindPolicy, controllers.EventRescaleStarted), dump)
+	// At most one start announced: by the leader if it lived to send it
+	// (events follow the status, so a stop right after the status patch
+	// loses it), or by the new leader adopting (or redoing) the rescale the
+	// status recorded; the completion by the new leader.
+	assert.LessOrEqual(t, leader.events.count(kindPolicy, controllers.EventRescaleStarted)+follower.events.count(kindPolicy, controllers.EventRescaleStarted), 1, dump)
 	assert.Zero(t, leader.events.count(kindPolicy, controllers.EventRescaleCompleted), dump)
 	assert.Equal(t, 1, follower.events.count(kindPolicy, controllers.EventRescaleCompleted), dump)
 	assert.Equal(t, leaderReconciles, leader.reconciles.Load(), "the stopped replica does nothing more")
