@@ -274,7 +274,7 @@ func JSONToYAML(j []byte) ([]byte, error) {
 // breaks in a plain scalar (NEL, U+2028, U+2029): Flink's
 // vertex names are user input and may hold them. JSON escapes the C0
 // controls itself, and its syntax is ASCII, so they can only be in strings,
-// where \uXXXX means the same to both.
+// where a \u escape of four hex digits means the same to both.
 func yamlSafe(j []byte) []byte {
 	var b bytes.Buffer
 	for _, r := range string(j) {
