@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim"
 )
 
@@ -246,16 +246,6 @@ func TestPartialWindowAfterRestartHolds(t *testing.T) {
 	assert.False(t, r.DecidedAt.Time.Before(earliest), "decided at %s, before %s", r.DecidedAt.Time, earliest)
 }
 
-// closedPort is an address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 // kafkaSecret creates a Secret for a trigger's authenticationRef.
 func (w *world) kafkaSecret(name string, data map[string]string) {
 	w.t.Helper()
@@ -286,7 +276,7 @@ func TestKafkaUnreachableFallsBackToFlink(t *testing.T) {
 
 			p := w.policy()
 			good := p.Spec.Triggers.Kafka[0]
-			p.Spec.Triggers.Kafka[0].BootstrapServers = []string{closedPort(t)}
+			p.Spec.Triggers.Kafka[0].BootstrapServers = []string{fixtures.FreeAddr(t)}
 			p.Spec.Triggers.Kafka[0].AuthenticationRef = &v1alpha1.AuthenticationRef{Name: "kafka-fast"}
 			require.NoError(t, w.c.Update(w.ctx, p))
 			if c.noPending {

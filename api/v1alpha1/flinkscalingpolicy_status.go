@@ -259,7 +259,8 @@ type RescaleVertexStatus struct {
 	// at 100 % busy) before; 0 when not measured.
 	// +optional
 	TrueRateBefore float64 `json:"trueRateBefore,omitempty"`
-	// trueRateAfter is the same after the rescale.
+	// trueRateAfter is the whole-vertex true processing rate (records/s at
+	// 100 % busy) measured after the rescale, at to; 0 when not measured.
 	// +optional
 	TrueRateAfter float64 `json:"trueRateAfter,omitempty"`
 }

@@ -225,7 +225,8 @@ type FlinkScalingPolicySpec struct {
 
 	// allowStatelessUpgrade lets the controller rescale a job whose
 	// FlinkDeployment uses upgradeMode stateless (state is lost on every
-	// rescale). Default false: such jobs are only recommended for.
+	// rescale). Default false: such a job gets recommendations (as in
+	// DryRun mode) and is never rescaled.
 	// +kubebuilder:default=false
 	// +optional
 	AllowStatelessUpgrade bool `json:"allowStatelessUpgrade,omitempty"`

@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,37 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 )
 
 func TestMain(m *testing.M) { envtest.Main(m) }
-
-// freeAddr is a 127.0.0.1 address nobody listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
-// syncBuffer is a bytes.Buffer safe for the manager's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // `flinkscale controller` against a real API server: it becomes ready,
 // takes the leader Lease, serves its probes and metrics, and stops cleanly
@@ -59,8 +30,8 @@ func TestControllerCommandRunsAManager(t *testing.T) {
 	require.NoError(t, err)
 	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
 	ns := env.CreateNamespace(t, "ctl")
-	metrics, probes := freeAddr(t), freeAddr(t)
-	var logs syncBuffer
+	metrics, probes := fixtures.FreeAddr(t), fixtures.FreeAddr(t)
+	var logs fixtures.SyncBuffer
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

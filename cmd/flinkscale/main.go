@@ -13,16 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/flinkscale/flinkscale/scaling"
-	"github.com/flinkscale/flinkscale/scaling/examples"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -76,8 +73,11 @@ Usage:
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
-  flinkscale demo
-      Decide the bundled example snapshots and print the decisions.
+  flinkscale demo [--speed 60] [--out demo-report] [--metrics-addr 127.0.0.1:8080] [--hold] [--plain]
+      The whole system on this machine (make demo): a kube-apiserver and etcd, Kafka (kfake),
+      three simulated Flink jobs as FlinkDeployments and the controller scaling them through a
+      day of steady load, a surge and a quiet night in ~3 minutes; a live view, then a summary
+      and HTML and Markdown reports in --out. Needs bin/k8s (make envtest-bins).
   flinkscale sim --scenario FILE [--speed 60] [--rest ADDR] [--prometheus ADDR] [--duration D]
       Serve a scenario's simulated Flink job in real time: Kafka, Flink's REST API
       and Prometheus reporter on 127.0.0.1, for manual use and end-to-end tests.
@@ -148,7 +148,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "decide":
 		code, err = decide(args[1:], stdout)
 	case "demo":
-		err = demo(stdout)
+		ctx, stop := interruptible()
+		err = demoCmd(ctx, args[1:], stdout, stderr)
+		stop()
+		if errors.Is(err, flag.ErrHelp) {
+			return exitNoChange
+		}
 	case "sim":
 		ctx, stop := interruptible()
 		err = simulate(ctx, args[1:], stdout)
@@ -316,30 +321,4 @@ func truncate(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
-}
-
-// demo decides every bundled example. The embedded stack (kube-apiserver,
-// Kafka, simulated Flink jobs and the controller) replaces it with issue #10.
-func demo(stdout io.Writer) error {
-	fmt.Fprintln(stdout, "The embedded demo stack (Kubernetes API, Kafka, simulated Flink jobs and the controller) is not built yet.")
-	fmt.Fprintln(stdout, "Meanwhile, here is the scaling model deciding the bundled example snapshots with the default policy.")
-	names, err := fs.Glob(examples.FS, "*.json")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		f, err := examples.FS.Open(name)
-		if err != nil {
-			return err
-		}
-		snap, err := scaling.ReadSnapshot(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		fmt.Fprintf(stdout, "\n%s\n%s\n", name, strings.Repeat("─", len(name)))
-		printDecision(stdout, snap.JobName, scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd))
-	}
-	return nil
 }

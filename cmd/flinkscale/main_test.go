@@ -95,11 +95,23 @@ func TestDecideBadInput(t *testing.T) {
 	}
 }
 
-func TestDemoDecidesEveryExample(t *testing.T) {
-	code, out, _ := runCLI("demo")
-	require.Equal(t, 0, code)
-	assert.Contains(t, out, "orders_agg: Scale")
-	assert.Contains(t, out, "clicks_enrich: Hold")
+// Bad demo flags are refused before anything starts (test/demo runs the
+// demo itself).
+func TestDemoRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"demo", "--speed", "0.5"}, "speed 0.5: must be between 1 and 600"},
+		{[]string{"demo", "--speed", "1000"}, "speed 1000: must be between 1 and 600"},
+		{[]string{"demo", "--duration", "-1m"}, "must not be negative"},
+		{[]string{"demo", "now"}, `unexpected arguments ["now"]`},
+		{[]string{"demo", "--bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		code, _, errOut := runCLI(tc.args...)
+		assert.Equal(t, exitError, code, tc.args)
+		assert.Contains(t, errOut, tc.msg, tc.args)
+	}
 }
 
 func TestSimServesTheScenario(t *testing.T) {

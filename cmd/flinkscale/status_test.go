@@ -24,6 +24,7 @@ import (
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 )
 
 // Vertex ids of the fixture's jobs.
@@ -529,7 +530,7 @@ func TestStatusErrors(t *testing.T) {
 	kc, err := clientcmd.LoadFromFile(f.kubeconfig)
 	require.NoError(t, err)
 	for _, c := range kc.Clusters {
-		c.Server = "https://" + freeAddr(t)
+		c.Server = "https://" + fixtures.FreeAddr(t)
 	}
 	down := filepath.Join(t.TempDir(), "kubeconfig")
 	require.NoError(t, clientcmd.WriteToFile(*kc, down))

@@ -279,6 +279,14 @@ func shares(truth []sim.VertexTruth, rates map[string]float64) map[string]float6
 	return in
 }
 
+// JobCapacity is the arrival rate (records/s over all topics, split as
+// rates) the job can sustain at parallelism par (by vertex id) on
+// TaskManagers of slotsPerTM slots: the simulator's ground truth, as the
+// benchmark's charts show it.
+func JobCapacity(job *sim.Job, par map[string]int, slotsPerTM int, rates map[string]float64) float64 {
+	return jobCapacity(job, job.Truth(), par, slotsPerTM, rates)
+}
+
 // jobCapacity is the arrival rate (records/s over all topics) the job can
 // sustain at parallelism par: the tightest vertex's capacity over its share.
 func jobCapacity(job *sim.Job, truth []sim.VertexTruth, par map[string]int, slotsPerTM int, rates map[string]float64) float64 {

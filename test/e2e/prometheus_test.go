@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -91,7 +90,7 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 
 	// The manager, serving a registry of its own on 127.0.0.1.
 	reg := prometheus.NewRegistry()
-	metricsAddr := freeAddr(t)
+	metricsAddr := fixtures.FreeAddr(t)
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: scheme(t),
 		Metrics: metricsserver.Options{BindAddress: metricsAddr, ExtraHandlers: map[string]http.Handler{
@@ -382,16 +381,6 @@ func findPrometheus(t *testing.T) (prom, promtool string) {
 	return prom, promtool
 }
 
-// freeAddr is 127.0.0.1:<a port free a moment ago>.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 // promServer is a Prometheus the test runs.
 type promServer struct {
 	base string // http://127.0.0.1:port
@@ -419,7 +408,7 @@ func startPrometheus(t *testing.T, bin, target, rules string) *promServer {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfg, fmt.Appendf(nil, promConfig, rules, metricsPath, target), 0o644))
-	addr := freeAddr(t)
+	addr := fixtures.FreeAddr(t)
 	logPath := filepath.Join(dir, "prometheus.log")
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)

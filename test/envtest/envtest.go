@@ -206,6 +206,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	sharedMu.Lock()
 	if !sharing {
 		sharedMu.Unlock()
+		setLoggerOnce.Do(setLogger)
 		e, err := start(bins, paths, crd, o.startTimeout)
 		if err != nil {
 			t.Fatalf("envtest: %v", err)
@@ -223,6 +224,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if !ok {
 		// Start under the lock: tests that want the same Env wait for it.
 		ent = &sharedEnv{}
+		setLoggerOnce.Do(setLogger)
 		ent.env, ent.err = start(bins, paths, crd, o.startTimeout)
 		if ent.env != nil {
 			ent.env.shared = true
@@ -233,6 +235,33 @@ func Start(t testing.TB, opts ...Option) *Env {
 		t.Fatalf("envtest: %v", ent.err)
 	}
 	return ent.env
+}
+
+// ErrNoBinaries is returned (wrapped) by StartControlPlane when
+// kube-apiserver and etcd have not been built (`make envtest-bins`).
+var ErrNoBinaries = errors.New("kube-apiserver and etcd not built")
+
+// StartControlPlane starts a control plane outside tests (the demo, the
+// fleet benchmark): the FlinkDeployment CRD as Start picks it (our own, or
+// the file FLINKSCALE_FLINKDEPLOYMENT_CRD names) and any WithCRDPaths. It
+// leaves controller-runtime's logger alone (set it before), and the caller
+// must Stop the Env: etcd and kube-apiserver run in their own process group
+// and would outlive the process.
+func StartControlPlane(opts ...Option) (*Env, error) {
+	o := options{startTimeout: 3 * time.Minute}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	bins, missing := binaries(root)
+	if missing != "" {
+		return nil, fmt.Errorf("%w: %s (build them with `make envtest-bins`)", ErrNoBinaries, missing)
+	}
+	crd, _ := flinkDeploymentCRD(root)
+	return start(bins, append([]string{crd}, o.crdPaths...), crd, o.startTimeout)
 }
 
 type sharedEnv struct {
@@ -302,8 +331,6 @@ var setLoggerOnce sync.Once
 // start brings up etcd and kube-apiserver from bins and installs the CRDs,
 // within timeout overall.
 func start(bins string, crdPaths []string, crd string, timeout time.Duration) (*Env, error) {
-	setLoggerOnce.Do(setLogger)
-
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -468,17 +495,24 @@ func declaresModule(gomod []byte, path string) bool {
 // commands that take --kubeconfig.
 func (e *Env) WriteKubeconfig(t testing.TB) string {
 	t.Helper()
-	cfg := e.Config
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+	if err := e.WriteKubeconfigFile(path, "envtest"); err != nil {
 		t.Fatalf("writing a kubeconfig: %v", err)
 	}
 	return path
+}
+
+// WriteKubeconfigFile writes a kubeconfig for the Env's admin user to path
+// (mode 0600: it holds the admin's client key), with one cluster, user and
+// context named name, the current context.
+func (e *Env) WriteKubeconfigFile(path, name string) error {
+	cfg := e.Config
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[name] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos[name+"-admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name + "-admin"}
+	kc.CurrentContext = name
+	return clientcmd.WriteToFile(*kc, path)
 }
 
 // Kubectl is the kubectl `make envtest-bins` builds (from the same

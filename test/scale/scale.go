@@ -36,10 +36,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -51,6 +51,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -582,64 +583,25 @@ func newScheme() (*k8sruntime.Scheme, error) {
 }
 
 // ---------------------------------------------------------------------------
-// The control plane, through test/envtest outside a test.
+// The control plane.
 
-// errAbort unwinds envtest.Start on Fatalf or Skipf.
-type errAbort struct {
-	skip bool
-	msg  string
-}
-
-// tb is the part of testing.TB that envtest.Start uses. Fatalf and Skipf
-// unwind with a panic that startControlPlane recovers; the embedded nil
-// interface is never called.
-type tb struct {
-	testing.TB
-	cleanups []func()
-}
-
-func (*tb) Helper()                         {}
-func (*tb) Name() string                    { return "bench-scale" }
-func (*tb) Log(args ...any)                 { fmt.Fprintln(os.Stderr, args...) }
-func (*tb) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-func (t *tb) Cleanup(f func())              { t.cleanups = append(t.cleanups, f) }
-func (*tb) Fatalf(format string, args ...any) {
-	panic(errAbort{msg: fmt.Sprintf(format, args...)})
-}
-func (*tb) Fatal(args ...any) { panic(errAbort{msg: fmt.Sprint(args...)}) }
-func (*tb) Skipf(format string, args ...any) {
-	panic(errAbort{skip: true, msg: fmt.Sprintf(format, args...)})
-}
-func (*tb) Skip(args ...any) { panic(errAbort{skip: true, msg: fmt.Sprint(args...)}) }
-
-func (t *tb) cleanup() {
-	for i := len(t.cleanups) - 1; i >= 0; i-- {
-		t.cleanups[i]()
-	}
-}
-
+// startControlPlane starts kube-apiserver and etcd with the FlinkDeployment
+// CRD and ours. controller-runtime's logs are discarded: the report says
+// what happened.
 func startControlPlane() (env *envtest.Env, stop func(), err error) {
 	root, err := envtest.RepoRoot()
 	if err != nil {
 		return nil, nil, err
 	}
-	t := &tb{}
-	defer func() {
-		if r := recover(); r != nil {
-			a, ok := r.(errAbort)
-			if !ok {
-				panic(r)
-			}
-			t.cleanup()
-			if a.skip {
-				err = fmt.Errorf("%w: %s", ErrNoControlPlane, a.msg)
-			} else {
-				err = errors.New(a.msg)
-			}
-		}
-	}()
-	env = envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
-	return env, t.cleanup, nil
+	ctrllog.SetLogger(logr.Discard())
+	env, err = envtest.StartControlPlane(envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	if errors.Is(err, envtest.ErrNoBinaries) {
+		return nil, nil, fmt.Errorf("%w: %v", ErrNoControlPlane, err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, func() { _ = env.Stop() }, nil
 }
 
 // ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -139,16 +138,6 @@ func saslSecret(mech, user, pw string) map[string][]byte {
 	}
 }
 
-// closedPort returns a 127.0.0.1 address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 // TestCredentialsNeverLeak runs a DryRun policy whose Kafka trigger reads
 // SASL credentials from a Secret, through a PolicyReconciler against a real
 // API server, and looks for the password in every log line (the
@@ -190,7 +179,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		{
 			name: "unreachable", run: 2 * time.Minute, want: controllers.EventKafkaUnavailable,
 			secret: func(*simkafka.Broker) ([]string, map[string][]byte) {
-				return []string{closedPort(t)}, saslSecret(kafka.MechanismScramSHA256, brokerUser, brokerPassword)
+				return []string{fixtures.FreeAddr(t)}, saslSecret(kafka.MechanismScramSHA256, brokerUser, brokerPassword)
 			},
 		},
 		{

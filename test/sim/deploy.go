@@ -23,10 +23,14 @@ type deployment struct {
 	failOnReady bool
 	restartKind string // "", "failover", "rescale"
 
-	par         map[string]int // vertex id → parallelism
-	maxP        map[string]int
-	slotsPerTM  int
-	tms         int
+	par        map[string]int // vertex id → parallelism
+	maxP       map[string]int
+	slotsPerTM int
+	tms        int
+	// releaseAt is when TaskManagers left idle by an in-place scale-down
+	// are released (zero: none waiting), down to releaseTo.
+	releaseAt   time.Time
+	releaseTo   int
 	tasks       map[string][]*task            // vertex id → subtasks
 	readers     map[string][][]TopicPartition // source vertex id → each reader's splits
 	positions   map[TopicPartition]int64      // next offset each partition is read from
@@ -290,9 +294,16 @@ func (r *deployment) transitions(j *Job) {
 		}
 		r.setState(j, "RUNNING")
 		r.restartKind = ""
+		if r.releaseTo > 0 {
+			r.releaseAt = j.now.Add(TaskManagerTimeout)
+		}
 		if r.ckpt.nextAt.IsZero() || r.ckpt.nextAt.Before(j.now) {
 			r.ckpt.nextAt = j.now.Add(j.spec.Checkpoints.Interval)
 		}
+	}
+	if !r.releaseAt.IsZero() && !j.now.Before(r.releaseAt) {
+		r.tms = max(r.releaseTo, (r.slotsNeeded(j.g)+r.slotsPerTM-1)/r.slotsPerTM)
+		r.releaseAt, r.releaseTo = time.Time{}, 0
 	}
 	r.progressTriggers(j)
 }

@@ -338,6 +338,20 @@ func TestInPlaceRescaleWithTheAdaptiveScheduler(t *testing.T) {
 	assert.Equal(t, 8, vertex(v, "Map").Parallelism)
 	assert.Equal(t, 1, v.Job.NumRescales)
 	assert.Positive(t, j.Stats().Reprocessed, "restarted from the last checkpoint")
+	assert.Len(t, v.TaskManagers, 4, "8 slots (Map's 8 subtasks share them) on TaskManagers of 2")
+
+	// A scale-down leaves TaskManagers idle: the resource manager releases
+	// them TaskManagerTimeout (30 s) after the job runs again. Restart 30 s
+	// (no restore cost set) → RUNNING at +30 s, released at +60 s, down to
+	// 1 TaskManager (every vertex at 2 now needs 2 slots).
+	req[mapID] = Bounds{1, 2}
+	require.NoError(t, j.UpdateResourceRequirements(id, req))
+	require.NoError(t, j.Advance(45*time.Second))
+	v = j.View()
+	require.Equal(t, "RUNNING", v.Job.State)
+	assert.Len(t, v.TaskManagers, 4, "still within the TaskManager timeout")
+	require.NoError(t, j.Advance(30*time.Second))
+	assert.Len(t, j.View().TaskManagers, 1, "idle TaskManagers released")
 
 	def, _ := start(t, pipeline(), nil)
 	require.NoError(t, def.Advance(time.Minute))

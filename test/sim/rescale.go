@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // ResourceRequirements implements Cluster (GET
@@ -21,11 +22,17 @@ func (j *Job) ResourceRequirements(jobID string) (map[string]Bounds, error) {
 	return out, nil
 }
 
+// TaskManagerTimeout is how long an idle TaskManager lives before Flink's
+// active resource manager (native Kubernetes) releases it: the default of
+// resourcemanager.taskmanager-timeout.
+const TaskManagerTimeout = 30 * time.Second
+
 // UpdateResourceRequirements implements Cluster (PUT
 // /jobs/:jobid/resource-requirements) with the adaptive scheduler's
 // validation. When an upper bound changes a vertex's parallelism, the job
 // restarts its tasks from the latest checkpoint at the new parallelism (the
-// slots are available: the active resource manager starts TaskManagers).
+// slots are available: the active resource manager starts TaskManagers;
+// those a scale-down leaves idle go TaskManagerTimeout after the restart).
 func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -87,7 +94,14 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 	for id, b := range next {
 		r.par[id] = b.UpperBound
 	}
-	r.tms = max(r.tms, (r.slotsNeeded(j.g)+r.slotsPerTM-1)/r.slotsPerTM)
+	needed := (r.slotsNeeded(j.g) + r.slotsPerTM - 1) / r.slotsPerTM
+	r.tms = max(r.tms, needed)
+	// A scale-down leaves TaskManagers idle: the active resource manager
+	// releases them TaskManagerTimeout after the job runs again.
+	r.releaseAt, r.releaseTo = time.Time{}, 0
+	if needed < r.tms {
+		r.releaseTo = needed
+	}
 	wait := j.spec.Restart.Time + j.restoreTime()
 	if r.tms > oldTMs {
 		wait += j.spec.Restart.TaskManagerStartup

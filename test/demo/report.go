@@ -1,0 +1,177 @@
+package demo
+
+import (
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
+)
+
+// WriteMarkdown writes the run's report in Markdown (summary.md): what ran,
+// the summary and comparison tables, the events, and per job its chart
+// (charts/<job>.svg beside it) and last decision.
+func (r *Result) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "# flinkscale demo, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "%s\n\n", r.intro())
+	fmt.Fprintf(w, "## Summary\n\n")
+	fmt.Fprintf(w, "| job | scaled by | rescales | downtime | max lag | time over the %s SLO | slot-hours | parallelism | records lost |\n", fmtDur(r.slo()))
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|---|--:|\n")
+	for _, j := range r.Jobs {
+		fmt.Fprintf(w, "| %s | %s · %s | %s | %s | %s | %s | %.1f | %s | %d |\n", j.Name, j.OptIn, j.Mode, j.RescalesText(),
+			fmtDur(j.Downtime), fmtDur(seconds(j.MaxLagSeconds)), fmtDur(j.OverSLO), j.SlotHours, j.ParallelismText(), j.RecordsLost)
+	}
+	if len(r.Baselines) > 0 {
+		fmt.Fprintf(w, "\n## The same days under the alternatives\n\n%s\n\n", comparisonNote)
+		fmt.Fprintf(w, "| job | policy | rescales | max lag | time over SLO | slot-hours | records lost |\n|---|---|--:|--:|--:|--:|--:|\n")
+		for _, row := range r.comparisonRows() {
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %.1f | %d |\n", row.Job, row.Policy, row.Rescales, row.MaxLag, row.OverSLO, row.SlotHours, row.Lost)
+		}
+	}
+	fmt.Fprintf(w, "\n## What happened\n\n")
+	for _, e := range r.Events {
+		if e.Kind == EventPhase {
+			fmt.Fprintf(w, "- **%s %s**\n", fmtClock(e.At), e.Text)
+			continue
+		}
+		fmt.Fprintf(w, "- %s `%s` %s\n", fmtClock(e.At), e.Job, mdEscape(e.Text))
+	}
+	for _, j := range r.Jobs {
+		fmt.Fprintf(w, "\n## %s\n\n%s\n\n![%s: load and capacity, slots, lag and parallelism over the day](charts/%s.svg)\n\n",
+			j.Name, j.describe(), j.Name, j.Name)
+		if j.LastDecision != "" {
+			fmt.Fprintf(w, "Last decision: %s\n", mdEscape(j.LastDecision))
+			if len(j.Reasons) > 0 {
+				fmt.Fprintf(w, "(reasons: `%s`)\n", strings.Join(j.Reasons, "`, `"))
+			}
+		}
+		if j.Report != nil {
+			fmt.Fprintf(w, "\nThe recommendation report the controller keeps in ConfigMap `%s%s`: [Markdown](%s-recommendation.md), [HTML](%s-recommendation.html).\n",
+				j.Name, "-recommendation", j.Name, j.Name)
+		}
+	}
+	fmt.Fprintf(w, "\n## Look around\n\n%s\n", r.lookAround("\n"))
+}
+
+// comparisonNote says what the offline rows are.
+const comparisonNote = "The other policies did not run live: the benchmark harness (test/bench, `make bench`) replayed the same load " +
+	"through the same simulator, with the Flink operator's autoscaler, KEDA's Kafka scaler (written from their documented " +
+	"algorithms) and no autoscaler at the initial parallelism. The charts draw the Flink operator's run next to this one."
+
+type comparisonRow struct {
+	Job, Policy      string
+	Rescales         int
+	MaxLag, OverSLO  string
+	SlotHours        float64
+	Lost             int64
+	Live, FirstOfJob bool
+}
+
+func (r *Result) comparisonRows() []comparisonRow {
+	var rows []comparisonRow
+	for _, j := range r.Jobs {
+		rows = append(rows, comparisonRow{Job: j.Name, Policy: "flinkscale " + j.modeNote(), Rescales: j.Rescales(),
+			MaxLag: fmtDur(seconds(j.MaxLagSeconds)), OverSLO: fmtDur(j.OverSLO), SlotHours: j.SlotHours, Lost: j.RecordsLost,
+			Live: true, FirstOfJob: true})
+		for _, p := range BaselinePolicies {
+			if b := r.baseline(j.Name, p); b != nil {
+				rows = append(rows, comparisonRow{Job: j.Name, Policy: policyLabel(p), Rescales: b.Rescales,
+					MaxLag: fmtDur(seconds(b.MaxLagSeconds)), OverSLO: fmtDur(b.OverSLO), SlotHours: b.SlotHours, Lost: b.RecordsLost})
+			}
+		}
+	}
+	return rows
+}
+
+func (r *Result) slo() time.Duration {
+	if len(r.Jobs) > 0 {
+		return r.Jobs[0].SLO
+	}
+	return 0
+}
+
+func (r *Result) intro() string {
+	return fmt.Sprintf("Three simulated Flink jobs played %s of one day (steady load, a surge, a quiet night) at %g× in %s of wall time, "+
+		"on a real kube-apiserver and etcd, with Kafka in kfake, the fake Flink operator deploying, savepointing and restarting them, "+
+		"and the flinkscale controller polling every %s of wall time (%s of job time). Times below are offsets in the day.",
+		fmtDur(r.Day), r.Speed, fmtDur(r.Wall), r.PollInterval, fmtDur(time.Duration(float64(r.PollInterval)*r.Speed)))
+}
+
+func (j *JobResult) describe() string {
+	how := map[OptIn]string{
+		OptInAnnotations: "opted in with `flinkscale.io/*` annotations on its FlinkDeployment",
+		OptInPolicy:      "scaled by a FlinkScalingPolicy written by hand",
+	}[j.OptIn]
+	mode := "mode Apply: flinkscale rescales it"
+	if j.Mode == v1alpha1.ModeDryRun {
+		mode = "mode DryRun: flinkscale recommends and changes nothing"
+	}
+	return fmt.Sprintf("`%s`, %s, %s. %s rescales, %s of downtime in all, lag at most %s, %.1f slot-hours, %d records lost.",
+		j.Name, how, mode, j.RescalesText(), fmtDur(j.Downtime), fmtDur(seconds(j.MaxLagSeconds)), j.SlotHours, j.RecordsLost)
+}
+
+func (r *Result) lookAround(sep string) string {
+	lines := []string{
+		fmt.Sprintf("While `make demo` runs (or with `--hold` after the day), `kubectl --kubeconfig %s get fsp,flinkdeployments -n %s` lists the policies and deployments, "+
+			"`kubectl --kubeconfig %s get events -n %s` the controller's and the operator's events, and `flinkscale status -A --kubeconfig %s` the policies' state.",
+			rel(r.Kubeconfig), r.Namespace, rel(r.Kubeconfig), r.Namespace, rel(r.Kubeconfig)),
+	}
+	if r.MetricsURL != "" {
+		lines = append(lines, fmt.Sprintf("The controller's metrics were served at %s: point Prometheus at it and load the Grafana dashboards of charts/flinkscale/dashboards (docs/observability.md).", r.MetricsURL))
+	}
+	lines = append(lines, fmt.Sprintf("The controller's log is %s.", rel(r.Log)))
+	return strings.Join(lines, sep)
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "*", `\*`, "_", `\_`, "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+//go:embed report.html.tmpl
+var pageTemplate string
+
+var page = template.Must(template.New("demo").Funcs(template.FuncMap{
+	"clock": fmtClock,
+	"dur":   fmtDur,
+	"secs":  func(s float64) string { return fmtDur(seconds(s)) },
+	// plain drops Markdown's code quotes from text shared with summary.md.
+	"plain": func(s string) string { return strings.ReplaceAll(s, "`", "") },
+	"mark": func(kind string) string {
+		return map[string]string{EventRescaleStarted: "▶", EventRescaleDone: "✔", EventRescaleFailed: "✘", EventRecommendation: "◆"}[kind]
+	},
+}).Parse(pageTemplate))
+
+type chartView struct {
+	Job  *JobResult
+	Text string
+	URL  template.URL
+}
+
+// WriteHTML writes the run's report as one self-contained page: the same
+// content as the Markdown report, with every job's chart embedded (svgs by
+// job name).
+func (r *Result) WriteHTML(w io.Writer, svgs map[string][]byte) error {
+	var charts []chartView
+	for _, j := range r.Jobs {
+		var url template.URL
+		if b, ok := svgs[j.Name]; ok {
+			// The SVG is ours (gonum/plot), embedded as a data URL.
+			url = template.URL("data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString(b)) //nolint:gosec // generated above, not user input
+		}
+		charts = append(charts, chartView{Job: j, Text: j.describe(), URL: url})
+	}
+	return page.Execute(w, map[string]any{
+		"R":           r,
+		"Title":       "flinkscale demo, " + r.Started.UTC().Format("2006-01-02 15:04 UTC"),
+		"Intro":       r.intro(),
+		"SLO":         fmtDur(r.slo()),
+		"Comparison":  r.comparisonRows(),
+		"CompareNote": comparisonNote,
+		"Charts":      charts,
+		"LookAround":  strings.Split(r.lookAround("\x00"), "\x00"),
+	})
+}
