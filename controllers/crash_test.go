@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
@@ -294,44 +293,6 @@ func (s *losingStatus) Patch(ctx context.Context, obj client.Object, patch clien
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
-// replica is one controller process of a world that runs several.
-type replica struct {
-	ctl  *controllers.PolicyReconciler
-	next time.Time
-}
-
-// runReplicas advances the world as run does, with every replica
-// reconciling the policy when its own requeue is due (in order, within a
-// second: interleavings inside a reconcile are the hooks' to make).
-func (w *world) runReplicas(d time.Duration, rs ...*replica) {
-	w.t.Helper()
-	end := w.job.Now().Add(d)
-	for w.job.Now().Before(end) {
-		require.NoError(w.t, w.job.Advance(time.Second))
-		now := w.job.Now()
-		w.clock.SetTime(now)
-		if !now.Before(w.nextOp) {
-			_, err := w.op.Reconcile(w.ctx, ctrl.Request{NamespacedName: w.fdKey})
-			require.NoError(w.t, err)
-			w.nextOp = now.Add(2 * time.Second)
-		}
-		for i, r := range rs {
-			if now.Before(r.next) {
-				continue
-			}
-			res, err := r.ctl.Reconcile(w.ctx, ctrl.Request{NamespacedName: w.pKey})
-			next := 30 * time.Second
-			if err != nil {
-				w.t.Logf("%s replica %d: %v", now.Format(time.TimeOnly), i, err)
-				next = time.Second
-			} else if res.RequeueAfter > 0 {
-				next = res.RequeueAfter
-			}
-			r.next = now.Add(next)
-		}
-	}
-}
-
 // staleClient is a replica whose reads of its policy come from an informer
 // cache that lags: Get of the policy returns the copy frozen by freeze
 // until thaw (as a cache that has not seen the other replica's status
@@ -425,7 +386,7 @@ func TestTwoReplicasWithoutLeaderElection(t *testing.T) {
 			w.runReplicas(12*time.Minute, a, b)
 			require.Empty(t, w.rescales())
 			gen := w.deployment().GetGeneration()
-			w.load.Store(3000.0)
+			w.live.SetRate(3000)
 			end := w.job.Now().Add(12 * time.Minute)
 			var frozenAt time.Time
 			for w.job.Now().Before(end) {

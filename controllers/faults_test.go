@@ -132,7 +132,7 @@ func TestFaultFlinkRESTOutageHoldsAndRecovers(t *testing.T) {
 			assert.Equal(t, 1, w.rec.count(kindPolicy, controllers.EventMetricsFailed), "still one event for the one outage")
 			assertUntouched(t, w, gen)
 
-			w.load.Store(3000.0)
+			w.live.SetRate(3000)
 			assertOneRescale(t, w)
 		})
 	}
@@ -175,7 +175,7 @@ func TestPartialMetricsHold(t *testing.T) {
 			gen := w.deployment().GetGeneration()
 
 			c.inject(w, fi)
-			w.load.Store(3000.0)
+			w.live.SetRate(3000)
 			start := w.job.Now()
 			for w.job.Now().Sub(start) < 6*time.Minute {
 				w.run(30 * time.Second)
@@ -210,7 +210,7 @@ func TestPartialWindowAfterRestartHolds(t *testing.T) {
 	pol, err := w.policy().Spec.ScalingPolicy()
 	require.NoError(t, err)
 
-	w.load.Store(3000.0)
+	w.live.SetRate(3000)
 	w.run(30 * time.Second)
 	restarts := w.job.View().Job.NumRestarts
 	w.job.Inject(sim.FaultTaskManagerLoss)
@@ -292,7 +292,7 @@ func TestKafkaUnreachableFallsBackToFlink(t *testing.T) {
 			assert.Positive(t, w.metric("flinkscale_collection_errors_total", kafkaErrs...))
 			assert.Zero(t, w.rec.count(kindPolicy, controllers.EventMetricsFailed))
 
-			w.load.Store(3000.0)
+			w.live.SetRate(3000)
 			if c.noPending {
 				assert.Contains(t, ready.Message, "and Flink reports no pendingRecords for Source: orders: holding")
 				w.run(6 * time.Minute)
@@ -350,7 +350,7 @@ func TestKafkaUnknownGroupUsesFlinksLag(t *testing.T) {
 	// Every new job starts without commits: no event, the condition says it.
 	assert.Zero(t, w.rec.count(kindPolicy, controllers.EventKafkaUnavailable), w.rec.dump())
 
-	w.load.Store(3000.0)
+	w.live.SetRate(3000)
 	assertOneRescale(t, w)
 }
 
@@ -376,7 +376,7 @@ func TestKafkaSecretMisconfigured(t *testing.T) {
 			}})
 			w.kafkaSecret("kafka-creds", c.data)
 			gen := w.deployment().GetGeneration()
-			w.load.Store(3000.0)
+			w.live.SetRate(3000)
 			w.run(5 * time.Minute)
 			p := w.policy()
 			ready := condition(p, v1alpha1.ConditionReady)

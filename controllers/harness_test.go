@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,31 +28,12 @@ import (
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim"
-	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
-	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
 )
 
 // The tests share one control plane and isolate themselves by namespace.
 func TestMain(m *testing.M) { envtest.Main(m) }
 
 var t0 = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
-
-func scheme(t testing.TB) *runtime.Scheme {
-	s := runtime.NewScheme()
-	require.NoError(t, clientgoscheme.AddToScheme(s))
-	require.NoError(t, v1alpha1.AddToScheme(s))
-	return s
-}
-
-func startEnv(t *testing.T) (*envtest.Env, client.Client) {
-	t.Helper()
-	root, err := envtest.RepoRoot()
-	require.NoError(t, err)
-	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
-	c, err := client.New(env.Config, client.Options{Scheme: scheme(t)})
-	require.NoError(t, err)
-	return env, c
-}
 
 // world is one simulated Flink job behind its real REST API, a kfake Kafka
 // cluster, the fake Flink operator and the flinkscale controller, all on a
@@ -73,9 +51,8 @@ type world struct {
 	env     *envtest.Env
 	c       client.Client
 	ns      string
-	job     *sim.Job
-	kafka   *simkafka.Broker
-	rest    *httptest.Server
+	live    *fixtures.LiveJob // the job, its Kafka and REST API, its load
+	job     *sim.Job          // live.Job
 	clock   *clocktesting.FakeClock
 
 	op    *fakeoperator.Operator
@@ -84,7 +61,6 @@ type world struct {
 	fdKey types.NamespacedName
 	pKey  types.NamespacedName
 
-	load         atomic.Value // float64 rec/s
 	flinkTimeout time.Duration
 	nextOp       time.Time
 	nextFS       time.Time
@@ -113,30 +89,18 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	if o.mode == "" {
 		o.mode = v1alpha1.ModeApply
 	}
-	env, c := startEnv(t)
+	env, c := fixtures.StartEnv(t)
 	w := &world{t: t, ctx: context.Background(), env: env, c: c, ns: env.CreateNamespace(t, "scale")}
 	w.fdKey = types.NamespacedName{Namespace: w.ns, Name: "orders"}
 	w.pKey = types.NamespacedName{Namespace: w.ns, Name: "orders"}
-	w.load.Store(1500.0)
 
 	spec := fixtures.OrdersJob()
 	if o.conf["jobmanager.scheduler"] == "adaptive" {
 		spec.Scheduler = "adaptive" // the simulated cluster runs what the deployment configures
 	}
-	broker, err := simkafka.Start(spec.Topics)
-	require.NoError(t, err)
-	t.Cleanup(broker.Close)
-	w.kafka = broker
-	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return w.load.Load().(float64) })
-	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 7, Load: load, Kafka: broker, ProduceEvery: 5 * time.Second})
-	require.NoError(t, err)
+	w.live = fixtures.StartLive(t, spec, fixtures.LiveOptions{Start: t0, Seed: 7, Rate: 1500, WrapREST: o.rest})
+	j := w.live.Job
 	w.job = j
-	h := flinkrest.NewHandler(j)
-	if o.rest != nil {
-		h = o.rest(h)
-	}
-	w.rest = httptest.NewServer(h)
-	t.Cleanup(w.rest.Close)
 	w.clock = clocktesting.NewFakeClock(t0)
 
 	w.rec = &eventLog{}
@@ -166,8 +130,8 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		TargetRef: v1alpha1.TargetRef{Name: w.fdKey.Name},
 		Mode:      o.mode,
 		Triggers: &v1alpha1.Triggers{
-			Kafka:        []v1alpha1.KafkaTrigger{{Name: "orders", BootstrapServers: broker.Addrs(), ConsumerGroup: "orders", Topics: []string{"orders"}}},
-			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: w.rest.URL}},
+			Kafka:        []v1alpha1.KafkaTrigger{{Name: "orders", BootstrapServers: w.live.Kafka.Addrs(), ConsumerGroup: "orders", Topics: []string{"orders"}}},
+			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: w.live.REST.URL}},
 		},
 	}
 	if o.policy != nil {
@@ -238,6 +202,22 @@ func (w *world) metric(name string, labels ...string) float64 {
 // every 2 s (its resync), the controller when its requeue is due.
 func (w *world) run(d time.Duration) {
 	w.t.Helper()
+	r := &replica{ctl: w.ctl, next: w.nextFS}
+	w.runReplicas(d, r)
+	w.nextFS = r.next
+}
+
+// replica is one controller process of a world that runs several.
+type replica struct {
+	ctl  *controllers.PolicyReconciler
+	next time.Time
+}
+
+// runReplicas advances the world by d as run does, with every replica
+// reconciling the policy when its own requeue is due (in order, within a
+// second: interleavings inside a reconcile are the hooks' to make).
+func (w *world) runReplicas(d time.Duration, rs ...*replica) {
+	w.t.Helper()
 	end := w.job.Now().Add(d)
 	for w.job.Now().Before(end) {
 		require.NoError(w.t, w.job.Advance(time.Second))
@@ -248,16 +228,19 @@ func (w *world) run(d time.Duration) {
 			require.NoError(w.t, err)
 			w.nextOp = now.Add(2 * time.Second)
 		}
-		if !now.Before(w.nextFS) {
-			res, err := w.ctl.Reconcile(w.ctx, ctrl.Request{NamespacedName: w.pKey})
+		for i, r := range rs {
+			if now.Before(r.next) {
+				continue
+			}
+			res, err := r.ctl.Reconcile(w.ctx, ctrl.Request{NamespacedName: w.pKey})
 			next := 30 * time.Second
 			if err != nil {
-				w.t.Logf("%s controller: %v", now.Format(time.TimeOnly), err)
+				w.t.Logf("%s replica %d: %v", now.Format(time.TimeOnly), i, err)
 				next = time.Second
 			} else if res.RequeueAfter > 0 {
 				next = res.RequeueAfter
 			}
-			w.nextFS = now.Add(next)
+			r.next = now.Add(next)
 		}
 	}
 }

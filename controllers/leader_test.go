@@ -3,7 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,9 +25,6 @@ import (
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
-	"github.com/flinkscale/flinkscale/test/sim"
-	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
-	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
 )
 
 // candidate is one replica of the controller: a manager with leader
@@ -60,23 +56,13 @@ func (c *candidate) elected() bool {
 // following the rescale from the status alone, and does not rescale again.
 func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 	const speed = 60.0
-	env, c := startEnv(t)
+	env, c := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "leader")
 	key := types.NamespacedName{Namespace: ns, Name: "orders"}
 	leaseKey := types.NamespacedName{Namespace: ns, Name: "flinkscale-" + ns}
 
-	spec := fixtures.OrdersJob()
-	broker, err := simkafka.Start(spec.Topics)
-	require.NoError(t, err)
-	defer broker.Close()
-	var load atomic.Value
-	load.Store(1500.0)
-	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 11, Kafka: broker, ProduceEvery: 5 * time.Second,
-		Load: sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return load.Load().(float64) })})
-	require.NoError(t, err)
-	rest := httptest.NewServer(flinkrest.NewHandler(j))
-	defer rest.Close()
-	clk := fixtures.SimClock{Job: j}
+	live := fixtures.StartLive(t, fixtures.OrdersJob(), fixtures.LiveOptions{Start: t0, Seed: 11, Rate: 1500})
+	j, clk := live.Job, live.Clock()
 	var applies, statusErrs atomic.Int32
 
 	ctx, cancelAll := context.WithCancel(context.Background())
@@ -86,7 +72,7 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 
 	// The operator: another process, no election of its own here.
 	opMgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: scheme(t), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Scheme: fixtures.Scheme(t), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 	})
 	require.NoError(t, err)
 	reg := fakeoperator.NewRegistry()
@@ -100,7 +86,7 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 	lease, renew, retry := 2*time.Second, 1500*time.Millisecond, 300*time.Millisecond
 	start := func(name string) *candidate {
 		mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-			Scheme:                        scheme(t),
+			Scheme:                        fixtures.Scheme(t),
 			Metrics:                       metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress:        "0",
 			LeaderElection:                true,
@@ -145,8 +131,8 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 		Mode:            v1alpha1.ModeApply,
 		PollingInterval: &metav1.Duration{Duration: time.Second}, // 60 virtual seconds
 		Triggers: &v1alpha1.Triggers{
-			Kafka:        []v1alpha1.KafkaTrigger{{Name: "orders", BootstrapServers: broker.Addrs(), ConsumerGroup: "orders", Topics: []string{"orders"}}},
-			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: rest.URL}},
+			Kafka:        []v1alpha1.KafkaTrigger{{Name: "orders", BootstrapServers: live.Kafka.Addrs(), ConsumerGroup: "orders", Topics: []string{"orders"}}},
+			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: live.REST.URL}},
 		},
 	}
 	require.NoError(t, c.Create(ctx, pol))
@@ -199,7 +185,7 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 	gen0 := gen()
 
 	// A step in load: the leader starts a rescale; it is stopped at once.
-	load.Store(3000.0)
+	live.SetRate(3000)
 	if !assert.Eventually(t, func() bool { return policy().Status.Rescale != nil }, 20*time.Second, 20*time.Millisecond, "a rescale starts") {
 		p := policy()
 		t.Fatalf("no rescale; conditions %+v\nlast decision %+v", p.Status.Conditions, p.Status.LastDecision)

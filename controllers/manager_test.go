@@ -3,14 +3,12 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -19,12 +17,8 @@ import (
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/optin"
 	"github.com/flinkscale/flinkscale/scaling"
-	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
-	"github.com/flinkscale/flinkscale/test/sim"
-	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
-	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
 )
 
 // The whole system under one real manager, in real time: a FlinkDeployment
@@ -35,24 +29,15 @@ import (
 // the field index and the event recorder are the manager's.
 func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	const speed = 30.0
-	env, c := startEnv(t)
+	env, c := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "mgr")
 	key := types.NamespacedName{Namespace: ns, Name: "orders"}
 
-	spec := fixtures.OrdersJob()
-	broker, err := simkafka.Start(spec.Topics)
-	require.NoError(t, err)
-	defer broker.Close()
-	var load atomic.Value
-	load.Store(1500.0)
-	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 9, Kafka: broker, ProduceEvery: 5 * time.Second,
-		Load: sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return load.Load().(float64) })})
-	require.NoError(t, err)
-	rest := httptest.NewServer(flinkrest.NewHandler(j))
-	defer rest.Close()
+	live := fixtures.StartLive(t, fixtures.OrdersJob(), fixtures.LiveOptions{Start: t0, Seed: 9, Rate: 1500})
+	j := live.Job
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 scheme(t),
+		Scheme:                 fixtures.Scheme(t),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
@@ -60,7 +45,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	reg := fakeoperator.NewRegistry()
 	reg.Register(key, j)
 	var seq atomic.Int64
-	clk := fixtures.SimClock{Job: j}
+	clk := live.Clock()
 	require.NoError(t, (&fakeoperator.Operator{Clusters: reg, Clock: clk, ResyncInterval: 200 * time.Millisecond,
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xc0+seq.Add(1)) }}).SetupWithManager(mgr))
 	require.NoError(t, (&optin.Reconciler{}).SetupWithManager(mgr))
@@ -78,17 +63,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	go func() { done <- mgr.Start(ctx) }()
 	go func() { done <- j.RunRealtime(ctx, speed, 50*time.Millisecond) }()
 
-	fd := envtest.NewFlinkDeployment(ns, key.Name)
-	require.NoError(t, unstructured.SetNestedField(fd.Object, fixtures.OrdersDeploymentSpec("savepoint"), "spec"))
-	fd.SetAnnotations(map[string]string{
-		optin.AnnotationEnabled:               "true",
-		optin.AnnotationMode:                  "Apply",
-		optin.AnnotationPollingInterval:       "1s", // 30 virtual seconds
-		optin.AnnotationFlinkRESTURL:          rest.URL,
-		optin.AnnotationKafkaBootstrapServers: broker.Addrs()[0],
-		optin.AnnotationKafkaConsumerGroup:    "orders",
-		optin.AnnotationKafkaTopics:           "orders",
-	})
+	fd := live.OptedIn(ns, key.Name, "Apply", "1s") // 1s: 30 virtual seconds
 	require.NoError(t, c.Create(ctx, fd))
 
 	policy := func() *v1alpha1.FlinkScalingPolicy {
@@ -107,7 +82,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	require.Equal(t, "Hold", p.Status.LastDecision.Action, p.Status.LastDecision.Summary)
 	assert.Equal(t, v1alpha1.ModeApply, p.Spec.Mode)
 
-	load.Store(3000.0)
+	live.SetRate(3000)
 	require.Eventually(t, func() bool {
 		p := policy()
 		return p != nil && p.Status.History != nil && len(p.Status.History.Rescales) > 0 &&

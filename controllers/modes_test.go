@@ -29,7 +29,7 @@ func stepped(t *testing.T, w *world) int64 {
 	w.run(12 * time.Minute)
 	require.Empty(t, w.rescales())
 	gen := w.deployment().GetGeneration()
-	w.load.Store(3000.0)
+	w.live.SetRate(3000)
 	return gen
 }
 

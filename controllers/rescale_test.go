@@ -36,7 +36,7 @@ func TestStepLoadGivesOneRescaleAndTheLagDrains(t *testing.T) {
 	assert.True(t, meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady))
 	firstJob := w.read().JobID
 
-	w.load.Store(3000.0)
+	w.live.SetRate(3000)
 	w.until("a rescale starts", 10*time.Minute, func() bool { return w.policy().Status.Rescale != nil })
 	started := w.job.Now()
 	p = w.policy()
@@ -139,7 +139,7 @@ func TestInPlaceRescaleIsTracked(t *testing.T) {
 	w.run(12 * time.Minute)
 	require.Empty(t, w.rescales())
 	jobID := w.read().JobID
-	w.load.Store(3000.0)
+	w.live.SetRate(3000)
 	w.until("a rescale completes", 15*time.Minute, func() bool {
 		rs := w.rescales()
 		return len(rs) == 1 && rs[0].Outcome != scaling.OutcomeInProgress

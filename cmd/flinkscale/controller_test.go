@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,9 +25,7 @@ func TestMain(m *testing.M) { envtest.Main(m) }
 // takes the leader Lease, serves its probes and metrics, and stops cleanly
 // (releasing the Lease) when its context ends.
 func TestControllerCommandRunsAManager(t *testing.T) {
-	root, err := envtest.RepoRoot()
-	require.NoError(t, err)
-	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	env, _ := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "ctl")
 	metrics, probes := fixtures.FreeAddr(t), fixtures.FreeAddr(t)
 	var logs fixtures.SyncBuffer

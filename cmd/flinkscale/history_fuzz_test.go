@@ -9,6 +9,7 @@ import (
 
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/scaling/examples"
+	"github.com/flinkscale/flinkscale/scaling/scalingtest"
 )
 
 // FuzzReadHistory feeds arbitrary --history files to readHistory (what
@@ -53,26 +54,7 @@ func FuzzReadHistory(f *testing.F) {
 			if now.IsZero() {
 				now = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 			}
-			d := scaling.Decide(s, p, h, now)
-			if _, err := json.Marshal(d); err != nil {
-				t.Fatalf("decision does not marshal: %v", err)
-			}
-			if d.Action != scaling.ActionScale && d.Action != scaling.ActionHold {
-				t.Fatalf("action %q", d.Action)
-			}
-			if d.Summary == "" || len(d.Reasons) == 0 {
-				t.Fatalf("decision without summary or reasons: %+v", d)
-			}
-			maxP := map[string]int{}
-			for _, v := range s.Vertices {
-				maxP[v.ID] = v.MaxParallelism
-			}
-			for _, vd := range d.Vertices {
-				if vd.Recommended != vd.Current && (vd.Recommended < 1 || vd.Recommended > maxP[vd.ID] ||
-					vd.Recommended < p.MinParallelism || vd.Recommended > p.MaxParallelism) {
-					t.Fatalf("%s: recommended p=%d outside [1, %d] or the policy's bounds", vd.ID, vd.Recommended, maxP[vd.ID])
-				}
-			}
+			scalingtest.CheckDecision(t, s, p, scaling.Decide(s, p, h, now))
 		}
 	})
 }

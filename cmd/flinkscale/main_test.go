@@ -22,6 +22,7 @@ import (
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/scaling/examples"
 	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim"
 	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
 	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
@@ -261,9 +262,7 @@ func overloadedJob(t *testing.T) (rest, brokers, jobID string) {
 // URL given, as from outside a cluster), and an unknown name is an error.
 func TestRecommendCluster(t *testing.T) {
 	rest, brokers, jobID := overloadedJob(t)
-	root, err := envtest.RepoRoot()
-	require.NoError(t, err)
-	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	env, _ := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "rec")
 	ctx := context.Background()
 

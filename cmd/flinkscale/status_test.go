@@ -15,9 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -49,14 +47,7 @@ type statusFixture struct {
 
 func newStatusFixture(t *testing.T) *statusFixture {
 	t.Helper()
-	root, err := envtest.RepoRoot()
-	require.NoError(t, err)
-	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
-	s := runtime.NewScheme()
-	require.NoError(t, clientgoscheme.AddToScheme(s))
-	require.NoError(t, v1alpha1.AddToScheme(s))
-	c, err := client.New(env.Config, client.Options{Scheme: s})
-	require.NoError(t, err)
+	env, c := fixtures.StartEnv(t)
 	f := &statusFixture{
 		env: env, c: c, kubeconfig: env.WriteKubeconfig(t),
 		nsA: env.CreateNamespace(t, "status-a"), nsB: env.CreateNamespace(t, "status-b"), nsNone: env.CreateNamespace(t, "status-none"),

@@ -3,11 +3,9 @@ package flink
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,8 @@ import (
 
 	"github.com/flinkscale/flinkscale/metrics"
 	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/scaling/scalingtest"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
 )
 
@@ -136,7 +136,7 @@ func FuzzCollect(f *testing.F) {
 	)
 	// An in-process transport, not a server: no connections, no server
 	// goroutines, so coverage follows the answers alone.
-	rt := roundTripper(func(r *http.Request) (*http.Response, error) {
+	rt := fixtures.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		k := endpointKind(r)
 		code, body := http.StatusOK, []byte(nil)
 		if k < 0 {
@@ -158,7 +158,7 @@ func FuzzCollect(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, overview, jobs, details, subList, subAgg, vertex, ckpts, ckptConf, jmConf, tms []byte) {
-		defer watchdog(t)()
+		defer fixtures.Watchdog(10 * time.Second)()
 		mu.Lock()
 		answers = [nKinds][]byte{overview, jobs, details, subList, subAgg, vertex, ckpts, ckptConf, jmConf, tms}
 		mu.Unlock()
@@ -194,49 +194,5 @@ func checkSample(t *testing.T, s metrics.FlinkSample) {
 	}
 	snap, _ := w.Snapshot()
 	p := scaling.DefaultPolicy()
-	checkDecision(t, snap, p, scaling.Decide(snap, p, scaling.History{}, s.At))
-}
-
-// checkDecision is the model's basic contract (scaling's property tests
-// check it in full): a decision that encodes, an action, a reason, and a
-// recommended parallelism within [1, maxParallelism] and the policy's
-// bounds for every vertex it changes.
-func checkDecision(t *testing.T, s scaling.Snapshot, p scaling.Policy, d scaling.Decision) {
-	t.Helper()
-	if _, err := json.Marshal(d); err != nil {
-		t.Fatalf("decision does not marshal: %v", err)
-	}
-	if d.Action != scaling.ActionScale && d.Action != scaling.ActionHold {
-		t.Fatalf("action %q", d.Action)
-	}
-	if d.Summary == "" || len(d.Reasons) == 0 {
-		t.Fatalf("decision without summary or reasons: %+v", d)
-	}
-	maxP := map[string]int{}
-	for _, v := range s.Vertices {
-		maxP[v.ID] = v.MaxParallelism
-	}
-	for _, vd := range d.Vertices {
-		if vd.Recommended == vd.Current {
-			continue
-		}
-		if vd.Recommended < 1 || vd.Recommended > maxP[vd.ID] || vd.Recommended < p.MinParallelism || vd.Recommended > p.MaxParallelism {
-			t.Fatalf("%s: recommended p=%d outside [1, %d] or the policy's [%d, %d]", vd.ID, vd.Recommended, maxP[vd.ID], p.MinParallelism, p.MaxParallelism)
-		}
-	}
-}
-
-// roundTripper is a function as an http.RoundTripper.
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// watchdog fails an input that takes longer than a few seconds: a hang is
-// a finding too (the fuzzer would otherwise just stall on it).
-func watchdog(t *testing.T) (stop func()) {
-	timer := time.AfterFunc(10*time.Second, func() {
-		buf := make([]byte, 1<<20)
-		panic("input took over 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
-	})
-	return func() { timer.Stop() }
+	scalingtest.CheckDecision(t, snap, p, scaling.Decide(snap, p, scaling.History{}, s.At))
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 )
 
 // FuzzPromQLResponses answers the PromQL source's instant queries with
@@ -58,7 +58,7 @@ func FuzzPromQLResponses(f *testing.F) {
 	}
 	// An in-process transport, not a server: no connections, no server
 	// goroutines, so coverage follows the answers alone.
-	rt := roundTripper(func(r *http.Request) (*http.Response, error) {
+	rt := fixtures.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if err := r.ParseForm(); err != nil {
 			return nil, err
 		}
@@ -91,7 +91,7 @@ func FuzzPromQLResponses(f *testing.F) {
 	}}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		defer watchdog(t)()
+		defer fixtures.Watchdog(10 * time.Second)()
 		mu.Lock()
 		bodies = bytes.Split(data, []byte{0})
 		mu.Unlock()
@@ -127,19 +127,4 @@ func toBytes(ss []string) [][]byte {
 		out[i] = []byte(s)
 	}
 	return out
-}
-
-// roundTripper is a function as an http.RoundTripper.
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// watchdog fails an input that takes longer than a few seconds: a hang is
-// a finding too (the fuzzer would otherwise just stall on it).
-func watchdog(t *testing.T) (stop func()) {
-	timer := time.AfterFunc(10*time.Second, func() {
-		buf := make([]byte, 1<<20)
-		panic("input took over 10s:\n" + string(buf[:runtime.Stack(buf, true)]))
-	})
-	return func() { timer.Stop() }
 }

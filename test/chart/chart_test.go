@@ -10,20 +10,17 @@ package chart
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,12 +28,12 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/helmtest"
 )
 
 const (
-	chartDir    = "charts/flinkscale"
-	releaseName = "flinkscale"
+	chartDir    = helmtest.ChartDir
+	releaseName = helmtest.ReleaseName
 	// rulesFile and dashboardsGlob are relative to the chart.
 	rulesFile      = "rules/flinkscale-rules.yaml"
 	dashboardsGlob = "dashboards/*.json"
@@ -77,77 +74,11 @@ controller:
   extraArgs: [--zap-stacktrace-level=panic]
 `
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := envtest.RepoRoot()
-	if err != nil {
-		t.Fatalf("repository root: %v", err)
-	}
-	return root
-}
-
-// helmBin is bin/helm, built by `make helm`; missing, the test skips, or
-// fails under CI=true.
-func helmBin(t testing.TB) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "bin", "helm")
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found: run make helm (CI=true, so this fails instead of skipping)", p)
-	}
-	t.Skipf("%s not found: run make helm", p)
-	return ""
-}
-
-// run runs a command from the repository root and returns its stdout, and
-// its stderr in the error.
-func run(t testing.TB, name string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = repoRoot(t)
-	// Keep helm's cache, config and data out of $HOME.
-	tmp := t.TempDir()
-	cmd.Env = append(os.Environ(),
-		"HELM_CACHE_HOME="+filepath.Join(tmp, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(tmp, "config"),
-		"HELM_DATA_HOME="+filepath.Join(tmp, "data"),
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, stderr.String(), stdout.String())
-	}
-	return stdout.String(), nil
-}
-
-// valuesFile writes values into a temporary file and returns its path.
-func valuesFile(t testing.TB, values string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(p, []byte(values), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// render runs helm template in namespace ns with the given values (none:
-// the defaults) and extra flags.
-func render(t testing.TB, ns, values string, flags ...string) (string, error) {
-	t.Helper()
-	args := []string{"template", releaseName, chartDir, "--namespace", ns}
-	if values != "" {
-		args = append(args, "-f", valuesFile(t, values))
-	}
-	return run(t, helmBin(t), append(args, flags...)...)
-}
+func repoRoot(t testing.TB) string { return helmtest.RepoRoot(t) }
 
 func mustRender(t testing.TB, ns, values string, flags ...string) string {
 	t.Helper()
-	out, err := render(t, ns, values, flags...)
+	out, err := helmtest.Template(t, ns, values, flags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,13 +314,13 @@ func deployment(t testing.TB, objs []object) appsv1.Deployment {
 }
 
 func TestLint(t *testing.T) {
-	helm := helmBin(t)
+	helm := helmtest.Helm(t)
 	for _, args := range [][]string{
 		{"lint", chartDir},
 		{"lint", "--strict", chartDir},
-		{"lint", "--strict", chartDir, "-f", valuesFile(t, allFeatures)},
+		{"lint", "--strict", chartDir, "-f", helmtest.ValuesFile(t, allFeatures)},
 	} {
-		out, err := run(t, helm, args...)
+		out, err := helmtest.Run(t, helm, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +351,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"replicas without leader election", "{replicaCount: 2, leaderElection: {enabled: false}}", "requires leaderElection.enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := render(t, "flinkscale-system", tc.values)
+			out, err := helmtest.Template(t, "flinkscale-system", tc.values)
 			if err == nil {
 				t.Fatalf("values %q rendered:\n%.400s", tc.values, out)
 			}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/helmtest"
 )
 
 func TestMain(m *testing.M) { envtest.Main(m) }
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) { envtest.Main(m) }
 // CRD's structural schema, the monitoring objects against minimal
 // monitoring.coreos.com CRDs from test/crds/monitoring) without persisting.
 func TestServerSideDryRun(t *testing.T) {
-	helmBin(t)
+	helmtest.Helm(t)
 	kubectl := envtest.Kubectl(t)
 	root := repoRoot(t)
 	env := envtest.Start(t, envtest.WithCRDPaths(
@@ -50,7 +51,7 @@ func TestServerSideDryRun(t *testing.T) {
 			if err := os.WriteFile(file, []byte(rendered), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := run(t, kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "--dry-run=server",
+			out, err := helmtest.Run(t, kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "--dry-run=server",
 				"--field-manager", "flinkscale-chart-test", "-f", file)
 			if err != nil {
 				t.Fatal(err)

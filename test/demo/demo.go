@@ -31,7 +31,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -240,15 +240,9 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	for _, j := range w.jobs {
 		clusters.Register(types.NamespacedName{Namespace: Namespace, Name: j.sc.Name}, j.sim)
 	}
-	var seq int
-	var seqMu sync.Mutex
+	var seq atomic.Int64
 	if err := (&fakeoperator.Operator{Clusters: clusters, Clock: w, ResyncInterval: cfg.stepInterval(),
-		NewJobID: func() string {
-			seqMu.Lock()
-			defer seqMu.Unlock()
-			seq++
-			return fmt.Sprintf("%08x%024x", 0xf1157000, seq)
-		}}).SetupWithManager(mgr); err != nil {
+		NewJobID: func() string { return fmt.Sprintf("%08x%024x", 0xf1157000, seq.Add(1)) }}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the fake Flink operator: %w", err)
 	}
 	pr := &controllers.PolicyReconciler{

@@ -18,8 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -56,10 +54,7 @@ func TestDemoRunsTheDay(t *testing.T) {
 			if !assert.NoError(t, err, "the demo's kubeconfig") {
 				return
 			}
-			s := runtime.NewScheme()
-			require.NoError(t, clientgoscheme.AddToScheme(s))
-			require.NoError(t, v1alpha1.AddToScheme(s))
-			c, err := client.New(cfg, client.Options{Scheme: s})
+			c, err := client.New(cfg, client.Options{Scheme: fixtures.Scheme(t)})
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -109,24 +104,24 @@ func TestDemoRunsTheDay(t *testing.T) {
 		byName[j.Name] = j
 		assert.Zero(t, j.RecordsLost, "%s: records lost", j.Name)
 		assert.Zero(t, j.Failed, "%s: failed rescales", j.Name)
-		assert.NotEmpty(t, j.Run.Timeline, j.Name)
+		assert.NotEmpty(t, j.Timeline, j.Name)
 	}
 	// The surge (7,000 → 18,000 rec/s from 0:40) needs about 2.5× the
 	// parallelism: orders scales up with a savepoint restart, clicks (30,000
 	// rec/s from 0:45) in place.
 	orders, clicks, payments := byName["orders"], byName["clicks"], byName["payments"]
 	require.NotNil(t, orders)
-	assert.GreaterOrEqual(t, orders.Succeeded, 1, "orders rescaled in the surge")
+	assert.GreaterOrEqual(t, orders.Succeeded(), 1, "orders rescaled in the surge")
 	assert.Zero(t, orders.InPlace, "orders runs the default scheduler: savepoint restarts")
 	assert.Greater(t, total(orders.EndParallelism), total(orders.StartParallelism), "orders scaled up: %s → %s", orders.StartParallelism, orders.EndParallelism)
 	assert.Positive(t, orders.Downtime)
 	require.NotNil(t, clicks)
-	assert.GreaterOrEqual(t, clicks.Succeeded, 1, "clicks rescaled in the surge")
-	assert.Equal(t, clicks.Rescales(), clicks.InPlace, "clicks runs the adaptive scheduler: in place")
+	assert.GreaterOrEqual(t, clicks.Succeeded(), 1, "clicks rescaled in the surge")
+	assert.Equal(t, clicks.Rescales, clicks.InPlace, "clicks runs the adaptive scheduler: in place")
 	// payments is 5-20 % busy: DryRun recommends fewer subtasks, acts on
 	// nothing, and its report is in its ConfigMap.
 	require.NotNil(t, payments)
-	assert.Zero(t, payments.Rescales())
+	assert.Zero(t, payments.Rescales)
 	assert.Equal(t, "8/8/8", payments.EndParallelism)
 	assert.NotEmpty(t, payments.Recommended)
 	assert.Less(t, total(payments.Recommended), 24, "recommends fewer than 8/8/8: %s", payments.Recommended)

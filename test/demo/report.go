@@ -21,9 +21,9 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## Summary\n\n")
 	fmt.Fprintf(w, "| job | scaled by | rescales | downtime | max lag | time over the %s SLO | slot-hours | parallelism | records lost |\n", fmtDur(r.slo()))
 	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|---|--:|\n")
-	for _, j := range r.Jobs {
-		fmt.Fprintf(w, "| %s | %s · %s | %s | %s | %s | %s | %.1f | %s | %d |\n", j.Name, j.OptIn, j.Mode, j.RescalesText(),
-			fmtDur(j.Downtime), fmtDur(seconds(j.MaxLagSeconds)), fmtDur(j.OverSLO), j.SlotHours, j.ParallelismText(), j.RecordsLost)
+	for _, row := range r.summaryRows() {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %d |\n", row.Job, row.ScaledBy, row.Rescales,
+			row.Downtime, row.MaxLag, row.OverSLO, row.SlotHours, row.Parallelism, row.Lost)
 	}
 	if len(r.Baselines) > 0 {
 		fmt.Fprintf(w, "\n## The same days under the alternatives\n\n%s\n\n", comparisonNote)
@@ -62,6 +62,25 @@ const comparisonNote = "The other policies did not run live: the benchmark harne
 	"through the same simulator, with the Flink operator's autoscaler, KEDA's Kafka scaler (written from their documented " +
 	"algorithms) and no autoscaler at the initial parallelism. The charts draw the Flink operator's run next to this one."
 
+// summaryRow is one job's line of the summary, formatted for people.
+type summaryRow struct {
+	Job, ScaledBy, Rescales, Downtime, MaxLag, OverSLO, Parallelism string
+	SlotHours                                                       float64
+	Lost                                                            int64
+}
+
+func (r *Result) summaryRows() []summaryRow {
+	rows := make([]summaryRow, 0, len(r.Jobs))
+	for _, j := range r.Jobs {
+		rows = append(rows, summaryRow{Job: j.Name, ScaledBy: fmt.Sprintf("%s · %s", j.OptIn, j.Mode), Rescales: j.RescalesText(),
+			Downtime: fmtDur(j.Downtime), MaxLag: fmtDur(seconds(j.MaxLagSeconds)), OverSLO: fmtDur(j.OverSLO),
+			SlotHours: j.SlotHours, Parallelism: j.ParallelismText(), Lost: j.RecordsLost})
+	}
+	return rows
+}
+
+// comparisonRow is one policy's line of the comparison, formatted for
+// people; the live run comes first for each job.
 type comparisonRow struct {
 	Job, Policy      string
 	Rescales         int
@@ -74,7 +93,7 @@ type comparisonRow struct {
 func (r *Result) comparisonRows() []comparisonRow {
 	var rows []comparisonRow
 	for _, j := range r.Jobs {
-		rows = append(rows, comparisonRow{Job: j.Name, Policy: "flinkscale " + j.modeNote(), Rescales: j.Rescales(),
+		rows = append(rows, comparisonRow{Job: j.Name, Policy: "flinkscale " + j.modeNote(), Rescales: j.Rescales,
 			MaxLag: fmtDur(seconds(j.MaxLagSeconds)), OverSLO: fmtDur(j.OverSLO), SlotHours: j.SlotHours, Lost: j.RecordsLost,
 			Live: true, FirstOfJob: true})
 		for _, p := range BaselinePolicies {
@@ -140,9 +159,7 @@ var page = template.Must(template.New("demo").Funcs(template.FuncMap{
 	"secs":  func(s float64) string { return fmtDur(seconds(s)) },
 	// plain drops Markdown's code quotes from text shared with summary.md.
 	"plain": func(s string) string { return strings.ReplaceAll(s, "`", "") },
-	"mark": func(kind string) string {
-		return map[string]string{EventRescaleStarted: "▶", EventRescaleDone: "✔", EventRescaleFailed: "✘", EventRecommendation: "◆"}[kind]
-	},
+	"mark":  eventMark,
 }).Parse(pageTemplate))
 
 type chartView struct {
@@ -169,6 +186,7 @@ func (r *Result) WriteHTML(w io.Writer, svgs map[string][]byte) error {
 		"Title":       "flinkscale demo, " + r.Started.UTC().Format("2006-01-02 15:04 UTC"),
 		"Intro":       r.intro(),
 		"SLO":         fmtDur(r.slo()),
+		"Summary":     r.summaryRows(),
 		"Comparison":  r.comparisonRows(),
 		"CompareNote": comparisonNote,
 		"Charts":      charts,

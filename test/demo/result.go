@@ -53,27 +53,20 @@ type Result struct {
 	Files []string `json:"files"`
 }
 
-// JobResult is one job's day.
+// JobResult is one job's day: the embedded bench.Result is the day as the
+// benchmark harness records runs (rescales and failed ones, max lag, time
+// over the SLO, slot- and core-hours, records lost, the timeline every 30 s
+// and the rescales), the same shape as the offline baselines'.
 type JobResult struct {
-	Name     string        `json:"name"`
-	OptIn    OptIn         `json:"optIn"`
-	Mode     v1alpha1.Mode `json:"mode"`
-	Scenario string        `json:"scenario"`
-	SLO      time.Duration `json:"slo"`
+	Name  string        `json:"name"`
+	OptIn OptIn         `json:"optIn"`
+	Mode  v1alpha1.Mode `json:"mode"`
+	SLO   time.Duration `json:"slo"`
 
-	// Rescales the controller completed (Succeeded) or gave up (Failed);
-	// InPlace of them kept the Flink job (adaptive scheduler).
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
-	InPlace   int `json:"inPlace"`
+	// InPlace rescales kept the Flink job (adaptive scheduler).
+	InPlace int `json:"inPlace"`
 	// Downtime is the measured downtime of every rescale, summed.
 	Downtime time.Duration `json:"downtime"`
-
-	MaxLag        float64       `json:"maxLag"`
-	MaxLagSeconds float64       `json:"maxLagSeconds"`
-	OverSLO       time.Duration `json:"overSLO"`
-	SlotHours     float64       `json:"slotHours"`
-	CoreHours     float64       `json:"coreHours"`
 
 	// Parallelism per vertex at the start and at the end ("2/4/2").
 	StartParallelism string `json:"startParallelism"`
@@ -84,23 +77,15 @@ type JobResult struct {
 	LastDecision string   `json:"lastDecision,omitempty"`
 	Reasons      []string `json:"reasons,omitempty"`
 
-	// RecordsLost is produced − consumed − lag (must be 0); Reprocessed
-	// counts records read twice after restores from checkpoints.
-	RecordsLost int64 `json:"recordsLost"`
-	Reprocessed int64 `json:"reprocessed"`
-
 	// Report is the DryRun recommendation report the controller wrote into
 	// the ConfigMap <policy>-recommendation (DryRun jobs only).
 	Report *report.Report `json:"-"`
 
-	// Run is the day as the benchmark harness records runs: the timeline
-	// (load, capacity, slots, lag, parallelism every 30 s) and the
-	// rescales, for the charts.
-	Run *bench.Result `json:"run"`
+	*bench.Result
 }
 
-// Rescales is how many rescales the job went through.
-func (j *JobResult) Rescales() int { return j.Succeeded + j.Failed }
+// Succeeded is how many rescales completed.
+func (j *JobResult) Succeeded() int { return j.Rescales - j.Failed }
 
 // collect reads every job's final state from the simulator and its policy.
 func (r *Result) collect(ctx context.Context, c client.Client, w *world, mon *monitor) error {
@@ -108,7 +93,7 @@ func (r *Result) collect(ctx context.Context, c client.Client, w *world, mon *mo
 	r.Events = slices.Clone(mon.events)
 	mon.mu.Unlock()
 	for _, j := range w.jobs {
-		jr := &JobResult{Name: j.sc.Name, OptIn: j.setup.OptIn, Mode: j.setup.Mode, Scenario: j.sc.Name, SLO: j.sc.SLO.Lag}
+		jr := &JobResult{Name: j.sc.Name, OptIn: j.setup.OptIn, Mode: j.setup.Mode, SLO: j.sc.SLO.Lag}
 		var p v1alpha1.FlinkScalingPolicy
 		if err := c.Get(ctx, types.NamespacedName{Namespace: Namespace, Name: j.sc.Name}, &p); err != nil {
 			return fmt.Errorf("reading policy %s: %w", j.sc.Name, err)
@@ -128,34 +113,29 @@ func (r *Result) collect(ctx context.Context, c client.Client, w *world, mon *mo
 		mon.mu.Lock()
 		events := slices.Clone(mon.watches[j.sc.Name].rescales)
 		mon.mu.Unlock()
+		stats := j.sim.Stats()
+		j.mu.Lock()
+		jr.Result = &bench.Result{Scenario: j.sc.Name, Policy: "flinkscale", Duration: j.sc.Duration,
+			Rescales: len(events), OverSLO: j.overSLO, MaxLag: j.maxLag, MaxLagSeconds: j.maxLagS,
+			SlotHours: j.slotHours, CoreHours: j.coreHours,
+			RecordsLost: stats.Produced - stats.Consumed - stats.Lag, Reprocessed: stats.Reprocessed,
+			Timeline: slices.Clone(j.timeline), Events: events}
+		j.mu.Unlock()
 		for _, e := range events {
-			if e.Failed {
+			switch {
+			case e.Failed:
 				jr.Failed++
-			} else {
-				jr.Succeeded++
+			default:
 				jr.Downtime += e.Downtime
 			}
 			if e.InPlace {
 				jr.InPlace++
 			}
 		}
-		j.mu.Lock()
-		jr.SlotHours, jr.CoreHours, jr.OverSLO = j.slotHours, j.coreHours, j.overSLO
-		jr.MaxLag, jr.MaxLagSeconds = j.maxLag, j.maxLagS
-		timeline := slices.Clone(j.timeline)
-		j.mu.Unlock()
-		order := j.vertexNames()
-		if len(timeline) > 0 {
-			jr.StartParallelism = parallelismOf(timeline[0], order)
-			jr.EndParallelism = parallelismOf(timeline[len(timeline)-1], order)
+		if tl := jr.Timeline; len(tl) > 0 {
+			jr.StartParallelism = parallelismOf(tl[0], j.vertexNames())
+			jr.EndParallelism = parallelismOf(tl[len(tl)-1], j.vertexNames())
 		}
-		stats := j.sim.Stats()
-		jr.RecordsLost = stats.Produced - stats.Consumed - stats.Lag
-		jr.Reprocessed = stats.Reprocessed
-		jr.Run = &bench.Result{Scenario: j.sc.Name, Policy: "flinkscale", Duration: j.sc.Duration,
-			Rescales: len(events), Failed: jr.Failed, OverSLO: jr.OverSLO, MaxLag: jr.MaxLag, MaxLagSeconds: jr.MaxLagSeconds,
-			SlotHours: jr.SlotHours, CoreHours: jr.CoreHours, RecordsLost: jr.RecordsLost, Reprocessed: jr.Reprocessed,
-			Timeline: timeline, Events: events}
 		if p.EffectiveMode() == v1alpha1.ModeDryRun {
 			rep, err := readReport(ctx, c, p.Name)
 			if err != nil {
@@ -258,9 +238,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmtDur(r.Day), fmtDur(r.Wall), fmtDur(r.SetupTime))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSCALED BY\tRESCALES\tDOWNTIME\tMAX LAG\tOVER SLO\tSLOT-HOURS\tPARALLELISM\tLOST")
-	for _, j := range r.Jobs {
-		fmt.Fprintf(tw, "%s\t%s · %s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\n", j.Name, j.OptIn, j.Mode, j.RescalesText(),
-			fmtDur(j.Downtime), fmtDur(seconds(j.MaxLagSeconds)), fmtDur(j.OverSLO), j.SlotHours, j.ParallelismText(), j.RecordsLost)
+	for _, row := range r.summaryRows() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\n", row.Job, row.ScaledBy, row.Rescales,
+			row.Downtime, row.MaxLag, row.OverSLO, row.SlotHours, row.Parallelism, row.Lost)
 	}
 	_ = tw.Flush()
 	if len(r.Baselines) > 0 {
@@ -276,15 +256,12 @@ func (r *Result) WriteSummary(w io.Writer) {
 func (r *Result) writeComparison(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tPOLICY\tRESCALES\tMAX LAG\tOVER SLO\tSLOT-HOURS\tLOST")
-	for _, j := range r.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.1f\t%d\n", j.Name, "flinkscale "+j.modeNote(), j.Rescales(),
-			fmtDur(seconds(j.MaxLagSeconds)), fmtDur(j.OverSLO), j.SlotHours, j.RecordsLost)
-		for _, p := range BaselinePolicies {
-			if b := r.baseline(j.Name, p); b != nil {
-				fmt.Fprintf(tw, "\t%s\t%d\t%s\t%s\t%.1f\t%d\n", policyLabel(p), b.Rescales,
-					fmtDur(seconds(b.MaxLagSeconds)), fmtDur(b.OverSLO), b.SlotHours, b.RecordsLost)
-			}
+	for _, row := range r.comparisonRows() {
+		job := ""
+		if row.FirstOfJob {
+			job = row.Job
 		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.1f\t%d\n", job, row.Policy, row.Rescales, row.MaxLag, row.OverSLO, row.SlotHours, row.Lost)
 	}
 	_ = tw.Flush()
 }
@@ -310,7 +287,7 @@ func policyLabel(p string) string {
 
 // RescalesText is the rescales with how many were in place or failed.
 func (j *JobResult) RescalesText() string {
-	s := fmt.Sprint(j.Rescales())
+	s := fmt.Sprint(j.Rescales)
 	var notes []string
 	if j.InPlace > 0 {
 		notes = append(notes, fmt.Sprintf("%d in place", j.InPlace))
@@ -346,7 +323,7 @@ func (r *Result) write() error {
 	charts := filepath.Join(r.Out, "charts")
 	svgs := map[string][]byte{}
 	for _, j := range r.Jobs {
-		runs := []*bench.Result{j.Run}
+		runs := []*bench.Result{j.Result}
 		if b := r.baseline(j.Name, "flink-operator"); b != nil {
 			runs = append(runs, b)
 		}

@@ -246,7 +246,7 @@ func TestReports(t *testing.T) {
 		Events: []Event{{At: 0, Kind: EventPhase, Text: "steady load"},
 			{At: 42 * time.Minute, Job: "orders", Kind: EventRescaleStarted, Text: "rescale 2/4/2 → 3/6/2 <started>"}},
 		Jobs: []*JobResult{{Name: "orders", OptIn: OptInAnnotations, Mode: v1alpha1.ModeApply, SLO: 5 * time.Minute,
-			Succeeded: 4, Downtime: 350 * time.Second, MaxLagSeconds: 159, SlotHours: 20.3,
+			Downtime: 350 * time.Second, Result: &bench.Result{Rescales: 4, MaxLagSeconds: 159, SlotHours: 20.3},
 			StartParallelism: "2/4/2", EndParallelism: "1/2/1", LastDecision: "Hold: within the band", Reasons: []string{"WithinBand"}}},
 		Baselines: []*bench.Result{{Scenario: "orders", Policy: "flink-operator", Rescales: 3, SlotHours: 35.2, MaxLagSeconds: 234}},
 	}

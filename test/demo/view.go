@@ -301,8 +301,12 @@ func formatEvent(e Event) string {
 	if e.Kind == EventPhase {
 		return fmt.Sprintf("── %s %s ──\n", fmtClock(e.At), e.Text)
 	}
-	mark := map[string]string{EventRescaleStarted: "▶", EventRescaleDone: "✔", EventRescaleFailed: "✘", EventRecommendation: "◆"}[e.Kind]
-	return fmt.Sprintf("   %s  %-9s %s %s\n", fmtClock(e.At), e.Job, mark, e.Text)
+	return fmt.Sprintf("   %s  %-9s %s %s\n", fmtClock(e.At), e.Job, eventMark(e.Kind), e.Text)
+}
+
+// eventMark is the symbol an event kind is shown with.
+func eventMark(kind string) string {
+	return map[string]string{EventRescaleStarted: "▶", EventRescaleDone: "✔", EventRescaleFailed: "✘", EventRecommendation: "◆"}[kind]
 }
 
 // block is the live view: one line per job.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,22 +21,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/optin"
 	"github.com/flinkscale/flinkscale/scaling"
-	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
-	"github.com/flinkscale/flinkscale/test/sim"
-	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
-	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
 )
 
 // EnvPrometheus names the prometheus binary to run (default: prometheus on
@@ -70,29 +63,18 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 	defer cancel()
 
 	// The world: envtest, Kafka, the simulated job and its REST API.
-	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
-	c, err := client.New(env.Config, client.Options{Scheme: scheme(t)})
-	require.NoError(t, err)
+	env, c := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "e2e")
 	key := types.NamespacedName{Namespace: ns, Name: "orders"}
-	spec := fixtures.OrdersJob()
-	broker, err := simkafka.Start(spec.Topics)
-	require.NoError(t, err)
-	defer broker.Close()
-	var load atomic.Value
-	load.Store(1500.0)
 	start := time.Now().Truncate(time.Second)
-	j, err := sim.NewJob(spec, sim.Options{Start: start, Seed: 9, Kafka: broker, ProduceEvery: 5 * time.Second,
-		Load: sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return load.Load().(float64) })})
-	require.NoError(t, err)
-	rest := httptest.NewServer(flinkrest.NewHandler(j))
-	defer rest.Close()
+	live := fixtures.StartLive(t, fixtures.OrdersJob(), fixtures.LiveOptions{Start: start, Seed: 9, Rate: 1500})
+	j := live.Job
 
 	// The manager, serving a registry of its own on 127.0.0.1.
 	reg := prometheus.NewRegistry()
 	metricsAddr := fixtures.FreeAddr(t)
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: scheme(t),
+		Scheme: fixtures.Scheme(t),
 		Metrics: metricsserver.Options{BindAddress: metricsAddr, ExtraHandlers: map[string]http.Handler{
 			metricsPath: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}),
 		}},
@@ -102,7 +84,7 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 	clusters := fakeoperator.NewRegistry()
 	clusters.Register(key, j)
 	var seq atomic.Int64
-	clk := fixtures.SimClock{Job: j}
+	clk := live.Clock()
 	require.NoError(t, (&fakeoperator.Operator{Clusters: clusters, Clock: clk, ResyncInterval: 200 * time.Millisecond,
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xe0+seq.Add(1)) }}).SetupWithManager(mgr))
 	require.NoError(t, (&optin.Reconciler{}).SetupWithManager(mgr))
@@ -136,17 +118,7 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 	})
 	t.Logf("t+%s: Prometheus ready at %s, scraping http://%s%s", since(began), prom.base, metricsAddr, metricsPath)
 
-	fd := envtest.NewFlinkDeployment(ns, key.Name)
-	require.NoError(t, unstructured.SetNestedField(fd.Object, fixtures.OrdersDeploymentSpec("savepoint"), "spec"))
-	fd.SetAnnotations(map[string]string{
-		optin.AnnotationEnabled:               "true",
-		optin.AnnotationMode:                  "Apply",
-		optin.AnnotationPollingInterval:       "1s", // 30 virtual seconds
-		optin.AnnotationFlinkRESTURL:          rest.URL,
-		optin.AnnotationKafkaBootstrapServers: broker.Addrs()[0],
-		optin.AnnotationKafkaConsumerGroup:    "orders",
-		optin.AnnotationKafkaTopics:           "orders",
-	})
+	fd := live.OptedIn(ns, key.Name, "Apply", "1s") // 1s: 30 virtual seconds
 	require.NoError(t, c.Create(ctx, fd))
 	policy := func() *v1alpha1.FlinkScalingPolicy {
 		var p v1alpha1.FlinkScalingPolicy
@@ -162,7 +134,7 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 		return p != nil && p.Status.LastDecision != nil && j.Now().Sub(start) > 8*time.Minute, fmt.Sprintf("virtual %s", j.Now().Sub(start))
 	})
 	t.Logf("t+%s: decisions at 1500 rec/s (%s); load → 3000 rec/s", since(began), policy().Status.LastDecision.Summary)
-	load.Store(3000.0)
+	live.SetRate(3000)
 	waitFor(t, ctx, "a rescale completes", 90*time.Second, func() (bool, string) {
 		p := policy()
 		if p == nil || p.Status.History == nil || len(p.Status.History.Rescales) == 0 {

@@ -3,23 +3,20 @@ package security
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/helmtest"
 )
 
 // grant is one allowed verb on one resource and why the controller needs it:
@@ -82,14 +79,7 @@ func (o rbacObject) String() string {
 	return fmt.Sprintf("%s: %s %s/%s", o.source, o.Kind, o.Metadata.Namespace, o.Metadata.Name)
 }
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := envtest.RepoRoot()
-	if err != nil {
-		t.Fatalf("repository root: %v", err)
-	}
-	return root
-}
+func repoRoot(t testing.TB) string { return helmtest.RepoRoot(t) }
 
 // parseRBAC returns the RBAC objects of a multi-document YAML stream.
 func parseRBAC(t testing.TB, source string, data []byte) []rbacObject {
@@ -129,50 +119,13 @@ func readRBAC(t testing.TB, rel string) []rbacObject {
 	return objs
 }
 
-// helmBin is bin/helm (make helm); missing, the chart is skipped, or the
-// test fails under CI=true.
-func helmBin(t testing.TB) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "bin", "helm")
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found: run make helm (CI=true, so this fails instead of skipping)", p)
-	}
-	t.Skipf("%s not found: run make helm", p)
-	return ""
-}
-
-// renderChart renders charts/flinkscale with values (YAML; "" for the
-// defaults) and returns its RBAC objects.
 func renderChart(t *testing.T, name, values string) []rbacObject {
 	t.Helper()
-	helm := helmBin(t)
-	tmp := t.TempDir()
-	args := []string{"template", "flinkscale", "charts/flinkscale", "--namespace", "flinkscale-system"}
-	if values != "" {
-		p := filepath.Join(tmp, "values.yaml")
-		if err := os.WriteFile(p, []byte(values), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-f", p)
+	out, err := helmtest.Template(t, "flinkscale-system", values)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, helm, args...)
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(),
-		"HELM_CACHE_HOME="+filepath.Join(tmp, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(tmp, "config"),
-		"HELM_DATA_HOME="+filepath.Join(tmp, "data"),
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return parseRBAC(t, "chart ("+name+")", stdout.Bytes())
+	return parseRBAC(t, "chart ("+name+")", []byte(out))
 }
 
 // chartValues render every RBAC shape the chart has.

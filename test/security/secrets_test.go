@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -146,14 +144,7 @@ func saslSecret(mech, user, pw string) map[string][]byte {
 // report): when the broker accepts the credentials, when it rejects them,
 // when it cannot be reached, and when the Secret is malformed.
 func TestCredentialsNeverLeak(t *testing.T) {
-	root, err := envtest.RepoRoot()
-	require.NoError(t, err)
-	env := envtest.Start(t, envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
-	s := runtime.NewScheme()
-	require.NoError(t, clientgoscheme.AddToScheme(s))
-	require.NoError(t, v1alpha1.AddToScheme(s))
-	c, err := client.New(env.Config, client.Options{Scheme: s})
-	require.NoError(t, err)
+	env, c := fixtures.StartEnv(t)
 
 	sasl := simkafka.WithSASL(simkafka.SASLScramSHA512, brokerUser, brokerPassword)
 	for _, sc := range []setup{
