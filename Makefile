@@ -106,10 +106,39 @@ TEST_DEPS ?= envtest-bins helm
 # Extra flags for go test, e.g. make test GO_TEST_FLAGS='-v -run TestFoo'.
 GO_TEST_FLAGS ?=
 
+# The real-Flink testbed (docs/testbed.md): its Maven module's JUnit tests
+# and jars for both Flink lines, then, after the Go tests, its smoke tests
+# against real Flink 1.20 and 2.x and a real Kafka broker, alone so that
+# nothing else competes with the JVMs for the 2 cores (FLINKSCALE_REAL=1
+# enables them; `go test ./...` skips them). Maven's ~/.m2 is the only
+# cache; the first run downloads about 300 MB of jars.
+MVN ?= mvn
+MVN_FLAGS ?= -B -q
+TESTBED_POM := test/testbed/java/pom.xml
+REAL_TEST_TIMEOUT ?= 20m
+
 .PHONY: test
-test: $(TEST_DEPS) ## Run all tests with the race detector, then the scenario library's record conservation without it
+test: $(TEST_DEPS) test-java ## Run all tests: Java, Go with the race detector, record conservation, then real Flink and Kafka
 	$(GO) test -race -count=1 $(if $(GO_TEST_FLAGS),$(GO_TEST_FLAGS) )./...
 	$(GO) test -count=1 -run '^TestEveryScenarioConservesRecords$$' ./test/bench/
+	FLINKSCALE_REAL=1 $(GO) test -count=1 -timeout $(REAL_TEST_TIMEOUT) -v -run '^TestReal' ./test/testbed/
+
+.PHONY: test-java
+test-java: ## Build the testbed's workload for Flink 1.20 and 2.x and run its JUnit tests (Maven)
+	$(MVN) $(MVN_FLAGS) -f $(TESTBED_POM) -P flink-1.20 package
+	$(MVN) $(MVN_FLAGS) -f $(TESTBED_POM) -P flink-2 package
+
+.PHONY: test-real
+test-real: test-java flinkscale-bin ## Long runs on real Flink and Kafka: the collectors, and the simulator judged against real Flink (FLINK=1.20|2)
+	FLINKSCALE_REAL=1 FLINKSCALE_REAL_LONG=1 $(if $(FLINK),FLINKSCALE_TESTBED_FLINK=$(FLINK) )$(GO) test -count=1 -timeout 60m -v -run '^TestReal|^TestFidelity' ./test/testbed/
+
+# SCENARIO and FLINK for `make testbed`; TESTBED_ARGS are more flags.
+SCENARIO ?= test/testbed/scenarios/saturate-step.yaml
+FLINK ?=
+TESTBED_ARGS ?=
+.PHONY: testbed
+testbed: flinkscale-bin ## Play SCENARIO on real Flink (FLINK=1.20|2) and Kafka until it ends or Ctrl-C [TESTBED_ARGS=...]
+	$(BIN)/flinkscale testbed --scenario $(SCENARIO) $(if $(FLINK),--flink $(FLINK) )$(TESTBED_ARGS)
 
 BENCH ?= .
 BENCH_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...

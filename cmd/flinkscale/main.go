@@ -81,6 +81,11 @@ Usage:
   flinkscale sim --scenario FILE [--speed 60] [--rest ADDR] [--prometheus ADDR] [--duration D]
       Serve a scenario's simulated Flink job in real time: Kafka, Flink's REST API
       and Prometheus reporter on 127.0.0.1, for manual use and end-to-end tests.
+  flinkscale testbed --scenario FILE [--flink 1.20|2] [--scheduler adaptive|default] [--rate-scale R]
+                     [--time-scale T] [--state-backend hashmap|rocksdb] [--dir DIR] [--hold]
+      Play a scenario on real Apache Flink and a real Kafka broker started here as plain JVM
+      processes (needs java 17 and mvn; docs/testbed.md); prints the REST URL, the reporter
+      endpoints and the bootstrap servers. Ctrl-C or the scenario's end stops every process.
   flinkscale version
 
 Installed on the PATH as kubectl-flinkscale, the binary is a kubectl plugin: kubectl flinkscale status.
@@ -158,6 +163,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := interruptible()
 		err = simulate(ctx, args[1:], stdout)
 		stop()
+	case "testbed":
+		ctx, stop := interruptible()
+		err = testbedCmd(ctx, args[1:], stdout, stderr)
+		stop()
+		if errors.Is(err, flag.ErrHelp) {
+			return exitNoChange
+		}
 	case "version":
 		fmt.Fprintln(stdout, "flinkscale", version)
 	case "help", "-h", "--help":

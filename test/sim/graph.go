@@ -177,6 +177,22 @@ func buildGraph(spec JobSpec) (*graph, error) {
 	return g, nil
 }
 
+// KeyGroupShares is the share of a keyed vertex's records that each of its
+// key groups receives (summing to 1), as the simulator spreads them: the
+// real-Flink testbed (test/testbed) gives its keyed operators the same
+// shares, so both see the same skew.
+func KeyGroupShares(v VertexSpec) []float64 {
+	maxP := v.MaxParallelism
+	if maxP == 0 {
+		maxP = assign.DefaultMaxParallelism(v.Parallelism)
+	}
+	id := v.ID
+	if id == "" {
+		id = vertexID(v.Name)
+	}
+	return zipfWeights(maxP, v.KeySkew, id)
+}
+
 // zipfWeights spreads keyed records over n key groups: group of rank r gets
 // a share ∝ 1/(r+1)^s, the ranks shuffled by a hash of the vertex id so that
 // hot key groups land anywhere, not all in subtask 0.

@@ -1,0 +1,318 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/metrics/flink"
+	"github.com/flinkscale/flinkscale/metrics/flinkprom"
+	"github.com/flinkscale/flinkscale/metrics/kafka"
+	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/sim"
+)
+
+// EnvFlink restricts the real-Flink tests to one line ("1.20" or "2").
+const EnvFlink = "FLINKSCALE_TESTBED_FLINK"
+
+// EnvUpdateGolden, when "1", makes TestRealCollectors rewrite the golden
+// fixtures in testdata/golden/ from the real processes.
+const EnvUpdateGolden = "FLINKSCALE_UPDATE_GOLDEN"
+
+func testedVersions(t *testing.T) []Flink {
+	if v := os.Getenv(EnvFlink); v != "" {
+		require.NoError(t, Flink(v).Validate())
+		return []Flink{Flink(v)}
+	}
+	return Versions
+}
+
+// Tolerances of the collectors against the testbed's truth, in
+// docs/testbed.md. Busy time: Flink derives it from idle and backpressured
+// TimerGauges averaged over the last 60 s (updated every 5 s), the paced
+// cost overshoots by the park granularity, and Flink's own per-record
+// work adds to it: ±15 % of the expected value or ±40 ms/s, whichever is
+// larger. Rates from counters over ≥ 20 s: ±8 %.
+const (
+	busyRelTol = 0.15
+	busyAbsTol = 40.0
+	rateRelTol = 0.08
+)
+
+// TestRealCollectors runs the calibration scenario's steady phase on real
+// Flink and a real broker, collects it through the REST collector, the
+// reporter scraper and the Kafka collector into a metrics.Window, and
+// checks the snapshot against what the testbed knows: the configured
+// capacities and the produced rates.
+func TestRealCollectors(t *testing.T) {
+	RequireReal(t)
+	for _, v := range testedVersions(t) {
+		t.Run("flink-"+string(v), func(t *testing.T) { realCollectors(t, v) })
+	}
+}
+
+func realCollectors(t *testing.T, v Flink) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s := loadScenario(t, "scenarios/saturate-step.yaml")
+	tb, err := Start(ctx, Options{Scenario: s, Flink: v, SkipJavaTests: true, Progress: testWriter{t}})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, tb.Stop()) })
+	j := tb.Realised.Scaled.Job
+
+	rec := &recorder{}
+	rc, err := flink.New(tb.Flink.RESTURL(), flink.WithHTTPClient(&http.Client{Transport: rec}))
+	require.NoError(t, err)
+	fc := flink.NewCollector(rc)
+	kc, err := kafka.New(kafka.Config{BootstrapServers: []string{tb.Kafka.Bootstrap()}})
+	require.NoError(t, err)
+	defer kc.Close()
+	scraper := &flinkprom.Scraper{JobID: tb.JobID}
+
+	// Warm up: the first checkpoints and commits, and a whole 60 s window
+	// of Flink's time gauges and meters after the job started. The steady
+	// phase lasts 3 minutes.
+	const warm = 65 * time.Second
+	sleepUntil(ctx, tb, warm)
+	restW, promW := metrics.NewWindow(time.Minute), metrics.NewWindow(time.Minute)
+	var lastREST, lastProm metrics.FlinkSample
+	var producedAt []int64
+	var times []time.Time
+	for i := 0; i < 5; i++ {
+		if i > 0 {
+			sleepUntil(ctx, tb, warm+time.Duration(i)*7*time.Second)
+		}
+		rec.reset()
+		fs, err := fc.Collect(ctx, tb.JobID)
+		require.NoError(t, err)
+		ps, err := scraper.Scrape(ctx, tb.Flink.ReporterTargets())
+		require.NoError(t, err)
+		ks, err := kc.Collect(ctx, j.ConsumerGroup, []string{"events"})
+		require.NoError(t, err)
+		restW.AddFlink(fs)
+		restW.AddKafka(ks)
+		promW.AddFlink(flinkprom.MergeWith(fs, ps, flinkprom.MergeOptions{PreferPrometheus: true}))
+		promW.AddKafka(ks)
+		lastREST, lastProm = fs, ps
+		producedAt = append(producedAt, tb.Producer.Total())
+		times = append(times, time.Now())
+	}
+	require.Less(t, tb.Now(), 3*time.Minute, "the checks assume the steady phase")
+	produced := float64(producedAt[len(producedAt)-1]-producedAt[0]) / times[len(times)-1].Sub(times[0]).Seconds()
+	assert.InDelta(t, 500, produced, 500*0.03, "the producer plays 500 records/s")
+
+	want := ExpectedRates(j, map[string]float64{"events": 500})
+	for name, w := range map[string]*metrics.Window{"REST": restW, "REST+reporter": promW} {
+		snap, missing := w.Snapshot()
+		t.Logf("%s snapshot missing: %v", name, missing)
+		checkSnapshot(t, name, snap, j.Vertices, want)
+	}
+	checkReporterAgainstREST(t, lastREST, lastProm)
+
+	if os.Getenv(EnvUpdateGolden) == "1" {
+		writeGolden(t, tb, rec, lastREST)
+	}
+}
+
+func checkSnapshot(t *testing.T, name string, snap scaling.Snapshot, vs []sim.VertexSpec, want map[string]Expected) {
+	t.Helper()
+	require.Len(t, snap.Vertices, len(vs), name)
+	byName := map[string]scaling.Vertex{}
+	for _, v := range snap.Vertices {
+		byName[v.Name] = v
+	}
+	for _, sv := range vs {
+		v, ok := byName[sv.Name]
+		if !assert.True(t, ok, "%s: vertex %q missing", name, sv.Name) {
+			continue
+		}
+		w := want[sv.Name]
+		assert.Equal(t, sv.Parallelism, v.Parallelism, "%s %s parallelism", name, sv.Name)
+		if assert.True(t, v.BusyTimeMsPerSecond != nil && v.BusyTimeMsPerSecond.Avg != nil, "%s %s busy", name, sv.Name) {
+			tol := math.Max(busyAbsTol, w.Busy*busyRelTol)
+			assert.InDelta(t, w.Busy, float64(*v.BusyTimeMsPerSecond.Avg), tol, "%s %s busy ms/s (expected %.0f = %.0f/s / %d / %.0f/s)",
+				name, sv.Name, w.Busy, w.In, sv.Parallelism, sv.Capacity)
+		}
+		if assert.True(t, v.BackPressuredTimeMsPerSecond != nil && v.BackPressuredTimeMsPerSecond.Max != nil, "%s %s backpressure", name, sv.Name) {
+			assert.Less(t, float64(*v.BackPressuredTimeMsPerSecond.Max), 50.0, "%s %s: no backpressure at 500/s", name, sv.Name)
+		}
+		if assert.NotNil(t, v.NumRecordsInPerSecond, "%s %s in", name, sv.Name) {
+			assert.InDelta(t, w.In, float64(*v.NumRecordsInPerSecond), w.In*rateRelTol, "%s %s records in/s", name, sv.Name)
+		}
+		if sv.Selectivity > 0 && assert.NotNil(t, v.NumRecordsOutPerSecond, "%s %s out", name, sv.Name) {
+			assert.InDelta(t, w.Out, float64(*v.NumRecordsOutPerSecond), w.Out*rateRelTol, "%s %s records out/s", name, sv.Name)
+		}
+		if len(sv.Topics) > 0 {
+			assert.Equal(t, 4, v.Partitions, "%s source partitions", name)
+			if assert.NotNil(t, v.ArrivalRatePerSecond, "%s arrival rate", name) {
+				assert.InDelta(t, 500, float64(*v.ArrivalRatePerSecond), 500*rateRelTol, "%s arrival rate", name)
+			}
+			// Offsets are committed on each checkpoint (10 s): the lag the
+			// brokers see is at most an interval and a poll of arrivals.
+			if assert.NotNil(t, v.LagRecords, "%s lag", name) {
+				assert.Less(t, float64(*v.LagRecords), 500*16.0, "%s lag records", name)
+			}
+		}
+	}
+	if c := snap.Checkpoints; assert.NotNil(t, c, name) {
+		t.Logf("%s checkpoints: %+v", name, *c)
+		assert.Equal(t, 10_000.0, float64(c.IntervalMs), "%s checkpoint interval", name)
+		assert.Equal(t, 120_000.0, float64(c.TimeoutMs), "%s checkpoint timeout", name)
+		assert.Zero(t, c.RecentFailures, "%s failed checkpoints", name)
+		// 128 key groups × 64 KiB blocks, their counters and the sources'
+		// splits: 8 MiB and a few KiB.
+		assert.InDelta(t, 8<<20, float64(c.StateSizeBytes), 128<<10, "%s checkpointed state", name)
+		assert.Less(t, float64(c.DurationMs), 5000.0, "%s checkpoint duration", name)
+	}
+	assert.Equal(t, 2, snap.TaskManagers.Slots, name)
+	assert.Equal(t, 1, snap.TaskManagers.Replicas, name)
+}
+
+// checkReporterAgainstREST compares the two sources vertex by vertex at
+// their last polls: the same vertices (by id), and busy times within the
+// busy tolerance of each other.
+func checkReporterAgainstREST(t *testing.T, rest, prom metrics.FlinkSample) {
+	t.Helper()
+	assert.Equal(t, rest.JobID, prom.JobID)
+	byID := map[string]metrics.VertexSample{}
+	for _, v := range prom.Vertices {
+		byID[v.ID] = v
+	}
+	for _, rv := range rest.Vertices {
+		pv, ok := byID[rv.ID]
+		if !assert.True(t, ok, "the reporter has vertex %s (%s)", rv.ID, rv.Name) {
+			continue
+		}
+		assert.Equal(t, rv.Parallelism, pv.Parallelism, "%s: subtasks reported", rv.Name)
+		assert.Equal(t, flinkprom.PromSanitize(rv.Name), pv.Name, "task_name is the sanitized vertex name")
+		if rv.BusyTimeMsPerSecond != nil && pv.BusyTimeMsPerSecond != nil {
+			tol := math.Max(busyAbsTol, rv.BusyTimeMsPerSecond.Avg*busyRelTol)
+			assert.InDelta(t, rv.BusyTimeMsPerSecond.Avg, pv.BusyTimeMsPerSecond.Avg, tol, "%s: REST and reporter busy", rv.Name)
+		}
+	}
+	if assert.NotNil(t, rest.Checkpoints) && assert.NotNil(t, prom.Checkpoints) {
+		assert.InDelta(t, rest.Checkpoints.Completed, prom.Checkpoints.Completed, 1, "completed checkpoints")
+	}
+}
+
+// sleepUntil waits until the testbed's scenario time reaches at.
+func sleepUntil(ctx context.Context, tb *Testbed, at time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(at - tb.Now()):
+	}
+}
+
+// testWriter sends the testbed's progress lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// recorder is an http.RoundTripper that keeps every GET it carries, for
+// the golden fixtures.
+type recorder struct {
+	mu    sync.Mutex
+	calls []goldenCall
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.calls = nil
+	r.mu.Unlock()
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(strings.NewReader(string(body)))
+	r.mu.Lock()
+	r.calls = append(r.calls, goldenCall{Path: req.URL.Path, Query: req.URL.RawQuery, Status: resp.StatusCode, Body: json.RawMessage(body)})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+// goldenCall is one recorded REST exchange.
+type goldenCall struct {
+	Path   string          `json:"path"`
+	Query  string          `json:"query,omitempty"`
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// goldenREST is testdata/golden/flink-<v>/rest.json.
+type goldenREST struct {
+	FlinkVersion string       `json:"flinkVersion"`
+	JobID        string       `json:"jobId"`
+	Recorded     string       `json:"recorded"`
+	Calls        []goldenCall `json:"calls"`
+}
+
+func writeGolden(t *testing.T, tb *Testbed, rec *recorder, last metrics.FlinkSample) {
+	dir := filepath.Join("testdata", "golden", "flink-"+string(tb.Flink.Version()))
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	rec.mu.Lock()
+	calls := append([]goldenCall(nil), rec.calls...)
+	rec.mu.Unlock()
+	sort.SliceStable(calls, func(i, k int) bool { return calls[i].Path+"?"+calls[i].Query < calls[k].Path+"?"+calls[k].Query })
+	// Flink's /taskmanagers/:id/metrics and the cluster overview are not
+	// read by the collector; record them too, for the simulator's check.
+	for _, p := range []string{"/overview", "/jobs/overview", "/taskmanagers", "/jobs/" + tb.JobID + "/checkpoints/config"} {
+		if !hasCall(calls, p) {
+			calls = append(calls, getCall(t, tb, p))
+		}
+	}
+	g := goldenREST{FlinkVersion: last.FlinkVersion, JobID: tb.JobID, Recorded: time.Now().UTC().Format(time.RFC3339), Calls: calls}
+	b, err := json.MarshalIndent(g, "", " ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rest.json"), append(b, '\n'), 0o644))
+	for _, target := range tb.Flink.ReporterTargets() {
+		resp, err := http.Get(target.URL + "/metrics")
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "reporter-"+string(target.Role)+".txt"), body, 0o644))
+	}
+	t.Logf("golden fixtures written to %s (%d REST calls)", dir, len(calls))
+}
+
+func hasCall(calls []goldenCall, path string) bool {
+	for _, c := range calls {
+		if c.Path == path && c.Query == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func getCall(t *testing.T, tb *Testbed, path string) goldenCall {
+	resp, err := http.Get(tb.Flink.RESTURL() + path)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	return goldenCall{Path: path, Status: resp.StatusCode, Body: json.RawMessage(body)}
+}
