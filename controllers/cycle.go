@@ -322,6 +322,11 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	if err != nil {
 		return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
 	}
+	if len(fs.Dropped) > 0 {
+		// Families of the reporters' expositions that did not parse and
+		// that nothing reads: not a hold reason, but worth a look.
+		c.log.V(1).Info("Prometheus reporter families skipped", "deployment", c.d.Name, "job", c.d.JobID, "dropped", fs.Dropped)
+	}
 	fs.At = c.now
 	c.st.window.AddFlink(fs)
 	t := c.pol.Spec.Triggers

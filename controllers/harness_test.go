@@ -24,6 +24,7 @@ import (
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
@@ -151,10 +152,15 @@ func (w *world) newController(wrap func(client.Client) client.Client) *controlle
 	return &controllers.PolicyReconciler{
 		Client:   c,
 		Recorder: w.rec,
-		Sources:  &controllers.ClientSources{Reader: w.c, Now: w.job.Now, Timeout: w.flinkTimeout},
-		Clock:    w.clock,
-		Jitter:   -1,
-		Metrics:  w.metrics,
+		Sources: &controllers.ClientSources{Reader: w.c, Now: w.job.Now, Timeout: w.flinkTimeout,
+			// The metric fetcher is primed on the job's clock, without
+			// waiting: the clock stands still during a reconcile and the
+			// simulated fetch lands at once.
+			FlinkOpts: []flink.CollectorOption{flink.WithClock(w.job.Now),
+				flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}},
+		Clock:   w.clock,
+		Jitter:  -1,
+		Metrics: w.metrics,
 	}
 }
 

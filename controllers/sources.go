@@ -67,6 +67,11 @@ type ClientSources struct {
 	// KafkaOpts are appended to every Kafka client's options (hooks for
 	// instrumentation, a logger).
 	KafkaOpts []kgo.Opt
+	// FlinkOpts are passed to every Flink REST collector: the JobManager's
+	// metrics.fetcher.update-interval when a cluster changed it, or, for a
+	// simulated cluster, its clock and the wait after priming the metric
+	// fetcher (see flink.Collector).
+	FlinkOpts []flink.CollectorOption
 	// HTTPClient serves every Flink REST source without TLS settings of its
 	// own (nil: one shared client with pooled connections): a fleet of jobs
 	// shares one connection pool instead of one per job.
@@ -173,7 +178,7 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 	if err != nil {
 		return nil, fmt.Errorf("Flink REST client for %s: %w", url, err)
 	}
-	src := &flinkSource{rest: flink.NewCollector(rc)}
+	src := &flinkSource{rest: flink.NewCollector(rc, s.FlinkOpts...)}
 	switch {
 	case fm.PromQL != nil:
 		api, err := promQLAPI(fm.PromQL.URL, promData, s.timeout())

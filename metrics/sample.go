@@ -31,6 +31,13 @@ type FlinkSample struct {
 	// Missing lists what could not be collected, as "<vertex id>: <metric>"
 	// or "<what>: <why>", for the snapshot's hold reasons and the logs.
 	Missing []string
+	// Dropped lists input a collector received but could not use, e.g. a
+	// metric family of a Prometheus exposition that does not parse, as
+	// "<where>: <what>: <why>" (bounded in number and length). It is for
+	// the operator and the logs, never a hold reason: what a drop costs (a
+	// metric of some subtasks, a source's partitions) is named in Missing,
+	// and a dropped family no metric comes from costs nothing.
+	Dropped []string
 }
 
 // VertexSample is one vertex at one poll. Aggregates are over subtasks.
@@ -69,7 +76,7 @@ type Agg struct {
 // PartitionOwner is a partition a source reader reads, with its offsets as
 // the reader reports them (-1: unknown).
 type PartitionOwner struct {
-	Topic           string // as in the metric name (sanitized)
+	Topic           string // as in the metric name (sanitized; see CanonicalTopic)
 	Partition       int
 	Subtask         int
 	CurrentOffset   int64
@@ -128,6 +135,23 @@ func SanitizedTopic(topic string) string {
 	for i, c := range b {
 		switch c {
 		case ' ', '.', ':', ',':
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// CanonicalTopic writes a topic name with every byte outside [a-zA-Z0-9_]
+// replaced by '_'. A Kafka topic (whose names use only [a-zA-Z0-9._-]),
+// its REST spelling (SanitizedTopic: '.' replaced) and its Prometheus
+// reporter spelling (everything outside [a-zA-Z0-9:_] replaced) all have
+// the same canonical form, so it matches a partition owner's topic with
+// the brokers' whichever collector named the owner. It is lossy:
+// "orders.v1", "orders-v1" and "orders_v1" are all "orders_v1".
+func CanonicalTopic(topic string) string {
+	b := []byte(topic)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
 			b[i] = '_'
 		}
 	}

@@ -53,7 +53,11 @@ func checkScenario(t *testing.T, s *scenario.Scenario) {
 	defer srv.Close()
 	rest, err := flink.New(srv.URL)
 	require.NoError(t, err)
-	fc := flink.NewCollector(rest)
+	// The fetcher is primed on the job's clock; waiting changes nothing:
+	// the simulator's clock stands still during a Collect and its
+	// JobManager's fetches land at once.
+	fc := flink.NewCollector(rest, flink.WithClock(j.Now),
+		flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
 	kc, err := kafka.New(kafka.Config{BootstrapServers: broker.Addrs()})
 	require.NoError(t, err)
 	defer kc.Close()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/stat"
@@ -277,9 +278,10 @@ func (w *Window) meanCheckpointMs() float64 {
 	return stat.Mean(ds, nil)
 }
 
-// partKey names a partition with its topic as Flink's metric ids write it.
+// partKey names a partition by a topic name (Kafka's, or a spelling of
+// it: see kafkaIndex).
 type partKey struct {
-	topic     string // sanitized
+	topic     string
 	partition int
 }
 
@@ -301,8 +303,45 @@ type kafkaPart struct {
 	backwards, lostStart bool
 }
 
+// kafkaIndex is the brokers' partitions in the window by their topic, and
+// indexes to find the partition a Flink partition owner names.
+type kafkaIndex struct {
+	parts map[partKey]*kafkaPart   // by Kafka's own topic name
+	rest  map[partKey][]*kafkaPart // by SanitizedTopic
+	canon map[partKey][]*kafkaPart // by CanonicalTopic
+}
+
+// owned finds the brokers' partition a partition owner names. Flink's REST
+// metric ids spell the topic as SanitizedTopic does ("orders.v1" is
+// "orders_v1", "orders-v1" stays), its Prometheus reporter replaces more
+// ("orders-v1" is "orders_v1" too). The REST spelling is looked up first,
+// then the canonical form (CanonicalTopic), which matches either; a
+// spelling that several of the brokers' topics have is ambiguous and
+// matches none. why says why there is none.
+//
+// A topic the reporter names "orders_v1" when the brokers report one that
+// REST spells so as well ("orders.v1" or "orders_v1") is taken to be that
+// one: the reporter's labels cannot tell it from "orders-v1".
+func (k *kafkaIndex) owned(o PartitionOwner) (kp *kafkaPart, why string) {
+	for _, c := range [][]*kafkaPart{k.rest[partKey{o.Topic, o.Partition}], k.canon[partKey{CanonicalTopic(o.Topic), o.Partition}]} {
+		switch len(c) {
+		case 0:
+			continue
+		case 1:
+			return c[0], ""
+		}
+		topics := make([]string, len(c))
+		for i, kp := range c {
+			topics[i] = kp.topic
+		}
+		sort.Strings(topics)
+		return nil, fmt.Sprintf("matches partitions of several topics (%s): their names are alike once sanitized", strings.Join(topics, ", "))
+	}
+	return nil, "not reported by the brokers"
+}
+
 // kafkaParts folds the brokers' samples per partition.
-func (w *Window) kafkaParts() map[partKey]*kafkaPart {
+func (w *Window) kafkaParts() *kafkaIndex {
 	out := map[partKey]*kafkaPart{}
 	var t0 time.Time
 	if len(w.kafka) > 0 {
@@ -310,7 +349,7 @@ func (w *Window) kafkaParts() map[partKey]*kafkaPart {
 	}
 	for _, s := range w.kafka {
 		for _, p := range s.Partitions {
-			k := partKey{SanitizedTopic(p.Topic), p.Partition}
+			k := partKey{p.Topic, p.Partition}
 			kp := out[k]
 			if kp == nil {
 				kp = &kafkaPart{topic: p.Topic, first: p, firstAt: s.At}
@@ -344,14 +383,20 @@ func (w *Window) kafkaParts() map[partKey]*kafkaPart {
 			}
 		}
 	}
-	return out
+	idx := &kafkaIndex{parts: out, rest: map[partKey][]*kafkaPart{}, canon: map[partKey][]*kafkaPart{}}
+	for k, kp := range out {
+		rk, ck := partKey{SanitizedTopic(k.topic), k.partition}, partKey{CanonicalTopic(k.topic), k.partition}
+		idx.rest[rk] = append(idx.rest[rk], kp)
+		idx.canon[ck] = append(idx.canon[ck], kp)
+	}
+	return idx
 }
 
 // sourceTopics maps each source vertex to the partitions its readers own,
 // from Flink's KafkaSourceReader metrics. When Flink reports none (the
 // metrics are not registered yet) and the job has exactly one source, that
 // source reads every partition the brokers reported.
-func (w *Window) sourceTopics(last FlinkSample, kafka map[partKey]*kafkaPart) map[string][]PartitionOwner {
+func (w *Window) sourceTopics(last FlinkSample, kafka *kafkaIndex) map[string][]PartitionOwner {
 	out := map[string][]PartitionOwner{}
 	var sources []VertexSample
 	for _, v := range last.Vertices {
@@ -361,8 +406,8 @@ func (w *Window) sourceTopics(last FlinkSample, kafka map[partKey]*kafkaPart) ma
 		}
 	}
 	if len(sources) == 1 && len(out[sources[0].ID]) == 0 {
-		for k := range kafka {
-			out[sources[0].ID] = append(out[sources[0].ID], PartitionOwner{Topic: k.topic, Partition: k.partition, Subtask: -1, CurrentOffset: -1, CommittedOffset: -1})
+		for k := range kafka.parts {
+			out[sources[0].ID] = append(out[sources[0].ID], PartitionOwner{Topic: SanitizedTopic(k.topic), Partition: k.partition, Subtask: -1, CurrentOffset: -1, CommittedOffset: -1})
 		}
 	}
 	for id := range out {
@@ -380,7 +425,7 @@ func (w *Window) sourceTopics(last FlinkSample, kafka map[partKey]*kafkaPart) ma
 // source fills a source vertex's Kafka fields: partitions, lag from the
 // brokers (committed offsets), else Flink's pendingRecords, arrival rates
 // from end-offset growth, and the per-partition breakdown with owners.
-func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOwner, kafka map[partKey]*kafkaPart, miss func(string, ...any)) {
+func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOwner, kafka *kafkaIndex, miss func(string, ...any)) {
 	pending := w.latestPending(v.ID)
 	if len(owners) == 0 {
 		if pending != nil {
@@ -412,10 +457,10 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 	var firstLag, lastLag float64
 	var rates []scaling.PartitionRate
 	for _, o := range owners {
-		kp := kafka[partKey{o.Topic, o.Partition}]
+		kp, why := kafka.owned(o)
 		if kp == nil {
 			lagOK, arrivalOK = false, false
-			miss("%s: partition %s-%d not reported by the brokers", v.ID, o.Topic, o.Partition)
+			miss("%s: partition %s-%d %s", v.ID, o.Topic, o.Partition, why)
 			continue
 		}
 		switch {
@@ -517,9 +562,9 @@ const NewestStepThreshold = 0.25
 
 // anyCommitted says whether the group has a committed offset for any of the
 // owned partitions the brokers reported.
-func (w *Window) anyCommitted(owners []PartitionOwner, kafka map[partKey]*kafkaPart) bool {
+func (w *Window) anyCommitted(owners []PartitionOwner, kafka *kafkaIndex) bool {
 	for _, o := range owners {
-		if kp := kafka[partKey{o.Topic, o.Partition}]; kp != nil && kp.committedKnown {
+		if kp, _ := kafka.owned(o); kp != nil && kp.committedKnown {
 			return true
 		}
 	}
@@ -542,7 +587,7 @@ func (w *Window) latestPending(id string) *scaling.Float {
 // intervals.
 func (w *Window) ArrivalTrend(topics map[string]bool) (perMinute float64, ok bool) {
 	sums := map[float64]float64{}
-	for _, kp := range w.kafkaParts() {
+	for _, kp := range w.kafkaParts().parts {
 		if !topics[kp.topic] {
 			continue
 		}

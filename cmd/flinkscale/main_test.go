@@ -251,7 +251,11 @@ func overloadedJob(t *testing.T) (rest, brokers, jobID string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = j.RunRealtime(ctx, 1, 100*time.Millisecond) }()
-	srv := httptest.NewServer(flinkrest.NewHandler(j))
+	// These tests sample every second for a few seconds, faster than a
+	// JobManager refreshes its metric store (every 10 s): served as real
+	// Flink serves them, every sample would read the same values. Live
+	// metrics keep them about the recommendation, not the store.
+	srv := httptest.NewServer(flinkrest.NewHandler(j, flinkrest.WithMetricFetcherInterval(0)))
 	t.Cleanup(srv.Close)
 	return srv.URL, broker.Addrs()[0], j.View().Job.ID
 }

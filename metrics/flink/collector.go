@@ -28,22 +28,74 @@ const (
 // maxConcurrent bounds the requests a Collect has in flight.
 const maxConcurrent = 4
 
+// Defaults of the fetcher priming (see Collector).
+const (
+	// DefaultFetcherUpdateInterval is Flink's metrics.fetcher.update-interval
+	// default: the JobManager refreshes its metric store at most this often.
+	DefaultFetcherUpdateInterval = 10 * time.Second
+	// DefaultFetcherWait is how long Collect waits after priming the
+	// fetcher before it reads: the JobManager's RPCs to the TaskManagers'
+	// metric query services usually answer in well under a second.
+	DefaultFetcherWait = time.Second
+)
+
 // Collector polls one job into metrics.FlinkSample. Per Collect it makes:
 // one job-details call; one id discovery per vertex (cached per job id for
 // non-sources; every poll for sources, whose pendingRecords appears late);
 // one aggregated-metrics call per vertex; one metric listing plus one get
 // (more only for hundreds of partitions) per source vertex; one checkpoints
-// and one TaskManagers call. The Flink version and the checkpoint
-// configuration are read once per job id; jobID "" adds a job listing.
-// A Collector is safe for concurrent use.
+// and one TaskManagers call; and, when its last metrics request is older
+// than the fetcher's update interval, one priming call. The Flink version
+// and the checkpoint configuration are read once per job id; jobID "" adds
+// a job listing. A Collector is safe for concurrent use.
+//
+// # Fresh values from the JobManager's metric store
+//
+// Flink's REST API does not read metrics live: the JobManager answers every
+// metrics request (…/metrics, …/subtasks/metrics, /taskmanagers/:id/metrics)
+// from its MetricStore, which its MetricFetcher refreshes from the
+// TaskManagers only when a metrics request arrives, at most once per
+// metrics.fetcher.update-interval (10 s by default), and asynchronously: the
+// request that triggers a refresh is answered from the old store, and so is
+// every request until the TaskManagers have answered. A collector that read
+// at once would get, on each poll, the values of the refresh its previous
+// poll triggered (one poll interval old; right after a deployment, a store
+// fetched as the tasks started: busy 1000 ms/s, no records, offsets -1).
+//
+// So before reading vertex metrics Collect primes the fetcher: one cheap
+// metrics request (the first running vertex's numRecordsIn sum), then a
+// wait (DefaultFetcherWait; WithFetcherWait), then the reads. It primes
+// only when its previous metrics request is at least the update interval
+// old (DefaultFetcherUpdateInterval; WithFetcherUpdateInterval): a poller
+// faster than the interval is never delayed and reads a store refreshed by
+// its own earlier requests, at most one update interval plus one poll
+// period old. A Collect that primes lasts the wait longer. Job details,
+// checkpoint statistics and the TaskManager list are live (the JobManager
+// reads them from the execution graph and the resource manager): the
+// latter two are read during the wait. (Job details read running tasks'
+// IO metrics through the fetcher too, MutableIOMetrics, so they may also
+// trigger it; the priming does not rely on that.)
+//
+// A prime that fails is named in Missing ("metrics fetcher: …"; the values
+// read may then be one poll old) and the reads go on; the priming never
+// produces a value. What stays stale after priming: up to the wait (the
+// store is as of the refresh), and what the TaskManagers' own metric views
+// hold: busy and backpressured times change at their 5-second view
+// updates, and *PerSecond meters average the last 60 s.
 type Collector struct {
 	c *Client
 
-	mu        sync.Mutex
-	cachedJob string              // job id the caches below belong to
-	ids       map[string][]string // vertex id → discovered ids (non-sources)
-	version   string
-	ckptConf  *ckptConf
+	interval time.Duration // the JobManager's metrics.fetcher.update-interval
+	wait     time.Duration // after priming; 0: never prime
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration) error
+
+	mu          sync.Mutex
+	cachedJob   string              // job id the caches below belong to
+	ids         map[string][]string // vertex id → discovered ids (non-sources)
+	version     string
+	ckptConf    *ckptConf
+	lastMetrics time.Time // the first metrics request of the latest Collect that made one
 }
 
 type ckptConf struct {
@@ -51,9 +103,69 @@ type ckptConf struct {
 	missing           string
 }
 
+// CollectorOption configures a Collector.
+type CollectorOption func(*Collector)
+
+// WithFetcherUpdateInterval is the JobManager's
+// metrics.fetcher.update-interval (default DefaultFetcherUpdateInterval):
+// Collect primes the fetcher when its previous metrics request is at least
+// this old. d ≤ 0 primes before every read.
+func WithFetcherUpdateInterval(d time.Duration) CollectorOption {
+	return func(c *Collector) { c.interval = max(d, 0) }
+}
+
+// WithFetcherWait is the wait between priming the fetcher and reading
+// (default DefaultFetcherWait). d ≤ 0 disables priming: every poll then
+// reads what the previous metrics request made the JobManager fetch.
+func WithFetcherWait(d time.Duration) CollectorOption {
+	return func(c *Collector) { c.wait = max(d, 0) }
+}
+
+// WithClock sets the clock that dates metrics requests to decide whether
+// to prime (default time.Now). A harness whose JobManager runs on a virtual
+// clock passes that clock.
+func WithClock(now func() time.Time) CollectorOption {
+	return func(c *Collector) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithSleep sets how Collect waits after priming (default: a timer that
+// ctx cancels). It must return ctx's error if ctx ends first. A harness
+// whose JobManager's clock stands still during a Collect, and whose fetcher
+// completes at once, passes one that returns at once.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) CollectorOption {
+	return func(c *Collector) {
+		if sleep != nil {
+			c.sleep = sleep
+		}
+	}
+}
+
 // NewCollector returns a Collector reading through c.
-func NewCollector(c *Client) *Collector {
-	return &Collector{c: c, ids: map[string][]string{}}
+func NewCollector(c *Client, opts ...CollectorOption) *Collector {
+	col := &Collector{
+		c: c, ids: map[string][]string{},
+		interval: DefaultFetcherUpdateInterval, wait: DefaultFetcherWait,
+		now: time.Now, sleep: sleepCtx,
+	}
+	for _, o := range opts {
+		o(col)
+	}
+	return col
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Collect polls the job (jobID "": the single job that is not finished,
@@ -111,9 +223,9 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 	if !running {
 		missing("vertex metrics: job is %s", d.State)
 	}
+	var readable []int // the vertices whose metrics to read
 	for i, v := range d.Vertices {
-		vs := &s.Vertices[i]
-		*vs = metrics.VertexSample{
+		s.Vertices[i] = metrics.VertexSample{
 			ID: v.ID, Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: v.MaxParallelism,
 			SlotSharingGroup: v.SlotSharingGroupID, Inputs: inputs[v.ID],
 		}
@@ -124,8 +236,9 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 			missing("%s: metrics: vertex is %s", v.ID, v.Status)
 			continue
 		}
-		run(func() { c.vertex(ctx, d.ID, v, vs, missing, run) })
+		readable = append(readable, i)
 	}
+	// Live answers first: they are read while the fetcher refreshes.
 	run(func() {
 		ver, err := c.flinkVersion(ctx)
 		if err != nil {
@@ -147,12 +260,55 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 		s.TaskManagers = tm
 		mu.Unlock()
 	})
+	if len(readable) > 0 && c.prime(ctx, d.ID, d.Vertices[readable[0]].ID, missing) == nil {
+		for _, i := range readable {
+			v, vs := d.Vertices[i], &s.Vertices[i]
+			run(func() { c.vertex(ctx, d.ID, v, vs, missing, run) })
+		}
+	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return metrics.FlinkSample{}, fmt.Errorf("flink: collecting job %s: %w", d.ID, err)
 	}
 	sort.Strings(s.Missing)
 	return s, nil
+}
+
+// prime makes the JobManager's MetricFetcher refresh its store before the
+// vertex reads when the store may be older than the update interval: one
+// metrics request, then the wait (see Collector). It dates the metrics
+// requests of this Collect. It fails only when ctx ends; a failed prime is
+// named in Missing and the reads go on.
+func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing func(string, ...any)) error {
+	now := c.now()
+	c.mu.Lock()
+	last := c.lastMetrics
+	c.lastMetrics = now
+	c.mu.Unlock()
+	if c.wait <= 0 {
+		return nil
+	}
+	// A clock that went back (a harness's virtual clock) tells nothing:
+	// prime.
+	if since := now.Sub(last); !last.IsZero() && since >= 0 && since < c.interval {
+		return nil
+	}
+	// Any metrics handler triggers the fetcher; this one answers a few
+	// bytes (or [] when the vertex has no numRecordsIn yet).
+	if _, err := c.c.AggregatedSubtaskMetrics(ctx, jobID, vertexID, []string{mIn}, []string{AggSum}); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		missing("metrics fetcher: priming failed, values may be one poll old: %v", err)
+		return nil
+	}
+	if err := c.sleep(ctx, c.wait); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		missing("metrics fetcher: waiting after priming: %v", err)
+	}
+	return nil
 }
 
 // runningJob is the id of the single job that is not globally terminal.

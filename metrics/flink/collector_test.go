@@ -61,15 +61,21 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.base.RoundTrip(r)
 }
 
-func serve(t testing.TB, h http.Handler) (*Collector, *countingTransport) {
+// serve is a collector of h that does not wait after priming the
+// fetcher, and opts.
+func serve(t testing.TB, h http.Handler, opts ...CollectorOption) (*Collector, *countingTransport) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	ct := &countingTransport{base: http.DefaultTransport}
 	cl, err := New(srv.URL, WithHTTPClient(&http.Client{Transport: ct}))
 	require.NoError(t, err)
-	return NewCollector(cl), ct
+	return NewCollector(cl, append([]CollectorOption{WithSleep(noSleep)}, opts...)...), ct
 }
+
+// noSleep is the wait after priming against the simulator: its clock
+// stands still while a Collect runs, and its fetches land at once.
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func subAgg(subs []sim.SubtaskView, f func(sim.SubtaskView) float64) (avg, maxV, sum float64) {
 	maxV = math.Inf(-1)
@@ -85,7 +91,7 @@ func subAgg(subs []sim.SubtaskView, f func(sim.SubtaskView) float64) (avg, maxV,
 func TestCollectMatchesSimulator(t *testing.T) {
 	rate := 2500.0
 	j := testJob(t, "1.20", &rate)
-	col, ct := serve(t, flinkrest.NewHandler(j))
+	col, ct := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
 	require.NoError(t, j.Advance(5*time.Minute))
 
 	s, err := col.Collect(context.Background(), "")
@@ -98,14 +104,26 @@ func TestCollectMatchesSimulator(t *testing.T) {
 	assert.Empty(t, s.Missing)
 
 	// Steady state: the non-source discoveries, overview and checkpoint
-	// config are cached.
-	require.NoError(t, j.Advance(10*time.Second))
+	// config are cached; the fetcher is primed (the last poll is 30 s old).
+	require.NoError(t, j.Advance(30*time.Second))
 	ct.n.Store(0)
 	s, err = col.Collect(context.Background(), v.Job.ID)
 	require.NoError(t, err)
 	assertMatches(t, j.View(), s)
-	assert.Equal(t, int64(9), ct.n.Load(), "requests per steady-state Collect")
-	assert.Equal(t, int64(14), first, "requests of the first Collect (with job listing)")
+	assert.Equal(t, int64(10), ct.n.Load(), "requests per steady-state Collect")
+	assert.Equal(t, int64(15), first, "requests of the first Collect (with job listing)")
+
+	// 5 s later: no priming; the store the previous poll fetched.
+	before := j.View()
+	require.NoError(t, j.Advance(5*time.Second))
+	ct.n.Store(0)
+	s, err = col.Collect(context.Background(), v.Job.ID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), ct.n.Load(), "requests per Collect without priming")
+	assert.Equal(t, j.View().Now.UTC(), s.At)
+	_, _, want := subAgg(before.Job.Vertices[2].Subtasks, func(st sim.SubtaskView) float64 { return st.NumRecordsIn })
+	require.NotNil(t, s.Vertices[2].NumRecordsIn)
+	assert.InDelta(t, want, *s.Vertices[2].NumRecordsIn, 2, "the sink's records in, 5 s ago")
 }
 
 // assertBottleneck: the sink is saturated, the map backpressured, the
@@ -209,7 +227,7 @@ func assertMatches(t *testing.T, v sim.View, s metrics.FlinkSample) {
 func TestCollectBeforeFirstRecord(t *testing.T) {
 	rate := 0.0
 	j := testJob(t, "1.20", &rate)
-	col, _ := serve(t, flinkrest.NewHandler(j))
+	col, _ := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
 	require.NoError(t, j.Advance(time.Minute))
 	s, err := col.Collect(context.Background(), "")
 	require.NoError(t, err)
@@ -241,7 +259,7 @@ func TestCollectVersions(t *testing.T) {
 		t.Run(ver, func(t *testing.T) {
 			rate := 2500.0
 			j := testJob(t, ver, &rate)
-			col, _ := serve(t, flinkrest.NewHandler(j))
+			col, _ := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
 			require.NoError(t, j.Advance(5*time.Minute))
 			s, err := col.Collect(context.Background(), "")
 			require.NoError(t, err)
@@ -260,7 +278,7 @@ func TestCollectVersions(t *testing.T) {
 func TestCollectAfterRestart(t *testing.T) {
 	rate := 1500.0
 	j := testJob(t, "2.1", &rate)
-	col, _ := serve(t, flinkrest.NewHandler(j))
+	col, _ := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
 	require.NoError(t, j.Advance(2*time.Minute))
 	ctx := context.Background()
 	before, err := col.Collect(ctx, "")
@@ -294,7 +312,7 @@ func TestCollectAfterRestart(t *testing.T) {
 func TestCollectNotRunning(t *testing.T) {
 	rate := 0.0
 	j := testJob(t, "1.20", &rate)
-	col, _ := serve(t, flinkrest.NewHandler(j))
+	col, _ := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
 	s, err := col.Collect(context.Background(), "") // still INITIALIZING
 	require.NoError(t, err)
 	assert.NotEqual(t, "RUNNING", s.State)
@@ -370,7 +388,7 @@ func TestCollectNaNAndQuirks(t *testing.T) {
 	assert.Equal(t, metrics.TaskManagerSample{CPU: 4, Slots: 2, Replicas: 1}, *s.TaskManagers)
 	assert.Equal(t, "1.20.1", s.FlinkVersion)
 	assert.Equal(t, time.UnixMilli(1717239600000).UTC(), s.RunningSince)
-	assert.Equal(t, int64(10), ct.n.Load())
+	assert.Equal(t, int64(11), ct.n.Load(), "with the priming request")
 }
 
 // When the aggregated query comes back empty (an id vanished), the vertex
@@ -446,7 +464,7 @@ func TestCollectErrors(t *testing.T) {
 		cl, err := New(srv.URL, WithTimeout(50*time.Millisecond))
 		require.NoError(t, err)
 		start := time.Now()
-		_, err = NewCollector(cl).Collect(context.Background(), fJob)
+		_, err = NewCollector(cl, WithSleep(noSleep)).Collect(context.Background(), fJob)
 		require.Error(t, err)
 		assert.Less(t, time.Since(start), 2*time.Second)
 		assert.Contains(t, err.Error(), "no answer within 50ms")
@@ -459,7 +477,7 @@ func TestCollectErrors(t *testing.T) {
 func BenchmarkCollect(b *testing.B) {
 	rate := 2500.0
 	j := testJob(b, "1.20", &rate)
-	col, ct := serve(b, flinkrest.NewHandler(j))
+	col, ct := serve(b, flinkrest.NewHandler(j), WithClock(j.Now))
 	require.NoError(b, j.Advance(5*time.Minute))
 	ctx := context.Background()
 	id := j.View().Job.ID

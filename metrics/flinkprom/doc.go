@@ -27,7 +27,13 @@
 // + "_" + metric name; labels job_id, job_name, task_id (the vertex id),
 // task_name, subtask_index, task_attempt_num, tm_id, and for operator
 // metrics operator_id and operator_name. Label values are sanitized:
-// every character outside [a-zA-Z0-9:_] is replaced by '_', which is more
-// than the REST API replaces (' ', '.', ':' and ','): see PromSanitize and
-// SameTopic for matching Kafka topic names.
+// every character outside [a-zA-Z0-9:_] is replaced by '_', which differs
+// from what the REST API replaces (' ', '.', ':' and ','; so "orders-v1"
+// is "orders_v1" here and stays "orders-v1" there): see PromSanitize,
+// SameTopic and metrics.CanonicalTopic for matching Kafka topic names.
+//
+// The scraper parses an exposition one metric family at a time, so that a
+// family that does not parse costs that family only: it is listed in the
+// sample's Dropped, and what it costs (the metric of the subtasks that
+// target reports) in Missing. See Scrape.
 package flinkprom

@@ -1,5 +1,7 @@
 package flinkprom
 
+import "github.com/flinkscale/flinkscale/metrics"
+
 // Metric family names as Flink's PrometheusReporter exports them.
 const (
 	prefixTask     = "flink_taskmanager_job_task_"
@@ -58,13 +60,15 @@ func PromSanitize(s string) string {
 	return string(b)
 }
 
-// SameTopic tells whether a topic label from the Prometheus reporter
-// (PartitionOwner.Topic of a sample from this package) can be the Kafka
-// topic kafkaTopic (or the REST-sanitized name metrics.SanitizedTopic gives).
-// Prometheus' sanitizing is lossy ("orders-v1" and "orders.v1" both become
-// "orders_v1"), so two Kafka topics may match the same label.
+// SameTopic tells whether a partition owner's topic as a collector
+// writes it (from this package: the reporter's label, Prometheus-
+// sanitized; from metrics/flink: the REST spelling metrics.SanitizedTopic
+// gives) can be the Kafka topic kafkaTopic (or another spelling of it).
+// Both are compared in metrics.CanonicalTopic form: REST replaces ':',
+// which Prometheus keeps, so neither sanitizing is a subset of the other,
+// but Kafka topics have no ':'. The match is lossy ("orders-v1",
+// "orders.v1" and "orders_v1" all match "orders_v1"), so two Kafka topics
+// may match the same label.
 func SameTopic(promTopic, kafkaTopic string) bool {
-	// REST's replacements are a subset of Prometheus', so a REST-sanitized
-	// name sanitizes to the same label.
-	return promTopic == PromSanitize(kafkaTopic)
+	return metrics.CanonicalTopic(promTopic) == metrics.CanonicalTopic(kafkaTopic)
 }

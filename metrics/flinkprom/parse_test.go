@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -51,12 +53,12 @@ func scrapeText(t *testing.T, tm, jm string) metrics.FlinkSample {
 	a := newAggregator("")
 	mfs, err := parseExposition([]byte(tm))
 	require.NoError(t, err)
-	a.addTaskManager(mfs)
+	a.addTaskManager("taskmanager tm", mfs)
 	jmScraped := jm != ""
 	if jmScraped {
 		mfs, err = parseExposition([]byte(jm))
 		require.NoError(t, err)
-		a.addJobManager(mfs)
+		a.addJobManager("jobmanager jm", mfs)
 	}
 	s, err := a.sample(time.Time{}, nil, false, jmScraped)
 	require.NoError(t, err)
@@ -78,7 +80,7 @@ func TestParsesFlinkExpositionQuirks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mfs, err := parseExposition([]byte(taskFamily(mBusy, tc.line)))
 			require.NoError(t, err)
-			mf := mfs[prefixTask+mBusy]
+			mf := mfs.families[prefixTask+mBusy]
 			require.NotNil(t, mf)
 			require.Len(t, mf.GetMetric(), 1)
 			got, ok := valueOf(mf.GetMetric()[0])
@@ -182,12 +184,12 @@ func TestStaleAttemptAndOtherJobs(t *testing.T) {
 	a := newAggregator("")
 	mfs, err := parseExposition([]byte(taskFamily(mBusy, sourceTask+` 1.0`, other+` 2.0`)))
 	require.NoError(t, err)
-	a.addTaskManager(mfs)
+	a.addTaskManager("taskmanager tm", mfs)
 	_, err = a.sample(time.Time{}, nil, false, false)
 	assert.ErrorContains(t, err, "2 jobs")
 
 	a = newAggregator("00000000000000000000000000000001")
-	a.addTaskManager(mfs)
+	a.addTaskManager("taskmanager tm", mfs)
 	s, err = a.sample(time.Time{}, nil, false, false)
 	require.NoError(t, err)
 	require.Len(t, s.Vertices, 1)
@@ -196,10 +198,23 @@ func TestStaleAttemptAndOtherJobs(t *testing.T) {
 
 func TestSanitize(t *testing.T) {
 	assert.Equal(t, "Source:_Kafka_Source____Map", PromSanitize("Source: Kafka Source -> Map"))
-	assert.True(t, SameTopic("orders_v1", "orders.v1"))
-	assert.True(t, SameTopic("orders_v1", "orders-v1"))
-	assert.True(t, SameTopic("orders_v1", metrics.SanitizedTopic("orders.v1")))
-	assert.False(t, SameTopic("orders_v1", "orders_v2"))
+	for _, tc := range []struct {
+		label, kafka string // the reporter's topic label, a Kafka topic
+		same         bool
+	}{
+		{"orders_v1", "orders.v1", true},                           // '.' → '_'
+		{"orders_v1", "orders-v1", true},                           // '-' → '_' (REST keeps it)
+		{"orders_v1", "orders_v1", true},                           // a topic with '_' of its own
+		{"orders_v1", metrics.SanitizedTopic("orders.v1"), true},   // REST's spelling
+		{"orders_v1", metrics.SanitizedTopic("orders-v1"), true},   // REST's "orders-v1"
+		{"a_b_c_d", "a.b-c_d", true},                               // all three at once
+		{PromSanitize("a:b"), metrics.SanitizedTopic("a:b"), true}, // "a:b" and "a_b": REST replaces ':', Prometheus keeps it
+		{"orders_v1", "orders_v2", false},
+		{"orders_v1", "ordersv1", false},
+		{"orders", "orders_v1", false},
+	} {
+		assert.Equal(t, tc.same, SameTopic(tc.label, tc.kafka), "%s ~ %s", tc.label, tc.kafka)
+	}
 }
 
 // FuzzScrapeText: any exposition text parses or fails, and aggregates,
@@ -217,8 +232,8 @@ func FuzzScrapeText(f *testing.F) {
 			return
 		}
 		a := newAggregator("")
-		a.addTaskManager(mfs)
-		a.addJobManager(mfs)
+		a.addTaskManager("taskmanager tm", mfs)
+		a.addJobManager("jobmanager jm", mfs)
 		s, err := a.sample(time.Time{}, nil, true, true)
 		if err != nil {
 			return
@@ -232,8 +247,14 @@ func FuzzScrapeText(f *testing.F) {
 	})
 }
 
-// expfmt v0.66.1 panics on this input; the scraper must return an error.
+// expfmt v0.66.1 panics on this input (a line starting with '{' after a
+// comment: a nil pointer in startLabelName). parseExposition never hands
+// the parser such a line (it has no metric name), and parseFamily's guard
+// turns a panic into the family's error.
 func TestParserPanicIsAnError(t *testing.T) {
 	_, err := parseExposition([]byte("#0000000000000000\n{}"))
+	assert.ErrorContains(t, err, "1 sample line(s) without a metric name, first line 2")
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	_, err = parseFamily(&p, &famLines{name: "x"}, []byte("#0000000000000000\n{}"), []int{2})
 	assert.ErrorContains(t, err, "parser panic")
 }

@@ -75,8 +75,8 @@ func (p *PromQL) Render(name, jobID string) (string, error) {
 // queryNames are the queries Collect runs, in order.
 var queryNames = []string{
 	QSubtasks, QBusyMax, QBusyAvg, QBackPressuredMax, QBackPressuredAvg,
-	QRecordsInRateHead, QRecordsInRateTask, QRecordsOutRate,
-	QRecordsInHead, QRecordsInTask, QRecordsOut,
+	QRecordsInRateHead, QRecordsInRateTask, QRecordsOutRate, QRecordsOutRateSource,
+	QRecordsInHead, QRecordsInTask, QRecordsOut, QRecordsOutSource,
 	QPendingRecords, QCurrentOffset, QCommittedOffset,
 	QCheckpointDuration, QCheckpointSize, QCheckpointsCompleted, QCheckpointsFailed, QCheckpointsInProg, QRestarts,
 }
@@ -87,7 +87,11 @@ var queryNames = []string{
 // it with REST's). A query that fails, or returns nothing for a vertex,
 // leaves its fields nil and is named in Missing ("promql <name>: <error>",
 // "<vertex id>: <metric>"). NaN and infinite results are missing, never
-// zero. Collect returns an error when jobID is not an id, a template does
+// zero. A vertex's output is the task's (records_out, records_out_rate),
+// else its source operators' (records_out_source,
+// records_out_rate_source): where the task's is absent, and for both when
+// the task's is 0 while the source operators' is not, as Scraper.Scrape
+// does. Collect returns an error when jobID is not an id, a template does
 // not render, ctx ends, or QSubtasks fails (then nothing is known about
 // the vertices).
 func (p *PromQL) Collect(ctx context.Context, jobID string, at time.Time) (metrics.FlinkSample, error) {
@@ -219,9 +223,28 @@ func (p *PromQL) Collect(ctx context.Context, jobID string, at time.Time) (metri
 		v.BusyTimeMsPerSecond = agg(mBusy, QBusyMax, QBusyAvg)
 		v.BackPressuredTimeMsPerSecond = agg(mBackPressured, QBackPressuredMax, QBackPressuredAvg)
 		v.NumRecordsInPerSecond = ptr(mRecordsInRate, QRecordsInRateHead, QRecordsInRateTask)
-		v.NumRecordsOutPerSecond = ptr(mRecordsOutRate, QRecordsOutRate)
 		v.NumRecordsIn = ptr(mRecordsIn, QRecordsInHead, QRecordsInTask)
-		v.NumRecordsOut = ptr(mRecordsOut, QRecordsOut)
+		// A source vertex's output: the task's, else its source
+		// operators' (outputFromSource).
+		found := func(name string) *float64 {
+			if x, ok := get[name][id]; ok && finite(x) {
+				return &x
+			}
+			return nil
+		}
+		srcCount, srcRate := found(QRecordsOutSource), found(QRecordsOutRateSource)
+		useCount, useRate := outputFromSource(found(QRecordsOut), srcCount, found(QRecordsOutRate), srcRate)
+		v.NumRecordsOutPerSecond, v.NumRecordsOut = srcRate, srcCount
+		if !useRate {
+			v.NumRecordsOutPerSecond = ptr(mRecordsOutRate, QRecordsOutRate)
+		} else if srcRate == nil {
+			out.Missing = append(out.Missing, fmt.Sprintf("%s: %s: %s", id, mRecordsOutRate, zeroOutput))
+		}
+		if !useCount {
+			v.NumRecordsOut = ptr(mRecordsOut, QRecordsOut)
+		} else if srcCount == nil {
+			out.Missing = append(out.Missing, fmt.Sprintf("%s: %s: %s", id, mRecordsOut, zeroOutput))
+		}
 		if sources[id] {
 			v.PendingRecords = ptr(mPending, QPendingRecords)
 		}

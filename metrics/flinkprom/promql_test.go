@@ -230,3 +230,63 @@ func TestDefaultTemplatesCoverEveryQuery(t *testing.T) {
 	d[QBusyMax] = "changed"
 	assert.NotEqual(t, "changed", DefaultTemplates()[QBusyMax], "a copy")
 }
+
+// TestPromQLSourceOutputFallsBack: a source vertex's output is the task's,
+// else its source operators' (records_out_source, records_out_rate_source),
+// as in the Scraper.
+func TestPromQLSourceOutputFallsBack(t *testing.T) {
+	p := &PromQL{}
+	q := func(name string) string {
+		s, err := p.Render(name, pqJob)
+		require.NoError(t, err)
+		return s
+	}
+	assert.Equal(t, `sum by (task_id) (flink_taskmanager_job_task_operator_numRecordsOut{job_id="`+pqJob+`",operator_name=~"Source:.*"})`, q(QRecordsOutSource))
+	assert.Equal(t, `sum by (task_id) (flink_taskmanager_job_task_operator_numRecordsOutPerSecond{job_id="`+pqJob+`",operator_name=~"Source:.*"})`, q(QRecordsOutRateSource))
+	for _, tc := range []struct {
+		name                          string
+		taskOut, taskRate, src, srate []series
+		count, rate                   *float64
+		missing                       string
+	}{{
+		name:    "task-level 0, source operators 300 and 30: theirs",
+		taskOut: byTaskID(pqSrc, "0"), taskRate: byTaskID(pqSrc, "0"), src: byTaskID(pqSrc, "300"), srate: byTaskID(pqSrc, "30"),
+		count: f64(300), rate: f64(30),
+	}, {
+		name: "task-level absent: the source operators'",
+		src:  byTaskID(pqSrc, "300"), srate: byTaskID(pqSrc, "30"),
+		count: f64(300), rate: f64(30),
+	}, {
+		name:    "task-level 150 and 15 (a chained filter): the task's",
+		taskOut: byTaskID(pqSrc, "150"), taskRate: byTaskID(pqSrc, "15"), src: byTaskID(pqSrc, "300"), srate: byTaskID(pqSrc, "30"),
+		count: f64(150), rate: f64(15),
+	}, {
+		name:    "no source operator (not a source vertex): the task's 0",
+		taskOut: byTaskID(pqSrc, "0"), taskRate: byTaskID(pqSrc, "0"),
+		count: f64(0), rate: f64(0),
+	}, {
+		name:    "task count 0, rates 0 vs 30, no source count: the count is missing, not 0",
+		taskOut: byTaskID(pqSrc, "0"), taskRate: byTaskID(pqSrc, "0"), srate: byTaskID(pqSrc, "30"),
+		count: nil, rate: f64(30),
+		missing: pqSrc + ": numRecordsOut: " + zeroOutput,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeProm{results: map[string][]series{
+				q(QSubtasks):             byTaskID(pqSrc, "2"),
+				q(QRecordsOut):           tc.taskOut,
+				q(QRecordsOutRate):       tc.taskRate,
+				q(QRecordsOutSource):     tc.src,
+				q(QRecordsOutRateSource): tc.srate,
+			}}
+			s, err := newPromQL(t, f).Collect(context.Background(), pqJob, time.Time{})
+			require.NoError(t, err)
+			v := vertexOf(s, pqSrc)
+			require.NotNil(t, v)
+			assert.Equal(t, tc.count, v.NumRecordsOut, "numRecordsOut")
+			assert.Equal(t, tc.rate, v.NumRecordsOutPerSecond, "numRecordsOutPerSecond")
+			if tc.missing != "" {
+				assert.Contains(t, s.Missing, tc.missing)
+			}
+		})
+	}
+}

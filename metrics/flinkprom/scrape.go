@@ -1,7 +1,6 @@
 package flinkprom
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +9,6 @@ import (
 	"net/url"
 	"sync"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/flinkscale/flinkscale/metrics"
 )
@@ -68,13 +63,25 @@ type Scraper struct {
 //
 //   - busyTimeMsPerSecond and backPressuredTimeMsPerSecond: avg and max
 //     over subtasks;
-//   - numRecordsIn/Out and numRecordsIn/OutPerSecond: sums. "In" is the
-//     head operator's (operator_id == task_id) operator-scope metric where
-//     it is exported, which for a FLIP-27 source is the only real input
-//     (its task-level numRecordsIn is 0), else the task's;
+//   - numRecordsIn and numRecordsInPerSecond: sums of the head operator's
+//     (operator_id == task_id) operator-scope metric where the vertex
+//     exports it, which for a FLIP-27 source is the only real input (its
+//     task-level numRecordsIn is 0), else of the task's;
+//   - numRecordsOut and numRecordsOutPerSecond: sums of the task's. For a
+//     source vertex (its head operator is named "Source: …" or is a Kafka
+//     reader) the source operator's operator-scope
+//     flink_taskmanager_job_task_operator_numRecordsOut(PerSecond) stands
+//     in where the task's is absent, and for both when the task's is 0
+//     while the source operator's is not (the counters decide, else the
+//     rates), as metrics/flink does for REST. The source operator is the
+//     head (operator_id == task_id) or, for a subtask with no series of
+//     that id, its only operator named "Source: …". A source vertex whose
+//     chain really emits nothing (everything filtered) then reports the
+//     source operator's output;
 //   - pendingRecords: sum over the subtasks of a source vertex;
 //   - KafkaSourceReader topic/partition currentOffset and committedOffset:
 //     one PartitionOwner per partition, with the reporting subtask;
+//     negative values (-1 until known, Flink's sentinels) are -1: unknown;
 //   - from the JobManager: the checkpoint gauges.
 //
 // A metric is set for a vertex only when every reported subtask has a
@@ -85,6 +92,20 @@ type Scraper struct {
 // each vertex gets a "<id>: subtasks: …" Missing entry, as its aggregates
 // may be over only part of its subtasks: Merge, which knows the
 // parallelism, keeps complete vertices and drops partial ones.
+//
+// Each exposition is parsed one metric family at a time (see
+// parseExposition): a family that does not parse is skipped, reported in
+// the sample's Dropped list ("<role> <url>: family <name> skipped: <why>",
+// at most 5 per target and 20 in all), and the rest of the target is used.
+// A skipped family the scraper reads is lost to every subtask the target
+// reports: its metrics are missing for them (the Missing entry says how
+// many were lost so), never taken from elsewhere (a source's task-level
+// input instead of its operator's); a source subtask whose currentOffset
+// and committedOffset families were both lost leaves its vertex's
+// partitions unknown (nil, named in Missing); and the vertices get the
+// "subtasks" entry as for a failed TaskManager. A skipped family the
+// scraper does not read costs nothing and is only in Dropped. A target
+// none of whose families parses is a failed target.
 //
 // Scrape returns an error only when ctx ends, when no target is given, or
 // when the targets report several jobs and JobID is not set; a sample
@@ -98,7 +119,7 @@ func (s *Scraper) Scrape(ctx context.Context, targets []Target) (metrics.FlinkSa
 		return metrics.FlinkSample{At: now()}, errors.New("flinkprom: no targets")
 	}
 	at := now()
-	results := make([]map[string]*dto.MetricFamily, len(targets))
+	results := make([]*exposition, len(targets))
 	errs := make([]error, len(targets))
 	conc := s.Concurrency
 	if conc <= 0 {
@@ -134,24 +155,25 @@ func (s *Scraper) Scrape(ctx context.Context, targets []Target) (metrics.FlinkSa
 			tmFailed = tmFailed || t.Role != JobManager
 			continue
 		}
+		where := fmt.Sprintf("%s %s", t.Role, t.URL)
 		if t.Role == JobManager {
 			jmScraped = true
-			agg.addJobManager(results[i])
+			agg.addJobManager(where, results[i])
 		} else {
-			agg.addTaskManager(results[i])
+			agg.addTaskManager(where, results[i])
 		}
 	}
 	return agg.sample(at, failed, tmFailed, jmScraped)
 }
 
 // fetch reads and parses one target's exposition.
-func (s *Scraper) fetch(ctx context.Context, t Target) (map[string]*dto.MetricFamily, error) {
+func (s *Scraper) fetch(ctx context.Context, t Target) (*exposition, error) {
 	if t.Role != JobManager && t.Role != TaskManager {
 		return nil, fmt.Errorf("unknown role %q", t.Role)
 	}
 	u, err := url.Parse(t.URL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parsing the URL: %w", err)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/metrics"
@@ -164,7 +186,7 @@ func (s *Scraper) fetch(ctx context.Context, t Target) (map[string]*dto.MetricFa
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
 	client := s.Client
@@ -182,31 +204,10 @@ func (s *Scraper) fetch(ctx context.Context, t Target) (map[string]*dto.MetricFa
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the exposition: %w", err)
 	}
 	if len(body) > MaxBodyBytes {
 		return nil, fmt.Errorf("exposition larger than %d bytes", MaxBodyBytes)
 	}
 	return parseExposition(body)
-}
-
-// parseExposition parses text format 0.0.4 as Flink's reporter writes it
-// (simpleclient 0.8.1: a comma before '}', Java doubles such as
-// "1.2345678E7", "NaN", "+Inf").
-//
-// expfmt v0.66.1's parser panics on some malformed input (a line starting
-// with '{' after a comment: nil pointer in startLabelName); a target must
-// not crash the caller, so a panic is returned as a parse error.
-func parseExposition(b []byte) (mfs map[string]*dto.MetricFamily, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			mfs, err = nil, fmt.Errorf("parsing the exposition: parser panic: %v", r)
-		}
-	}()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err = p.TextToMetricFamilies(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("parsing the exposition: %w", err)
-	}
-	return mfs, nil
 }

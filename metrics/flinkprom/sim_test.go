@@ -391,13 +391,13 @@ func BenchmarkAggregate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			a.addTaskManager(mfs)
+			a.addTaskManager("tm", mfs)
 		}
 		mfs, err := parseExposition(jm)
 		if err != nil {
 			b.Fatal(err)
 		}
-		a.addJobManager(mfs)
+		a.addJobManager("jm", mfs)
 		if s, err := a.sample(time.Time{}, nil, false, true); err != nil || len(s.Vertices) != 3 {
 			b.Fatal(err)
 		}

@@ -18,11 +18,19 @@ const (
 	// task's, used for vertices QRecordsInRateHead does not return.
 	QRecordsInRateHead = "records_in_rate_head"
 	QRecordsInRateTask = "records_in_rate_task"
-	QRecordsOutRate    = "records_out_rate"
-	// QRecordsInHead, QRecordsInTask, QRecordsOut: the counters, likewise.
-	QRecordsInHead = "records_in_head"
-	QRecordsInTask = "records_in_task"
-	QRecordsOut    = "records_out"
+	// QRecordsOutRate is the task's numRecordsOutPerSecond;
+	// QRecordsOutRateSource the source operators' (operator_name
+	// "Source: …"), which a source vertex's output falls back to where
+	// the task's is absent, or 0 while the source operators' is not (see
+	// Collect).
+	QRecordsOutRate       = "records_out_rate"
+	QRecordsOutRateSource = "records_out_rate_source"
+	// QRecordsInHead, QRecordsInTask, QRecordsOut, QRecordsOutSource: the
+	// counters, likewise.
+	QRecordsInHead    = "records_in_head"
+	QRecordsInTask    = "records_in_task"
+	QRecordsOut       = "records_out"
+	QRecordsOutSource = "records_out_source"
 	// QPendingRecords: pendingRecords summed over a source's subtasks.
 	QPendingRecords = "pending_records"
 	// QCurrentOffset, QCommittedOffset: one series per (task_id,
@@ -64,9 +72,11 @@ type Templates map[string]string
 //	records_in_rate_head  sum by (task_id) (head operator's flink_taskmanager_job_task_operator_numRecordsInPerSecond)
 //	records_in_rate_task  sum by (task_id) (flink_taskmanager_job_task_numRecordsInPerSecond{job_id="…"})
 //	records_out_rate      sum by (task_id) (flink_taskmanager_job_task_numRecordsOutPerSecond{job_id="…"})
+//	records_out_rate_source sum by (task_id) (flink_taskmanager_job_task_operator_numRecordsOutPerSecond{job_id="…",operator_name=~"Source:.*"})
 //	records_in_head       sum by (task_id) (head operator's flink_taskmanager_job_task_operator_numRecordsIn)
 //	records_in_task       sum by (task_id) (flink_taskmanager_job_task_numRecordsIn{job_id="…"})
 //	records_out           sum by (task_id) (flink_taskmanager_job_task_numRecordsOut{job_id="…"})
+//	records_out_source    sum by (task_id) (flink_taskmanager_job_task_operator_numRecordsOut{job_id="…",operator_name=~"Source:.*"})
 //	pending_records       sum by (task_id) (flink_taskmanager_job_task_operator_pendingRecords{job_id="…"})
 //	current_offset        max by (task_id, subtask_index, topic, partition) (…KafkaSourceReader_topic_partition_currentOffset{job_id="…"})
 //	committed_offset      max by (task_id, subtask_index, topic, partition) (…KafkaSourceReader_topic_partition_committedOffset{job_id="…"})
@@ -80,22 +90,28 @@ type Templates map[string]string
 // PromQL cannot compare two labels of a series, so "the head operator"
 // (operator_id == task_id) is selected by matching the series against a
 // copy of themselves whose operator_id is replaced by their task_id
-// (label_replace), with the many-to-many "and" set operator.
+// (label_replace), with the many-to-many "and" set operator. A source
+// operator is told by its name: Flink names every source "Source: …"
+// (sanitized "Source:_…"). Its sums stand in for a vertex's output only
+// where the task's is absent, or 0 while theirs is not (see
+// PromQL.Collect).
 var defaultTemplates = Templates{
-	QSubtasks:          `count by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id="{{.JobID}}"})`,
-	QBusyMax:           `max by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id="{{.JobID}}"})`,
-	QBusyAvg:           `avg by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id="{{.JobID}}"})`,
-	QBackPressuredMax:  `max by (task_id) (flink_taskmanager_job_task_backPressuredTimeMsPerSecond{job_id="{{.JobID}}"})`,
-	QBackPressuredAvg:  `avg by (task_id) (flink_taskmanager_job_task_backPressuredTimeMsPerSecond{job_id="{{.JobID}}"})`,
-	QRecordsInRateHead: headOperator("numRecordsInPerSecond"),
-	QRecordsInRateTask: `sum by (task_id) (flink_taskmanager_job_task_numRecordsInPerSecond{job_id="{{.JobID}}"})`,
-	QRecordsOutRate:    `sum by (task_id) (flink_taskmanager_job_task_numRecordsOutPerSecond{job_id="{{.JobID}}"})`,
-	QRecordsInHead:     headOperator("numRecordsIn"),
-	QRecordsInTask:     `sum by (task_id) (flink_taskmanager_job_task_numRecordsIn{job_id="{{.JobID}}"})`,
-	QRecordsOut:        `sum by (task_id) (flink_taskmanager_job_task_numRecordsOut{job_id="{{.JobID}}"})`,
-	QPendingRecords:    `sum by (task_id) (flink_taskmanager_job_task_operator_pendingRecords{job_id="{{.JobID}}"})`,
-	QCurrentOffset:     `max by (task_id, subtask_index, topic, partition) (flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_currentOffset{job_id="{{.JobID}}"})`,
-	QCommittedOffset:   `max by (task_id, subtask_index, topic, partition) (flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_committedOffset{job_id="{{.JobID}}"})`,
+	QSubtasks:             `count by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id="{{.JobID}}"})`,
+	QBusyMax:              `max by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id="{{.JobID}}"})`,
+	QBusyAvg:              `avg by (task_id) (flink_taskmanager_job_task_busyTimeMsPerSecond{job_id="{{.JobID}}"})`,
+	QBackPressuredMax:     `max by (task_id) (flink_taskmanager_job_task_backPressuredTimeMsPerSecond{job_id="{{.JobID}}"})`,
+	QBackPressuredAvg:     `avg by (task_id) (flink_taskmanager_job_task_backPressuredTimeMsPerSecond{job_id="{{.JobID}}"})`,
+	QRecordsInRateHead:    headOperator("numRecordsInPerSecond"),
+	QRecordsInRateTask:    `sum by (task_id) (flink_taskmanager_job_task_numRecordsInPerSecond{job_id="{{.JobID}}"})`,
+	QRecordsOutRate:       `sum by (task_id) (flink_taskmanager_job_task_numRecordsOutPerSecond{job_id="{{.JobID}}"})`,
+	QRecordsOutRateSource: sourceOperators("numRecordsOutPerSecond"),
+	QRecordsInHead:        headOperator("numRecordsIn"),
+	QRecordsInTask:        `sum by (task_id) (flink_taskmanager_job_task_numRecordsIn{job_id="{{.JobID}}"})`,
+	QRecordsOut:           `sum by (task_id) (flink_taskmanager_job_task_numRecordsOut{job_id="{{.JobID}}"})`,
+	QRecordsOutSource:     sourceOperators("numRecordsOut"),
+	QPendingRecords:       `sum by (task_id) (flink_taskmanager_job_task_operator_pendingRecords{job_id="{{.JobID}}"})`,
+	QCurrentOffset:        `max by (task_id, subtask_index, topic, partition) (flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_currentOffset{job_id="{{.JobID}}"})`,
+	QCommittedOffset:      `max by (task_id, subtask_index, topic, partition) (flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_committedOffset{job_id="{{.JobID}}"})`,
 
 	QCheckpointDuration:   `max by (job_id, job_name) (flink_jobmanager_job_lastCheckpointDuration{job_id="{{.JobID}}"})`,
 	QCheckpointSize:       `max by (job_id, job_name) (flink_jobmanager_job_lastCheckpointSize{job_id="{{.JobID}}"})`,
@@ -110,6 +126,12 @@ func headOperator(metric string) string {
 	sel := `flink_taskmanager_job_task_operator_` + metric + `{job_id="{{.JobID}}"}`
 	return `sum by (task_id) (` + sel +
 		` and on (task_id, subtask_index, operator_id) label_replace(` + sel + `, "operator_id", "$1", "task_id", "(.*)"))`
+}
+
+// sourceOperators sums an operator metric of the source operators per
+// vertex.
+func sourceOperators(metric string) string {
+	return `sum by (task_id) (flink_taskmanager_job_task_operator_` + metric + `{job_id="{{.JobID}}",operator_name=~"Source:.*"})`
 }
 
 // DefaultTemplates returns a copy of the default query templates, by query

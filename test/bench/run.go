@@ -118,7 +118,12 @@ func Run(ctx context.Context, s *scenario.Scenario, p Policy, o Options) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	fc := flink.NewCollector(rc)
+	// The collector primes the JobManager's metric fetcher on the job's
+	// clock, as the controller does on the wall clock; it need not wait:
+	// the job's clock stands still during a collection and the simulated
+	// fetch lands at once.
+	fc := flink.NewCollector(rc, flink.WithClock(job.Now),
+		flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
 	kc, err := kafka.New(kafka.Config{BootstrapServers: broker.Addrs()})
 	if err != nil {
 		return nil, err

@@ -175,7 +175,10 @@ func TestSimServesGoldenFields(t *testing.T) {
 			job, err := s.NewJob(nil, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 5*time.Second)
 			require.NoError(t, err)
 			require.NoError(t, job.Advance(90*time.Second))
-			sim := httptest.NewServer(flinkrest.NewHandler(job))
+			// Shapes, not staleness: the simulator's metric store (refreshed
+			// on demand like Flink's, fetcher_test.go) would answer the first
+			// request with a just-deployed job's values.
+			sim := httptest.NewServer(flinkrest.NewHandler(job, flinkrest.WithMetricFetcherInterval(0)))
 			t.Cleanup(sim.Close)
 
 			// Real ids → the simulator's, by vertex name.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -197,10 +198,42 @@ func newFake(version string) *fakeCluster {
 	}
 }
 
+// storedHandler serves f with its view in the MetricStore: one metrics
+// request has made the JobManager fetch it (the first answers from the
+// fetch as the tasks started), and the fixture's clock stands still, so no
+// later request fetches again.
+func storedHandler(t *testing.T, f *fakeCluster) http.Handler {
+	t.Helper()
+	h := NewHandler(f)
+	get(t, h, "/jobmanager/metrics")
+	return h
+}
+
+// View is a copy of the fake's view, as sim.Cluster's must be: edits of
+// the fake do not reach a view handed out before.
 func (f *fakeCluster) View() sim.View {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.view
+	v := f.view
+	v.Job.Timestamps = maps.Clone(v.Job.Timestamps)
+	v.JobManagerConfig = maps.Clone(v.JobManagerConfig)
+	v.TaskManagers = slices.Clone(v.TaskManagers)
+	v.Job.Checkpoints.History = slices.Clone(v.Job.Checkpoints.History)
+	v.Job.Vertices = slices.Clone(v.Job.Vertices)
+	for i, vx := range v.Job.Vertices {
+		vx.Inputs = slices.Clone(vx.Inputs)
+		vx.Subtasks = slices.Clone(vx.Subtasks)
+		for k, st := range vx.Subtasks {
+			st.Partitions = slices.Clone(st.Partitions)
+			if st.PendingRecords != nil {
+				p := *st.PendingRecords
+				st.PendingRecords = &p
+			}
+			vx.Subtasks[k] = st
+		}
+		v.Job.Vertices[i] = vx
+	}
+	return v
 }
 
 func (f *fakeCluster) TriggerSavepoint(req sim.SavepointRequest) (string, error) {

@@ -1,7 +1,13 @@
 // Package flinkrest serves the Flink JobManager REST API of a simulated
 // cluster (sim.Cluster), with the JSON shapes, quirks and version
 // differences of the real JobManager: Flink 1.18, 1.20 and 2.x, as chosen by
-// sim.View.FlinkVersion. It renders a View; it keeps no state of its own.
+// sim.View.FlinkVersion. It renders a View: the live one for job details,
+// checkpoint statistics, TaskManagers and the control endpoints (a real
+// JobManager reads them from the execution graph and the resource
+// manager), and for the metrics endpoints the one its MetricStore holds,
+// refreshed on demand at most every metrics.fetcher.update-interval, as
+// Flink's MetricFetcher does (see metricFetcher). That store is the only
+// state it keeps.
 package flinkrest
 
 import (
@@ -16,21 +22,32 @@ import (
 )
 
 // NewHandler serves c's REST API, under "/" and under "/v1" as Flink does.
-func NewHandler(c sim.Cluster) http.Handler {
-	return &handler{cluster: c, routes: routes()}
+// Its metrics are those of a MetricStore refreshed at most every
+// DefaultMetricFetcherInterval of c's time (WithMetricFetcherInterval).
+func NewHandler(c sim.Cluster, opts ...Option) http.Handler {
+	h := &handler{cluster: c, routes: routes(), fetcher: &metricFetcher{interval: DefaultMetricFetcherInterval}}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 type handler struct {
 	cluster sim.Cluster
 	routes  []route
+	fetcher *metricFetcher
 }
 
 // request is one routed call.
 type request struct {
+	h      *handler
 	r      *http.Request
 	params map[string]string
-	view   sim.View
+	view   sim.View // live
 	ver    version
+
+	store     *sim.View // metricStore's answer
+	storeRead bool
 }
 
 type handlerFunc func(h *handler, req *request) response
@@ -70,7 +87,7 @@ func (h *handler) serve(r *http.Request) response {
 		return notFound(r)
 	}
 	view := h.cluster.View()
-	req := &request{r: r, params: params, view: view, ver: parseVersion(view.FlinkVersion)}
+	req := &request{h: h, r: r, params: params, view: view, ver: parseVersion(view.FlinkVersion)}
 	return rt.fn(h, req)
 }
 

@@ -267,11 +267,12 @@ func (h *handler) vertexMetrics(req *request) response {
 	if errResp != nil {
 		return *errResp
 	}
-	vx := req.vertex(jid, vid)
+	st := req.metricStore()
+	vx := storedVertex(st, jid, vid)
 	if vx == nil {
 		return metricsResponse(req, nil)
 	}
-	return metricsResponse(req, taskStore(req.view, *vx))
+	return metricsResponse(req, taskStore(*st, *vx))
 }
 
 func (h *handler) subtaskMetrics(req *request) response {
@@ -288,13 +289,14 @@ func (h *handler) subtaskMetrics(req *request) response {
 	if err != nil || idx < 0 {
 		return badParam("path", "subtaskindex", raw)
 	}
-	vx := req.vertex(jid, vid)
+	st := req.metricStore()
+	vx := storedVertex(st, jid, vid)
 	if vx == nil {
 		return metricsResponse(req, nil)
 	}
-	for _, st := range vx.Subtasks {
-		if st.Index == idx {
-			return metricsResponse(req, subtaskStore(req.view, *vx, st))
+	for _, sub := range vx.Subtasks {
+		if sub.Index == idx {
+			return metricsResponse(req, subtaskStore(*st, *vx, sub))
 		}
 	}
 	return metricsResponse(req, nil)
@@ -305,32 +307,39 @@ func (h *handler) jobMetrics(req *request) response {
 	if errResp != nil {
 		return *errResp
 	}
-	if !strings.EqualFold(req.view.Job.ID, jid) || req.view.Job.ID == "" {
+	st := req.metricStore()
+	if st == nil || st.Job.ID == "" || !strings.EqualFold(st.Job.ID, jid) {
 		return metricsResponse(req, nil)
 	}
-	return metricsResponse(req, jobStore(req.view, req.ver))
+	return metricsResponse(req, jobStore(*st, req.ver))
 }
 
 func (h *handler) jobManagerMetrics(req *request) response {
-	return metricsResponse(req, jobManagerStore(req.view))
+	st := req.metricStore()
+	if st == nil {
+		return metricsResponse(req, nil)
+	}
+	return metricsResponse(req, jobManagerStore(*st))
 }
 
 func (h *handler) taskManagerMetrics(req *request) response {
 	id := req.params["taskmanagerid"]
-	for _, tm := range req.view.TaskManagers {
-		if tm.ID == id {
-			return metricsResponse(req, taskManagerStore(tm))
+	if st := req.metricStore(); st != nil {
+		for _, tm := range st.TaskManagers {
+			if tm.ID == id {
+				return metricsResponse(req, taskManagerStore(tm))
+			}
 		}
 	}
 	return metricsResponse(req, nil)
 }
 
-// vertex is the job's vertex vid, if the job is jid.
-func (req *request) vertex(jid, vid string) *sim.VertexView {
-	if req.view.Job.ID == "" || !strings.EqualFold(req.view.Job.ID, jid) {
+// storedVertex is vertex vid of job jid in the store st, if it holds them.
+func storedVertex(st *sim.View, jid, vid string) *sim.VertexView {
+	if st == nil || st.Job.ID == "" || !strings.EqualFold(st.Job.ID, jid) {
 		return nil
 	}
-	return findVertex(&req.view.Job, vid)
+	return findVertex(&st.Job, vid)
 }
 
 // ---- AggregatedMetricsResponseBody: a bare JSON array ----
@@ -381,14 +390,10 @@ func parseAggregations(req *request) (aggregations, *response) {
 
 // aggregatedResponse is AbstractAggregatingMetricsHandler: without ?get the
 // union of the stores' ids (HashSet order); with it, per requested id in the
-// requested order, the aggregates over the stores that have it. A
+// requested order, the aggregates agg over the stores that have it. A
 // non-numeric metric is skipped; but if any requested id has no value in any
 // store, the whole answer is [].
-func aggregatedResponse(req *request, stores []*metricStore) response {
-	agg, errResp := parseAggregations(req)
-	if errResp != nil {
-		return *errResp
-	}
+func aggregatedResponse(req *request, agg aggregations, stores []*metricStore) response {
 	out := []aggregatedMetric{}
 	requested := req.queryList("get")
 	if len(requested) == 0 {
@@ -525,26 +530,31 @@ func (h *handler) subtasksAggregatedMetrics(req *request) response {
 	if errResp != nil {
 		return *errResp
 	}
+	agg, errResp := parseAggregations(req)
+	if errResp != nil {
+		return *errResp
+	}
 	var stores []*metricStore
-	if vx := req.vertex(jid, vid); vx != nil {
+	st := req.metricStore()
+	if vx := storedVertex(st, jid, vid); vx != nil {
 		byIndex := map[int]sim.SubtaskView{}
-		for _, st := range vx.Subtasks {
-			byIndex[st.Index] = st
+		for _, sub := range vx.Subtasks {
+			byIndex[sub.Index] = sub
 		}
 		ranges := req.queryList("subtasks")
 		if len(ranges) == 0 {
-			for _, st := range vx.Subtasks {
-				stores = append(stores, subtaskStore(req.view, *vx, st))
+			for _, sub := range vx.Subtasks {
+				stores = append(stores, subtaskStore(*st, *vx, sub))
 			}
 		} else {
 			for _, i := range subtaskIndices(ranges) {
-				if st, found := byIndex[i]; found {
-					stores = append(stores, subtaskStore(req.view, *vx, st))
+				if sub, found := byIndex[i]; found {
+					stores = append(stores, subtaskStore(*st, *vx, sub))
 				}
 			}
 		}
 	}
-	return aggregatedResponse(req, stores)
+	return aggregatedResponse(req, agg, stores)
 }
 
 // subtaskIndices expands "0,2-5" as AggregatingSubtasksMetricsHandler does:
@@ -572,20 +582,28 @@ func subtaskIndices(ranges []string) []int {
 }
 
 func (h *handler) taskManagersAggregatedMetrics(req *request) response {
+	agg, errResp := parseAggregations(req)
+	if errResp != nil {
+		return *errResp
+	}
 	var stores []*metricStore
+	var tms []sim.TaskManagerView
+	if st := req.metricStore(); st != nil {
+		tms = st.TaskManagers
+	}
 	ids := req.queryList("taskmanagers")
 	if len(ids) == 0 {
-		for _, tm := range req.view.TaskManagers {
+		for _, tm := range tms {
 			stores = append(stores, taskManagerStore(tm))
 		}
 	} else {
 		for _, id := range ids {
-			for _, tm := range req.view.TaskManagers {
+			for _, tm := range tms {
 				if tm.ID == id {
 					stores = append(stores, taskManagerStore(tm))
 				}
 			}
 		}
 	}
-	return aggregatedResponse(req, stores)
+	return aggregatedResponse(req, agg, stores)
 }

@@ -31,7 +31,7 @@ func metricIDs(t *testing.T, raw []byte) []string {
 }
 
 func TestVertexMetrics(t *testing.T) {
-	h := NewHandler(newFake("1.20"))
+	h := storedHandler(t, newFake("1.20"))
 
 	// Without ?get: the ids, "<subtask>." prefixed, in the store's order.
 	raw := get(t, h, vertexURL(srcID, "/metrics"))
@@ -100,7 +100,7 @@ func aggregated(t *testing.T, raw []byte) []map[string]any {
 }
 
 func TestAggregatedSubtaskMetrics(t *testing.T) {
-	h := NewHandler(newFake("1.20"))
+	h := storedHandler(t, newFake("1.20"))
 	agg := func(query string) []map[string]any {
 		return aggregated(t, get(t, h, vertexURL(srcID, "/subtasks/metrics"+query)))
 	}
@@ -146,7 +146,7 @@ func TestAggregatedSubtaskMetrics(t *testing.T) {
 	assert.Equal(t, 1, countOf(ids, "busyTimeMsPerSecond"), "a union")
 
 	// NaN propagates as in Math.min/max and sums, written "NaN".
-	raw = get(t, NewHandler(newFake("1.20")), vertexURL(winID, "/subtasks/metrics?get=busyTimeMsPerSecond"))
+	raw = get(t, storedHandler(t, newFake("1.20")), vertexURL(winID, "/subtasks/metrics?get=busyTimeMsPerSecond"))
 	assert.Equal(t, `[{"id":"busyTimeMsPerSecond","min":"NaN","max":"NaN","avg":"NaN","sum":"NaN","skew":"NaN"}]`, string(raw))
 
 	// An unknown aggregation is a 400.
@@ -173,7 +173,7 @@ func TestPendingRecordsNotYetRegistered(t *testing.T) {
 	for i := range f.view.Job.Vertices[0].Subtasks {
 		f.view.Job.Vertices[0].Subtasks[i].PendingRecords = nil
 	}
-	h := NewHandler(f)
+	h := storedHandler(t, f)
 	q := "?get=numRecordsInPerSecond," + srcOp + ".numRecordsInPerSecond," + srcOp + ".pendingRecords&agg=sum"
 	assert.Equal(t, "[]", string(get(t, h, vertexURL(srcID, "/subtasks/metrics"+q))))
 	got := aggregated(t, get(t, h, vertexURL(srcID, "/subtasks/metrics?get="+srcOp+".numRecordsInPerSecond&agg=sum")))
@@ -182,7 +182,7 @@ func TestPendingRecordsNotYetRegistered(t *testing.T) {
 
 func TestSkewByVersion(t *testing.T) {
 	for _, v := range versions {
-		h := NewHandler(newFake(v))
+		h := storedHandler(t, newFake(v))
 		raw := get(t, h, vertexURL(srcID, "/subtasks/metrics?get=busyTimeMsPerSecond"))
 		keys := keysAt(t, raw, "0")
 		code, body := do(t, h, http.MethodGet, vertexURL(srcID, "/subtasks/metrics?get=busyTimeMsPerSecond&agg=skew"), "")
@@ -199,7 +199,7 @@ func TestSkewByVersion(t *testing.T) {
 }
 
 func TestTaskManagerAggregatedMetrics(t *testing.T) {
-	h := NewHandler(newFake("2.1"))
+	h := storedHandler(t, newFake("2.1"))
 	all := aggregated(t, get(t, h, "/taskmanagers/metrics?get=Status.JVM.Memory.Heap.Max&agg=sum,min"))
 	one := aggregated(t, get(t, h, "/taskmanagers/metrics?get=Status.JVM.Memory.Heap.Max&agg=sum,min&taskmanagers="+tm2))
 	require.Len(t, all, 1)
@@ -221,6 +221,6 @@ func TestOperatorMetricNames(t *testing.T) {
 
 	f := newFake("1.20")
 	f.view.Job.Vertices[0].OperatorName = long
-	ids := metricIDs(t, get(t, NewHandler(f), vertexURL(srcID, "/subtasks/0/metrics")))
+	ids := metricIDs(t, get(t, storedHandler(t, f), vertexURL(srcID, "/subtasks/0/metrics")))
 	assert.Contains(t, ids, restScopeComponent(long[:80])+".pendingRecords")
 }
