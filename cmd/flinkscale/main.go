@@ -86,6 +86,9 @@ Usage:
       Play a scenario on real Apache Flink and a real Kafka broker started here as plain JVM
       processes (needs java 17 and mvn; docs/testbed.md); prints the REST URL, the reporter
       endpoints and the bootstrap servers. Ctrl-C or the scenario's end stops every process.
+  flinkscale fidelity [--scenario FILE] [--flink 1.20|2] [-o table|json|markdown] [--dir DIR] [--real FILE]
+      Play a scenario on the simulator and on real Flink with the same rescales; print both, metric by
+      metric (docs/simulator.md). --real judges a recorded run against the simulator without Flink.
   flinkscale version
 
 Installed on the PATH as kubectl-flinkscale, the binary is a kubectl plugin: kubectl flinkscale status.
@@ -170,6 +173,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitNoChange
 		}
+	case "fidelity":
+		ctx, stop := interruptible()
+		err = fidelityCmd(ctx, args[1:], stdout, stderr)
+		stop()
 	case "version":
 		fmt.Fprintln(stdout, "flinkscale", version)
 	case "help", "-h", "--help":

@@ -57,6 +57,9 @@ type Submission struct {
 	SlotsPerTaskManager int
 	TaskManagers        int
 	SavepointPath       string
+	// Session: the job goes to a session cluster whose TaskManagers run
+	// already, so no TaskManager starts (no TaskManagerStartup).
+	Session bool
 	// AllowNonRestoredState as the operator's job spec has it.
 	AllowNonRestoredState bool
 }

@@ -46,6 +46,9 @@ type deployment struct {
 	attemptAt   time.Time // when the current task attempt started
 	nextMeter   time.Time
 	stopping    *trigger // a stop-with-savepoint in progress: sources are stopped
+	// pendingRescale is a Flink 2 in-place rescale waiting for a
+	// checkpoint (FLIP-461).
+	pendingRescale *pendingRescale
 }
 
 // task is one subtask.
@@ -57,7 +60,7 @@ type task struct {
 	in, out, srcIn                 float64
 	busyMs, idleMs, softMs, hardMs float64
 	mIn, mOut, mSrcIn              meter
-	mBusy, mIdle, mSoft, mHard     meter
+	mIdle, mSoft, mHard            meter
 	pendingRegistered              bool
 }
 
@@ -126,7 +129,10 @@ func (j *Job) Submit(s Submission) error {
 		startTime: j.now, par: par, maxP: maxP, slotsPerTM: spt,
 		positions: map[TopicPartition]int64{}, partCarry: map[TopicPartition]float64{},
 	}
-	r.readyAt = j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup)
+	r.readyAt = j.now.Add(j.spec.Restart.Time)
+	if !s.Session {
+		r.readyAt = r.readyAt.Add(j.spec.Restart.TaskManagerStartup)
+	}
 	if s.SavepointPath != "" {
 		r.readyAt = r.readyAt.Add(j.restoreTime())
 	}
@@ -272,6 +278,13 @@ func (r *deployment) buildTasks(j *Job) {
 			r.routes[e] = makeRoute(e, r.par[e.from.id], r.par[v.id])
 		}
 	}
+	if j.spec.RecordBytes > 0 {
+		for _, v := range j.g.vertices {
+			for k, t := range r.tasks[v.id] {
+				t.bufCap = r.networkBuffers(v, k) * networkSegmentBytes / j.spec.RecordBytes
+			}
+		}
+	}
 	if r.requirement == nil {
 		r.requirement = map[string]Bounds{}
 		for _, v := range j.g.vertices {
@@ -293,6 +306,7 @@ func (r *deployment) transitions(j *Job) {
 			return
 		}
 		r.setState(j, "RUNNING")
+		r.startMeters(j)
 		r.restartKind = ""
 		if r.releaseTo > 0 {
 			r.releaseAt = j.now.Add(TaskManagerTimeout)
@@ -306,6 +320,7 @@ func (r *deployment) transitions(j *Job) {
 		r.releaseAt, r.releaseTo = time.Time{}, 0
 	}
 	r.progressTriggers(j)
+	r.triggerRescale(j)
 }
 
 func (r *deployment) setState(j *Job, s string) {
@@ -320,6 +335,7 @@ func (j *Job) failover(cause string) {
 	r.numRestarts++
 	r.setState(j, "RESTARTING")
 	r.restartKind = "failover"
+	r.pendingRescale = nil
 	r.readyAt = j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup + j.restoreTime())
 	r.rewind(j)
 	r.buildTasks(j)

@@ -34,6 +34,12 @@ type JobSpec struct {
 	// seconds of the downstream vertex's capacity (Flink's network buffers
 	// hold a fraction of a second to a few seconds of records). Default 1.
 	BufferSeconds float64 `json:"bufferSeconds,omitempty"`
+	// RecordBytes, when set, sizes the buffers as Flink's network stack
+	// does at its defaults instead of by BufferSeconds: in bytes, each
+	// record taking RecordBytes on the wire (serialized, with Flink's
+	// framing), so a job of small records holds many seconds of them in
+	// flight before it backpressures (see networkBuffers).
+	RecordBytes float64 `json:"recordBytes,omitempty"`
 }
 
 // TopicSpec is a Kafka topic read by the job's sources.

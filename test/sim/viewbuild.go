@@ -125,10 +125,10 @@ func (j *Job) subtaskView(gv *gvertex, k int, t *task) SubtaskView {
 		NumRecordsOutPerSecond:           t.mOut.rate,
 	}
 	s.BackPressuredTimeMsPerSecond = s.SoftBackPressuredTimeMsPerSecond + s.HardBackPressuredTimeMsPerSecond
-	// Busy, idle and backpressured time are 60-second averages of what the
-	// subtask did, so busy + idle + backpressured ≈ 1000 ms/s once the
-	// attempt has run a minute (less before: the window starts empty).
-	s.BusyTimeMsPerSecond = math.Max(0, math.Min(1000, t.mBusy.rate))
+	// Flink derives busy time from the idle and backpressured TimerGauges
+	// (averages over up to 60 s of 5-second updates): 1000 ms/s before the
+	// first update.
+	s.BusyTimeMsPerSecond = 1000 - math.Min(1000, math.Max(0, s.IdleTimeMsPerSecond+s.BackPressuredTimeMsPerSecond))
 	if !gv.isSource() {
 		return s
 	}

@@ -122,6 +122,7 @@ func (v *validator) job(s *Scenario) {
 		v.bad("job.consumerGroup", "must not be empty")
 	}
 	v.positive("job.bufferSeconds", j.BufferSeconds)
+	v.atLeast("job.recordBytes", j.RecordBytes, 0)
 	v.positive("job.taskManager.cpu", j.TaskManager.CPU)
 	if j.TaskManager.Slots < 1 {
 		v.bad("job.taskManager.slots", "must be at least 1, not %d", j.TaskManager.Slots)
