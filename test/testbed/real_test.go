@@ -81,13 +81,17 @@ func realCollectors(t *testing.T, v Flink) {
 	require.NoError(t, err)
 	defer kc.Close()
 	scraper := &flinkprom.Scraper{JobID: tb.JobID}
+	var promQL *flinkprom.PromQL
+	if api := prometheusFor(t, tb.Flink.ReporterTargets()); api != nil {
+		promQL = &flinkprom.PromQL{API: api}
+	}
 
 	// Warm up: the first checkpoints and commits, and a whole 60 s window
 	// of Flink's time gauges and meters after the job started. The steady
 	// phase lasts 3 minutes.
 	const warm = 65 * time.Second
 	sleepUntil(ctx, tb, warm)
-	restW, promW := metrics.NewWindow(time.Minute), metrics.NewWindow(time.Minute)
+	restW, promW, queryW := metrics.NewWindow(time.Minute), metrics.NewWindow(time.Minute), metrics.NewWindow(time.Minute)
 	var lastREST, lastProm metrics.FlinkSample
 	var producedAt []int64
 	var times []time.Time
@@ -107,6 +111,12 @@ func realCollectors(t *testing.T, v Flink) {
 		restW.AddKafka(ks)
 		promW.AddFlink(flinkprom.MergeWith(fs, ps, flinkprom.MergeOptions{PreferPrometheus: true}))
 		promW.AddKafka(ks)
+		if promQL != nil {
+			qs, err := promQL.Collect(ctx, tb.JobID, time.Now())
+			require.NoError(t, err)
+			queryW.AddFlink(flinkprom.MergeWith(fs, qs, flinkprom.MergeOptions{PreferPrometheus: true}))
+			queryW.AddKafka(ks)
+		}
 		lastREST, lastProm = fs, ps
 		producedAt = append(producedAt, tb.Producer.Total())
 		times = append(times, time.Now())
@@ -116,7 +126,11 @@ func realCollectors(t *testing.T, v Flink) {
 	assert.InDelta(t, 500, produced, 500*0.03, "the producer plays 500 records/s")
 
 	want := ExpectedRates(j, map[string]float64{"events": 500})
-	for name, w := range map[string]*metrics.Window{"REST": restW, "REST+reporter": promW} {
+	windows := map[string]*metrics.Window{"REST": restW, "REST+reporter": promW}
+	if promQL != nil {
+		windows["REST+PromQL"] = queryW
+	}
+	for name, w := range windows {
 		snap, missing := w.Snapshot()
 		t.Logf("%s snapshot missing: %v", name, missing)
 		checkSnapshot(t, name, snap, j.Vertices, want)
