@@ -372,64 +372,13 @@ scrape_configs:
       - targets: [%q]
 `
 
-// startPrometheus runs prometheus from a temporary directory, scraping the
-// metrics at target every second, until the test ends; it returns once
+// startPrometheus runs prometheus scraping the metrics at target every
+// second, with the alert rules, until the test ends; it returns once
 // Prometheus is ready.
 func startPrometheus(t *testing.T, bin, target, rules string) *promServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, fmt.Appendf(nil, promConfig, rules, metricsPath, target), 0o644))
-	addr := fixtures.FreeAddr(t)
-	logPath := filepath.Join(dir, "prometheus.log")
-	logf, err := os.Create(logPath)
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--log.level=warn",
-	)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		_ = logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log (%s):\n%s", logPath, tail(string(b), 4000))
-		}
-	})
-
-	p := &promServer{base: "http://" + addr, http: &http.Client{Timeout: 5 * time.Second}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("prometheus exited: %v\n%s", err, tail(string(b), 4000))
-		default:
-		}
-		resp, err := p.http.Get(p.base + "/-/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready at %s within 30s: %v", p.base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	base := fixtures.StartPrometheus(t, bin, fmt.Sprintf(promConfig, rules, metricsPath, target))
+	return &promServer{base: base, http: &http.Client{Timeout: 5 * time.Second}}
 }
 
 // series is one element of an instant vector.
