@@ -2,8 +2,8 @@ package testbed
 
 import (
 	"bytes"
-	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,17 +156,14 @@ func TestWorkloadSpecOrdersInputsFirstAndEscapes(t *testing.T) {
 	require.NoError(t, WorkloadSpec(&b, s.Job, "b:1"))
 	pos := map[string]int{}
 	for _, l := range strings.Split(b.String(), "\n") {
-		if rest, ok := strings.CutPrefix(l, "vertex."); ok && strings.Contains(rest, ".name=") {
-			var i int
-			var name string
-			idx, n, _ := strings.Cut(rest, ".name=")
-			_, _ = idx, n
-			name = n
-			for _, c := range idx {
-				i = i*10 + int(c-'0')
-			}
-			pos[unescape(name)] = i
+		rest, ok := strings.CutPrefix(l, "vertex.")
+		idx, name, named := strings.Cut(rest, ".name=")
+		if !ok || !named {
+			continue
 		}
+		i, err := strconv.Atoi(idx)
+		require.NoError(t, err, l)
+		pos[strings.ReplaceAll(name, `\\`, `\`)] = i
 	}
 	require.Len(t, pos, len(s.Job.Vertices))
 	for _, v := range s.Job.Vertices {
@@ -177,14 +174,12 @@ func TestWorkloadSpecOrdersInputsFirstAndEscapes(t *testing.T) {
 	assert.Equal(t, `\ a\\b\u00e9\ud83d\ude00`, escape(` a\bé😀`))
 }
 
-// unescape undoes escape for the characters the library's names use.
-func unescape(s string) string { return strings.ReplaceAll(s, `\\`, `\`) }
-
 func TestCostFactorIsSlotsPerCore(t *testing.T) {
 	s := loadScenario(t, "scenarios/saturate-step.yaml")
 	tm := s.Job.TaskManager
 	assert.Equal(t, 1.0, CostFactor(tm))
 	tm.Slots = 4 // 4 slots on 2 cores: each subtask gets half a core
 	assert.Equal(t, 2.0, CostFactor(tm))
-	assert.False(t, math.IsNaN(CostFactor(tm)))
+	tm.Slots = 1 // fewer slots than cores: no contention, no bonus either
+	assert.Equal(t, 1.0, CostFactor(tm))
 }

@@ -144,7 +144,8 @@ func topological(j sim.JobSpec) ([]int, error) {
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 // escape writes a value as java.util.Properties reads it back: a
-// backslash, and leading whitespace, escaped; non-ASCII as \uXXXX.
+// backslash, a leading space and a newline escaped, and every character
+// outside printable ASCII as \u escapes of its UTF-16 code units.
 func escape(s string) string {
 	var b strings.Builder
 	for i, r := range s {
