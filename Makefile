@@ -96,6 +96,15 @@ DEMO_ARGS ?=
 demo: $(KUBE_APISERVER) $(ETCD) flinkscale-bin ## Run the demo: the controller scaling three simulated Flink jobs through a day in ~3 minutes [DEMO_ARGS=...]
 	$(BIN)/flinkscale demo $(DEMO_ARGS)
 
+# The same day on real Apache Flink and Kafka (flinkscale demo --real): what
+# `make demo` needs, plus a JDK 17 and Maven. As with `make testbed`, the
+# testbed resolves Flink's and Kafka's jars into ~/.m2 and builds its
+# workload for both Flink lines itself on first use (JUnit tests skipped:
+# `make test-java` runs them), then caches them in bin/testbed.
+.PHONY: demo-real
+demo-real: $(KUBE_APISERVER) $(ETCD) flinkscale-bin ## Run the demo on real Flink and Kafka: two jobs through the day compressed 24×, in ~9 minutes [DEMO_ARGS=...]
+	$(BIN)/flinkscale demo --real $(DEMO_ARGS)
+
 ##@ Test
 
 # Prerequisites of `make test`: the integration tests (test/envtest users)
@@ -115,13 +124,18 @@ GO_TEST_FLAGS ?=
 MVN ?= mvn
 MVN_FLAGS ?= -B -q
 TESTBED_POM := test/testbed/java/pom.xml
-REAL_TEST_TIMEOUT ?= 20m
+REAL_TEST_TIMEOUT ?= 30m
+# The real tests' packages: the testbed's own, the whole stack
+# (controller, fake operator, real Flink) in test/realstack, and the demo on
+# real Flink (test/demo, a long run). -p 1 runs them one package at a time,
+# never two stacks at once.
+REAL_TEST_PKGS := ./test/testbed/ ./test/realstack/ ./test/demo/
 
 .PHONY: test
 test: $(TEST_DEPS) test-java ## Run all tests: Java, Go with the race detector, record conservation, then real Flink and Kafka
 	$(GO) test -race -count=1 $(if $(GO_TEST_FLAGS),$(GO_TEST_FLAGS) )./...
 	$(GO) test -count=1 -run '^TestEveryScenarioConservesRecords$$' ./test/bench/
-	FLINKSCALE_REAL=1 $(GO) test -count=1 -timeout $(REAL_TEST_TIMEOUT) -v -run '^TestReal' ./test/testbed/
+	FLINKSCALE_REAL=1 $(GO) test -p 1 -count=1 -timeout $(REAL_TEST_TIMEOUT) -v -run '^TestReal' $(REAL_TEST_PKGS)
 
 .PHONY: test-java
 test-java: ## Build the testbed's workload for Flink 1.20 and 2.x and run its JUnit tests (Maven)
@@ -129,8 +143,8 @@ test-java: ## Build the testbed's workload for Flink 1.20 and 2.x and run its JU
 	$(MVN) $(MVN_FLAGS) -f $(TESTBED_POM) -P flink-2 package
 
 .PHONY: test-real
-test-real: test-java flinkscale-bin ## Long runs on real Flink and Kafka: the collectors, and the simulator judged against real Flink (FLINK=1.20|2)
-	FLINKSCALE_REAL=1 FLINKSCALE_REAL_LONG=1 $(if $(FLINK),FLINKSCALE_TESTBED_FLINK=$(FLINK) )$(GO) test -count=1 -timeout 60m -v -run '^TestReal|^TestFidelity' ./test/testbed/
+test-real: test-java flinkscale-bin ## Long runs on real Flink and Kafka: the collectors, the simulator judged against real Flink, rescales and faults end to end (FLINK=1.20|2)
+	FLINKSCALE_REAL=1 FLINKSCALE_REAL_LONG=1 $(if $(FLINK),FLINKSCALE_TESTBED_FLINK=$(FLINK) )$(GO) test -p 1 -count=1 -timeout 90m -v -run '^TestReal|^TestFidelity' $(REAL_TEST_PKGS)
 
 # SCENARIO and FLINK for `make testbed`; TESTBED_ARGS are more flags.
 SCENARIO ?= test/testbed/scenarios/saturate-step.yaml

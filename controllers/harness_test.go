@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +23,7 @@ import (
 	"github.com/flinkscale/flinkscale/controllers/target"
 	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/eventlog"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
 	"github.com/flinkscale/flinkscale/test/sim"
@@ -169,39 +167,9 @@ func (w *world) newController(wrap func(client.Client) client.Client) *controlle
 // sample count. Missing: -1.
 func (w *world) metric(name string, labels ...string) float64 {
 	w.t.Helper()
-	mfs, err := w.reg.Gather()
+	v, err := fixtures.Metric(w.reg, name, labels...)
 	require.NoError(w.t, err)
-	sum, found := 0.0, false
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue series
-				}
-			}
-			found = true
-			switch {
-			case m.Gauge != nil:
-				sum += m.GetGauge().GetValue()
-			case m.Counter != nil:
-				sum += m.GetCounter().GetValue()
-			case m.Histogram != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	if !found {
-		return -1
-	}
-	return sum
+	return v
 }
 
 // run advances the world by d: the simulator second by second, the operator
@@ -308,61 +276,13 @@ func (w *world) rescales() []v1alpha1.RescaleRecordStatus {
 	return nil
 }
 
-// eventLog records events for assertions.
-type eventLog struct {
-	mu     sync.Mutex
-	events []event
-}
-
-type event struct {
-	kind, name, typ, reason, msg string
-}
-
-func (l *eventLog) add(obj runtime.Object, typ, reason, msg string) {
-	e := event{typ: typ, reason: reason, msg: msg}
-	if o, ok := obj.(client.Object); ok {
-		e.name = o.GetName()
-		e.kind = obj.GetObjectKind().GroupVersionKind().Kind
-		if e.kind == "" {
-			if _, isPol := obj.(*v1alpha1.FlinkScalingPolicy); isPol {
-				e.kind = "FlinkScalingPolicy"
-			}
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-}
-
-func (l *eventLog) Event(obj runtime.Object, typ, reason, msg string) { l.add(obj, typ, reason, msg) }
-func (l *eventLog) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {
-	l.add(obj, typ, reason, fmt.Sprintf(format, args...))
-}
-func (l *eventLog) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ, reason, format string, args ...any) {
-	l.Eventf(obj, typ, reason, format, args...)
-}
+// eventLog records the controller's and the operator's events for
+// assertions.
+type eventLog struct{ eventlog.Log }
 
 // count is how many events of reason went to objects of kind.
-func (l *eventLog) count(kind, reason string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.events {
-		if e.kind == kind && e.reason == reason {
-			n++
-		}
-	}
-	return n
-}
+func (l *eventLog) count(kind, reason string) int { return l.Count(kind, reason) }
 
-func (l *eventLog) dump() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var b strings.Builder
-	for _, e := range l.events {
-		fmt.Fprintf(&b, "%s/%s %s %s: %s\n", e.kind, e.name, e.typ, e.reason, e.msg)
-	}
-	return b.String()
-}
+func (l *eventLog) dump() string { return l.String() }
 
 var _ = corev1.EventTypeNormal

@@ -159,7 +159,7 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	msg := strings.Join(e.Messages, "; ")
+	msg := e.Summary()
 	if len(msg) > 500 {
 		msg = msg[:500] + "…"
 	}
@@ -167,6 +167,19 @@ func (e *APIError) Error() string {
 		msg = http.StatusText(e.Status)
 	}
 	return fmt.Sprintf("flink: %s %s: HTTP %d: %s", e.Method, e.Endpoint, e.Status, msg)
+}
+
+// Summary is the messages joined, each cut to its first line: Flink puts
+// whole Java stack traces into "errors" (a job not found is a
+// NotFoundException with 30 lines of frames), and only the first line,
+// the exception and its message, belongs in a condition or an event.
+func (e *APIError) Summary() string {
+	lines := make([]string, 0, len(e.Messages))
+	for _, m := range e.Messages {
+		first, _, _ := strings.Cut(strings.TrimSpace(m), "\n")
+		lines = append(lines, strings.TrimSpace(first))
+	}
+	return strings.Join(lines, "; ")
 }
 
 // IsNotFound reports whether err is a Flink 404 (unknown job, vertex,

@@ -227,3 +227,17 @@ func TestBatches(t *testing.T) {
 	assert.Greater(t, len(bs), 1)
 	assert.Empty(t, batches(nil, 10))
 }
+
+// Flink answers errors with whole Java stack traces (here real Flink
+// 1.20's answer for a job it does not know yet); errors keep the first
+// line of each, which is what a condition or an event can show.
+func TestAPIErrorKeepsTheFirstLineOfEachTrace(t *testing.T) {
+	ae := &APIError{Method: "GET", Endpoint: "/jobs/" + fJob, Status: 404, Messages: []string{
+		"org.apache.flink.runtime.rest.NotFoundException: Job " + fJob + " not found\n" +
+			"\tat org.apache.flink.runtime.rest.handler.job.AbstractExecutionGraphHandler.lambda$handleRequest$1(AbstractExecutionGraphHandler.java:99)\n" +
+			"\tat java.base/java.util.concurrent.CompletableFuture.uniExceptionally(CompletableFuture.java:990)\n",
+		"  Internal server error.  ",
+	}}
+	assert.Equal(t, "flink: GET /jobs/"+fJob+": HTTP 404: org.apache.flink.runtime.rest.NotFoundException: Job "+fJob+" not found; Internal server error.", ae.Error())
+	assert.Contains(t, ae.Messages[0], "CompletableFuture.java:990", "the messages themselves are kept whole")
+}

@@ -706,7 +706,7 @@ func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
 func errString(err error) string {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return fmt.Sprintf("HTTP %d: %s", ae.Status, strings.Join(ae.Messages, "; "))
+		return fmt.Sprintf("HTTP %d: %s", ae.Status, ae.Summary())
 	}
 	return err.Error()
 }

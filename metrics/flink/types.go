@@ -322,6 +322,13 @@ type CheckpointStat struct {
 	CheckpointType     string `json:"checkpoint_type"`
 	ExternalPath       string `json:"external_path"`
 	FailureMessage     string `json:"failure_message"`
+	FailureTimestamp   int64  `json:"failure_timestamp"`
+	// Unaligned checkpoints' in-flight data and the subtasks' progress.
+	AlignmentBuffered int64 `json:"alignment_buffered"`
+	ProcessedData     int64 `json:"processed_data"`
+	PersistedData     int64 `json:"persisted_data"`
+	NumSubtasks       int   `json:"num_subtasks"`
+	NumAcknowledged   int   `json:"num_acknowledged_subtasks"`
 }
 
 // CheckpointConfig is GET /jobs/:jobid/checkpoints/config (ms values).

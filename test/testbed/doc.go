@@ -47,6 +47,16 @@
 // /overview) or for the broker to answer a metadata request, and fails as
 // soon as a process exits, with the last lines of its output and log.
 //
+// # Output and audit
+//
+// With Options.Sink, every terminal vertex of the workload ends in Flink's
+// Kafka sink (exactly-once: transactional; or at-least-once), chained into
+// it, writing each record's 8-byte id, the producer's, to an output topic.
+// Audit and Testbed.AwaitAudit read that topic back (read_committed or
+// read_uncommitted) and compare it id by id with what the producer got
+// acknowledged (Producer.IDs): duplicates, missing and unexpected ids, the
+// proof that a rescale lost or repeated nothing.
+//
 // Tests that start real processes call RequireReal first: they run only
 // with FLINKSCALE_REAL=1 (make test runs them in a step of their own, not
 // competing with the rest of the tests for the cores) and not with -short;

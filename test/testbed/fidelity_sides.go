@@ -197,7 +197,7 @@ func (r *realSide) respec(vertices []jobVertex) (string, error) {
 	}
 	path := filepath.Join(r.tb.Dir(), "job-resubmitted.properties")
 	var b bytes.Buffer
-	if err := WorkloadSpec(&b, j, r.tb.Kafka.Bootstrap()); err != nil {
+	if err := WorkloadSpecWithSink(&b, j, r.tb.Kafka.Bootstrap(), r.tb.sink); err != nil {
 		return "", fmt.Errorf("fidelity: the resubmitted workload's spec: %w", err)
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {

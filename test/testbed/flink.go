@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/flinkscale/flinkscale/metrics/flinkprom"
@@ -148,6 +149,7 @@ type Cluster struct {
 	mu       sync.Mutex
 	tms      []*taskManager // oldest first
 	nextTM   int
+	slots    int // taskmanager.numberOfTaskSlots of the TaskManagers started next
 	stopped  bool
 	keepDirs bool // a failed start keeps its temporary directory
 }
@@ -169,7 +171,7 @@ func StartFlink(ctx context.Context, opts FlinkOptions) (_ *Cluster, err error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()
-	c := &Cluster{opts: o, client: &http.Client{Timeout: 5 * time.Second}}
+	c := &Cluster{opts: o, slots: o.Slots, client: &http.Client{Timeout: 5 * time.Second}}
 	if c.java = o.Java; c.java == "" {
 		if c.java, err = JavaPath(); err != nil {
 			return nil, err
@@ -532,6 +534,7 @@ func (c *Cluster) startTaskManager() (*taskManager, error) {
 	p := Process{Name: id, Log: filepath.Join(c.logDir, id+".log"), Output: filepath.Join(c.logDir, id+".out")}
 	dyn := append(slices.Clone(c.tmDynamic),
 		"-D", "taskmanager.resource-id="+id,
+		"-D", "taskmanager.numberOfTaskSlots="+strconv.Itoa(c.slots),
 		"-D", "metrics.reporter.prom.port="+strconv.Itoa(port))
 	pr, err := startProc(p, c.dir, c.javaArgv(p, c.tmJVM, c.tmOpts, mainTaskManager, dyn))
 	if err != nil {
@@ -625,9 +628,19 @@ func (c *Cluster) RemoveTaskManager(ctx context.Context) error {
 		c.mu.Unlock()
 		return errors.New("no TaskManager to remove")
 	}
-	tm := c.tms[len(c.tms)-1]
-	c.tms = c.tms[:len(c.tms)-1]
+	id := c.tms[len(c.tms)-1].id
 	c.mu.Unlock()
+	return c.StopTaskManager(ctx, id)
+}
+
+// StopTaskManager stops the TaskManager with resource id id gracefully, as
+// RemoveTaskManager does the newest, and returns once the JobManager no
+// longer lists it.
+func (c *Cluster) StopTaskManager(ctx context.Context, id string) error {
+	tm, err := c.detach(id)
+	if err != nil {
+		return err
+	}
 	if err := tm.stop(StopGrace); err != nil {
 		return err
 	}
@@ -635,6 +648,96 @@ func (c *Cluster) RemoveTaskManager(ctx context.Context) error {
 		ids, err := c.taskManagerIDs(ctx)
 		return err == nil && !slices.Contains(ids, tm.id), fmt.Sprintf("TaskManagers %v", ids), err
 	})
+}
+
+// KillTaskManager kills the TaskManager with resource id id (SIGKILL to its
+// process group: no deregistration, as a node failure or an OOM-killed pod)
+// and returns once the process is gone. The JobManager finds out on its
+// own, through broken connections and missed heartbeats.
+func (c *Cluster) KillTaskManager(id string) error {
+	tm, err := c.detach(id)
+	if err != nil {
+		return err
+	}
+	if err := signalGroup(tm.PID, syscall.SIGKILL); err != nil && !tm.exited() {
+		return fmt.Errorf("killing %s (pid %d): %w", tm.id, tm.PID, err)
+	}
+	select {
+	case <-tm.done:
+		return nil
+	case <-time.After(killWait):
+		return fmt.Errorf("%s (pid %d) still runs %s after SIGKILL", tm.id, tm.PID, killWait)
+	}
+}
+
+// detach takes the TaskManager id out of the cluster's list, so that
+// waiting on the cluster does not take its end for a failure.
+func (c *Cluster) detach(id string) (*taskManager, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return nil, errors.New("the cluster is stopped")
+	}
+	i := slices.IndexFunc(c.tms, func(t *taskManager) bool { return t.id == id })
+	if i < 0 {
+		return nil, fmt.Errorf("no TaskManager %q", id)
+	}
+	tm := c.tms[i]
+	c.tms = slices.Delete(c.tms, i, i+1)
+	return tm, nil
+}
+
+// ReapTaskManagers removes the TaskManagers whose process has ended from
+// the cluster's list and returns their ids (with why they ended): a
+// supervisor replaces them, as Kubernetes replaces a crashed pod. Until
+// then any wait on the cluster fails, naming the ended process.
+func (c *Cluster) ReapTaskManagers() map[string]error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out map[string]error
+	c.tms = slices.DeleteFunc(c.tms, func(t *taskManager) bool {
+		if !t.exited() {
+			return false
+		}
+		if out == nil {
+			out = map[string]error{}
+		}
+		out[t.id] = t.exitError()
+		return true
+	})
+	return out
+}
+
+// TaskManagerIDs are the resource ids of the TaskManager processes
+// started and not removed, oldest first.
+func (c *Cluster) TaskManagerIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, len(c.tms))
+	for i, tm := range c.tms {
+		ids[i] = tm.id
+	}
+	return ids
+}
+
+// Slots is taskmanager.numberOfTaskSlots of the TaskManagers started next.
+func (c *Cluster) Slots() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.slots
+}
+
+// SetSlots sets taskmanager.numberOfTaskSlots of the TaskManagers started
+// from now on (a dynamic property of each, so TaskManagers of different
+// shapes can coexist while a pool is replaced); running ones keep theirs.
+func (c *Cluster) SetSlots(n int) error {
+	if n < 1 {
+		return fmt.Errorf("taskmanager.numberOfTaskSlots must be positive, got %d", n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slots = n
+	return nil
 }
 
 // Overview is the part of the JobManager's GET /overview the testbed reads.

@@ -41,6 +41,14 @@ type Options struct {
 	Progress io.Writer
 	// SkipJavaTests builds the workload jar without its JUnit tests.
 	SkipJavaTests bool
+	// Sink, if set, puts a Kafka sink behind the workload's terminal
+	// vertices, writing to an output topic that Start creates and Audit
+	// reads.
+	Sink *SinkOptions
+	// NoJob: Start does not submit the workload (JobID stays empty); a
+	// Deployer's first Submit does, as the Flink Kubernetes Operator
+	// deploys a FlinkDeployment. The producer still starts.
+	NoJob bool
 }
 
 // Testbed is a scenario running on a real Kafka broker and a real Flink
@@ -58,6 +66,7 @@ type Testbed struct {
 	Started time.Time
 
 	specFile string
+	sink     *SinkOptions
 	flinkCP  string
 	jar      string
 	dir      string
@@ -98,7 +107,12 @@ func Start(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	tb := &Testbed{Realised: r, dir: o.Dir, done: make(chan struct{})}
+	if o.Sink != nil {
+		if err := o.Sink.validate(r.Scaled.Job); err != nil {
+			return nil, err
+		}
+	}
+	tb := &Testbed{Realised: r, dir: o.Dir, sink: o.Sink, done: make(chan struct{})}
 	if tb.dir == "" {
 		if tb.dir, err = os.MkdirTemp("", "flinkscale-testbed-"); err != nil {
 			return nil, err
@@ -132,7 +146,7 @@ func Start(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if tb.Kafka, err = StartKafka(ctx, KafkaOptions{Dir: filepath.Join(tb.dir, "kafka"), Classpath: kafkaCP}); err != nil {
 		return nil, err
 	}
-	if err := CreateTopics(ctx, tb.Kafka.Bootstrap(), s); err != nil {
+	if err := CreateTopics(ctx, tb.Kafka.Bootstrap(), s, o.Sink); err != nil {
 		return nil, err
 	}
 	if tb.Producer, err = NewProducer(tb.Kafka.Bootstrap(), s); err != nil {
@@ -178,20 +192,22 @@ func Start(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	err = WorkloadSpec(f, s.Job, tb.Kafka.Bootstrap())
+	err = WorkloadSpecWithSink(f, s.Job, tb.Kafka.Bootstrap(), o.Sink)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("testbed: writing %s: %w", tb.specFile, err)
 	}
-	if tb.JobID, err = tb.Submit(ctx, nil); err != nil {
-		return nil, err
+	if !o.NoJob {
+		if tb.JobID, err = tb.Submit(ctx, nil); err != nil {
+			return nil, err
+		}
+		if err := tb.WaitRunning(ctx, tb.JobID); err != nil {
+			return nil, err
+		}
+		say("job %s (%s) running in %s", s.Job.Name, tb.JobID, time.Since(start).Round(time.Millisecond))
 	}
-	if err := tb.WaitRunning(ctx, tb.JobID); err != nil {
-		return nil, err
-	}
-	say("job %s (%s) running in %s", s.Job.Name, tb.JobID, time.Since(start).Round(time.Millisecond))
 
 	lctx, cancel := context.WithCancel(context.Background())
 	tb.cancel = cancel
@@ -260,6 +276,18 @@ func (tb *Testbed) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// StopLoad stops the producer before the scenario's end and waits until
+// it has stopped: every record it produced is acknowledged by then, so an
+// audit knows exactly what the job must emit. It returns the producer's
+// error if it failed before.
+func (tb *Testbed) StopLoad() error {
+	if tb.cancel != nil {
+		tb.cancel()
+	}
+	<-tb.done
+	return tb.loadErr
 }
 
 // Dir is the run's directory: logs, configuration, checkpoints.

@@ -18,6 +18,18 @@ import (
 // 1e9 / capacity nanoseconds a record, its selectivity, inputs, key-group
 // shares (the simulator's, sim.KeyGroupShares) and state per key group.
 func WorkloadSpec(w io.Writer, j sim.JobSpec, bootstrap string) error {
+	return WorkloadSpecWithSink(w, j, bootstrap, nil)
+}
+
+// WorkloadSpecWithSink is WorkloadSpec with, when sink is not nil, the
+// Kafka sink behind the terminal vertices (the sink.* keys), once the job
+// is checked to deliver every record to it exactly once (see SinkOptions).
+func WorkloadSpecWithSink(w io.Writer, j sim.JobSpec, bootstrap string, sink *SinkOptions) error {
+	if sink != nil {
+		if err := sink.validate(j); err != nil {
+			return err
+		}
+	}
 	index := map[string]int{}
 	for i, v := range j.Vertices {
 		index[v.Name] = i
@@ -84,6 +96,10 @@ func WorkloadSpec(w io.Writer, j sim.JobSpec, bootstrap string) error {
 				p(k+"stateBytesPerKeyGroup", int64(math.Ceil(v.StateBytes/float64(maxP))))
 			}
 		}
+	}
+	if sink != nil {
+		p("sink.topic", sink.Topic)
+		p("sink.guarantee", sink.guarantee())
 	}
 	_, err = io.WriteString(w, b.String())
 	return err

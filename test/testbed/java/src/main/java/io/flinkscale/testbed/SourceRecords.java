@@ -20,8 +20,8 @@ public final class SourceRecords implements KafkaRecordDeserializationSchema<Lon
   private final Work work;
   private transient boolean opened;
 
-  SourceRecords(Spec.Vertex vertex, double slowdown) {
-    this.work = new Work(vertex, slowdown);
+  SourceRecords(Work work) {
+    this.work = work;
   }
 
   @Override

@@ -38,7 +38,31 @@ import java.util.Set;
  * vertex.1.usl.sigma=0.03
  * vertex.1.usl.kappa=0.0005
  * vertex.1.slotSharingGroup=default
+ * sink.topic=audit                   # optional: a Kafka sink behind every terminal vertex
+ * sink.guarantee=exactly-once        # or at-least-once; default exactly-once
+ * sink.transactionTimeoutMs=300000   # exactly-once only; default 300000
  * </pre>
+ *
+ * <h2>The sink and its audit</h2>
+ *
+ * With sink.topic set, every terminal vertex (one no vertex reads) is followed by a Kafka sink
+ * chained into it (see WorkloadJob), which writes each record's value, the producer's 8-byte id,
+ * to the topic. The point is an audit (test/testbed/audit.go): every record produced reaches the
+ * sink exactly once, so the output can be compared with what the producer wrote, id by id. Hence:
+ *
+ * <ul>
+ *   <li>a terminal vertex forwards every record it processes once: its selectivity only shaped
+ *       output that no one consumed, and is ignored (see {@link #emitsPerRecord});
+ *   <li>every other vertex has selectivity 1 and exactly one outgoing edge, and no edge is
+ *       BROADCAST, so that no record is dropped or copied on its way;
+ *   <li>the sink's topic is not one the job reads.
+ * </ul>
+ *
+ * sink.transactionTimeoutMs is the Kafka producer's transaction.timeout.ms. An exactly-once sink
+ * keeps a transaction open from one checkpoint to the next and commits it when the checkpoint
+ * completes (so output becomes visible to read_committed consumers only then): the timeout must
+ * exceed checkpoint.interval.ms, and stay within the broker's transaction.max.timeout.ms (900000
+ * by default), or the producer cannot begin a transaction at all.
  */
 public final class Spec implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -93,7 +117,38 @@ public final class Spec implements Serializable {
     }
   }
 
+  /** The sink's delivery guarantee, with the spec's names for Flink's DeliveryGuarantee. */
+  public enum Guarantee {
+    EXACTLY_ONCE("exactly-once"),
+    AT_LEAST_ONCE("at-least-once");
+
+    public final String key;
+
+    Guarantee(String key) {
+      this.key = key;
+    }
+
+    static Guarantee of(String key) {
+      for (Guarantee g : values()) {
+        if (g.key.equals(key)) {
+          return g;
+        }
+      }
+      return null;
+    }
+  }
+
+  /** The Kafka sink behind every terminal vertex. */
+  public record Sink(String topic, Guarantee guarantee, long transactionTimeoutMs)
+      implements Serializable {}
+
   public static final String SOURCE_PREFIX = "Source: ";
+
+  /** The producer's default transaction.timeout.ms for an exactly-once sink. */
+  public static final long DEFAULT_TRANSACTION_TIMEOUT_MS = 300_000;
+
+  /** Kafka brokers' default transaction.max.timeout.ms: a longer timeout is refused. */
+  public static final long BROKER_MAX_TRANSACTION_TIMEOUT_MS = 900_000;
 
   public final String jobName;
   public final String bootstrap;
@@ -103,6 +158,8 @@ public final class Spec implements Serializable {
   /** Per-record costs are multiplied by this: slots per core where slots outnumber cores. */
   public final double costFactor;
   public final List<Vertex> vertices;
+  /** The Kafka sink (sink.topic), or null: the job writes nowhere. */
+  public final Sink sink;
 
   private Spec(
       String jobName,
@@ -111,7 +168,8 @@ public final class Spec implements Serializable {
       long checkpointIntervalMs,
       long checkpointTimeoutMs,
       double costFactor,
-      List<Vertex> vertices) {
+      List<Vertex> vertices,
+      Sink sink) {
     this.jobName = jobName;
     this.bootstrap = bootstrap;
     this.group = group;
@@ -119,6 +177,43 @@ public final class Spec implements Serializable {
     this.checkpointTimeoutMs = checkpointTimeoutMs;
     this.costFactor = costFactor;
     this.vertices = Collections.unmodifiableList(vertices);
+    this.sink = sink;
+  }
+
+  /** Whether no vertex reads v: with a sink, the sink follows it. */
+  public boolean isTerminal(Vertex v) {
+    return outgoing(vertices, v.index()).isEmpty();
+  }
+
+  /**
+   * Records a vertex emits per record it processes: its selectivity, except that a terminal vertex
+   * followed by the sink forwards each record once. That vertex's selectivity shaped output no one
+   * consumed; the audit needs every record at the sink.
+   */
+  public double emitsPerRecord(Vertex v) {
+    return sink != null && isTerminal(v) ? 1 : v.selectivity();
+  }
+
+  /**
+   * The sink's transactional.id prefix: one per job name, so that two jobs on one broker never
+   * fence each other's transactions, and the same across the job's resubmissions, so that a job
+   * restored from a savepoint finds and aborts the transactions its previous run left open.
+   */
+  public String transactionalIdPrefix() {
+    return "flinkscale-" + jobName;
+  }
+
+  /** The indices of the vertices reading vertex i, once per edge. */
+  private static List<Integer> outgoing(List<Vertex> vs, int i) {
+    List<Integer> out = new ArrayList<>();
+    for (Vertex w : vs) {
+      for (Input in : w.inputs()) {
+        if (in.from() == i) {
+          out.add(w.index());
+        }
+      }
+    }
+    return out;
   }
 
   public static Spec load(Path file) throws IOException {
@@ -222,9 +317,95 @@ public final class Spec implements Serializable {
         }
       }
     }
+    Sink sink = parseSink(r, topics, interval);
+    if (sink != null) {
+      checkAuditable(r, vs);
+    }
     r.unknownKeys(n);
     r.throwIfBad();
-    return new Spec(jobName, bootstrap, group, interval, timeout, costFactor, vs);
+    return new Spec(jobName, bootstrap, group, interval, timeout, costFactor, vs, sink);
+  }
+
+  /** Reads sink.*: null without sink.topic. */
+  private static Sink parseSink(Reader r, Set<String> sourceTopics, long checkpointIntervalMs) {
+    String topic = r.string("sink.topic", "");
+    String g = r.raw("sink.guarantee");
+    boolean timeoutSet = r.raw("sink.transactionTimeoutMs") != null;
+    if (topic.isEmpty()) {
+      if (g != null || timeoutSet) {
+        r.bad("sink.topic", "required with sink.guarantee or sink.transactionTimeoutMs");
+      }
+      return null;
+    }
+    if (sourceTopics.contains(topic)) {
+      r.bad("sink.topic", "\"" + topic + "\" is read by a source: the job would read its own output");
+    }
+    Guarantee guarantee = Guarantee.EXACTLY_ONCE;
+    if (g != null && !g.isEmpty()) {
+      guarantee = Guarantee.of(g);
+      if (guarantee == null) {
+        r.bad("sink.guarantee", "\"" + g + "\" is not exactly-once or at-least-once");
+        guarantee = Guarantee.EXACTLY_ONCE;
+      }
+    }
+    long txTimeout =
+        r.longValue("sink.transactionTimeoutMs", DEFAULT_TRANSACTION_TIMEOUT_MS, 1, Long.MAX_VALUE);
+    if (timeoutSet && guarantee != Guarantee.EXACTLY_ONCE) {
+      r.bad("sink.transactionTimeoutMs", "only an exactly-once sink has transactions");
+    }
+    if (txTimeout > BROKER_MAX_TRANSACTION_TIMEOUT_MS) {
+      r.bad(
+          "sink.transactionTimeoutMs",
+          txTimeout
+              + " exceeds the broker's transaction.max.timeout.ms ("
+              + BROKER_MAX_TRANSACTION_TIMEOUT_MS
+              + "): the sink could not begin a transaction");
+    }
+    if (guarantee == Guarantee.EXACTLY_ONCE && txTimeout <= checkpointIntervalMs) {
+      r.bad(
+          "sink.transactionTimeoutMs",
+          txTimeout
+              + " does not exceed checkpoint.interval.ms ("
+              + checkpointIntervalMs
+              + "): a transaction stays open from one checkpoint to the next");
+    }
+    return new Sink(topic, guarantee, txTimeout);
+  }
+
+  /**
+   * The audit's constraints (see the class comment): every record travels from its source to
+   * exactly one terminal vertex, neither dropped nor copied.
+   */
+  private static void checkAuditable(Reader r, List<Vertex> vs) {
+    String why = ": with sink.topic every record must reach the sink exactly once";
+    for (Vertex v : vs) {
+      List<Integer> outs = outgoing(vs, v.index());
+      String k = "vertex." + v.index() + ".";
+      if (outs.isEmpty()) {
+        continue;
+      }
+      if (outs.size() > 1) {
+        r.bad(
+            k + "name",
+            "\"" + v.name() + "\" has " + outs.size() + " outgoing edges (to vertices "
+                + outs + ")" + why + ", so a vertex with consumers has exactly one");
+      }
+      if (v.selectivity() != 1) {
+        r.bad(
+            k + "selectivity",
+            v.selectivity() + " on \"" + v.name() + "\", which has consumers" + why
+                + ", so only a terminal vertex may have a selectivity other than 1");
+      }
+      for (int o : outs) {
+        for (Input in : vs.get(o).inputs()) {
+          if (in.from() == v.index() && in.ship() == Ship.BROADCAST) {
+            r.bad(
+                "vertex." + o + ".inputs",
+                "BROADCAST from \"" + v.name() + "\" copies each record to every subtask" + why);
+          }
+        }
+      }
+    }
   }
 
   /** Reads typed values and collects every problem. */

@@ -5,7 +5,8 @@ import org.apache.flink.util.Collector;
 
 /**
  * What every vertex does per record, whatever its kind: pay the record's cost at the vertex's
- * current parallelism and emit selectivity × records. One instance per subtask.
+ * current parallelism and emit selectivity × records (Spec.emitsPerRecord: a terminal vertex
+ * followed by the sink forwards each record once). One instance per subtask.
  */
 final class Work implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -15,11 +16,14 @@ final class Work implements Serializable {
   private final Emitter emitter;
   private transient Pacer pacer;
 
-  /** slowdown: slots per core where a TaskManager has more slots than cores, else 1. */
-  Work(Spec.Vertex vertex, double slowdown) {
+  /**
+   * slowdown: slots per core where a TaskManager has more slots than cores, else 1; selectivity:
+   * records out per record in.
+   */
+  Work(Spec.Vertex vertex, double slowdown, double selectivity) {
     this.vertex = vertex;
     this.slowdown = slowdown;
-    this.emitter = new Emitter(vertex.selectivity());
+    this.emitter = new Emitter(selectivity);
   }
 
   /** Called from open(): the parallelism is the running subtask count. */

@@ -3,6 +3,9 @@ package io.flinkscale.testbed;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.sink.KafkaSinkBuilder;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -17,6 +20,8 @@ import org.apache.kafka.clients.consumer.OffsetResetStrategy;
  * "orders", which does the vertex's work, chained with pass-through operators "Filter" and "Map",
  * as a real job's chain is named; every vertex's head starts a new chain, so vertices never merge.
  * The head operator's uid is the vertex name, which fixes the job vertex id across submissions.
+ * With a sink (Spec.sink), every terminal vertex ends in a Kafka sink chained into it, so the job
+ * vertex's name grows the sink's operators ("Sink: counts -> KafkaSink: audit: Writer -> …").
  */
 public final class WorkloadJob {
   private WorkloadJob() {}
@@ -40,11 +45,11 @@ public final class WorkloadJob {
                 .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
                 .setProperty("commit.offsets.on.checkpoint", "true")
                 .setProperty("client.id.prefix", spec.group + "-" + v.index())
-                .setDeserializer(new SourceRecords(v, spec.costFactor))
+                .setDeserializer(new SourceRecords(work(spec, v)))
                 .build();
         op = env.fromSource(source, WatermarkStrategy.noWatermarks(), ops[0].substring(Spec.SOURCE_PREFIX.length()));
       } else {
-        Work work = new Work(v, spec.costFactor);
+        Work work = work(spec, v);
         if (v.isKeyed()) {
           DataStream<Long> in = null;
           for (Spec.Input e : v.inputs()) {
@@ -69,8 +74,43 @@ public final class WorkloadJob {
         op = op.map(new PassThrough()).name(ops[i]).uid(v.name() + " #" + i);
         place(op, v);
       }
+      if (spec.sink != null && spec.isTerminal(v)) {
+        // Chained into the vertex (same parallelism, group, FORWARD), so the
+        // job keeps the scenario's vertices; the uid keeps its state's id
+        // across submissions, as the head's does.
+        op.sinkTo(kafkaSink(spec))
+            .name("KafkaSink: " + spec.sink.topic())
+            .uid(v.name() + " sink")
+            .setParallelism(v.parallelism())
+            .setMaxParallelism(v.maxParallelism())
+            .slotSharingGroup(v.slotSharingGroup());
+      }
       streams.add(op);
     }
+  }
+
+  private static Work work(Spec spec, Spec.Vertex v) {
+    return new Work(v, spec.costFactor, spec.emitsPerRecord(v));
+  }
+
+  /**
+   * Flink's Kafka sink writing each record's id: transactional (EXACTLY_ONCE, one transaction per
+   * subtask and checkpoint, committed when the checkpoint completes) or flushing on checkpoints
+   * (AT_LEAST_ONCE).
+   */
+  static KafkaSink<Long> kafkaSink(Spec spec) {
+    KafkaSinkBuilder<Long> b =
+        KafkaSink.<Long>builder()
+            .setBootstrapServers(spec.bootstrap)
+            .setRecordSerializer(new SinkRecords(spec.sink.topic()));
+    if (spec.sink.guarantee() == Spec.Guarantee.EXACTLY_ONCE) {
+      b.setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+          .setTransactionalIdPrefix(spec.transactionalIdPrefix())
+          .setProperty("transaction.timeout.ms", Long.toString(spec.sink.transactionTimeoutMs()));
+    } else {
+      b.setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE);
+    }
+    return b.build();
   }
 
   private static void place(SingleOutputStreamOperator<Long> op, Spec.Vertex v) {

@@ -1,6 +1,9 @@
 package io.flinkscale.testbed;
 
+import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -38,6 +41,10 @@ class SpecTest {
           "vertex.2.selectivity=0",
           "vertex.2.inputs=1:rebalance",
           "vertex.2.slotSharingGroup=sinks");
+
+  /** GOOD with a sink: the keyed vertex keeps every record, as the audit needs. */
+  static final String AUDITABLE =
+      GOOD.replace("vertex.1.selectivity=0.5", "vertex.1.selectivity=1") + "\nsink.topic=audit";
 
   static Properties props(String s) throws Exception {
     Properties p = new Properties();
@@ -98,5 +105,89 @@ class SpecTest {
                 () -> Spec.parse(props(GOOD.replace("vertex.1.selectivity=0.5", "vertex.1.selectivity=0"))))
             .getMessage();
     assertTrue(m.contains("vertex.1.selectivity: 0, but vertex 2 consumes it"), m);
+  }
+
+  @Test
+  void parsesTheSink() throws Exception {
+    Spec s = Spec.parse(props(AUDITABLE));
+    assertEquals(new Spec.Sink("audit", Spec.Guarantee.EXACTLY_ONCE, 300_000), s.sink);
+    assertEquals("flinkscale-orders", s.transactionalIdPrefix());
+    Spec.Vertex keyed = s.vertices.get(1);
+    Spec.Vertex last = s.vertices.get(2);
+    assertFalse(s.isTerminal(keyed));
+    assertTrue(s.isTerminal(last));
+    // "Sink: out" has selectivity 0; followed by the sink, it forwards every record once.
+    assertEquals(0, last.selectivity());
+    assertEquals(1, s.emitsPerRecord(last));
+    assertEquals(1, s.emitsPerRecord(keyed));
+
+    Spec alo =
+        Spec.parse(props(AUDITABLE + "\nsink.guarantee=at-least-once"));
+    assertEquals(Spec.Guarantee.AT_LEAST_ONCE, alo.sink.guarantee());
+    Spec eo = Spec.parse(props(AUDITABLE + "\nsink.transactionTimeoutMs=60000"));
+    assertEquals(60_000, eo.sink.transactionTimeoutMs());
+
+    Spec none = Spec.parse(props(GOOD));
+    assertNull(none.sink);
+    assertEquals(0, none.emitsPerRecord(none.vertices.get(2)), "no sink: the selectivity holds");
+  }
+
+  @Test
+  void refusesABadSinkNamingWhy() throws Exception {
+    String fourth =
+        String.join(
+            "\n",
+            "vertex.3.name=Sink: side",
+            "vertex.3.parallelism=1",
+            "vertex.3.maxParallelism=128",
+            "vertex.3.costNanos=0",
+            "vertex.3.selectivity=0",
+            "vertex.3.inputs=0:REBALANCE");
+    String[][] cases = {
+      {AUDITABLE + "\nsink.guarantee=twice", "sink.guarantee: \"twice\" is not exactly-once or at-least-once"},
+      {
+        AUDITABLE + "\nsink.transactionTimeoutMs=900001",
+        "sink.transactionTimeoutMs: 900001 exceeds the broker's transaction.max.timeout.ms (900000)"
+      },
+      {
+        // checkpoint.interval.ms is 5000 in GOOD.
+        AUDITABLE + "\nsink.transactionTimeoutMs=5000",
+        "sink.transactionTimeoutMs: 5000 does not exceed checkpoint.interval.ms (5000)"
+      },
+      {
+        AUDITABLE + "\nsink.guarantee=at-least-once\nsink.transactionTimeoutMs=60000",
+        "sink.transactionTimeoutMs: only an exactly-once sink has transactions"
+      },
+      {AUDITABLE.replace("sink.topic=audit", "sink.topic=orders"), "sink.topic: \"orders\" is read by a source"},
+      {
+        AUDITABLE.replace("sink.topic=audit", "sink.guarantee=at-least-once"),
+        "sink.topic: required with sink.guarantee"
+      },
+      {
+        GOOD + "\nsink.topic=audit",
+        "vertex.1.selectivity: 0.5 on \"KeyedProcess: dedupe\", which has consumers"
+      },
+      {
+        AUDITABLE.replace("vertex.count=3", "vertex.count=4") + "\n" + fourth,
+        "vertex.0.name: \"Source: orders -> Map\" has 2 outgoing edges (to vertices [1, 3])"
+      },
+      {
+        AUDITABLE.replace("vertex.2.inputs=1:rebalance", "vertex.2.inputs=1:broadcast"),
+        "vertex.2.inputs: BROADCAST from \"KeyedProcess: dedupe\" copies each record to every subtask"
+      },
+    };
+    assertAll(
+        java.util.Arrays.stream(cases)
+            .map(
+                c ->
+                    () -> {
+                      String m =
+                          assertThrows(IllegalArgumentException.class, () -> Spec.parse(props(c[0])))
+                              .getMessage();
+                      assertTrue(m.contains(c[1]), "want \"" + c[1] + "\" in:\n" + m);
+                    }));
+    // Without a sink, the same graphs are fine: nothing is audited.
+    Spec.parse(props(GOOD.replace("vertex.count=3", "vertex.count=4") + "\n" + fourth));
+    Spec.parse(props(GOOD.replace("vertex.2.inputs=1:rebalance", "vertex.2.inputs=1:broadcast")));
   }
 }

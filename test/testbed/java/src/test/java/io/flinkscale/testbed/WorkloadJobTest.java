@@ -50,4 +50,38 @@ class WorkloadJobTest {
     org.junit.jupiter.api.Assertions.assertNotEquals(
         vs.get(0).getSlotSharingGroup(), vs.get(2).getSlotSharingGroup());
   }
+
+  /**
+   * With a sink, the terminal vertex ends in the Kafka sink's writer and committer, chained: the
+   * job keeps its three vertices, their ids, parallelism and max parallelism.
+   */
+  @Test
+  void theSinkIsChainedIntoTheTerminalVertex() throws Exception {
+    for (String guarantee : new String[] {"exactly-once", "at-least-once"}) {
+      Spec spec = Spec.parse(SpecTest.props(SpecTest.AUDITABLE + "\nsink.guarantee=" + guarantee));
+      List<JobVertex> with = vertices(spec);
+      List<JobVertex> without =
+          vertices(Spec.parse(SpecTest.props(SpecTest.AUDITABLE.replace("sink.topic=audit", ""))));
+      assertEquals(3, with.size(), guarantee);
+      for (int i = 0; i < 3; i++) {
+        assertEquals(without.get(i).getID(), with.get(i).getID(), "the sink leaves vertex ids alone");
+        assertEquals(without.get(i).getParallelism(), with.get(i).getParallelism());
+        assertEquals(without.get(i).getMaxParallelism(), with.get(i).getMaxParallelism());
+      }
+      assertEquals("Source: orders -> Map", with.get(0).getName());
+      assertEquals("KeyedProcess: dedupe", with.get(1).getName());
+      JobVertex last = with.get(2);
+      assertEquals(
+          "Sink: out -> KafkaSink: audit: Writer -> KafkaSink: audit: Committer", last.getName(), guarantee);
+      assertEquals(3, last.getOperatorIDs().size(), "head, writer and committer in one chain");
+      assertEquals(1, without.get(2).getOperatorIDs().size());
+    }
+  }
+
+  private static List<JobVertex> vertices(Spec spec) {
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+    WorkloadJob.build(env, spec);
+    JobGraph g = StreamingJobGraphGenerator.createJobGraph(env.getStreamGraph());
+    return new ArrayList<>(g.getVerticesSortedTopologicallyFromSources());
+  }
 }
