@@ -190,7 +190,9 @@ func (w replayWindow) String() string {
 // /jobs/:id/resource-requirements and waits for the job to run at it,
 // polling every 200 ms. The records after the restored checkpoint are
 // estimated by time: from its trigger (the JobManager's clock, this
-// machine's) to the first poll that saw the job down, at the load's rate.
+// machine's) to when the old attempt went down (the new execution graph's
+// creation, else the first poll that no longer saw it run), at the load's
+// rate.
 // (The consumer group's committed offsets cannot tell: on Flink 2 the job
 // restarts as soon as the restored checkpoint completes, before the
 // sources commit its offsets, so the group is a checkpoint behind.)
@@ -260,6 +262,15 @@ func inPlaceRescale(ctx context.Context, t *testing.T, side *realSide, jobID, ve
 		if r := cs.Latest.Restored; err == nil && r != nil && r.RestoreTimestamp >= start.UnixMilli() {
 			w.Restored = r.ID
 			break
+		}
+	}
+	// REST answers are cached for up to web.refresh-interval (3 s): the
+	// polls see the old attempt run for a while after it stopped. The new
+	// attempt's execution graph, created once the old one's tasks were
+	// cancelled, tells better.
+	if d, err := side.rest.JobDetails(ctx, jobID); err == nil {
+		if created := time.UnixMilli(d.Timestamps["CREATED"]); created.After(start) && created.Before(down) {
+			down = created
 		}
 	}
 	if at, ok := triggered[w.Restored]; ok && !down.IsZero() {
