@@ -102,7 +102,7 @@ demo: $(KUBE_APISERVER) $(ETCD) flinkscale-bin ## Run the demo: the controller s
 # workload for both Flink lines itself on first use (JUnit tests skipped:
 # `make test-java` runs them), then caches them in bin/testbed.
 .PHONY: demo-real
-demo-real: $(KUBE_APISERVER) $(ETCD) flinkscale-bin ## Run the demo on real Flink and Kafka: two jobs through the day compressed 24×, in ~9 minutes [DEMO_ARGS=...]
+demo-real: $(KUBE_APISERVER) $(ETCD) flinkscale-bin ## Run the demo on real Flink and Kafka: two jobs through the day compressed 24×, in ~8 minutes [DEMO_ARGS=...]
 	$(BIN)/flinkscale demo --real $(DEMO_ARGS)
 
 ##@ Test

@@ -19,7 +19,9 @@ import (
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	speed := fs.Float64("speed", demo.DefaultSpeed, "seconds of job time per wall second (1-600): 60 plays the 3 h day in 3 minutes")
+	onReal := fs.Bool("real", false, "play the day on real Apache Flink and Kafka started here (needs java 17 and mvn; make demo-real): orders and clicks, the day compressed --speed times")
+	speed := fs.Float64("speed", 0, fmt.Sprintf("seconds of job time per wall second (1-600; default %d: the 3 h day in 3 minutes); with --real how much the day is compressed (1-%d; default %d)",
+		demo.DefaultSpeed, demo.MaxRealSpeed, demo.DefaultRealSpeed))
 	duration := fs.Duration("duration", 0, "play only the first part of the day (e.g. 1h); default: all of it")
 	out := fs.String("out", demo.DefaultOut, "folder for the reports (index.html, summary.md, charts), the kubeconfig and the controller's log")
 	metricsAddr := fs.String("metrics-addr", demo.DefaultMetricsAddr, `address of the controller's Prometheus metrics ("0" disables them)`)
@@ -33,7 +35,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("demo: unexpected arguments %q", fs.Args())
 	}
 	cfg := demo.Config{
-		Speed: *speed, Duration: *duration, Out: *out, MetricsAddr: *metricsAddr,
+		Real: *onReal, Speed: *speed, Duration: *duration, Out: *out, MetricsAddr: *metricsAddr,
 		Terminal: stdout, Compare: *compare, Hold: *hold,
 	}
 	if f, ok := stdout.(*os.File); ok && !*plain && term.IsTerminal(int(f.Fd())) {
@@ -49,7 +51,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	began := time.Now()
 	_, err := demo.Run(ctx, cfg)
 	if errors.Is(err, envtest.ErrNoBinaries) {
-		return fmt.Errorf("demo: %w\n(`make demo` builds them first; about 4 minutes the first time)", err)
+		target := "make demo"
+		if *onReal {
+			target = "make demo-real"
+		}
+		return fmt.Errorf("demo: %w\n(`%s` builds them first; about 4 minutes the first time)", err, target)
 	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stdout, "Stopped after %s.\n", time.Since(began).Round(time.Second))

@@ -73,11 +73,13 @@ Usage:
   flinkscale decide --snapshot FILE [--policy FILE] [--history FILE] [--now TIME] [-o text|json]
       Replay a saved snapshot through the scaling model and print the decision.
       Exit code 0: hold; 3: rescale recommended; 1: error.
-  flinkscale demo [--speed 60] [--out demo-report] [--metrics-addr 127.0.0.1:8080] [--hold] [--plain]
+  flinkscale demo [--speed 60] [--out demo-report] [--metrics-addr 127.0.0.1:8080] [--hold] [--plain] [--real]
       The whole system on this machine (make demo): a kube-apiserver and etcd, Kafka (kfake),
       three simulated Flink jobs as FlinkDeployments and the controller scaling them through a
       day of steady load, a surge and a quiet night in ~3 minutes; a live view, then a summary
       and HTML and Markdown reports in --out. Needs bin/k8s (make envtest-bins).
+      --real plays two of the jobs on real Flink and Kafka instead, the day compressed 24×
+      (make demo-real, ~8 minutes; needs java 17 and mvn too).
   flinkscale sim --scenario FILE [--speed 60] [--rest ADDR] [--prometheus ADDR] [--duration D]
       Serve a scenario's simulated Flink job in real time: Kafka, Flink's REST API
       and Prometheus reporter on 127.0.0.1, for manual use and end-to-end tests.

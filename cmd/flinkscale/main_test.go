@@ -105,6 +105,7 @@ func TestDemoRefusesBadFlags(t *testing.T) {
 	}{
 		{[]string{"demo", "--speed", "0.5"}, "speed 0.5: must be between 1 and 600"},
 		{[]string{"demo", "--speed", "1000"}, "speed 1000: must be between 1 and 600"},
+		{[]string{"demo", "--real", "--speed", "100"}, "speed 100: must be between 1 and 60 on real Flink"},
 		{[]string{"demo", "--duration", "-1m"}, "must not be negative"},
 		{[]string{"demo", "now"}, `unexpected arguments ["now"]`},
 		{[]string{"demo", "--bogus"}, "flag provided but not defined: -bogus"},

@@ -18,6 +18,12 @@
 // A live view shows each job's load against its capacity, its lag, its
 // parallelism and what flinkscale recommends; at the end Run prints a
 // summary and writes an HTML report with charts and a Markdown one.
+//
+// With Config.Real (`make demo-real`) two of the jobs play the same day on
+// real Flink and Kafka instead (real.go, on test/realstack), the day
+// compressed and its rates scaled for the testbed. The view and the
+// reports read a job through backend, which the simulated job (simJob) and
+// the real one (realJob) implement.
 package demo
 
 import (
@@ -34,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -58,7 +65,11 @@ const Namespace = "streaming"
 
 // Defaults.
 const (
-	DefaultSpeed       = 60
+	DefaultSpeed = 60
+	// DefaultRealSpeed compresses the day for real Flink: the 3 h day in
+	// 7 min 30 s, so that `make demo-real` stays within about 10 minutes
+	// with the clusters' start.
+	DefaultRealSpeed   = 24
 	DefaultOut         = "demo-report"
 	DefaultMetricsAddr = "127.0.0.1:8080"
 	// pollEvery is the policies' polling interval in job time.
@@ -67,8 +78,14 @@ const (
 
 // Config is one demo run.
 type Config struct {
+	// Real plays the day on real Apache Flink and Kafka started on this
+	// machine (test/realstack; needs java and mvn) instead of the
+	// simulator: two of the jobs, the day compressed by Speed.
+	Real bool
 	// Speed is how many seconds of job time pass per wall second (default
-	// 60: the 3 h day plays in 3 minutes).
+	// 60: the 3 h day plays in 3 minutes). With Real it is how much the
+	// day is compressed (default DefaultRealSpeed), at most
+	// MaxRealSpeed.
 	Speed float64
 	// Duration plays only the first part of the day (default: all of it).
 	Duration time.Duration
@@ -100,9 +117,20 @@ type Config struct {
 	Ready func(kubeconfig, metricsURL string)
 }
 
+// MaxRealSpeed bounds the compression of the day on real Flink: at 60×
+// the 5-minute lag SLO is 5 s, the checkpoint interval's floor, and a real
+// restart of some seconds is already most of an hour of the day.
+const MaxRealSpeed = 60
+
 func (c *Config) defaults() error {
-	if c.Speed == 0 {
+	switch {
+	case c.Speed == 0 && c.Real:
+		c.Speed = DefaultRealSpeed
+	case c.Speed == 0:
 		c.Speed = DefaultSpeed
+	}
+	if c.Real && (c.Speed < 1 || c.Speed > MaxRealSpeed) {
+		return fmt.Errorf("speed %g: must be between 1 and %d on real Flink", c.Speed, MaxRealSpeed)
 	}
 	if c.Speed < 1 || c.Speed > 600 {
 		return fmt.Errorf("speed %g: must be between 1 and 600", c.Speed)
@@ -141,8 +169,109 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	began := time.Now()
-	out := &terminal{w: cfg.Terminal}
+	s, err := startSession(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := s.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if cfg.Real {
+		return runReal(ctx, s)
+	}
+	return runSimulated(ctx, s)
+}
+
+// session is what both demos start with: the report folder, the
+// controller's log, the control plane and its kubeconfig.
+type session struct {
+	cfg        Config
+	began      time.Time
+	out        *terminal
+	root       string // the repository
+	outAbs     string
+	metricsURL string
+	logPath    string
+	logFile    *os.File
+	logger     logr.Logger
+	env        *envtest.Env
+	kubeconfig string
+}
+
+// startSession creates the report folder and the log, checks the metrics
+// address, and starts the control plane. On error nothing is left running.
+func startSession(cfg Config) (_ *session, err error) {
+	s := &session{cfg: cfg, began: time.Now(), out: &terminal{w: cfg.Terminal}}
+	defer func() {
+		if err != nil {
+			_ = s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("report folder: %w", err)
+	}
+	if s.outAbs, err = filepath.Abs(cfg.Out); err != nil {
+		return nil, err
+	}
+	if cfg.MetricsAddr != "0" {
+		// Fail now, with the flag to change, rather than inside the manager.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("serving metrics on %s: %w (choose another address with --metrics-addr, or 0 to disable)", cfg.MetricsAddr, err)
+		}
+		_ = ln.Close()
+		s.metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
+	}
+
+	// Logs: the controller's, controller-runtime's and client-go's go to a
+	// file; the terminal shows the live view.
+	s.logPath = filepath.Join(s.outAbs, "controller.log")
+	if s.logFile, err = os.Create(s.logPath); err != nil {
+		return nil, fmt.Errorf("controller log: %w", err)
+	}
+	s.logger = zap.New(zap.WriteTo(s.logFile), zap.UseDevMode(false))
+	ctrl.SetLogger(s.logger)
+	klog.SetLogger(s.logger.WithName("client-go"))
+
+	// The control plane.
+	if s.root, err = envtest.RepoRoot(); err != nil {
+		return nil, err
+	}
+	s.out.printf("Starting kube-apiserver and etcd (bin/k8s) ... ")
+	t0 := time.Now()
+	if s.env, err = envtest.StartControlPlane(envtest.WithCRDPaths(filepath.Join(s.root, "config", "crd"))); err != nil {
+		s.out.printf("failed\n")
+		return nil, err
+	}
+	s.out.printf("up in %s (FlinkDeployment CRD: %s)\n", time.Since(t0).Round(100*time.Millisecond), relTo(s.root, s.env.FlinkDeploymentCRD))
+	s.kubeconfig = filepath.Join(s.outAbs, "kubeconfig")
+	if err := s.env.WriteKubeconfigFile(s.kubeconfig, "flinkscale-demo"); err != nil {
+		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
+	}
+	return s, nil
+}
+
+// close stops the control plane and closes the log.
+func (s *session) close() error {
+	var errs []error
+	if s.env != nil {
+		if err := s.env.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))
+		}
+	}
+	if s.logFile != nil {
+		errs = append(errs, s.logFile.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// runSimulated plays the day on the simulator: every job in one world on
+// a virtual clock, with the fake operator and the controller on it too.
+func runSimulated(ctx context.Context, s *session) (_ *Result, err error) {
+	cfg, out, began := s.cfg, s.out, s.began
+	root, outAbs, kubeconfig, metricsURL, logPath, logger := s.root, s.outAbs, s.kubeconfig, s.metricsURL, s.logPath, s.logger
 	scs, err := LoadScenarios()
 	if err != nil {
 		return nil, err
@@ -151,60 +280,8 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if cfg.Duration > 0 && cfg.Duration < day {
 		day = cfg.Duration
 	}
-	for _, s := range scs {
-		s.Duration = day
-	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("report folder: %w", err)
-	}
-	outAbs, err := filepath.Abs(cfg.Out)
-	if err != nil {
-		return nil, err
-	}
-	metricsURL := ""
-	if cfg.MetricsAddr != "0" {
-		// Fail now, with the flag to change, rather than inside the manager.
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return nil, fmt.Errorf("serving metrics on %s: %w (choose another address with --metrics-addr, or 0 to disable)", cfg.MetricsAddr, err)
-		}
-		_ = ln.Close()
-		metricsURL = "http://" + cfg.MetricsAddr + "/metrics"
-	}
-
-	// Logs: the controller's, controller-runtime's and client-go's go to a
-	// file; the terminal shows the live view.
-	logPath := filepath.Join(outAbs, "controller.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("controller log: %w", err)
-	}
-	defer func() { _ = logFile.Close() }()
-	logger := zap.New(zap.WriteTo(logFile), zap.UseDevMode(false))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger.WithName("client-go"))
-
-	// The control plane.
-	root, err := envtest.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	out.printf("Starting kube-apiserver and etcd (bin/k8s) ... ")
-	t0 := time.Now()
-	env, err := envtest.StartControlPlane(envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
-	if err != nil {
-		out.printf("failed\n")
-		return nil, err
-	}
-	defer func() {
-		if serr := env.Stop(); serr != nil && err == nil {
-			err = fmt.Errorf("stopping the control plane: %w", serr)
-		}
-	}()
-	out.printf("up in %s (FlinkDeployment CRD: %s)\n", time.Since(t0).Round(100*time.Millisecond), relTo(root, env.FlinkDeploymentCRD))
-	kubeconfig := filepath.Join(outAbs, "kubeconfig")
-	if err := env.WriteKubeconfigFile(kubeconfig, "flinkscale-demo"); err != nil {
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
+	for _, sc := range scs {
+		sc.Duration = day
 	}
 
 	// The simulated jobs and Kafka. The virtual day ends about when the
@@ -226,7 +303,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(s.env.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Client:                 client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
@@ -271,7 +348,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	}()
 
 	// The objects, as a user would write them.
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	c, err := client.New(s.env.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +389,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	}
 
 	// The day.
-	mon := newMonitor(c, w, out, cfg.Redraw)
+	mon := newMonitor(c, w.views(), w.Elapsed, cfg.Speed, out, cfg.Redraw)
 	mon.width = cfg.Width
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -343,7 +420,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	mon.finish()
 	res.Wall = time.Since(began)
 
-	if err := res.collect(ctx, c, w, mon); err != nil {
+	if err := res.collect(ctx, c, w.views(), mon); err != nil {
 		return nil, err
 	}
 	if cfg.Compare {

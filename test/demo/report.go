@@ -16,10 +16,10 @@ import (
 // the summary and comparison tables, the events, and per job its chart
 // (charts/<job>.svg beside it) and last decision.
 func (r *Result) WriteMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "# flinkscale demo, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "# %s\n\n", r.title())
 	fmt.Fprintf(w, "%s\n\n", r.intro())
 	fmt.Fprintf(w, "## Summary\n\n")
-	fmt.Fprintf(w, "| job | scaled by | rescales | downtime | max lag | time over the %s SLO | slot-hours | parallelism | records lost |\n", fmtDur(r.slo()))
+	fmt.Fprintf(w, "| job | scaled by | rescales | downtime | max lag | time over the %s SLO | slot-hours | parallelism | records lost |\n", fmtSLO(r.slo()))
 	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|---|--:|\n")
 	for _, row := range r.summaryRows() {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %d |\n", row.Job, row.ScaledBy, row.Rescales,
@@ -72,7 +72,11 @@ type summaryRow struct {
 func (r *Result) summaryRows() []summaryRow {
 	rows := make([]summaryRow, 0, len(r.Jobs))
 	for _, j := range r.Jobs {
-		rows = append(rows, summaryRow{Job: j.Name, ScaledBy: fmt.Sprintf("%s · %s", j.OptIn, j.Mode), Rescales: j.RescalesText(),
+		by := fmt.Sprintf("%s · %s", j.OptIn, j.Mode)
+		if j.Flink != "" {
+			by += " · Flink " + j.Flink
+		}
+		rows = append(rows, summaryRow{Job: j.Name, ScaledBy: by, Rescales: j.RescalesText(),
 			Downtime: fmtDur(j.Downtime), MaxLag: fmtDur(seconds(j.MaxLagSeconds)), OverSLO: fmtDur(j.OverSLO),
 			SlotHours: j.SlotHours, Parallelism: j.ParallelismText(), Lost: j.RecordsLost})
 	}
@@ -106,6 +110,15 @@ func (r *Result) comparisonRows() []comparisonRow {
 	return rows
 }
 
+// fmtSLO is an SLO for people: as fmtDur, but to the tenth of a second
+// below a minute (a compressed 5 minutes is 12.5 s).
+func fmtSLO(d time.Duration) string {
+	if d < time.Minute && d%time.Second != 0 {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return fmtDur(d)
+}
+
 func (r *Result) slo() time.Duration {
 	if len(r.Jobs) > 0 {
 		return r.Jobs[0].SLO
@@ -113,11 +126,53 @@ func (r *Result) slo() time.Duration {
 	return 0
 }
 
+// title heads both reports.
+func (r *Result) title() string {
+	what := "flinkscale demo"
+	if r.Real {
+		what += " on real Flink"
+	}
+	return what + ", " + r.Started.UTC().Format("2006-01-02 15:04 UTC")
+}
+
 func (r *Result) intro() string {
+	if r.Real {
+		return r.realIntro()
+	}
 	return fmt.Sprintf("Three simulated Flink jobs played %s of one day (steady load, a surge, a quiet night) at %g× in %s of wall time, "+
 		"on a real kube-apiserver and etcd, with Kafka in kfake, the fake Flink operator deploying, savepointing and restarting them, "+
 		"and the flinkscale controller polling every %s of wall time (%s of job time). Times below are offsets in the day.",
 		fmtDur(r.Day), r.Speed, fmtDur(r.Wall), r.PollInterval, fmtDur(time.Duration(float64(r.PollInterval)*r.Speed)))
+}
+
+// realIntro says what ran on real Flink, and in which units the report
+// counts.
+func (r *Result) realIntro() string {
+	var jobs []string
+	for _, j := range r.Jobs {
+		jobs = append(jobs, fmt.Sprintf("%s on Flink %s", j.Name, j.Flink))
+	}
+	text := fmt.Sprintf("%s played %s of one day (steady load, a surge, a quiet night) on real Apache Flink (%s) and real Kafka brokers "+
+		"started on this machine, the day compressed %g× into %s of wall time and its rates scaled to at most %s records/s per job, "+
+		"on a real kube-apiserver and etcd, with the fake Flink operator deploying, savepointing and rescaling them and the flinkscale "+
+		"controller polling every %s. Times of day (h:mm) are the wall clock mapped onto the day; durations, rates and slot-hours are real, "+
+		"and the lag SLO is the day's, compressed to %s. Capacity is the simulator's model of the same scaled jobs; lag is the consumer "+
+		"groups' on the brokers; records lost are those an audit of each job's exactly-once sink output (read_committed) did not find.",
+		countJobs(len(r.Jobs)), fmtDur(r.Day), strings.Join(jobs, ", "), r.Speed, fmtDur(time.Duration(float64(r.Day)/r.Speed)),
+		fmtRate(realRateBudget), r.PollInterval, fmtSLO(r.slo()))
+	for _, l := range r.LeftOut {
+		text += " " + l + "."
+	}
+	return text
+}
+
+// countJobs is "Two Flink jobs" for 2.
+func countJobs(n int) string {
+	words := []string{"No", "One Flink job", "Two Flink jobs", "Three Flink jobs"}
+	if n < len(words) {
+		return words[n]
+	}
+	return fmt.Sprintf("%d Flink jobs", n)
 }
 
 func (j *JobResult) describe() string {
@@ -129,21 +184,33 @@ func (j *JobResult) describe() string {
 	if j.Mode == v1alpha1.ModeDryRun {
 		mode = "mode DryRun: flinkscale recommends and changes nothing"
 	}
-	return fmt.Sprintf("`%s`, %s, %s. %s rescales, %s of downtime in all, lag at most %s, %.1f slot-hours, %d records lost.",
+	text := fmt.Sprintf("`%s`, %s, %s. %s rescales, %s of downtime in all, lag at most %s, %.1f slot-hours, %d records lost.",
 		j.Name, how, mode, j.RescalesText(), fmtDur(j.Downtime), fmtDur(seconds(j.MaxLagSeconds)), j.SlotHours, j.RecordsLost)
+	if j.Flink != "" {
+		text += fmt.Sprintf(" On Flink %s, at %g× the day's rates; its exactly-once sink's output: %s.", j.Flink, j.RateScale, j.auditText())
+	}
+	return text
 }
 
 func (r *Result) lookAround(sep string) string {
 	lines := []string{
-		fmt.Sprintf("While `make demo` runs (or with `--hold` after the day), `kubectl --kubeconfig %s get fsp,flinkdeployments -n %s` lists the policies and deployments, "+
+		fmt.Sprintf("While `%s` runs (or with `--hold` after the day), `kubectl --kubeconfig %s get fsp,flinkdeployments -n %s` lists the policies and deployments, "+
 			"`kubectl --kubeconfig %s get events -n %s` the controller's and the operator's events, and `flinkscale status -A --kubeconfig %s` the policies' state.",
-			rel(r.Kubeconfig), r.Namespace, rel(r.Kubeconfig), r.Namespace, rel(r.Kubeconfig)),
+			r.makeTarget(), rel(r.Kubeconfig), r.Namespace, rel(r.Kubeconfig), r.Namespace, rel(r.Kubeconfig)),
 	}
 	if r.MetricsURL != "" {
 		lines = append(lines, fmt.Sprintf("The controller's metrics were served at %s: point Prometheus at it and load the Grafana dashboards of charts/flinkscale/dashboards (docs/observability.md).", r.MetricsURL))
 	}
 	lines = append(lines, fmt.Sprintf("The controller's log is %s.", rel(r.Log)))
 	return strings.Join(lines, sep)
+}
+
+// makeTarget is the make target that runs this kind of demo.
+func (r *Result) makeTarget() string {
+	if r.Real {
+		return "make demo-real"
+	}
+	return "make demo"
 }
 
 func mdEscape(s string) string {
@@ -183,9 +250,9 @@ func (r *Result) WriteHTML(w io.Writer, svgs map[string][]byte) error {
 	}
 	return page.Execute(w, map[string]any{
 		"R":           r,
-		"Title":       "flinkscale demo, " + r.Started.UTC().Format("2006-01-02 15:04 UTC"),
+		"Title":       r.title(),
 		"Intro":       r.intro(),
-		"SLO":         fmtDur(r.slo()),
+		"SLO":         fmtSLO(r.slo()),
 		"Summary":     r.summaryRows(),
 		"Comparison":  r.comparisonRows(),
 		"CompareNote": comparisonNote,

@@ -24,10 +24,12 @@ import (
 	"github.com/flinkscale/flinkscale/controllers/report"
 	"github.com/flinkscale/flinkscale/test/bench"
 	"github.com/flinkscale/flinkscale/test/sim/scenario"
+	"github.com/flinkscale/flinkscale/test/testbed"
 )
 
 // Result is one demo run: what each job went through, as the simulator
-// measured it and the controller recorded it.
+// (or, on real Flink, the testbed and the brokers) measured it and the
+// controller recorded it.
 type Result struct {
 	Started time.Time `json:"started"`
 	// Wall is the run's wall time, SetupTime the part before the day
@@ -51,6 +53,14 @@ type Result struct {
 	Baselines []*bench.Result `json:"baselines,omitempty"`
 	// Files are the reports written, relative to Out.
 	Files []string `json:"files"`
+
+	// Real: the day played on real Flink and Kafka (make demo-real),
+	// compressed Speed times. Times of day (events, timelines) map the
+	// wall clock onto the day; durations (downtime, lag, time over the
+	// SLO, itself compressed), rates and slot-hours are real.
+	Real bool `json:"real,omitempty"`
+	// LeftOut names the demo's jobs the run left out, and why.
+	LeftOut []string `json:"leftOut,omitempty"`
 }
 
 // JobResult is one job's day: the embedded bench.Result is the day as the
@@ -81,19 +91,26 @@ type JobResult struct {
 	// the ConfigMap <policy>-recommendation (DryRun jobs only).
 	Report *report.Report `json:"-"`
 
+	// On real Flink: the Flink release, the scale of the day's rates, and
+	// the audit of the exactly-once sink's output, whose missing records
+	// are RecordsLost.
+	Flink     string               `json:"flink,omitempty"`
+	RateScale float64              `json:"rateScale,omitempty"`
+	Audit     *testbed.AuditResult `json:"audit,omitempty"`
+
 	*bench.Result
 }
 
 // Succeeded is how many rescales completed.
 func (j *JobResult) Succeeded() int { return j.Rescales - j.Failed }
 
-// collect reads every job's final state from the simulator and its policy.
-func (r *Result) collect(ctx context.Context, c client.Client, w *world, mon *monitor) error {
+// collect reads every job's final state from its backend and its policy.
+func (r *Result) collect(ctx context.Context, c client.Client, jobs []*job, mon *monitor) error {
 	mon.mu.Lock()
 	r.Events = slices.Clone(mon.events)
 	mon.mu.Unlock()
-	for _, j := range w.jobs {
-		jr := &JobResult{Name: j.sc.Name, OptIn: j.setup.OptIn, Mode: j.setup.Mode, SLO: j.sc.SLO.Lag}
+	for _, j := range jobs {
+		jr := &JobResult{Name: j.sc.Name, OptIn: j.setup.OptIn, Mode: j.setup.Mode, SLO: j.slo}
 		var p v1alpha1.FlinkScalingPolicy
 		if err := c.Get(ctx, types.NamespacedName{Namespace: Namespace, Name: j.sc.Name}, &p); err != nil {
 			return fmt.Errorf("reading policy %s: %w", j.sc.Name, err)
@@ -113,12 +130,15 @@ func (r *Result) collect(ctx context.Context, c client.Client, w *world, mon *mo
 		mon.mu.Lock()
 		events := slices.Clone(mon.watches[j.sc.Name].rescales)
 		mon.mu.Unlock()
-		stats := j.sim.Stats()
+		rec, err := j.run.Records(ctx)
+		if err != nil {
+			return fmt.Errorf("the records of %s: %w", j.sc.Name, err)
+		}
 		j.mu.Lock()
 		jr.Result = &bench.Result{Scenario: j.sc.Name, Policy: "flinkscale", Duration: j.sc.Duration,
 			Rescales: len(events), OverSLO: j.overSLO, MaxLag: j.maxLag, MaxLagSeconds: j.maxLagS,
 			SlotHours: j.slotHours, CoreHours: j.coreHours,
-			RecordsLost: stats.Produced - stats.Consumed - stats.Lag, Reprocessed: stats.Reprocessed,
+			RecordsLost: rec.Lost, Reprocessed: rec.Reprocessed,
 			Timeline: slices.Clone(j.timeline), Events: events}
 		j.mu.Unlock()
 		for _, e := range events {
@@ -234,8 +254,19 @@ func (r *Result) baseline(job, policy string) *bench.Result {
 
 // WriteSummary prints the summary tables.
 func (r *Result) WriteSummary(w io.Writer) {
-	fmt.Fprintf(w, "\nThe day is over: %s of job time in %s of wall time (setup %s).\n\n",
-		fmtDur(r.Day), fmtDur(r.Wall), fmtDur(r.SetupTime))
+	if r.Real {
+		fmt.Fprintf(w, "\nThe day is over: %s of the day, compressed %g×, in %s of wall time on real Flink (setup %s).\n",
+			fmtDur(r.Day), r.Speed, fmtDur(r.Wall), fmtDur(r.SetupTime))
+		fmt.Fprintf(w, "Times of day are the wall clock at %g×; downtime, lag, time over the SLO (%s, the day's compressed) and slot-hours are real.\n",
+			r.Speed, fmtSLO(r.slo()))
+		for _, l := range r.LeftOut {
+			fmt.Fprintf(w, "%s.\n", l)
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintf(w, "\nThe day is over: %s of job time in %s of wall time (setup %s).\n\n",
+			fmtDur(r.Day), fmtDur(r.Wall), fmtDur(r.SetupTime))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSCALED BY\tRESCALES\tDOWNTIME\tMAX LAG\tOVER SLO\tSLOT-HOURS\tPARALLELISM\tLOST")
 	for _, row := range r.summaryRows() {
@@ -243,6 +274,12 @@ func (r *Result) WriteSummary(w io.Writer) {
 			row.Downtime, row.MaxLag, row.OverSLO, row.SlotHours, row.Parallelism, row.Lost)
 	}
 	_ = tw.Flush()
+	if r.Real {
+		fmt.Fprintf(w, "\nRecords lost: each job's exactly-once sink output, read with read_committed, against every record produced:\n")
+		for _, j := range r.Jobs {
+			fmt.Fprintf(w, "  %-9s %s\n", j.Name, j.auditText())
+		}
+	}
 	if len(r.Baselines) > 0 {
 		fmt.Fprintf(w, "\nThe same days replayed offline (test/bench, the benchmark harness), next to this run:\n\n")
 		r.writeComparison(w)
@@ -283,6 +320,18 @@ func policyLabel(p string) string {
 		return "no autoscaler"
 	}
 	return p
+}
+
+// auditText says what the audit of a real job's output found.
+func (j *JobResult) auditText() string {
+	a := j.Audit
+	if a == nil {
+		return "not audited"
+	}
+	if a.Exact() {
+		return fmt.Sprintf("%d records produced, each read once", a.Produced)
+	}
+	return fmt.Sprintf("%d records produced: %d missing, %d duplicate copies, %d unexpected", a.Produced, a.Missing, a.Duplicates, a.Unexpected)
 }
 
 // RescalesText is the rescales with how many were in place or failed.

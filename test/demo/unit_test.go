@@ -120,7 +120,7 @@ func TestDeploymentSpec(t *testing.T) {
 // and a DryRun recommendation once per distinct recommendation.
 func TestMonitorEvents(t *testing.T) {
 	w := newTestWorld(t, 60)
-	m := newMonitor(nil, w, &terminal{w: &bytes.Buffer{}}, false)
+	m := newMonitor(nil, w.views(), w.Elapsed, w.speed, &terminal{w: &bytes.Buffer{}}, false)
 	orders := w.jobs[0]
 	ids := map[string]string{}
 	for _, v := range orders.sc.Job.Vertices {
@@ -141,8 +141,8 @@ func TestMonitorEvents(t *testing.T) {
 		Rescale: &v1alpha1.RescaleStatus{Phase: v1alpha1.RescaleSavepointing, StartTime: decided, FromJobID: "old",
 			AppliedParallelism: map[string]int32{src: 3, enrich: 6}},
 	}
-	m.observe(orders, p)
-	m.observe(orders, p) // seen twice, announced once
+	m.observe(orders.job, p)
+	m.observe(orders.job, p) // seen twice, announced once
 	require.Len(t, m.events, 1)
 	assert.Equal(t, Event{At: 42 * time.Minute, Job: "orders", Kind: EventRescaleStarted,
 		Text: "rescale 2/4/2 → 3/6/2 started (savepoint and restart): Overloaded (KeyBy customer)"}, m.events[0])
@@ -154,8 +154,8 @@ func TestMonitorEvents(t *testing.T) {
 		Outcome:  scaling.OutcomeSucceeded,
 		Vertices: []v1alpha1.RescaleVertexStatus{{ID: src, From: 2, To: 3}, {ID: enrich, From: 4, To: 6}},
 	}}}
-	m.observe(orders, p)
-	m.observe(orders, p)
+	m.observe(orders.job, p)
+	m.observe(orders.job, p)
 	require.Len(t, m.events, 2)
 	assert.Equal(t, Event{At: 44 * time.Minute, Job: "orders", Kind: EventRescaleDone,
 		Text: "rescale 2/4 → 3/6 done: 1m27s of downtime"}, m.events[1])
@@ -171,12 +171,12 @@ func TestMonitorEvents(t *testing.T) {
 	dry.Status = v1alpha1.FlinkScalingPolicyStatus{CurrentParallelism: "8/8/8", RecommendedParallelism: "2/2/2",
 		LastDecision: &v1alpha1.DecisionStatus{Time: metav1.NewTime(t0.Add(38 * time.Minute)), Action: "Scale",
 			Reasons: []v1alpha1.ReasonStatus{{Code: "Underutilized"}, {Code: "Underutilized"}, {Code: "Underutilized"}}}}
-	m.observe(payments, dry)
-	m.observe(payments, dry)
+	m.observe(payments.job, dry)
+	m.observe(payments.job, dry)
 	require.Len(t, m.events, 3)
 	assert.Equal(t, "recommends 8/8/8 → 2/2/2 (DryRun: not applied): Underutilized, Underutilized, …", m.events[2].Text)
 	dry.Status.RecommendedParallelism = "2/3/3"
-	m.observe(payments, dry)
+	m.observe(payments.job, dry)
 	assert.Len(t, m.events, 4, "a new recommendation is announced")
 }
 

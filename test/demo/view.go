@@ -54,12 +54,17 @@ const (
 // monitor follows every job's policy through the API server, as kubectl
 // would, turns what changes into events, and draws the live view.
 type monitor struct {
-	c      client.Client
-	w      *world
-	out    *terminal
-	redraw bool       // redraw the view in place (a terminal)
-	speed  float64    // job seconds per wall second now (1 after the day, with Hold)
-	width  func() int // the terminal's columns (nil or ≤ 0: unknown)
+	c    client.Client
+	jobs []*job
+	// elapsed is the view's clock: how far into the day it is (the jobs'
+	// clocks may differ by seconds on real Flink, each job's events are
+	// timed by its own).
+	elapsed func() time.Duration
+	out     *terminal
+	redraw  bool       // redraw the view in place (a terminal)
+	speed   float64    // seconds of the day per wall second now (1 after the day, with Hold)
+	where   string     // what plays the day, after the speed in the view's header ("" for the simulator)
+	width   func() int // the terminal's columns (nil or ≤ 0: unknown)
 
 	mu      sync.Mutex
 	watches map[string]*watch
@@ -82,9 +87,9 @@ type watch struct {
 	rescales []bench.Event
 }
 
-func newMonitor(c client.Client, w *world, out *terminal, redraw bool) *monitor {
-	m := &monitor{c: c, w: w, out: out, redraw: redraw, speed: w.speed, watches: map[string]*watch{}}
-	for _, j := range w.jobs {
+func newMonitor(c client.Client, jobs []*job, elapsed func() time.Duration, speed float64, out *terminal, redraw bool) *monitor {
+	m := &monitor{c: c, jobs: jobs, elapsed: elapsed, out: out, redraw: redraw, speed: speed, watches: map[string]*watch{}}
+	for _, j := range jobs {
 		m.watches[j.sc.Name] = &watch{started: map[time.Time]bool{}, finished: map[time.Time]bool{}, fromJob: map[time.Time]string{}}
 	}
 	return m
@@ -110,14 +115,16 @@ func (m *monitor) finish() { m.draw(true) }
 
 // refresh reads every policy and records what changed.
 func (m *monitor) refresh(ctx context.Context) {
-	at := m.w.Elapsed()
+	at := m.elapsed()
 	m.mu.Lock()
-	if p := PhaseAt(at); p != m.phase {
-		m.phase = p
-		m.events = append(m.events, Event{At: at, Kind: EventPhase, Text: p})
+	if p := phaseAt(at); p.Name != m.phase {
+		// At the phase's start: the view may first look a moment later
+		// (on real Flink, the clusters start after the first job's load).
+		m.phase = p.Name
+		m.events = append(m.events, Event{At: p.Start, Kind: EventPhase, Text: p.Name})
 	}
 	m.mu.Unlock()
-	for _, j := range m.w.jobs {
+	for _, j := range m.jobs {
 		var p v1alpha1.FlinkScalingPolicy
 		err := m.c.Get(ctx, types.NamespacedName{Namespace: Namespace, Name: j.sc.Name}, &p)
 		if apierrors.IsNotFound(err) || err != nil {
@@ -134,7 +141,7 @@ func (m *monitor) observe(j *job, p *v1alpha1.FlinkScalingPolicy) {
 	wt := m.watches[j.sc.Name]
 	wt.policy = p
 	st := &p.Status
-	offset := func(t time.Time) time.Duration { return t.Sub(m.w.start).Round(time.Second) }
+	offset := func(t time.Time) time.Duration { return j.run.Offset(t).Round(time.Second) }
 	names := map[string]string{}
 	for _, v := range st.Vertices {
 		names[v.ID] = v.Name
@@ -182,14 +189,14 @@ func (m *monitor) observe(j *job, p *v1alpha1.FlinkScalingPolicy) {
 			// An in-place rescale keeps the Flink job id. (A rescale too
 			// short for the monitor to see start: the scheduler says.)
 			if fromID, seen := wt.fromJob[r.DecidedAt.Time]; seen {
-				ev.InPlace = !ev.Failed && fromID != "" && fromID == j.sim.View().Job.ID
+				ev.InPlace = !ev.Failed && fromID != "" && fromID == j.run.View().Job.ID
 			} else {
 				ev.InPlace = !ev.Failed && j.sc.Job.Scheduler == "adaptive"
 			}
 			wt.rescales = append(wt.rescales, ev)
 			at := ev.Completed
 			if at == 0 {
-				at = m.w.Elapsed()
+				at = j.run.Elapsed()
 			}
 			if ev.Failed {
 				m.events = append(m.events, Event{At: at, Job: j.sc.Name, Kind: EventRescaleFailed,
@@ -257,8 +264,8 @@ func (m *monitor) draw(final bool) {
 		buf.WriteString(formatEvent(e))
 	}
 	m.shown = len(m.events)
-	at := m.w.Elapsed()
-	if _, ok := m.w.jobs[0].lastPoint(); !ok {
+	at := m.elapsed()
+	if _, ok := m.jobs[0].lastPoint(); !ok {
 		m.out.printf("%s", buf.String())
 		return // nothing measured yet
 	}
@@ -312,22 +319,26 @@ func eventMark(kind string) string {
 // block is the live view: one line per job.
 func (m *monitor) block(at time.Duration) string {
 	var b bytes.Buffer
-	if day := m.w.jobs[0].sc.Duration; at > day {
-		fmt.Fprintf(&b, "\n  %s after the day · %s · %g× · parallelism per vertex (source first) now → recommended\n",
-			fmtDur(at-day), PhaseAt(at), m.speed)
+	pace := fmt.Sprintf("%g×", m.speed)
+	if m.where != "" {
+		pace += " " + m.where
+	}
+	if day := m.jobs[0].sc.Duration; at > day {
+		fmt.Fprintf(&b, "\n  %s after the day · %s · %s · parallelism per vertex (source first) now → recommended\n",
+			fmtDur(at-day), PhaseAt(at), pace)
 	} else {
-		fmt.Fprintf(&b, "\n  day %s of %s · %s · %g× · parallelism per vertex (source first) now → recommended\n",
-			fmtClock(at), fmtClock(day), PhaseAt(at), m.speed)
+		fmt.Fprintf(&b, "\n  day %s of %s · %s · %s · parallelism per vertex (source first) now → recommended\n",
+			fmtClock(at), fmtClock(day), PhaseAt(at), pace)
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  JOB\tMODE\tLOAD/s\tCAPACITY/s\tLOAD / CAPACITY\tLAG\tPARALLELISM\tSTATE")
-	for _, j := range m.w.jobs {
+	for _, j := range m.jobs {
 		wt := m.watches[j.sc.Name]
 		pt, ok := j.lastPoint()
 		if !ok {
 			continue
 		}
-		par, state := "", strings.ToLower(j.sim.View().Job.State)
+		par, state := "", strings.ToLower(j.run.View().Job.State)
 		if p := wt.policy; p != nil {
 			st := p.Status
 			par = st.CurrentParallelism

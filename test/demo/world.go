@@ -5,18 +5,14 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
-	"github.com/flinkscale/flinkscale/test/bench"
 	"github.com/flinkscale/flinkscale/test/sim"
 	"github.com/flinkscale/flinkscale/test/sim/flinkrest"
 	simkafka "github.com/flinkscale/flinkscale/test/sim/kafka"
@@ -70,59 +66,90 @@ var Phases = []Phase{
 }
 
 // PhaseAt names the phase at offset t.
-func PhaseAt(t time.Duration) string {
-	name := Phases[0].Name
+func PhaseAt(t time.Duration) string { return phaseAt(t).Name }
+
+// phaseAt is the phase at offset t.
+func phaseAt(t time.Duration) Phase {
+	at := Phases[0]
 	for _, p := range Phases {
 		if t >= p.Start {
-			name = p.Name
+			at = p
 		}
 	}
-	return name
+	return at
 }
 
 // LoadScenarios reads the embedded scenario of every job in Jobs.
 func LoadScenarios() ([]*scenario.Scenario, error) {
 	out := make([]*scenario.Scenario, 0, len(Jobs))
 	for _, j := range Jobs {
-		b, err := fs.ReadFile(scenarioFiles, "scenarios/"+j.Scenario+".yaml")
+		s, err := loadScenario(j.Scenario)
 		if err != nil {
 			return nil, err
-		}
-		s, err := scenario.Parse(b)
-		if err != nil {
-			return nil, fmt.Errorf("demo scenario %s: %w", j.Scenario, err)
-		}
-		if len(s.InitialLag) > 0 {
-			return nil, fmt.Errorf("demo scenario %s: initialLag is not supported by the demo", s.Name)
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-// job is one simulated Flink job of the demo: the scenario it plays, the
-// simulated cluster, and its REST API on 127.0.0.1.
-type job struct {
-	setup JobSetup
-	sc    *scenario.Scenario
-	sim   *sim.Job
-	srv   *http.Server
-	url   string
-
-	mu       sync.Mutex
-	timeline []bench.Point
-	// Integrals over the whole run (every step of the clock).
-	slotHours, coreHours float64
-	overSLO              time.Duration
-	maxLag, maxLagS      float64
+// loadScenario reads one embedded scenario.
+func loadScenario(name string) (*scenario.Scenario, error) {
+	b, err := fs.ReadFile(scenarioFiles, "scenarios/"+name+".yaml")
+	if err != nil {
+		return nil, err
+	}
+	s, err := scenario.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("demo scenario %s: %w", name, err)
+	}
+	if len(s.InitialLag) > 0 {
+		return nil, fmt.Errorf("demo scenario %s: initialLag is not supported by the demo", s.Name)
+	}
+	return s, nil
 }
+
+// simJob is a simulated Flink job of the demo: the job the view and the
+// result read (its backend is the simJob itself), the simulated cluster,
+// and its REST API on 127.0.0.1.
+type simJob struct {
+	*job
+	w   *world
+	sim *sim.Job
+	srv *http.Server
+	url string
+}
+
+var _ backend = (*simJob)(nil)
+
+func (s *simJob) View() sim.View                      { return s.sim.View() }
+func (s *simJob) VertexID(name string) (string, bool) { return s.sim.VertexID(name) }
+
+// Capacity is the simulator's ground truth for its own job.
+func (s *simJob) Capacity(par map[string]int, slotsPerTM int, rates map[string]float64) float64 {
+	return modelCapacity(s.sim, par, slotsPerTM, rates)
+}
+
+func (s *simJob) Rates(at time.Duration) map[string]float64 { return scenarioRates(s.sc, at) }
+
+// Records are the simulator's counts; a record neither consumed nor in
+// Kafka is lost.
+func (s *simJob) Records(context.Context) (Records, error) {
+	st := s.sim.Stats()
+	return Records{Produced: st.Produced, Consumed: st.Consumed, Lag: st.Lag, Reprocessed: st.Reprocessed,
+		Lost: st.Produced - st.Consumed - st.Lag}, nil
+}
+
+// Elapsed and Offset read the world's virtual clock, which every job
+// shares.
+func (s *simJob) Elapsed() time.Duration           { return s.w.Elapsed() }
+func (s *simJob) Offset(t time.Time) time.Duration { return t.Sub(s.w.start) }
 
 // world is the simulated side of the demo: every job on one kfake cluster,
 // advanced together on one virtual clock.
 type world struct {
 	start time.Time // virtual time of the scenario's start
 	speed float64
-	jobs  []*job
+	jobs  []*simJob
 	kafka *simkafka.Broker
 
 	now atomic.Int64 // virtual time, unix ns: every job has reached it
@@ -181,7 +208,9 @@ func newWorld(scs []*scenario.Scenario, setups []JobSetup, start time.Time, spee
 		}
 		srv := &http.Server{Handler: flinkrest.NewHandler(j), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
-		w.jobs = append(w.jobs, &job{setup: setups[i], sc: s, sim: j, srv: srv, url: "http://" + ln.Addr().String()})
+		sj := &simJob{job: &job{setup: setups[i], sc: s, slo: s.SLO.Lag}, w: w, sim: j, srv: srv, url: "http://" + ln.Addr().String()}
+		sj.run = sj
+		w.jobs = append(w.jobs, sj)
 	}
 	return w, nil
 }
@@ -255,107 +284,27 @@ func (w *world) advance(target time.Duration, record bool) error {
 	}
 	w.now.Store(w.start.Add(target).UnixNano())
 	for _, j := range w.jobs {
-		j.account(prev, target, record)
+		if err := j.account(context.Background(), target, target-prev, record); err != nil {
+			return fmt.Errorf("simulated job %s at %s: %w", j.sc.Name, target, err)
+		}
 	}
 	return nil
 }
 
-// state is what the simulator knows of a job at one instant: the ground
-// truth the live view and the reports show next to what the controller
-// decided.
-type state struct {
-	load, capacity float64 // records/s over all topics
-	lag            float64 // records
-	lagSeconds     float64 // lag / load
-	slots          int
-	cores          float64
-	running        bool
-	parallelism    map[string]int // vertex name → running parallelism
-	order          []string       // vertex names, topological
-	ids            map[string]string
-}
-
-// observe reads the job's state at scenario offset t.
-func (j *job) observe(t time.Duration) state {
-	st := state{parallelism: map[string]int{}, ids: map[string]string{}}
-	rates := map[string]float64{}
-	for _, tp := range j.sc.Job.Topics {
-		rates[tp.Name] = j.sc.Rate(tp.Name, t)
-		st.load += rates[tp.Name]
+// views are the world's jobs as the live view and the result read them.
+func (w *world) views() []*job {
+	out := make([]*job, len(w.jobs))
+	for i, j := range w.jobs {
+		out[i] = j.job
 	}
-	v := j.sim.View()
-	st.running = v.Job.State == "RUNNING"
-	byID := map[string]int{}
-	for _, x := range v.Job.Vertices {
-		st.order = append(st.order, x.Name)
-		st.ids[x.Name] = x.ID
-		st.parallelism[x.Name] = x.Parallelism
-		byID[x.ID] = x.Parallelism
-	}
-	slotsPerTM := j.sc.Job.TaskManager.Slots
-	for _, tm := range v.TaskManagers {
-		st.slots += tm.SlotsNumber
-		st.cores += tm.CPUCores
-		if tm.SlotsNumber > 0 {
-			slotsPerTM = tm.SlotsNumber
-		}
-	}
-	if st.running && len(byID) > 0 {
-		st.capacity = bench.JobCapacity(j.sim, byID, slotsPerTM, rates)
-	}
-	stats := j.sim.Stats()
-	st.lag = float64(stats.Lag)
-	switch {
-	case st.load > 0:
-		st.lagSeconds = st.lag / st.load
-	case st.lag > 0:
-		st.lagSeconds = -1 // lag with nothing arriving: unbounded in seconds
-	}
-	return st
-}
-
-// account integrates the job's resources and lag over (from, to] and
-// records a timeline point at to when record is set.
-func (j *job) account(from, to time.Duration, record bool) {
-	st := j.observe(to)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	h := (to - from).Hours()
-	j.slotHours += float64(st.slots) * h
-	j.coreHours += st.cores * h
-	if st.lagSeconds < 0 || st.lagSeconds > j.sc.SLO.Lag.Seconds() {
-		j.overSLO += to - from
-	}
-	j.maxLag = max(j.maxLag, st.lag)
-	if st.lagSeconds >= 0 {
-		j.maxLagS = max(j.maxLagS, st.lagSeconds)
-	}
-	if !record {
-		return
-	}
-	lagS := st.lagSeconds
-	if lagS < 0 {
-		lagS = 0
-	}
-	j.timeline = append(j.timeline, bench.Point{T: to, Load: st.load, Capacity: st.capacity, Slots: st.slots,
-		Cores: st.cores, Parallelism: maps.Clone(st.parallelism), Lag: st.lag, LagSeconds: lagS})
-}
-
-// lastPoint is the newest timeline point (false before the first).
-func (j *job) lastPoint() (bench.Point, bool) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if len(j.timeline) == 0 {
-		return bench.Point{}, false
-	}
-	return j.timeline[len(j.timeline)-1], true
+	return out
 }
 
 // deploymentSpec is the FlinkDeployment spec of a demo job: native mode,
 // its Flink version, TaskManagers of the scenario's cores and slots, the
 // scenario's initial parallelism per vertex as overrides, savepoint
 // upgrades, and the adaptive scheduler when the scenario runs it.
-func (j *job) deploymentSpec() (map[string]any, error) {
+func (j *simJob) deploymentSpec() (map[string]any, error) {
 	s := j.sc.Job
 	major, minor, ok := strings.Cut(s.FlinkVersion, ".")
 	if !ok {
@@ -400,24 +349,4 @@ func (j *job) deploymentSpec() (map[string]any, error) {
 		"jobManager":  map[string]any{"replicas": int64(1), "resource": map[string]any{"cpu": int64(1), "memory": "2048m"}},
 		"taskManager": map[string]any{"resource": map[string]any{"cpu": s.TaskManager.CPU, "memory": "4096m"}},
 	}, nil
-}
-
-// vertexNames are the job's vertex names, sources first (the order of the
-// scenario, which is the order the controller's status lists them in).
-func (j *job) vertexNames() []string {
-	out := make([]string, len(j.sc.Job.Vertices))
-	for i, v := range j.sc.Job.Vertices {
-		out[i] = v.Name
-	}
-	return out
-}
-
-// topics are the job's topic names, sorted.
-func (j *job) topics() []string {
-	var out []string
-	for _, t := range j.sc.Job.Topics {
-		out = append(out, t.Name)
-	}
-	sort.Strings(out)
-	return out
 }
