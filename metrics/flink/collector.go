@@ -626,6 +626,18 @@ func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metri
 	for _, o := range owners {
 		out = append(out, *o)
 	}
+	vs.Partitions = liveOwners(out)
+}
+
+// liveOwners keeps one owner per partition, sorted by topic and partition.
+// After an in-place rescale the job keeps its id, and the JobManager's
+// metric store keeps the gauges of the subtasks that are gone beside the
+// new ones (real Flink 1.20 and 2.2 both do), so a partition can be listed
+// under its old and its new subtask: the one reading it now is the one
+// whose current offset is ahead (the old gauge stopped at the rescale, the
+// new reader moves past it within seconds, inside the warm-up); a tie goes
+// to the higher committed offset, then to the lower subtask.
+func liveOwners(out []metrics.PartitionOwner) []metrics.PartitionOwner {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Topic != b.Topic {
@@ -634,9 +646,22 @@ func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metri
 		if a.Partition != b.Partition {
 			return a.Partition < b.Partition
 		}
+		if a.CurrentOffset != b.CurrentOffset {
+			return a.CurrentOffset > b.CurrentOffset
+		}
+		if a.CommittedOffset != b.CommittedOffset {
+			return a.CommittedOffset > b.CommittedOffset
+		}
 		return a.Subtask < b.Subtask
 	})
-	vs.Partitions = out
+	live := out[:0]
+	for _, o := range out {
+		if n := len(live); n > 0 && live[n-1].Topic == o.Topic && live[n-1].Partition == o.Partition {
+			continue // a stale gauge of a subtask that read it before
+		}
+		live = append(live, o)
+	}
+	return live
 }
 
 // checkpoints reads the statistics and, once per job, the interval and
