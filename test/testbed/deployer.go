@@ -749,24 +749,19 @@ func (d *Deployer) TriggerSavepoint(req sim.SavepointRequest) (string, error) {
 
 // savepointBody is POST /jobs/:id/savepoints' body (hyphenated keys).
 func savepointBody(req sim.SavepointRequest, target string) map[string]any {
-	b := map[string]any{"cancel-job": req.Cancel}
-	if target != "" {
-		b["target-directory"] = target
-	}
-	if req.FormatType != "" {
-		b["formatType"] = req.FormatType
-	}
-	if req.TriggerID != "" {
-		b["triggerId"] = req.TriggerID
-	}
-	return b
+	return triggerBody(req, map[string]any{"cancel-job": req.Cancel}, "target-directory", target)
 }
 
 // stopBody is POST /jobs/:id/stop's body (camelCase keys).
 func stopBody(req sim.SavepointRequest, target string) map[string]any {
-	b := map[string]any{"drain": req.Drain}
+	return triggerBody(req, map[string]any{"drain": req.Drain}, "targetDirectory", target)
+}
+
+// triggerBody adds what both triggers share to b: the target directory
+// under the endpoint's own key, the format and the idempotency id.
+func triggerBody(req sim.SavepointRequest, b map[string]any, targetKey, target string) map[string]any {
 	if target != "" {
-		b["targetDirectory"] = target
+		b[targetKey] = target
 	}
 	if req.FormatType != "" {
 		b["formatType"] = req.FormatType
