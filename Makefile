@@ -158,6 +158,24 @@ BENCH ?= .
 BENCH_PKGS ?= ./scaling/... ./test/sim/... ./metrics/...
 BENCH_PLOTS ?= docs/benchmarks
 BENCH_FLAGS ?=
+# The rival of `make bench-real`: the Flink Kubernetes Operator's standalone
+# autoscaler. Maven Central does not serve flink-autoscaler-standalone, so it
+# is built from the operator's release tag (its dependencies come from Maven
+# Central) out of a clone named by OPERATOR_SRC (a work tree or a bare git
+# directory). Cached in bin/rival; never committed.
+RIVAL_RELEASE ?= 1.15.0
+RIVAL_JAR := $(BIN)/rival/flink-autoscaler-standalone-$(RIVAL_RELEASE).jar
+OPERATOR_SRC ?=
+.PHONY: rival-jar
+rival-jar: $(RIVAL_JAR) ## Build the Flink operator's standalone autoscaler $(RIVAL_RELEASE) from OPERATOR_SRC (a clone of apache/flink-kubernetes-operator) into bin/rival
+$(RIVAL_JAR):
+	@test -n "$(OPERATOR_SRC)" || { echo "rival-jar: set OPERATOR_SRC to a clone of apache/flink-kubernetes-operator (Maven Central does not serve flink-autoscaler-standalone)"; exit 2; }
+	rm -rf $(BIN)/rival/src-$(RIVAL_RELEASE) && mkdir -p $(BIN)/rival/src-$(RIVAL_RELEASE)
+	git --git-dir="$$(git -C "$(OPERATOR_SRC)" rev-parse --absolute-git-dir)" archive release-$(RIVAL_RELEASE) | tar -x -C $(BIN)/rival/src-$(RIVAL_RELEASE)
+	cd $(BIN)/rival/src-$(RIVAL_RELEASE) && mvn -B -q -pl flink-autoscaler-standalone -am package -DskipTests \
+		-Dspotless.check.skip -Dspotless.apply.skip -Dcheckstyle.skip -Drat.skip -Denforcer.skip -Djapicmp.skip
+	cp $(BIN)/rival/src-$(RIVAL_RELEASE)/flink-autoscaler-standalone/target/flink-autoscaler-standalone-$(RIVAL_RELEASE).jar $@
+
 .PHONY: bench bench-go bench-scale
 bench: ## Compare flinkscale, the Flink operator's autoscaler, KEDA, static and the oracle on the scenario library (charts in BENCH_PLOTS)
 	$(GO) run ./cmd/flinkscale bench --plot $(BENCH_PLOTS) $(BENCH_FLAGS)

@@ -55,6 +55,10 @@ const (
 	OptInPolicy OptIn = "policy"
 	// OptInAnnotations: flinkscale.io/* annotations on the FlinkDeployment.
 	OptInAnnotations OptIn = "annotations"
+	// OptInNone: flinkscale is not told; the deployment keeps what it was
+	// deployed with, or another autoscaler (the Flink project's
+	// standalone one, in `flinkscale bench --real`) rescales it.
+	OptInNone OptIn = "none"
 )
 
 // Job is one FlinkDeployment of the stack: a scenario on its own testbed
@@ -416,7 +420,7 @@ func (s *Stack) createObjects(ctx context.Context, o Options) error {
 		if err := s.Client.Create(ctx, fd); err != nil {
 			return fmt.Errorf("realstack: creating FlinkDeployment %s: %w", j.Key, err)
 		}
-		if j.OptIn == OptInAnnotations {
+		if j.OptIn == OptInAnnotations || j.OptIn == OptInNone {
 			continue
 		}
 		pol := &v1alpha1.FlinkScalingPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: j.Name}}

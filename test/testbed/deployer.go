@@ -44,6 +44,14 @@ type DeployerOptions struct {
 	// Progress receives one line per action (submissions, TaskManagers
 	// started and stopped, faults); nil discards them.
 	Progress io.Writer
+	// FollowRequirements reads the running job's resource requirements
+	// every FollowInterval (default 2s) and sizes the pool to them, as
+	// Flink's active resource manager asks Kubernetes for the pods the
+	// adaptive scheduler wants: for requirements that another client (the
+	// Flink autoscaler's standalone rescaler) sets with PUT
+	// /jobs/:id/resource-requirements, not through this Deployer.
+	FollowRequirements bool
+	FollowInterval     time.Duration
 }
 
 // Deployer is a sim.Deployer backed by the testbed's real Flink session
@@ -99,6 +107,9 @@ type Deployer struct {
 	ending    map[string]bool // jobs stopped with a savepoint or cancelled
 	submitErr error
 	seq       int
+	// followed is the TaskManagers the last requirements read or set
+	// needed (FollowRequirements).
+	followed int
 }
 
 // current is the job View reports.
@@ -184,6 +195,9 @@ func newDeployer(ctx context.Context, deps deployerDeps, o DeployerOptions) (*De
 	if o.RefreshInterval <= 0 {
 		o.RefreshInterval = 500 * time.Millisecond
 	}
+	if o.FollowInterval <= 0 {
+		o.FollowInterval = 2 * time.Second
+	}
 	// A regular file: nothing can be created below it, not even by root,
 	// for whom permissions are no obstacle.
 	notADir := filepath.Join(deps.dir, "savepoint-fault")
@@ -225,6 +239,9 @@ func newDeployer(ctx context.Context, deps deployerDeps, o DeployerOptions) (*De
 	d.refresh(ctx)
 	d.wg.Go(func() { d.every(d.o.RefreshInterval, d.refresh) })
 	d.wg.Go(func() { d.every(d.o.RefreshInterval, d.tend) })
+	if d.o.FollowRequirements {
+		d.wg.Go(func() { d.every(d.o.FollowInterval, d.follow) })
+	}
 	return d, nil
 }
 
@@ -824,6 +841,28 @@ func (d *Deployer) UpdateResourceRequirements(jobID string, req map[string]sim.B
 	if err := d.rest.do(context.Background(), http.MethodPut, "/jobs/"+jobID+"/resource-requirements", body, nil); err != nil {
 		return fmt.Errorf("testbed: updating the resource requirements of job %s: %w", jobID, simError(err))
 	}
+	d.require(jobID, req)
+	return nil
+}
+
+// require sizes the pool to a job's resource requirements: the
+// TaskManagers their upper bounds need start now, and the floor that
+// idle TaskManagers are released down to becomes that need.
+func (d *Deployer) require(jobID string, req map[string]sim.Bounds) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	need := d.needs(req)
+	if need > d.ps.want {
+		d.say("job %s's new requirements need %d TaskManager(s)", jobID, need)
+	}
+	d.ps.want = max(d.ps.want, need)
+	d.ps.floor = need
+	d.followed = need
+}
+
+// needs is the TaskManagers that requirements' upper bounds (-1: the
+// vertex's max parallelism) take. d.mu is held.
+func (d *Deployer) needs(req map[string]sim.Bounds) int {
 	upper := map[string]int{}
 	for _, v := range d.plan {
 		if b, ok := req[v.ID]; ok {
@@ -833,15 +872,35 @@ func (d *Deployer) UpdateResourceRequirements(jobID string, req map[string]sim.B
 			}
 		}
 	}
+	return taskManagersFor(d.plan, upper, d.slots)
+}
+
+// follow reads the current job's resource requirements and, when they
+// ask for another number of TaskManagers than last time, sizes the pool
+// to them (FollowRequirements).
+func (d *Deployer) follow(ctx context.Context) {
 	d.mu.Lock()
-	need := taskManagersFor(d.plan, upper, d.slots)
-	if need > d.ps.want {
-		d.say("job %s's new requirements need %d TaskManager(s)", jobID, need)
-	}
-	d.ps.want = max(d.ps.want, need)
-	d.ps.floor = need
+	id, run := d.cur.id, steady(d.cur.rest)
 	d.mu.Unlock()
-	return nil
+	if id == "" || !run {
+		return
+	}
+	var body map[string]struct {
+		Parallelism sim.Bounds `json:"parallelism"`
+	}
+	if err := d.rest.get(ctx, "/jobs/"+id+"/resource-requirements", &body); err != nil {
+		return // the job may be restarting; the next round reads again
+	}
+	req := make(map[string]sim.Bounds, len(body))
+	for vid, r := range body {
+		req[vid] = r.Parallelism
+	}
+	d.mu.Lock()
+	changed := d.needs(req) != d.followed
+	d.mu.Unlock()
+	if changed {
+		d.require(id, req)
+	}
 }
 
 // Inject arms a fault. FaultTaskManagerLoss kills (SIGKILL) a TaskManager

@@ -608,6 +608,22 @@ type fixture struct {
 
 func newFixture(t *testing.T, gate chan struct{}) *fixture {
 	t.Helper()
+	return newFixtureWith(t, gate, DeployerOptions{})
+}
+
+// newFixtureWith is newFixture with more options; the fixture's short
+// intervals are set unless o has its own.
+func newFixtureWith(t *testing.T, gate chan struct{}, o DeployerOptions) *fixture {
+	t.Helper()
+	if o.RefreshInterval == 0 {
+		o.RefreshInterval = 5 * time.Millisecond
+	}
+	if o.TaskManagerRestart == 0 {
+		o.TaskManagerRestart = 100 * time.Millisecond
+	}
+	if o.IdleTaskManagerTimeout == 0 {
+		o.IdleTaskManagerTimeout = 50 * time.Millisecond
+	}
 	pool := newFakePool(1, 2)
 	jm := &fakeJobManager{pool: pool, plan: saturatePlan, jobs: map[string]*fakeJob{}, triggers: map[string]string{}}
 	srv := httptest.NewServer(jm)
@@ -618,7 +634,7 @@ func newFixture(t *testing.T, gate chan struct{}) *fixture {
 	d, err := newDeployer(context.Background(), deployerDeps{
 		restURL: srv.URL, pool: pool, runClient: client.run, job: s.Job, plan: saturatePlan,
 		spec: saturateSpec(t), dir: dir, savepoints: "file://" + dir + "/flink/savepoints", version: Flink120,
-	}, DeployerOptions{RefreshInterval: 5 * time.Millisecond, TaskManagerRestart: 100 * time.Millisecond, IdleTaskManagerTimeout: 50 * time.Millisecond})
+	}, o)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = d.Close() })
 	return &fixture{d: d, jm: jm, pool: pool, client: client, dir: dir}
@@ -768,6 +784,30 @@ func TestDeployerSubmitsAsynchronouslyAndResizesThePool(t *testing.T) {
 	assert.ErrorContains(t, d.SubmitError(), "no-such-savepoint-"+job3)
 	// A failed submission is terminal: the next one may go.
 	require.NoError(t, d.Submit(sim.Submission{JobID: strings.Repeat("d4", 16)}))
+}
+
+// The Flink autoscaler's standalone rescaler PUTs the requirements to
+// Flink itself; with FollowRequirements the pool follows them as Flink's
+// active resource manager would.
+func TestDeployerFollowsRequirementsSetByAnotherClient(t *testing.T) {
+	f := newFixtureWith(t, nil, DeployerOptions{FollowRequirements: true, FollowInterval: 5 * time.Millisecond})
+	job := strings.Repeat("e5", 16)
+	require.NoError(t, f.d.Submit(sim.Submission{JobID: job, SlotsPerTaskManager: 2, TaskManagers: 1}))
+	f.await(t, "running", func(v sim.View) bool { return v.Job.ID == job && v.Job.State == "RUNNING" })
+	assert.Equal(t, "1x2", f.pool.shape(), "source 2, keyed 2, sink 1 share 2 slots")
+
+	put := func(keyed int) {
+		f.jm.mu.Lock()
+		defer f.jm.mu.Unlock()
+		j := f.jm.jobs[job]
+		j.req[idKeyed], j.par[idKeyed] = sim.Bounds{LowerBound: 1, UpperBound: keyed}, keyed
+	}
+	// Keyed 2 → 7: 7 slots, ceil(7/2) = 4 TaskManagers.
+	put(7)
+	require.Eventually(t, func() bool { return f.pool.shape() == "4x2" }, 5*time.Second, 5*time.Millisecond, "the pool grows")
+	// Back to 3: ceil(3/2) = 2; the TaskManagers left idle go.
+	put(3)
+	require.Eventually(t, func() bool { return f.pool.shape() == "2x2" }, 5*time.Second, 5*time.Millisecond, "idle ones released")
 }
 
 func TestDeployerRefusesBadSubmissions(t *testing.T) {

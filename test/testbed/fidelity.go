@@ -164,7 +164,7 @@ func RunFidelity(ctx context.Context, o FidelityOptions) (*Fidelity, error) {
 	}
 	say("simulator: done in %s", time.Since(began).Round(time.Millisecond))
 
-	load := loadAverage()
+	load := LoadAverage()
 	tb, err := Start(ctx, Options{
 		Scenario: o.Scenario, Flink: o.Flink, SpareTaskManagers: spare, Dir: o.Dir,
 		Progress: o.Progress, SkipJavaTests: o.SkipJavaTests,
@@ -191,7 +191,7 @@ func RunFidelity(ctx context.Context, o FidelityOptions) (*Fidelity, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	load += " before, " + loadAverage() + " after"
+	load += " before, " + LoadAverage() + " after"
 
 	f := compareRuns(s, o.Flink, plan, realRun, simRun)
 	f.Load = load
@@ -231,8 +231,9 @@ func spareTaskManagers(s *scenario.Scenario, plan FidelityPlan, have int) int {
 	return max(0, (SlotsNeeded(j)+slots-1)/slots-have)
 }
 
-// loadAverage is the first three fields of /proc/loadavg, or "".
-func loadAverage() string {
+// LoadAverage is the first three fields of /proc/loadavg (the machine's
+// load over 1, 5 and 15 minutes), or "" where there is none.
+func LoadAverage() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return ""

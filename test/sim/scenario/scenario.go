@@ -37,6 +37,12 @@ type Scenario struct {
 	Duration time.Duration `json:"duration"`
 	// Tick is the simulation step (default 1s).
 	Tick time.Duration `json:"tick,omitempty"`
+	// Compression says the scenario plays a workload Compression times
+	// faster than it happens (tens of minutes for hours), so that it runs
+	// on real Flink: the autoscalers under test get their time settings
+	// (windows, stabilization, delays, catch-up) divided by it too
+	// (test/bench.Compress). 0 or 1: not compressed.
+	Compression float64 `json:"compression,omitempty"`
 	// SLO is what the job's owner asks of it.
 	SLO SLO `json:"slo,omitempty"`
 	// Expect holds what a good autoscaling policy achieves here, for the

@@ -382,6 +382,7 @@ load:
       - {kind: noise, percent: 5}
 initialLag: {w: 5}
 expect: {maxRescales: -1}
+compression: 0.5
 `
 	_, err := Parse([]byte(y))
 	require.Error(t, err)
@@ -414,10 +415,11 @@ expect: {maxRescales: -1}
 		`load: topic "u" has no load`,
 		`initialLag.w: no topic "w" in job.topics`,
 		`expect.maxRescales: must not be negative, not -1`,
+		`compression: must be between 1 and 1000, not 0.5`,
 	} {
 		assert.Contains(t, msg, w)
 	}
-	assert.GreaterOrEqual(t, len(joined.Unwrap()), 25)
+	assert.GreaterOrEqual(t, len(joined.Unwrap()), 26)
 }
 
 func TestValidationGraph(t *testing.T) {

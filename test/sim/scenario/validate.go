@@ -89,6 +89,9 @@ func (v *validator) top(s *Scenario) {
 		v.bad("tick", "%s is longer than the duration %s", fd(s.Tick), fd(s.Duration))
 	}
 	v.duration("slo.lag", s.SLO.Lag, time.Nanosecond)
+	if c := s.Compression; c != 0 && !(c >= 1 && c <= 1000) {
+		v.bad("compression", "must be between 1 and 1000, not %g", c)
+	}
 	if e := s.Expect; e.MaxRescales != nil && *e.MaxRescales < 0 {
 		v.bad("expect.maxRescales", "must not be negative, not %d", *e.MaxRescales)
 	}
