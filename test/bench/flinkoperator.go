@@ -13,7 +13,10 @@ import (
 // algorithm (flink-autoscaler, release 1.15 behavior) at its default
 // settings, written from its description (section numbers below are those
 // of the project's technical report on apache/flink-kubernetes-operator's
-// autoscaler, §2.1–§2.11), as a bench policy. It reads only Flink's own metrics (never the brokers).
+// autoscaler, §2.1–§2.11) and checked against the release-1.15.0 classes
+// named below, as a bench policy. It reads only Flink's own metrics (never
+// the brokers). NewFlinkOperator116 is the same algorithm at the 1.16
+// defaults (see DefaultFlinkOperator116Config).
 //
 // What it does, per reconcile (one sample every 60 s, §2.1):
 //   - Samples only while the job is RUNNING; holds (and does not sample)
@@ -23,20 +26,30 @@ import (
 //     dropped; the window is full metrics.window after its first sample, is
 //     then trimmed to metrics.window, and is evaluated only when full with at
 //     least 2 samples (§2.3).
-//   - Evaluates every vertex in topological order (§2.4): busy time from the
-//     MAX aggregate, inputRate = rate(NUM_RECORDS_IN) [≤1.15], TPR =
-//     inputRate / busy, the switch to the observed TPR of sources, target
-//     and catch-up data rates propagated through output ratios, the
-//     scale-up / scale-down thresholds and the backlog exception.
-//   - Sizes each vertex (§2.5): ceil(clamped factor × p) within the vertex
-//     min/max parallelism and the vertex's max parallelism; aligns sources
-//     to their partition count and keyBy (HASH) inputs to the key groups with
-//     the legacy EVENLY_SPREAD rules, the downward walk and the direction
-//     guard (§2.6); delays scale-downs by scale-down.interval and executes
-//     the maximum recommendation of that interval (§2.7).
-//   - Rescales only if some vertex is outside its utilization bounds, and
-//     then every vertex whose parallelism changes (§2.11). It never changes
-//     the TaskManagers' slots.
+//   - Evaluates every vertex in topological order (§2.4,
+//     ScalingMetricEvaluator): busy time from the MAX aggregate, inputRate =
+//     rate(NUM_RECORDS_IN) [≤1.15], TPR = inputRate / busy, the switch to the
+//     observed TPR of sources (ScalingMetrics records it; it needs
+//     observed-true-processing-rate.min-observations finite samples), target
+//     and catch-up data rates propagated through output ratios (0 unless
+//     both rates are > 0), the scale-up / scale-down thresholds and the
+//     backlog exception. Averages skip ±∞ samples (getAverage). A source
+//     without an ingestion rate fails the whole evaluation, as the
+//     evaluator's exception does.
+//   - Sizes each vertex (§2.5, JobVertexScaler): ceil(clamped factor × p)
+//     within the vertex min/max parallelism and the vertex's max
+//     parallelism; aligns sources to their partition count and keyBy (HASH)
+//     inputs to the key groups with the legacy EVENLY_SPREAD rules, the
+//     downward walk and the direction guard (§2.6); delays scale-downs by
+//     scale-down.interval and executes the maximum recommendation of that
+//     interval (§2.7, DelayedScaleDown).
+//   - Rescales (§2.11, ScalingExecutor.computeScalingSummary) only if some
+//     vertex whose parallelism changes is outside its utilization bounds,
+//     and then every vertex whose parallelism changes. A vertex whose
+//     scale-down is still delayed does not change, so it neither counts nor
+//     moves; one whose delayed scale-down has come due counts with the flag
+//     stored with the interval's maximum recommendation, not with its
+//     current one. It never changes the TaskManagers' slots.
 //
 // Off by default in the operator and therefore left out: restart-time
 // tracking (restart.time is used as is, §2.10), ineffective-scaling
@@ -46,6 +59,9 @@ import (
 // aggregator is fixed to MAX (the default).
 type FlinkOperator struct {
 	Config FlinkOperatorConfig
+
+	// name is Name(); empty: "flink-operator".
+	name string
 
 	jobID        string
 	runningSince time.Time
@@ -100,7 +116,41 @@ type FlinkOperatorConfig struct {
 	// ReconcileInterval is kubernetes.operator.reconcile.interval (60 s):
 	// the sampling cadence.
 	ReconcileInterval time.Duration
+	// Alignment is how sources and keyBy vertices are aligned (§2.6): 1.15's
+	// scaling.key-group.partitions.adjust.mode = EVENLY_SPREAD, or 1.16's
+	// scaling.parallelism-alignment.mode = BALANCED.
+	Alignment FlinkOperatorAlignment
+	// TPRInputFromGauge is FLINK-39306 (1.16): with the MAX busy-time
+	// aggregator the TPR numerator of a non-source is the window average of
+	// its numRecordsInPerSecond gauge (sum over subtasks), falling back to
+	// rate(NUM_RECORDS_IN) when that is NaN or ±∞ (computeTprInputRate).
+	// false: rate(NUM_RECORDS_IN) [≤1.15].
+	TPRInputFromGauge bool
+	// ExpectedRatePerSubtask is FLINK-39743 (1.16): EXPECTED_PROCESSING_RATE
+	// = TPR / current × new; false: TPR × capped factor [≤1.15]. It is
+	// read only by ineffective-scaling detection, which is off: it is kept
+	// for the evaluation's record.
+	ExpectedRatePerSubtask bool
 }
+
+// FlinkOperatorAlignment is the alignment of a new parallelism to the
+// source partitions or key groups (§2.6).
+type FlinkOperatorAlignment int
+
+const (
+	// FOAlignLegacyEvenlySpread is the deprecated
+	// scaling.key-group.partitions.adjust.mode at its EVENLY_SPREAD default
+	// (the 1.15 rules): a divisor in the search region, else the downward
+	// walk and the direction guard, which can block the scale.
+	FOAlignLegacyEvenlySpread FlinkOperatorAlignment = iota
+	// FOAlignBalanced is 1.16's scaling.parallelism-alignment.mode default
+	// BALANCED (BuiltInAlignmentMode): the first divisor or load-reducing
+	// value in the search region, else the computed target bounded by the
+	// alignment cap min(N, maxParallelism, upper limit) (the FLINK-40389
+	// fix, apache/flink-kubernetes-operator#1179), so a source never exceeds
+	// its partition count. It never blocks a scale.
+	FOAlignBalanced
+)
 
 // DefaultFlinkOperatorConfig is the operator's defaults (§1).
 func DefaultFlinkOperatorConfig() FlinkOperatorConfig {
@@ -124,15 +174,61 @@ func DefaultFlinkOperatorConfig() FlinkOperatorConfig {
 	}
 }
 
-// NewFlinkOperator is the policy at the operator's defaults.
+// DefaultFlinkOperator116Config is the defaults of operator 1.16
+// (apache/flink-kubernetes-operator main, pom 1.16-SNAPSHOT, no 1.16 tag
+// yet), where they differ from 1.15.0 in what this policy reads:
+//   - job.autoscaler.scaling.parallelism-alignment.mode (new, FLINK-39938 /
+//     FLIP-586) defaults to BALANCED; the deprecated
+//     scaling.key-group.partitions.adjust.mode is honored only when set
+//     (ParallelismAligner.resolve), so BALANCED applies; with the
+//     FLINK-40389 cap (#1179, merged after main's 6e9caeb4).
+//   - FLINK-39306 changes the default (MAX aggregator) TPR numerator of
+//     non-sources: TPRInputFromGauge.
+//   - FLINK-39743 changes EXPECTED_PROCESSING_RATE: ExpectedRatePerSubtask.
+//
+// Checked and unchanged from 1.15.0 (AutoScalerOptions, and
+// KubernetesOperatorConfigOptions for the reconcile interval):
+// metrics.window, stabilization.interval, utilization.target,
+// target.utilization.boundary, utilization.max/min (unset),
+// scale-down.interval, scale-down.max-factor, scale-up.max-factor,
+// catch-up.duration, restart.time, restart.time-tracking.enabled,
+// backlog-processing.lag-threshold, observed-true-processing-rate.*
+// (lag-threshold, switch-threshold, min-observations),
+// vertex.min-parallelism, vertex.max-parallelism,
+// metrics.busy-time.aggregator (MAX), scaling.effectiveness.detection.enabled,
+// observed-scalability.enabled, memory.*, and
+// kubernetes.operator.reconcile.interval. The new plug-in keys
+// (metrics.custom-evaluators, scaling.custom-executors) default to none.
+// The gate (ScalingExecutor.computeScalingSummary) and DelayedScaleDown are
+// unchanged.
+func DefaultFlinkOperator116Config() FlinkOperatorConfig {
+	c := DefaultFlinkOperatorConfig()
+	c.Alignment = FOAlignBalanced
+	c.TPRInputFromGauge = true
+	c.ExpectedRatePerSubtask = true
+	return c
+}
+
+// NewFlinkOperator is the policy at the operator's (1.15) defaults.
 func NewFlinkOperator() *FlinkOperator {
 	return &FlinkOperator{Config: DefaultFlinkOperatorConfig()}
+}
+
+// NewFlinkOperator116 is the policy at the operator's 1.16 defaults
+// (DefaultFlinkOperator116Config), named "flink-operator-1.16".
+func NewFlinkOperator116() *FlinkOperator {
+	return &FlinkOperator{Config: DefaultFlinkOperator116Config(), name: "flink-operator-1.16"}
 }
 
 var _ Policy = (*FlinkOperator)(nil)
 
 // Name implements Policy.
-func (f *FlinkOperator) Name() string { return "flink-operator" }
+func (f *FlinkOperator) Name() string {
+	if f.name != "" {
+		return f.name
+	}
+	return "flink-operator"
+}
 
 // Interval implements Policy: the operator's reconcile interval.
 func (f *FlinkOperator) Interval() time.Duration {
@@ -201,16 +297,21 @@ type foVertexEval struct {
 	scaleDownPending bool
 }
 
-// foDelayed is a vertex's delayed scale-down (§2.7): when it was first
+// foDelayed is a vertex's delayed scale-down (§2.7,
+// DelayedScaleDown.VertexDelayedScaleDownInfo): when it was first
 // recommended and the recommendations, oldest first, strictly decreasing.
 type foDelayed struct {
 	first time.Time
 	recs  []foRec
 }
 
+// foRec is one recommendation (DelayedScaleDown.RecommendedParallelism):
+// with whether the vertex was outside its utilization bounds when it was
+// made, which is the gate's flag once it is the interval's maximum.
 type foRec struct {
-	at time.Time
-	p  int
+	at      time.Time
+	p       int
+	outside bool
 }
 
 // Observe implements Policy.
@@ -254,13 +355,17 @@ func (f *FlinkOperator) Observe(o Observation) *Plan {
 		return nil
 	}
 	topo := foBuildTopology(s, o.Deployment)
-	evals := f.evaluate(topo)
+	evals, ok := f.evaluate(topo)
 	f.last = evals
+	if !ok {
+		return nil
+	}
 	return f.decide(now, topo, evals, o.Deployment)
 }
 
 // record stores one sample; a source's observed TPR is measured when its
-// lag is large enough, otherwise the previous average is carried (§2.2).
+// lag is large enough, otherwise the previous average is carried (§2.2;
+// ScalingMetrics.computeDataRateMetrics and getObservedTpr).
 func (f *FlinkOperator) record(now time.Time, s metrics.FlinkSample) {
 	smp := foSample{at: now, v: make(map[string]foPoint, len(s.Vertices))}
 	for _, v := range s.Vertices {
@@ -288,20 +393,30 @@ func (f *FlinkOperator) record(now time.Time, s metrics.FlinkSample) {
 			if v.BackPressuredTimeMsPerSecond != nil {
 				bp = v.BackPressuredTimeMsPerSecond.Avg
 			}
-			thr := f.Config.ObservedTPRLagThreshold.Seconds()
-			if !math.IsNaN(pt.inPerSec) && !math.IsNaN(bp) && pt.lag >= thr*pt.inPerSec {
-				if pt.inPerSec == 0 {
-					pt.obsTPR = math.Inf(1)
-				} else {
-					pt.obsTPR = pt.inPerSec / (1 - bp/1000)
-				}
-			} else {
-				pt.obsTPR = foAverage(f.samples, v.ID, func(p foPoint) float64 { return p.obsTPR }, 1)
-			}
+			pt.obsTPR = f.observedTPR(v.ID, pt.inPerSec, pt.lag, bp)
 		}
 		smp.v[v.ID] = pt
 	}
 	f.samples = append(f.samples, smp)
+}
+
+// observedTPR is a source's OBSERVED_TPR sample: NaN (not recorded)
+// without numRecordsInPerSecond; +∞ when that is 0; inPerSec / (1 −
+// backPressured/1000) while catching up (lag ≥ lag-threshold × inPerSec)
+// with back pressure below 1000 ms/s; otherwise the average of the stored
+// observations, NaN with fewer than min-observations of them — so a single
+// observation is not carried into a second one.
+func (f *FlinkOperator) observedTPR(id string, inPerSec, lag, bp float64) float64 {
+	cfg := f.Config
+	switch {
+	case math.IsNaN(inPerSec):
+		return math.NaN()
+	case inPerSec == 0:
+		return math.Inf(1)
+	case lag >= cfg.ObservedTPRLagThreshold.Seconds()*inPerSec && bp < 1000:
+		return inPerSec / (1 - bp/1000)
+	}
+	return foAverage(f.samples, id, func(p foPoint) float64 { return p.obsTPR }, cfg.ObservedTPRMinObservations)
 }
 
 func foVal(p *float64) float64 {
@@ -402,19 +517,29 @@ func foRate(samples []foSample, id string, get func(foPoint) float64) float64 {
 	return (get(samples[last].v[id]) - get(samples[first].v[id])) / dt
 }
 
-// foAverage is the plain mean of the non-NaN values (getAverage, §2.3); NaN
-// with fewer than minN of them.
+// foAverage is ScalingMetricEvaluator.getAverage (§2.3): the plain mean of
+// the finite values, skipping NaN and ±∞; with none, +∞ if some value was
+// infinite and NaN otherwise; NaN with fewer than minN finite values.
 func foAverage(samples []foSample, id string, get func(foPoint) float64, minN int) float64 {
-	sum, n := 0.0, 0
+	sum, n, inf := 0.0, 0, false
 	for _, s := range samples {
-		if p, ok := s.v[id]; ok {
-			if x := get(p); !math.IsNaN(x) {
-				sum += x
-				n++
-			}
+		p, ok := s.v[id]
+		if !ok {
+			continue
+		}
+		switch x := get(p); {
+		case math.IsNaN(x):
+		case math.IsInf(x, 0):
+			inf = true
+		default:
+			sum += x
+			n++
 		}
 	}
-	if n == 0 || n < minN {
+	switch {
+	case n == 0 && inf:
+		return math.Inf(1)
+	case n == 0 || n < minN:
 		return math.NaN()
 	}
 	return sum / float64(n)
@@ -454,10 +579,57 @@ func (c FlinkOperatorConfig) utilBounds() (hi, lo float64) {
 	return hi, lo
 }
 
-// evaluate computes §2.4 for every vertex over the window.
-func (f *FlinkOperator) evaluate(t foTopology) map[string]foVertexEval {
+// foRateOf is m[id], NaN when absent.
+func foRateOf(m map[string]float64, id string) float64 {
+	if x, ok := m[id]; ok {
+		return x
+	}
+	return math.NaN()
+}
+
+// foOutputRatio is ScalingMetricEvaluator.computeEdgeOutputRatio (§2.4):
+// the records/s on the edge up → v over up's input records/s; 0 unless both
+// are > 0 (so a NaN or negative rate, e.g. after a counter reset, counts 0).
+// The edge rate (computeEdgeDataRate) is v's input rate when up is its only
+// input; else v's input rate less the output rates of its other inputs, if
+// each of those has v as its only output and the sum is a number; else up's
+// output rate.
+func foOutputRatio(t foTopology, inRate, outRate map[string]float64, up string, v *foVertexInfo) float64 {
+	upIn := foRateOf(inRate, up)
+	if !(upIn > 0) {
+		return 0
+	}
+	edge := foRateOf(outRate, up)
+	if len(v.inputs) == 1 {
+		edge = foRateOf(inRate, v.id)
+	} else {
+		others := 0.0
+		for _, o := range v.inputs {
+			if o == up {
+				continue
+			}
+			if t.outputs[o] != 1 {
+				others = math.NaN()
+				break
+			}
+			others += foRateOf(outRate, o)
+		}
+		if !math.IsNaN(others) {
+			edge = foRateOf(inRate, v.id) - others
+		}
+	}
+	if !(edge > 0) {
+		return 0
+	}
+	return edge / upIn
+}
+
+// evaluate computes §2.4 for every vertex over the window. ok is false when
+// a source has no ingestion rate (NaN), where ScalingMetricEvaluator throws
+// and the operator skips the cycle.
+func (f *FlinkOperator) evaluate(t foTopology) (ev map[string]foVertexEval, ok bool) {
 	cfg := f.Config
-	ev := make(map[string]foVertexEval, len(t.order))
+	ev = make(map[string]foVertexEval, len(t.order))
 	inRate := map[string]float64{}
 	outRate := map[string]float64{}
 	for _, id := range t.order {
@@ -465,42 +637,6 @@ func (f *FlinkOperator) evaluate(t foTopology) map[string]foVertexEval {
 		outRate[id] = foRate(f.samples, id, func(p foPoint) float64 { return p.out })
 	}
 	latest := f.samples[len(f.samples)-1]
-	rateOf := func(m map[string]float64, id string) float64 {
-		if x, ok := m[id]; ok {
-			return x
-		}
-		return math.NaN()
-	}
-	// outputRatio(up → v) (§2.4).
-	ratio := func(up string, v *foVertexInfo) float64 {
-		upIn := rateOf(inRate, up)
-		if upIn == 0 {
-			return 0
-		}
-		var edge float64
-		if len(v.inputs) == 1 {
-			edge = inRate[v.id]
-		} else {
-			single := true
-			others := 0.0
-			for _, o := range v.inputs {
-				if o == up {
-					continue
-				}
-				if t.outputs[o] != 1 {
-					single = false
-					break
-				}
-				others += rateOf(outRate, o)
-			}
-			if single {
-				edge = inRate[v.id] - others
-			} else {
-				edge = rateOf(outRate, up)
-			}
-		}
-		return edge / upIn
-	}
 
 	backlog := false
 	for _, id := range t.order {
@@ -517,6 +653,7 @@ func (f *FlinkOperator) evaluate(t foTopology) map[string]foVertexEval {
 		hiUtil, loUtil = 1, 0
 	}
 
+	ok = true
 	for _, id := range t.order {
 		v := t.v[id]
 		e := foVertexEval{
@@ -525,18 +662,24 @@ func (f *FlinkOperator) evaluate(t foTopology) map[string]foVertexEval {
 			obsTPR: math.NaN(),
 		}
 		e.busy = foAverage(f.samples, id, func(p foPoint) float64 { return p.busy }, 1)
-		switch {
-		case math.IsNaN(e.inRate):
-			e.busyTPR = math.NaN()
-		case e.inRate == 0 || e.busy == 0:
+		// computeTprFromBusyTime: +∞ with no input, else rate / busy
+		// fraction (±∞ at busy 0, NaN with either NaN).
+		tprIn := e.inRate
+		if cfg.TPRInputFromGauge && !e.isSource {
+			if g := foAverage(f.samples, id, func(p foPoint) float64 { return p.inPerSec }, 1); !math.IsNaN(g) && !math.IsInf(g, 0) {
+				tprIn = g
+			}
+		}
+		if tprIn == 0 {
 			e.busyTPR = math.Inf(1)
-		default:
-			e.busyTPR = e.inRate / (e.busy / 1000)
+		} else {
+			e.busyTPR = tprIn / (e.busy / 1000)
 		}
 		e.tpr = e.busyTPR
 		if e.isSource {
-			e.obsTPR = foAverage(f.samples, id, func(p foPoint) float64 { return p.obsTPR }, max(cfg.ObservedTPRMinObservations, 1))
-			if !math.IsNaN(e.obsTPR) && (math.IsNaN(e.busyTPR) || math.IsInf(e.busyTPR, 1) ||
+			// selectTprMetric
+			e.obsTPR = foAverage(f.samples, id, func(p foPoint) float64 { return p.obsTPR }, cfg.ObservedTPRMinObservations)
+			if !math.IsNaN(e.obsTPR) && (math.IsNaN(e.busyTPR) || math.IsInf(e.busyTPR, 0) ||
 				e.busyTPR > e.obsTPR*(1+cfg.ObservedTPRSwitchThreshold)) {
 				e.tpr = e.obsTPR
 			}
@@ -547,18 +690,19 @@ func (f *FlinkOperator) evaluate(t foTopology) map[string]foVertexEval {
 			e.target = math.Max(0, e.inRate+lagRate)
 			if math.IsNaN(e.inRate) {
 				e.target = math.NaN()
+				ok = false
 			}
 			if cfg.CatchUpDuration > 0 {
 				e.catchUp = e.lag / cfg.CatchUpDuration.Seconds()
 			}
 		} else {
 			for _, in := range v.inputs {
-				up, ok := ev[in]
-				if !ok {
+				up, known := ev[in]
+				if !known {
 					e.target, e.catchUp = math.NaN(), math.NaN()
 					break
 				}
-				r := ratio(in, v)
+				r := foOutputRatio(t, inRate, outRate, in, v)
 				e.target += up.target * r
 				e.catchUp += up.catchUp * r
 			}
@@ -573,7 +717,7 @@ func (f *FlinkOperator) evaluate(t foTopology) map[string]foVertexEval {
 		}
 		ev[id] = e
 	}
-	return ev
+	return ev, ok
 }
 
 // foScaleFactor is §2.5 steps 2–3: targetCapacity / TPR within
@@ -607,10 +751,16 @@ func foParallelism(cfg FlinkOperatorConfig, cur, maxPar int, factor float64) int
 	return int(p)
 }
 
-// foAlign is the legacy EVENLY_SPREAD alignment (§2.6) of a new parallelism
-// p ≠ cur: N is the partition count (sources) or the key groups
-// (maxParallelism, HASH inputs); the first divisor of N in the search region,
-// else the downward walk, and the direction guard.
+// foAlign is the alignment (§2.6) of a new parallelism p ≠ cur. N is the
+// partition count (sources) or the key groups (maxParallelism, HASH
+// inputs); the cap is min(N, maxParallelism, upper limit); the search region
+// is [p, cap] for a scale-up and [p, min(cur, cap)] for a scale-down.
+//   - FOAlignLegacyEvenlySpread (JobVertexScaler.scale, 1.15): the first
+//     divisor of N in the region, else the downward walk, and the direction
+//     guard.
+//   - FOAlignBalanced (BuiltInAlignmentMode.BALANCED with the FLINK-40389
+//     cap): the first divisor of N or load-reducing value (N/q < N/p) in the
+//     region, else min(p, cap).
 func foAlign(cfg FlinkOperatorConfig, cur, p, maxPar, partitions int, hash bool) int {
 	if p == cur || (partitions <= 0 && !hash) {
 		return p
@@ -623,17 +773,22 @@ func foAlign(cfg FlinkOperatorConfig, cur, p, maxPar, partitions int, hash bool)
 		return p
 	}
 	lower, upper := foLimits(cfg, cur, 0)
-	lim := min(n, upper)
+	capP := min(n, upper)
 	if maxPar > 0 {
-		lim = min(lim, maxPar)
+		capP = min(capP, maxPar)
 	}
+	end := capP
 	if p < cur {
-		lim = min(lim, cur)
+		end = min(capP, cur)
 	}
-	for q := p; q <= lim; q++ {
-		if n%q == 0 {
+	balanced := cfg.Alignment == FOAlignBalanced
+	for q := p; q <= end; q++ {
+		if n%q == 0 || (balanced && n/q < n/p) {
 			return q
 		}
+	}
+	if balanced {
+		return min(p, capP)
 	}
 	q := p - 1
 	for ; q > 0; q-- {
@@ -651,19 +806,22 @@ func foAlign(cfg FlinkOperatorConfig, cur, p, maxPar, partitions int, hash bool)
 	return q
 }
 
-// delay is §2.7 for a vertex whose recommendation is p: a recommendation ≥
-// cur clears its delayed scale-down; a lower one is recorded and executed,
-// at the maximum recommendation of the last interval, once the interval has
-// passed since the first one. It returns the parallelism to apply and
-// whether it is a change.
-func (f *FlinkOperator) delay(id string, cur, p int, now time.Time) (int, bool) {
+// delay is §2.7 (JobVertexScaler.applyScaleDownInterval) for a vertex
+// whose recommendation is p and whose utilization-bounds flag is outside: a
+// recommendation ≥ cur clears its delayed scale-down; a lower one is
+// recorded with the flag and executed, at the maximum recommendation of the
+// last interval, once the interval has passed since the first one. It
+// returns the parallelism to apply, whether it is a change, and the change's
+// bounds flag for the gate: the vertex's own for an immediate change, the
+// maximum recommendation's for a scale-down that has come due.
+func (f *FlinkOperator) delay(id string, cur, p int, outside bool, now time.Time) (np int, changed, chOutside bool) {
 	if p >= cur {
 		delete(f.delayed, id)
-		return p, p != cur
+		return p, p != cur, outside && p != cur
 	}
 	iv := f.Config.ScaleDownInterval
 	if iv <= 0 {
-		return p, true
+		return p, true, outside
 	}
 	if f.delayed == nil {
 		f.delayed = map[string]*foDelayed{}
@@ -677,7 +835,7 @@ func (f *FlinkOperator) delay(id string, cur, p int, now time.Time) (int, bool) 
 	for k > 0 && d.recs[k-1].p <= p {
 		k--
 	}
-	d.recs = append(d.recs[:k], foRec{at: now, p: p})
+	d.recs = append(d.recs[:k], foRec{at: now, p: p, outside: outside})
 	from := now.Add(-iv)
 	i := 0
 	for i < len(d.recs)-1 && d.recs[i].at.Before(from) {
@@ -685,15 +843,21 @@ func (f *FlinkOperator) delay(id string, cur, p int, now time.Time) (int, bool) 
 	}
 	d.recs = d.recs[i:]
 	if from.Before(d.first) {
-		return cur, false
+		return cur, false, false
 	}
-	return d.recs[0].p, true
+	return d.recs[0].p, true, d.recs[0].outside
 }
 
-// decide sizes every vertex (§2.5–§2.7) and applies the gate (§2.11).
+// decide sizes every vertex (§2.5–§2.7) and applies the gate (§2.11,
+// ScalingExecutor.computeScalingSummary): only the vertices whose
+// parallelism changes count, each with its change's bounds flag.
 func (f *FlinkOperator) decide(now time.Time, t foTopology, evals map[string]foVertexEval, d Deployment) *Plan {
 	cfg := f.Config
-	changes := map[string]int{}
+	type change struct {
+		p       int
+		outside bool
+	}
+	changes := map[string]change{}
 	anyOutside := false
 	for _, id := range t.order {
 		e := evals[id]
@@ -701,7 +865,6 @@ func (f *FlinkOperator) decide(now time.Time, t foTopology, evals map[string]foV
 			continue // §2.2: non-finite metrics exclude the vertex
 		}
 		v := t.v[id]
-		anyOutside = anyOutside || e.outside
 		e.factor = foScaleFactor(cfg, e.targetCapacity, e.tpr)
 		if math.IsNaN(e.factor) {
 			evals[id] = e
@@ -713,16 +876,21 @@ func (f *FlinkOperator) decide(now time.Time, t foTopology, evals map[string]foV
 		}
 		e.recommended = p
 		if p != v.current {
-			e.expectedTPR = e.tpr * e.factor
+			if cfg.ExpectedRatePerSubtask {
+				e.expectedTPR = e.tpr / float64(v.current) * float64(p)
+			} else {
+				e.expectedTPR = e.tpr * e.factor
+			}
 		}
-		np, changed := f.delay(id, v.current, p, now)
+		np, changed, outside := f.delay(id, v.current, p, e.outside, now)
 		e.scaleDownPending = p < v.current && !changed
 		if changed {
-			changes[id] = np
+			changes[id] = change{np, outside}
+			anyOutside = anyOutside || outside
 		}
 		evals[id] = e
 	}
-	if !anyOutside || len(changes) == 0 {
+	if !anyOutside {
 		return nil
 	}
 	plan := &Plan{Parallelism: map[string]int{}}
@@ -737,21 +905,23 @@ func (f *FlinkOperator) decide(now time.Time, t foTopology, evals map[string]foV
 	var why []string
 	for _, id := range t.order {
 		e := evals[id]
-		p, ok := changes[id]
+		c, ok := changes[id]
 		if !ok {
 			continue
 		}
 		note := "within bounds"
 		switch {
-		case e.outside && e.tpr < e.scaleUp:
+		case c.outside && c.p < t.v[id].current && e.recommended != c.p:
+			note = "delayed maximum outside bounds"
+		case c.outside && e.tpr < e.scaleUp:
 			note = fmt.Sprintf("TPR %.0f < %.0f", e.tpr, e.scaleUp)
-		case e.outside:
+		case c.outside:
 			note = fmt.Sprintf("TPR %.0f > %.0f", e.tpr, e.scaleDown)
 		}
-		why = append(why, fmt.Sprintf("%s %d→%d (%s)", id, t.v[id].current, p, note))
-		plan.Parallelism[id] = p
+		why = append(why, fmt.Sprintf("%s %d→%d (%s)", id, t.v[id].current, c.p, note))
+		plan.Parallelism[id] = c.p
 	}
-	plan.Reason = "flink-operator: " + strings.Join(why, "; ")
+	plan.Reason = f.Name() + ": " + strings.Join(why, "; ")
 	// An executed rescale clears every delayed scale-down (§2.7).
 	f.delayed = nil
 	return plan

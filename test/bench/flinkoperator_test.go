@@ -21,8 +21,9 @@ type foV struct {
 	id         string
 	p, maxP    int // maxP 0: 128
 	inputs     []scaling.Input
-	in, out    float64 // records/s
-	busy       float64 // busyTimeMsPerSecond, max over subtasks
+	in, out    float64  // records/s
+	inGauge    *float64 // numRecordsInPerSecond; nil: in
+	busy       float64  // busyTimeMsPerSecond, max over subtasks
 	busyAt     func(at time.Duration) float64
 	bp         float64 // backPressuredTimeMsPerSecond, avg
 	lag0       float64 // pendingRecords at RUNNING (sources)
@@ -65,6 +66,9 @@ func (j *foJob) obs(at time.Duration) Observation {
 			NumRecordsIn:                 foPtr(v.in * el), NumRecordsOut: foPtr(v.out * el),
 			NumRecordsInPerSecond: foPtr(v.in), NumRecordsOutPerSecond: foPtr(v.out),
 		}
+		if v.inGauge != nil {
+			vs.NumRecordsInPerSecond = v.inGauge
+		}
 		if len(v.inputs) == 0 && !v.noLag {
 			vs.PendingRecords = foPtr(v.lag0 + v.lagRate*el)
 		}
@@ -80,7 +84,11 @@ func (j *foJob) obs(at time.Duration) Observation {
 // foQuick is the defaults with a 1 min stabilization and a 2 min window:
 // samples at 1m, 2m, 3m fill it, and the first evaluation is at 3m.
 func foQuick() *FlinkOperator {
-	f := NewFlinkOperator()
+	return foQuickOf(NewFlinkOperator())
+}
+
+// foQuickOf is f with foQuick's stabilization and window.
+func foQuickOf(f *FlinkOperator) *FlinkOperator {
 	f.Config.StabilizationInterval = time.Minute
 	f.Config.MetricsWindow = 2 * time.Minute
 	return f
@@ -106,6 +114,24 @@ func TestFlinkOperatorDefaults(t *testing.T) {
 	assert.InDelta(t, 0.4, lo, 1e-12) // 0.7 − 0.3
 	assert.Equal(t, 15*time.Minute, f.Config.MetricsWindow)
 	assert.Equal(t, time.Hour, f.Config.ScaleDownInterval)
+	assert.Equal(t, FOAlignLegacyEvenlySpread, f.Config.Alignment)
+	assert.False(t, f.Config.TPRInputFromGauge)
+	assert.False(t, f.Config.ExpectedRatePerSubtask)
+}
+
+func TestFlinkOperator116Defaults(t *testing.T) {
+	f := NewFlinkOperator116()
+	assert.Equal(t, "flink-operator-1.16", f.Name())
+	// 1.15's defaults but for the alignment mode, FLINK-39306 and FLINK-39743
+	want := DefaultFlinkOperatorConfig()
+	want.Alignment = FOAlignBalanced
+	want.TPRInputFromGauge = true
+	want.ExpectedRatePerSubtask = true
+	assert.Equal(t, want, f.Config)
+	assert.Contains(t, Policies, "flink-operator-1.16")
+	p, err := NewPolicy("flink-operator-1.16", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "flink-operator-1.16", p.Name())
 }
 
 func TestFlinkOperatorCapacity(t *testing.T) {
@@ -154,11 +180,22 @@ func TestFlinkOperatorEvaluate(t *testing.T) {
 	type want struct {
 		tpr, target, catchUp, scaleUp, scaleDown, capacity float64
 	}
+	// src and sink whose numRecordsInPerSecond gauges (800) are below their
+	// counter rates (1000)
+	gaugeBelowRate := []foV{
+		src(func(v *foV) { v.inGauge = foPtr(800) }),
+		{id: "sink", p: 2, inputs: foIn("src", "REBALANCE"), in: 1000, inGauge: foPtr(800), busy: 400},
+	}
+	// a vertex with target 1000, no catch-up and TPR 2000: up = round(1000/1.0);
+	// down = round(1000×300/1800 + 1000/0.4) = round(2666.667);
+	// capacity = round(166.667 + 1000/0.7) = round(1595.238)
+	half := want{2000, 1000, 0, 1000, 2667, 1595}
 	for _, c := range []struct {
 		name    string
 		vs      []foV
 		want    map[string]want
 		backlog bool
+		v116    bool // NewFlinkOperator116
 	}{
 		{
 			name: "chain at half busy",
@@ -230,6 +267,41 @@ func TestFlinkOperatorEvaluate(t *testing.T) {
 			want: map[string]want{"src": {2000, 1000, 100000.0 / 1800, 1056, 2722, 1651}},
 		},
 		{
+			name: "one observation is not carried into a second",
+			// LAG = 40000 − 100 t: 34000 ≥ 30 s × 1000 at 1m: observed 1000/(1 − 500/1000) = 2000;
+			// 28000 and 22000 at 2m and 3m: carried average of 1 < 2 observations → NaN.
+			// So 1 observation < 2: busy TPR 1000/0.1 = 10000 stays. target = 1000 − 100 = 900;
+			// catch-up = 22000/1800 = 12.222; up = round(912.222); down = round(12.222 + 150 +
+			// 2250) = round(2412.222); capacity = round(12.222 + 150 + 1285.714) = round(1447.937)
+			vs:   []foV{src(func(v *foV) { v.busy, v.bp, v.lag0, v.lagRate = 100, 500, 40000, -100 })},
+			want: map[string]want{"src": {10000, 900, 22000.0 / 1800, 912, 2412, 1448}},
+		},
+		{
+			name: "two observations are carried and switch",
+			// LAG = 40000 − 75 t: 35500 and 31000 at 1m and 2m: observed 2000 twice; 26500 at
+			// 3m: carried average 2000 (2 ≥ 2). 10000 > 2000 × 1.15 → TPR 2000.
+			// target 925; catch-up = 26500/1800 = 14.722; up = round(939.722);
+			// down = round(14.722 + 154.167 + 2312.5) = round(2481.389);
+			// capacity = round(14.722 + 154.167 + 1321.429) = round(1490.317)
+			vs:   []foV{src(func(v *foV) { v.busy, v.bp, v.lag0, v.lagRate = 100, 500, 40000, -75 })},
+			want: map[string]want{"src": {2000, 925, 26500.0 / 1800, 940, 2481, 1490}},
+		},
+		{
+			name: "1.15: TPR numerator is the counter rate",
+			// sink: rate(NUM_RECORDS_IN) 1000 / 0.4 = 2500 (its gauge, 800, is not read);
+			// src: TPR 1000/0.5; observed: LAG 0 < 30 s × 800, none
+			vs:   gaugeBelowRate,
+			want: map[string]want{"src": half, "sink": {2500, 1000, 0, 1000, 2667, 1595}},
+		},
+		{
+			name: "1.16: TPR numerator of a non-source is the gauge (FLINK-39306)",
+			// sink: avg(numRecordsInPerSecond) 800 / 0.4 = 2000; the source keeps its
+			// counter rate: 1000/0.5 = 2000, not 800/0.5; targets still from counter rates
+			vs:   gaugeBelowRate,
+			want: map[string]want{"src": half, "sink": {2000, 1000, 0, 1000, 2667, 1595}},
+			v116: true,
+		},
+		{
 			name: "busy-time TPR kept within 15% of the observed one",
 			// busy TPR = 1000/0.45 = 2222.2 ≤ 2000 × 1.15 = 2300
 			vs:   []foV{src(func(v *foV) { v.busy, v.bp, v.lag0 = 450, 500, 100000 })},
@@ -258,6 +330,9 @@ func TestFlinkOperatorEvaluate(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := foQuick()
+			if c.v116 {
+				f = foQuickOf(NewFlinkOperator116())
+			}
 			j := &foJob{id: "job", since: foT0, vs: c.vs}
 			_, _ = foRun(f, j, time.Minute, 3*time.Minute)
 			require.Len(t, f.samples, 3)
@@ -284,6 +359,138 @@ func foNear(t *testing.T, want, got float64, what string) {
 		return
 	}
 	assert.InDelta(t, want, got, 1e-6, what)
+}
+
+func TestFlinkOperatorAverage(t *testing.T) {
+	inf, nan := math.Inf(1), math.NaN()
+	for _, c := range []struct {
+		name string
+		xs   []float64
+		minN int
+		want float64
+	}{
+		{"plain mean", []float64{1000, 2000}, 1, 1500},
+		// (1000 + 2000) / 2: the +∞ sample is skipped, not averaged into +∞
+		{"+∞ skipped", []float64{1000, inf, 2000}, 1, 1500},
+		{"−∞ skipped", []float64{1000, math.Inf(-1)}, 1, 1000},
+		{"NaN skipped", []float64{1000, nan, 3000}, 2, 2000},
+		// no finite value: +∞ if any was infinite, before the minimum count
+		{"only +∞", []float64{inf, inf}, 1, inf},
+		{"only +∞ below the minimum", []float64{inf}, 2, inf},
+		// one finite value < 2
+		{"one finite below the minimum", []float64{1000, inf}, 2, nan},
+		{"only NaN", []float64{nan, nan}, 1, nan},
+		{"empty", nil, 1, nan},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var ss []foSample
+			for _, x := range c.xs {
+				ss = append(ss, foSample{v: map[string]foPoint{"x": {obsTPR: x}}})
+			}
+			// a sample without the vertex counts for nothing
+			ss = append(ss, foSample{v: map[string]foPoint{}})
+			got := foAverage(ss, "x", func(p foPoint) float64 { return p.obsTPR }, c.minN)
+			if math.IsNaN(c.want) {
+				assert.True(t, math.IsNaN(got), "got %v", got)
+				return
+			}
+			foNear(t, c.want, got, "average")
+		})
+	}
+}
+
+func TestFlinkOperatorObservedTPR(t *testing.T) {
+	inf, nan := math.Inf(1), math.NaN()
+	for _, c := range []struct {
+		name              string
+		stored            []float64 // earlier OBSERVED_TPR samples
+		inPerSec, lag, bp float64
+		want              float64
+	}{
+		{"no numRecordsInPerSecond", []float64{2000, 2000}, nan, 1e6, 0, nan},
+		{"idle: +∞ whatever the lag", nil, 0, 0, nan, inf},
+		// LAG 30000 ≥ 30 s × 1000: 1000 / (1 − 500/1000)
+		{"catching up", nil, 1000, 30000, 500, 2000},
+		// back pressure 1000 ms/s: no measure, mean of the stored (1500 + 2500)/2
+		{"fully back-pressured: carried", []float64{1500, 2500}, 1000, 30000, 1000, 2000},
+		{"back pressure unknown: carried", []float64{1500, 2500}, 1000, 30000, nan, 2000},
+		// 29999 < 30000: not catching up; 1 stored < min-observations 2
+		{"one stored observation is not carried", []float64{2000}, 1000, 29999, 0, nan},
+		{"two stored observations: their mean", []float64{1800, 2200}, 1000, 29999, 0, 2000},
+		// (1800 + 2200)/2, the +∞ skipped
+		{"stored +∞ skipped", []float64{inf, 1800, 2200}, 1000, 0, 0, 2000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := NewFlinkOperator()
+			for _, x := range c.stored {
+				f.samples = append(f.samples, foSample{v: map[string]foPoint{"src": {obsTPR: x}}})
+			}
+			got := f.observedTPR("src", c.inPerSec, c.lag, c.bp)
+			if math.IsNaN(c.want) {
+				assert.True(t, math.IsNaN(got), "got %v", got)
+				return
+			}
+			foNear(t, c.want, got, "observed TPR")
+		})
+	}
+}
+
+func TestFlinkOperatorOutputRatio(t *testing.T) {
+	nan := math.NaN()
+	for _, c := range []struct {
+		name            string
+		inputs          []string // of v; up is "a"
+		outputs         map[string]int
+		inRate, outRate map[string]float64
+		want            float64
+	}{
+		// in(v) / in(a) = 3000 / 1000
+		{"single input", []string{"a"}, nil, map[string]float64{"a": 1000, "v": 3000}, nil, 3},
+		{"upstream idle", []string{"a"}, nil, map[string]float64{"a": 0, "v": 5}, nil, 0},
+		// NaN > 0 is false: 0, not NaN
+		{"upstream input rate NaN", []string{"a"}, nil, map[string]float64{"a": nan, "v": 1000}, nil, 0},
+		// −50 / 1000 is floored at 0
+		{"negative edge after a counter reset", []string{"a"}, nil, map[string]float64{"a": 1000, "v": -50}, nil, 0},
+		// (in(v) 1000 − out(b) 400) / in(a) 600
+		{"two inputs, each with one output", []string{"a", "b"}, map[string]int{"a": 1, "b": 1},
+			map[string]float64{"a": 600, "b": 400, "v": 1000}, map[string]float64{"a": 900, "b": 400}, 1},
+		// out(b) unknown: out(a) 900 / in(a) 600
+		{"other input's output rate NaN: up's output rate", []string{"a", "b"}, map[string]int{"a": 1, "b": 1},
+			map[string]float64{"a": 600, "v": 1000}, map[string]float64{"a": 900, "b": nan}, 1.5},
+		// b feeds two vertices: out(a) 900 / 600
+		{"other input with two outputs: up's output rate", []string{"a", "b"}, map[string]int{"a": 1, "b": 2},
+			map[string]float64{"a": 600, "v": 1000}, map[string]float64{"a": 900, "b": 400}, 1.5},
+		// in(v) 300 − out(b) 400 = −100: floored at 0
+		{"edge below the other input's output", []string{"a", "b"}, map[string]int{"a": 1, "b": 1},
+			map[string]float64{"a": 600, "v": 300}, map[string]float64{"a": 900, "b": 400}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := &foVertexInfo{id: "v", inputs: c.inputs}
+			topo := foTopology{v: map[string]*foVertexInfo{"v": v}, outputs: c.outputs}
+			foNear(t, c.want, foOutputRatio(topo, c.inRate, c.outRate, "a", v), "output ratio")
+		})
+	}
+}
+
+func TestFlinkOperatorSourceWithoutRateSkipsTheCycle(t *testing.T) {
+	// Source a's NUM_RECORDS_IN is not reported: it has no ingestion rate, so
+	// the evaluation fails (ScalingMetricEvaluator throws) and nothing
+	// scales, although source b is outside bounds: TPR 1000/1.0 = 1000 <
+	// round(catch-up LAG 90000/1800 = 50 + target 1000 + 500) = 1550 at 3m.
+	f := foQuick()
+	j := &foJob{id: "job", since: foT0, vs: []foV{
+		{id: "a", p: 4, in: 1000, out: 1000, busy: 500},
+		{id: "b", p: 2, in: 1000, out: 1000, busy: 1000, lagRate: 500},
+	}}
+	for at := time.Minute; at <= 3*time.Minute; at += time.Minute {
+		o := j.obs(at)
+		o.Flink.Vertices[0].NumRecordsIn, o.Flink.Vertices[0].NumRecordsOut = nil, nil
+		assert.Nil(t, f.Observe(o), at)
+	}
+	require.NotNil(t, f.last)
+	assert.True(t, math.IsNaN(f.last["a"].target))
+	assert.True(t, f.last["b"].outside)
+	foNear(t, 1550, f.last["b"].scaleUp, "b scale-up threshold")
 }
 
 func TestFlinkOperatorParallelism(t *testing.T) {
@@ -327,40 +534,53 @@ func TestFlinkOperatorParallelism(t *testing.T) {
 }
 
 func TestFlinkOperatorAlign(t *testing.T) {
-	cfg := DefaultFlinkOperatorConfig()
+	legacy := DefaultFlinkOperatorConfig()
+	balanced := DefaultFlinkOperator116Config()
 	for _, c := range []struct {
 		name                       string
 		cur, p, maxPar, partitions int
 		hash                       bool
-		want                       int
+		want, balanced             int // 1.15 EVENLY_SPREAD, 1.16 BALANCED
 	}{
-		// search [5, 24]: 24 % 6 == 0
-		{"24 partitions, p 5", 4, 5, 128, 24, false, 6},
-		// search [5, 7]: only 7 divides the prime 7
-		{"prime 7 partitions scale-up", 3, 5, 128, 7, false, 7},
+		// search [5, 24]: 24 % 6 == 0 (BALANCED: 24/5 = 4 is not < 4 either, 6 divides)
+		{"24 partitions, p 5", 4, 5, 128, 24, false, 6, 6},
+		// search [5, 7]: only 7 divides the prime 7; 7/5 = 7/6 = 1 do not reduce the load
+		{"prime 7 partitions scale-up", 3, 5, 128, 7, false, 7, 7},
 		// search [4, min(6, 7)] has no divisor of 7; walk down from 4: 7/3 = 2 > 7/4 = 1,
-		// 3 does not divide 7 → 3 + 1 = 4
-		{"prime 7 partitions scale-down walk", 6, 4, 128, 7, false, 4},
+		// 3 does not divide 7 → 3 + 1 = 4. BALANCED: nothing in [4, 6] (7/q = 1), keeps 4
+		{"prime 7 partitions scale-down walk", 6, 4, 128, 7, false, 4, 4},
 		// search [7, min(7, 6)] is empty (maxParallelism 6); walk down from 6: 7/3 = 2 > 7/6 = 1 → 4 < 5:
-		// the direction guard keeps 5
-		{"prime 7 partitions guard", 5, 6, 6, 7, false, 5},
-		// search [8, 4] is empty; walk down from 8: 4/4 = 1 > 4/8 = 0 and 4 | 4 → 4
-		{"source capped at its partitions", 2, 8, 128, 4, false, 4},
-		// search [5, 128]: 128 % 8 == 0
-		{"key groups 128 scale-up", 4, 5, 128, 0, true, 8},
-		// search [5, min(8, 128)]: 8 divides 128 → 8 = current: the scale-down is dropped
-		{"key groups 128 scale-down keeps current", 8, 5, 128, 0, true, 8},
-		// search [5, 10]: 8
-		{"key groups 128 scale-down", 10, 5, 128, 0, true, 8},
+		// the direction guard keeps 5. BALANCED: [6, 6] has nothing, keeps min(6, cap 6) = 6
+		{"prime 7 partitions guard", 5, 6, 6, 7, false, 5, 6},
+		// search [8, 4] is empty; walk down from 8: 4/4 = 1 > 4/8 = 0 and 4 | 4 → 4.
+		// BALANCED: min(8, cap 4) = 4
+		{"source capped at its partitions", 2, 8, 128, 4, false, 4, 4},
+		// search [5, 128]: 128 % 8 == 0. BALANCED: 128/6 = 21 < 128/5 = 25 → 6
+		{"key groups 128 scale-up", 4, 5, 128, 0, true, 8, 6},
+		// search [5, min(8, 128)]: 8 divides 128 → 8 = current: the scale-down is dropped.
+		// BALANCED: 6 reduces the load first
+		{"key groups 128 scale-down keeps current", 8, 5, 128, 0, true, 8, 6},
+		// search [5, 10]: 8; BALANCED 6
+		{"key groups 128 scale-down", 10, 5, 128, 0, true, 8, 6},
 		// neither partitions nor a HASH input: not aligned
-		{"rebalance not aligned", 4, 5, 128, 0, false, 5},
+		{"rebalance not aligned", 4, 5, 128, 0, false, 5, 5},
 		// maxParallelism unknown: not aligned
-		{"no key groups", 4, 5, 0, 0, true, 5},
+		{"no key groups", 4, 5, 0, 0, true, 5, 5},
 		// partitions take precedence over key groups: search [5, 12] → 6
-		{"partitions over key groups", 4, 5, 128, 12, true, 6},
+		{"partitions over key groups", 4, 5, 128, 12, true, 6, 6},
+		// FLINK-40389 (#1179): 15 partitions, current 100, maxParallelism 180, cap 15.
+		// Raw 180: legacy walks down to 15 < 100 and the guard blocks (100); BALANCED keeps
+		// min(180, 15) = 15.
+		{"15 partitions raw 180", 100, 180, 180, 15, false, 100, 15},
+		// raw 50: region [50, min(100, 15)] is empty; legacy walks down to 15 (15/15 = 1 >
+		// 15/50 = 0); BALANCED min(50, 15) = 15
+		{"15 partitions raw 50", 100, 50, 180, 15, false, 15, 15},
+		// raw 10: region [10, 15]: 15 divides 15 (15/q = 1 for q in 10…14 reduces nothing)
+		{"15 partitions raw 10", 100, 10, 180, 15, false, 15, 15},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			assert.Equal(t, c.want, foAlign(cfg, c.cur, c.p, c.maxPar, c.partitions, c.hash))
+			assert.Equal(t, c.want, foAlign(legacy, c.cur, c.p, c.maxPar, c.partitions, c.hash), "1.15")
+			assert.Equal(t, c.balanced, foAlign(balanced, c.cur, c.p, c.maxPar, c.partitions, c.hash), "1.16")
 		})
 	}
 }
@@ -378,25 +598,32 @@ func TestFlinkOperatorScaleUp(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		partitions int
-		want       map[string]int
+		want, w116 map[string]int // 1.15, 1.16
 	}{
 		// src: catch-up 360000/1800 = 200, TPR 1000/0.9 = 1111.1 < round(200 + 1000) = 1200;
 		// capacity round(200 + 166.667 + 1428.571) = 1795; ceil(1795/1111.1 × 4 = 6.462) = 7.
 		// sink: ratio 1, TPR 1000/0.3 = 3333.3; ceil(1795/3333.3 × 2 = 1.077) = 2 (unchanged,
 		// listed at its current parallelism).
-		{"unaligned", 0, map[string]int{"src": 7, "sink": 2}},
-		// 24 partitions: search [7, 24] → 8
-		{"24 partitions", 24, map[string]int{"src": 8, "sink": 2}},
+		{"unaligned", 0, map[string]int{"src": 7, "sink": 2}, map[string]int{"src": 7, "sink": 2}},
+		// 24 partitions: search [7, 24] → 8 (BALANCED: 24/7 = 3 is not < 3; 8 divides)
+		{"24 partitions", 24, map[string]int{"src": 8, "sink": 2}, map[string]int{"src": 8, "sink": 2}},
+		// 15 partitions: search [7, 15]: the first divisor is 15; BALANCED: 15/8 = 1 < 15/7 = 2 → 8
+		{"15 partitions", 15, map[string]int{"src": 15, "sink": 2}, map[string]int{"src": 8, "sink": 2}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			f := foQuick()
-			plan, at := foRun(f, foBacklogJob(c.partitions), time.Minute, 10*time.Minute)
-			require.NotNil(t, plan)
-			assert.Equal(t, 3*time.Minute, at)
-			assert.Equal(t, c.want, plan.Parallelism)
-			assert.Zero(t, plan.SlotsPerTaskManager)
-			assert.Contains(t, plan.Reason, "src 4→")
-		})
+		for _, v := range []struct {
+			f    *FlinkOperator
+			want map[string]int
+		}{{NewFlinkOperator(), c.want}, {NewFlinkOperator116(), c.w116}} {
+			t.Run(c.name+"/"+v.f.Name(), func(t *testing.T) {
+				f := foQuickOf(v.f)
+				plan, at := foRun(f, foBacklogJob(c.partitions), time.Minute, 10*time.Minute)
+				require.NotNil(t, plan)
+				assert.Equal(t, 3*time.Minute, at)
+				assert.Equal(t, v.want, plan.Parallelism)
+				assert.Zero(t, plan.SlotsPerTaskManager)
+				assert.Contains(t, plan.Reason, f.Name()+": src 4→")
+			})
+		}
 	}
 }
 
@@ -521,7 +748,78 @@ func TestFlinkOperatorGate(t *testing.T) {
 		assert.True(t, f.last["sink"].outside)
 		// EXPECTED_PROCESSING_RATE [≤1.15] = TPR × capped factor = 2000 × 1765/2000
 		assert.InDelta(t, 1765, f.last["src"].expectedTPR, 1e-9)
+
+		// 1.16: the same plan (sink's gauge is its counter rate; BALANCED: 128/7 = 18
+		// is not < 18, 8 divides 128), and EXPECTED_PROCESSING_RATE = TPR / current ×
+		// new = 2000 / 10 × 9 (FLINK-39743)
+		f = foQuickOf(NewFlinkOperator116())
+		f.Config.ScaleDownInterval = 0
+		plan, at = foRun(f, j, time.Minute, 20*time.Minute)
+		require.NotNil(t, plan)
+		assert.Equal(t, 3*time.Minute, at)
+		assert.Equal(t, map[string]int{"src": 9, "sink": 8}, plan.Parallelism)
+		assert.InDelta(t, 1800, f.last["src"].expectedTPR, 1e-9)
 	})
+}
+
+// TestFlinkOperatorGateDelayedScaleDown is the gate with scale-down.interval
+// at its 1 h default (ScalingExecutor.computeScalingSummary with
+// JobVertexScaler.applyScaleDownInterval): a delayed scale-down is no change
+// and does not count; a due one counts with the flag stored with the
+// interval's maximum recommendation.
+func TestFlinkOperatorGateDelayedScaleDown(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		vs         []foV
+		wantAt     time.Duration
+		want       map[string]int
+		wantReason string
+	}{
+		{
+			// src: TPR 1000/0.25 = 4000 > 2667: outside; 1595/4000 = 0.399 → 0.4 → 4, delayed
+			// from 3m. sink: TPR 1000/0.7 = 1428.6 within [1000, 2667];
+			// ceil(1595/1428.6 × 4 = 4.466) = 5, an in-bounds scale-up. At 3m the only
+			// change is sink's, within bounds: no rescale (it was one before the fix). At 63m
+			// src's scale-down is due with the maximum 4, recorded outside: both move.
+			name: "a delayed vertex outside bounds does not rescale an in-bounds neighbour",
+			vs: []foV{
+				{id: "src", p: 10, in: 1000, out: 1000, busy: 250},
+				{id: "sink", p: 4, inputs: foIn("src", "REBALANCE"), in: 1000, busy: 700},
+			},
+			wantAt:     63 * time.Minute,
+			want:       map[string]int{"src": 4, "sink": 5},
+			wantReason: "flink-operator: src 10→4 (TPR 4000 > 2667); sink 4→5 (within bounds)",
+		},
+		{
+			// src, p 10: busy 500 to 20m: TPR 2000 within [1000, 2667], 1595/2000 → ceil(7.975)
+			// = 8 (in bounds), delayed from 3m. 21m: avg(500, 500, 250) = 416.7 → TPR 2400,
+			// in bounds, ceil(6.646) = 7. 22m: 333.3 → TPR 3000, outside, ceil(5.317) = 6.
+			// 23m on: 4000, outside, 4. Recommendations: 8@20m, 7@21m, 6@22m, 4@now.
+			// Due at 63m, but the maximum of [3m, 63m] is the in-bounds 8 (until 80m), then
+			// the in-bounds 7 at 81m: no rescale although src is outside now. At 82m the
+			// maximum of [22m, 82m] is the outside 6.
+			name: "a due scale-down whose interval maximum was within bounds waits",
+			vs: []foV{{id: "src", p: 10, in: 1000, out: 1000, busyAt: func(at time.Duration) float64 {
+				if at <= 20*time.Minute {
+					return 500
+				}
+				return 250
+			}}},
+			wantAt:     82 * time.Minute,
+			want:       map[string]int{"src": 6},
+			wantReason: "flink-operator: src 10→6 (delayed maximum outside bounds)",
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := foQuick()
+			j := &foJob{id: "job", since: foT0, vs: c.vs}
+			plan, at := foRun(f, j, time.Minute, 120*time.Minute)
+			require.NotNil(t, plan)
+			assert.Equal(t, c.wantAt, at)
+			assert.Equal(t, c.want, plan.Parallelism)
+			assert.Equal(t, c.wantReason, plan.Reason)
+		})
+	}
 }
 
 func TestFlinkOperatorDelayedScaleDown(t *testing.T) {
@@ -545,13 +843,17 @@ func TestFlinkOperatorDelayedScaleDown(t *testing.T) {
 		}, 63 * time.Minute, 5},
 		{"steady", func(time.Duration) float64 { return 250 }, 63 * time.Minute, 4},
 		// 30m: avg(250, 250, 700) = 400 → 7; 31m: 550 → 9; 32m: 700 → 12 clears;
-		// 33m: 550 → 9 starts again; executed at 93m with max(9, 7, 4…) = 9
+		// 33m: 550 → TPR 1818.2, within bounds, 9 starts again; 34m: avg(700, 250, 250)
+		// = 400 → TPR 2500 ≤ 2667, within bounds, 7; 35m on: 250 → 4, outside.
+		// Due from 93m, but the interval's maximum is the in-bounds 9 (33m) at 93m
+		// and the in-bounds 7 (34m) at 94m: no rescale; at 95m both have left
+		// [35m, 95m] and the maximum is the outside 4.
 		{"a recommendation at or above current restarts the clock", func(at time.Duration) float64 {
 			if at >= 30*time.Minute && at <= 32*time.Minute {
 				return 700
 			}
 			return 250
-		}, 93 * time.Minute, 9},
+		}, 95 * time.Minute, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := foQuick()

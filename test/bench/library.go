@@ -16,7 +16,7 @@ import (
 )
 
 // Policies are the names of the policies Compare runs, besides the oracle.
-var Policies = []string{"flinkscale", "flink-operator", "keda-lag", "static"}
+var Policies = []string{"flinkscale", "flink-operator", "flink-operator-1.16", "keda-lag", "static"}
 
 // NewPolicy returns a fresh policy by name for scenario s (nil: defaults).
 func NewPolicy(name string, s *scenario.Scenario) (Policy, error) {
@@ -25,6 +25,8 @@ func NewPolicy(name string, s *scenario.Scenario) (Policy, error) {
 		return NewFlinkscale(), nil
 	case "flink-operator":
 		return NewFlinkOperator(), nil
+	case "flink-operator-1.16":
+		return NewFlinkOperator116(), nil
 	case "keda-lag":
 		if s != nil {
 			return NewKEDALagFor(s), nil
