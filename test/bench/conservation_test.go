@@ -18,9 +18,12 @@ import (
 // state and transactional sinks absorb: bounded here by the peak arrival
 // rate × (checkpoint interval + 2 min of checkpoint and restart) per
 // in-place rescale.
+//
+// The same run (the library is played once) checks that the oracle's
+// unavoidable time over the SLO is a lower bound: no policy spends less.
 func TestEveryScenarioConservesRecords(t *testing.T) {
 	if testing.Short() || raceEnabled {
-		t.Skip("runs the whole scenario library, about 2.5 min (10× longer under -race: `make test` runs it without)")
+		t.Skip("runs the whole scenario library, about 3 min (10× longer under -race: `make test` runs it without)")
 	}
 	ss, err := Library("../scenarios", nil)
 	require.NoError(t, err)
@@ -29,8 +32,9 @@ func TestEveryScenarioConservesRecords(t *testing.T) {
 	for _, s := range ss {
 		interval[s.Name] = s.Job.Checkpoints.Interval
 	}
-	rep, err := Compare(context.Background(), ss, []string{"flinkscale", "flink-operator", "keda-lag"}, 2, nil)
+	rep, err := Compare(context.Background(), ss, []string{"flinkscale", "flink-operator", "keda-lag", "static"}, 2, nil)
 	require.NoError(t, err)
+	t.Run("the oracle's time over the SLO is a lower bound", func(t *testing.T) { oracleIsALowerBound(t, rep) })
 	rescales, inPlace := 0, 0
 	for _, r := range rep.Results {
 		if r.Policy == OracleName {
@@ -58,4 +62,18 @@ func TestEveryScenarioConservesRecords(t *testing.T) {
 	}
 	t.Logf("%d runs, %d rescales (%d in place): nothing lost; replays only after in-place rescales, within bounds", len(rep.Results), rescales, inPlace)
 	assert.Positive(t, rescales, "the library makes the policies rescale")
+}
+
+// oracleIsALowerBound checks that on every scenario no policy spends less
+// time over the SLO than the oracle's unavoidable minimum.
+func oracleIsALowerBound(t *testing.T, rep *Report) {
+	for _, r := range rep.Results {
+		if r.Policy == OracleName {
+			continue
+		}
+		o := rep.find(r.Scenario, OracleName)
+		require.NotNil(t, o, r.Scenario)
+		assert.LessOrEqual(t, o.OverSLO, r.OverSLO, "%s: the oracle's unavoidable time over the SLO (%d restart(s)) against %s's",
+			r.Scenario, len(o.Unavoidable), r.Policy)
+	}
 }

@@ -48,8 +48,16 @@ type Report struct {
 	Results []*Result `json:"results"`
 	// Goals are the issue's goals with their verdicts.
 	Goals []Goal `json:"goals"`
+	// Expectations are the scenarios' expect fields judged on every
+	// policy's run (not the oracle's), and ExpectationsMet how many each
+	// policy met.
+	Expectations    []Expectation      `json:"expectations,omitempty"`
+	ExpectationsMet []ExpectationTally `json:"expectationsMet,omitempty"`
 	// SLO per scenario.
 	SLO map[string]time.Duration `json:"slo"`
+	// Notes are the scenarios' expect.notes, what good behaviour looks
+	// like in words: not judged.
+	Notes map[string]string `json:"notes,omitempty"`
 }
 
 // Goal is one target and whether it was met.
@@ -64,7 +72,7 @@ type Goal struct {
 // run with how many of how many are done.
 func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []string, parallel int, progress func(done, total int, what string)) (*Report, error) {
 	start := time.Now()
-	rep := &Report{Started: start.UTC(), Policies: policies, SLO: map[string]time.Duration{}}
+	rep := &Report{Started: start.UTC(), Policies: policies, SLO: map[string]time.Duration{}, Notes: map[string]string{}}
 	type job struct {
 		s      *scenario.Scenario
 		policy string
@@ -72,6 +80,9 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 	var jobs []job
 	for _, s := range scenarios {
 		rep.SLO[s.Name] = s.SLO.Lag
+		if s.Expect.Notes != "" {
+			rep.Notes[s.Name] = s.Expect.Notes
+		}
 		for _, p := range policies {
 			if _, err := NewPolicy(p, nil); err != nil {
 				return nil, err
@@ -124,6 +135,7 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 	rep.Results = append(rep.Results, results...)
 	sort.SliceStable(rep.Results, func(a, b int) bool { return rep.Results[a].Scenario < rep.Results[b].Scenario })
 	rep.Goals = judge(scenarios, rep)
+	rep.Expectations, rep.ExpectationsMet = judgeExpectations(scenarios, rep)
 	rep.Elapsed = time.Since(start)
 	return rep, nil
 }
@@ -138,7 +150,8 @@ func (r *Report) find(scenario, policy string) *Result {
 	return nil
 }
 
-// Ratio is x over the oracle's, for slot-hours.
+// SlotRatio is x's slot-hours over the oracle's, both in whole
+// TaskManagers.
 func (r *Report) SlotRatio(x *Result) float64 {
 	o := r.find(x.Scenario, OracleName)
 	if o == nil || o.SlotHours <= 0 {
@@ -147,7 +160,8 @@ func (r *Report) SlotRatio(x *Result) float64 {
 	return x.SlotHours / o.SlotHours
 }
 
-// CoreRatio is x's core-hours over the oracle's.
+// CoreRatio is x's core-hours over the oracle's, both in whole
+// TaskManagers.
 func (r *Report) CoreRatio(x *Result) float64 {
 	o := r.find(x.Scenario, OracleName)
 	if o == nil || o.CoreHours <= 0 {
@@ -221,13 +235,13 @@ func judge(scenarios []*scenario.Scenario, rep *Report) []Goal {
 	overS := func(r *Result) float64 { return r.OverSLO.Seconds() }
 	if has("flink-operator") {
 		a, b := sum("flinkscale", rescales), sum("flink-operator", rescales)
-		goals = append(goals, Goal{Name: "fewer rescales than flink-operator (library)", Met: a < b, Detail: fmt.Sprintf("%.0f vs %.0f", a, b)})
+		goals = append(goals, Goal{Name: "fewer rescales than flink-operator (library)", Met: fewer(a, b), Detail: fmt.Sprintf("%.0f vs %.0f", a, b)})
 		a, b = sum("flinkscale", slotH), sum("flink-operator", slotH)
-		goals = append(goals, Goal{Name: "fewer slot-hours than flink-operator (library)", Met: a < b, Detail: fmt.Sprintf("%.1f vs %.1f", a, b)})
+		goals = append(goals, Goal{Name: "fewer slot-hours than flink-operator (library)", Met: fewer(a, b), Detail: fmt.Sprintf("%.1f vs %.1f", a, b)})
 	}
 	if has("keda-lag") {
 		a, b := sum("flinkscale", overS), sum("keda-lag", overS)
-		goals = append(goals, Goal{Name: "less time over the SLO than keda-lag (library)", Met: a < b,
+		goals = append(goals, Goal{Name: "less time over the SLO than keda-lag (library)", Met: fewer(a, b),
 			Detail: fmt.Sprintf("%s vs %s", time.Duration(a*1e9).Round(time.Second), time.Duration(b*1e9).Round(time.Second))})
 	}
 	lost := 0.0
@@ -236,6 +250,92 @@ func judge(scenarios []*scenario.Scenario, rep *Report) []Goal {
 	}
 	goals = append(goals, Goal{Name: "no record lost, any policy", Met: lost == 0, Detail: fmt.Sprintf("%.0f lost", lost)})
 	return goals
+}
+
+// fewer is a "less than" goal's verdict: a below b, or both at zero (none
+// of it at all is as good as it gets).
+func fewer(a, b float64) bool {
+	return a < b || a == 0 && b == 0
+}
+
+// Expectation is one of a scenario's expect fields (scenario.Expect)
+// judged on one policy's run.
+type Expectation struct {
+	Scenario string `json:"scenario"`
+	Policy   string `json:"policy"`
+	// Name is the field: maxRescales, maxSlotHoursRatio or maxTimeOverSLO.
+	Name string `json:"name"`
+	// Want is the bound, Got the run's figure, both as the table prints
+	// them.
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+// ExpectationTally is how many of the library's expectations a policy met.
+type ExpectationTally struct {
+	Policy string `json:"policy"`
+	Met    int    `json:"met"`
+	Total  int    `json:"total"`
+}
+
+// judgeExpectations judges every scenario's expect fields on every
+// policy's run: maxRescales against the rescales started, maxSlotHoursRatio
+// against the slot-hours over the oracle's (whole TaskManagers, SlotRatio),
+// maxTimeOverSLO against the time over the SLO. A zero field (a nil
+// maxRescales) is no expectation; notes are words, not judged.
+func judgeExpectations(scenarios []*scenario.Scenario, rep *Report) ([]Expectation, []ExpectationTally) {
+	var out []Expectation
+	tally := make([]ExpectationTally, len(rep.Policies))
+	for i, p := range rep.Policies {
+		tally[i].Policy = p
+	}
+	for _, s := range scenarios {
+		e := s.Expect
+		for i, p := range rep.Policies {
+			r := rep.find(s.Name, p)
+			if r == nil {
+				continue
+			}
+			add := func(name, want, got string, met bool) {
+				out = append(out, Expectation{Scenario: s.Name, Policy: p, Name: name, Want: want, Got: got, Met: met})
+				tally[i].Total++
+				if met {
+					tally[i].Met++
+				}
+			}
+			if e.MaxRescales != nil {
+				add("maxRescales", fmt.Sprintf("≤ %d rescale(s)", *e.MaxRescales), fmt.Sprintf("%d rescale(s)", r.Rescales), r.Rescales <= *e.MaxRescales)
+			}
+			if e.MaxSlotHoursRatio > 0 {
+				ratio := rep.SlotRatio(r)
+				add("maxSlotHoursRatio", fmt.Sprintf("≤ %.2f× the oracle's slot-hours", e.MaxSlotHoursRatio), fmt.Sprintf("%.2f×", ratio),
+					ratio <= e.MaxSlotHoursRatio)
+			}
+			if e.MaxTimeOverSLO > 0 {
+				add("maxTimeOverSLO", "≤ "+dur(e.MaxTimeOverSLO)+" over the SLO", dur(r.OverSLO), r.OverSLO <= e.MaxTimeOverSLO)
+			}
+		}
+	}
+	return out, tally
+}
+
+// expected is "met/total" of policy's expectations on a scenario, "-" for
+// none.
+func (r *Report) expected(scenario, policy string) string {
+	met, total := 0, 0
+	for _, e := range r.Expectations {
+		if e.Scenario == scenario && e.Policy == policy {
+			total++
+			if e.Met {
+				met++
+			}
+		}
+	}
+	if total == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", met, total)
 }
 
 func orAll(xs []string, none string) string {
@@ -264,10 +364,10 @@ func dur(d time.Duration) string {
 }
 
 // WriteTable writes the report as aligned text: one block per scenario, a
-// row per policy, then the goals.
+// row per policy, then the goals and the scenarios' expectations.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpolicy\trescales\treversals\tconverge\tover SLO\tmax lag (s)\tslot-h\t× oracle\tcore-h\t× oracle\tlost\t")
+	fmt.Fprintln(tw, "scenario\tpolicy\trescales\treversals\tconverge\tover SLO\tmax lag (s)\tused slot-h\tTM slot-h\t× oracle\tcore-h\t× oracle\tlost\texpect\t")
 	last := ""
 	for _, x := range r.Results {
 		name := x.Scenario
@@ -276,26 +376,46 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		last = x.Scenario
 		resc, rev, conv, lost := fmt.Sprint(x.Rescales), fmt.Sprint(x.Reversals), durations(x.Converge), fmt.Sprint(x.RecordsLost)
+		expect := r.expected(x.Scenario, x.Policy)
 		if x.Policy == OracleName {
-			resc, rev, conv, lost = "-", "-", "-", "-"
+			resc, rev, conv, lost, expect = fmt.Sprintf("(%d)", len(x.Unavoidable)), "-", "-", "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.2f\t%.1f\t%.2f\t%s\t\n", name, x.Policy, resc, rev, conv,
-			dur(x.OverSLO), x.MaxLagSeconds, x.SlotHours, r.SlotRatio(x), x.CoreHours, r.CoreRatio(x), lost)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.2f\t%s\t%s\t\n", name, x.Policy, resc, rev, conv,
+			dur(x.OverSLO), x.MaxLagSeconds, x.UsedSlotHours, x.SlotHours, r.SlotRatio(x), x.CoreHours, r.CoreRatio(x), lost, expect)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "oracle: the resource lower bound (no restarts); its \"over SLO\" is the unavoidable minimum")
-	fmt.Fprintln(w)
+	fmt.Fprintln(w, "slot-hours and core-hours count whole TaskManagers (TM slot-h; used slot-h: the slots the parallelism occupies)")
+	fmt.Fprintln(w, "oracle: the resource lower bound, re-sized every 30 s at no restart cost; its \"over SLO\" is the unavoidable minimum, paying (n) restarts")
+	if len(r.Goals) > 0 {
+		fmt.Fprintln(w)
+	}
 	for _, g := range r.Goals {
-		mark := "MET   "
-		if !g.Met {
-			mark = "MISSED"
+		fmt.Fprintf(w, "%s  %s: %s\n", verdict(g.Met), g.Name, g.Detail)
+	}
+	if len(r.Expectations) > 0 {
+		fmt.Fprintln(w)
+		var met []string
+		for _, t := range r.ExpectationsMet {
+			met = append(met, fmt.Sprintf("%s %d/%d", t.Policy, t.Met, t.Total))
 		}
-		fmt.Fprintf(w, "%s  %s: %s\n", mark, g.Name, g.Detail)
+		fmt.Fprintf(w, "expectations met (the scenarios' expect fields): %s\n", strings.Join(met, ", "))
+		for _, e := range r.Expectations {
+			if !e.Met {
+				fmt.Fprintf(w, "%s  %s under %s: %s, expected %s (%s)\n", verdict(false), e.Scenario, e.Policy, e.Got, e.Want, e.Name)
+			}
+		}
 	}
 	return nil
+}
+
+func verdict(met bool) string {
+	if met {
+		return "MET   "
+	}
+	return "MISSED"
 }
 
 // Library loads the scenarios of a directory (the library) or files.

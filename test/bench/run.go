@@ -46,9 +46,14 @@ type Point struct {
 	// sources) at its current parallelism: the tightest vertex's capacity
 	// over its share of the load. Zero while the job is down.
 	Capacity float64 `json:"capacity"`
-	// Slots and Cores are what the job holds (TaskManagers × slots, cores).
+	// Slots and Cores are what the job holds in whole TaskManagers
+	// (TaskManagers × slots per TaskManager, TaskManagers × cores).
 	Slots int     `json:"slots"`
 	Cores float64 `json:"cores"`
+	// UsedSlots are the slots its parallelism occupies (per slot-sharing
+	// group its widest vertex, summed): Slots less the idle slots of a
+	// partly used TaskManager.
+	UsedSlots int `json:"usedSlots,omitempty"`
 	// Parallelism per vertex name.
 	Parallelism map[string]int `json:"parallelism"`
 	// Lag in records and in seconds of arrivals.
@@ -87,15 +92,25 @@ type Result struct {
 	// MaxLag in records and in seconds of arrivals.
 	MaxLag        float64 `json:"maxLag"`
 	MaxLagSeconds float64 `json:"maxLagSeconds"`
-	// SlotHours and CoreHours are what the job held over the run.
+	// SlotHours and CoreHours are what the job held over the run, in whole
+	// TaskManagers: TaskManagers × slots per TaskManager (idle slots of a
+	// partly used TaskManager included: a job holds whole TaskManagers) and
+	// TaskManagers × cores. Ratios to the oracle and verdicts use these.
 	SlotHours float64 `json:"slotHours"`
 	CoreHours float64 `json:"coreHours"`
+	// UsedSlotHours are the slots the job's parallelism occupied over the
+	// run (per slot-sharing group its widest vertex, summed), without the
+	// idle slots of partly used TaskManagers.
+	UsedSlotHours float64 `json:"usedSlotHours"`
 	// RecordsLost is produced − consumed − lag at the end (must be 0);
 	// Reprocessed counts records read twice (at-least-once replays).
 	RecordsLost int64   `json:"recordsLost"`
 	Reprocessed int64   `json:"reprocessed"`
 	Timeline    []Point `json:"timeline,omitempty"`
 	Events      []Event `json:"events,omitempty"`
+	// Unavoidable are, for the oracle, the restarts its OverSLO pays for
+	// (Oracle); none for a policy.
+	Unavoidable []Event `json:"unavoidable,omitempty"`
 }
 
 // Run plays scenario s with policy p: the job in kfake and behind Flink's
@@ -137,7 +152,8 @@ func Run(ctx context.Context, s *scenario.Scenario, p Policy, o Options) (*Resul
 		partitions[t.Name] = t.Partitions
 	}
 
-	r := &run{s: s, p: p, o: o, job: job, truth: job.Truth(), res: &Result{Scenario: s.Name, Policy: p.Name(), Duration: s.Duration}}
+	r := &run{s: s, p: p, o: o, job: job, truth: job.Truth(), res: &Result{Scenario: s.Name, Policy: p.Name(), Duration: s.Duration},
+		groups: slotSharingGroups(job, s), used: -1}
 	r.act = newActuator(job, s.Job)
 	tick := s.Tick
 	if tick <= 0 {
@@ -198,6 +214,12 @@ type run struct {
 	truth []sim.VertexTruth
 	act   *actuator
 	res   *Result
+	// groups is each vertex id's slot-sharing group; used caches the slots
+	// the running parallelism occupies (-1: to compute), recomputed while
+	// a rescale may change it.
+	groups  map[string]string
+	used    int
+	wasBusy bool
 }
 
 // finished records the end of a rescale and tells the policy.
@@ -233,7 +255,13 @@ func (r *run) account(elapsed, tick time.Duration, record bool) {
 	}
 	h := tick.Hours()
 	slots, cores := r.act.resources()
+	// The running parallelism changes only during a rescale (and as it
+	// ends): the job's view is read again only then.
+	if busy := r.act.busy(); r.used < 0 || busy || r.wasBusy {
+		r.used, r.wasBusy = slotsFor(r.act.running(), r.groups), busy
+	}
 	r.res.SlotHours += float64(slots) * h
+	r.res.UsedSlotHours += float64(r.used) * h
 	r.res.CoreHours += cores * h
 	if lagS > r.s.SLO.Lag.Seconds() {
 		r.res.OverSLO += tick
@@ -254,7 +282,7 @@ func (r *run) account(elapsed, tick time.Duration, record bool) {
 	if r.act.up() {
 		c = jobCapacity(r.job, r.truth, par, r.act.slotsPerTM, rates)
 	}
-	r.res.Timeline = append(r.res.Timeline, Point{T: elapsed, Load: load, Capacity: c, Slots: slots, Cores: cores,
+	r.res.Timeline = append(r.res.Timeline, Point{T: elapsed, Load: load, Capacity: c, Slots: slots, UsedSlots: r.used, Cores: cores,
 		Parallelism: byName, Lag: lag, LagSeconds: lagS})
 }
 
@@ -339,37 +367,62 @@ func reversals(evs []Event) int {
 	return n
 }
 
-// changePoints are the offsets at which a topic's base load changes
-// discretely: a step, a spike's start and end, a ramp's end, a constant
-// followed by another rate. Diurnal loads change continuously and have none.
+// changePoints are the offsets at which a topic's load changes: the
+// boundaries between the scenario's regimes, which the convergence column
+// measures from and the oracle may restart at. A topic's base load changes
+//
+//   - where one base segment hands over to the next at another rate (the
+//     rate the first ends at is not the one the next starts at), whatever
+//     their kinds: a constant after a constant, a ramp or a step, a ramp
+//     or a spike that starts off the previous rate;
+//   - where a step jumps (from ≠ to), and where a spike starts and ends
+//     (peak ≠ rate), inside the segment;
+//   - at a ramp's end (from ≠ to): the change it makes is complete there;
+//     its start is one only when the rate jumps there (the first rule);
+//   - at a diurnal segment's start and at its end, whatever the rates
+//     there: the daily cycle is one regime of continuous change, and its
+//     bounds are where that regime begins and ends; nothing inside it is a
+//     change.
+//
+// Noise overlays change nothing. The offsets of every topic are merged;
+// those at 0 or at or past the end of the scenario are left out.
 func changePoints(s *scenario.Scenario) []time.Duration {
 	var out []time.Duration
 	for _, tl := range s.Load {
 		at := time.Duration(0)
-		prevRate := math.NaN()
+		prevEnd, first := 0.0, true
 		for _, g := range tl.Segments {
-			switch g.Kind {
-			case "noise":
+			if g.Kind == scenario.KindNoise {
 				continue
-			case "constant":
-				if !math.IsNaN(prevRate) && g.Rate != prevRate {
-					out = append(out, at)
-				}
-				prevRate = g.Rate
-			case "step":
-				if g.From != g.To {
+			}
+			startRate, endRate := segmentEnds(g)
+			if !first && (g.Kind == scenario.KindDiurnal || math.IsNaN(prevEnd) || startRate != prevEnd) {
+				out = append(out, at)
+			}
+			within := func(d time.Duration) bool { return d > 0 && (g.For <= 0 || d < g.For) }
+			switch g.Kind {
+			case scenario.KindStep:
+				if g.From != g.To && within(g.At) {
 					out = append(out, at+g.At)
 				}
-				prevRate = g.To
-			case "spike":
-				out = append(out, at+g.At, at+g.At+g.Width)
-				prevRate = g.Rate
-			case "ramp":
-				out = append(out, at+g.For)
-				prevRate = g.To
-			default:
-				prevRate = math.NaN()
+			case scenario.KindSpike:
+				if g.Peak != g.Rate {
+					for _, d := range []time.Duration{g.At, g.At + g.Width} {
+						if within(d) {
+							out = append(out, at+d)
+						}
+					}
+				}
+			case scenario.KindRamp:
+				if g.From != g.To && g.For > 0 {
+					out = append(out, at+g.For)
+				}
+			case scenario.KindDiurnal:
+				if g.For > 0 {
+					out = append(out, at+g.For)
+				}
 			}
+			prevEnd, first = endRate, false
 			at += g.For
 		}
 	}
@@ -382,6 +435,40 @@ func changePoints(s *scenario.Scenario) []time.Duration {
 		}
 	}
 	return in
+}
+
+// segmentEnds are the base rates a segment starts and ends at (without
+// noise); NaN for a diurnal segment, whose bounds are always changes.
+func segmentEnds(g scenario.Segment) (start, end float64) {
+	switch g.Kind {
+	case scenario.KindConstant:
+		return g.Rate, g.Rate
+	case scenario.KindRamp:
+		if g.For <= 0 {
+			return g.To, g.To
+		}
+		return g.From, g.To
+	case scenario.KindStep:
+		start, end = g.To, g.To
+		if g.At > 0 {
+			start = g.From
+		}
+		if g.For > 0 && g.At >= g.For {
+			end = g.From
+		}
+		return start, end
+	case scenario.KindSpike:
+		on := func(d time.Duration) bool { return d >= g.At && d < g.At+g.Width }
+		start, end = g.Rate, g.Rate
+		if on(0) {
+			start = g.Peak
+		}
+		if g.For > 0 && on(g.For-1) {
+			end = g.Peak
+		}
+		return start, end
+	}
+	return math.NaN(), math.NaN()
 }
 
 // convergence measures, per load change, the time until the job ran with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,20 +47,52 @@ func summary(r *Result) map[string]any {
 		"converge": r.Converge, "events": len(r.Events), "lost": r.RecordsLost}
 }
 
-func TestOracleStep(t *testing.T) {
-	s := library(t, "step-up-3x")
-	o, err := Oracle(s, 0.7, 0)
+// scripted asks for one parallelism at its first observation.
+type scripted struct {
+	to    map[string]int
+	asked bool
+}
+
+func (p *scripted) Name() string            { return "scripted" }
+func (p *scripted) Interval() time.Duration { return 10 * time.Minute }
+func (p *scripted) Rescaled(Rescale)        {}
+func (p *scripted) Observe(Observation) *Plan {
+	if p.asked {
+		return nil
+	}
+	p.asked = true
+	return &Plan{Parallelism: p.to}
+}
+
+// A run holds whole TaskManagers: its slot-hours count their slots, idle
+// ones included, and its used slot-hours the slots its parallelism
+// occupies, through a rescale.
+func TestRunCountsWholeTaskManagers(t *testing.T) {
+	// One vertex at 3 subtasks on TaskManagers of 2 slots and 2 cores: 3
+	// slots used, ⌈3/2⌉ = 2 TaskManagers = 4 slots and 4 cores held.
+	s := parse(t, oneVertex("tms", "5m", "default", 8, 3, 2, 2, 1000, 1000))
+	ctx := context.Background()
+	st, err := Run(ctx, s, Static{}, Options{})
 	require.NoError(t, err)
-	// 20k/s for 1h then 60k/s for 2h (±3 %): the source needs
-	// ⌈20000/(0.7·20000)⌉ = 2 then ⌈60000/14000⌉ = 5 (aligned by the
-	// busiest reader of 24 partitions: 5 readers own 5,5,5,5,4 → share
-	// 5/24, capacity 20000·24/5 = 96000 ≥ 85714 ✓); dedupe 18k→54k of
-	// 15k at 0.7: 2 → 6 (key groups 128: 6 subtasks own ≤ 22/128 →
-	// 15000·128/22 = 87272 ≥ 77142 ✓); async 17.46k→52.4k of 8k: 4 → 10.
-	// Slots = max = 10 after the step, 4 before.
-	last := o.Timeline[len(o.Timeline)-1]
-	first := o.Timeline[0]
-	t.Logf("oracle: first %+v last %+v slotH %.1f overSLO %s", first.Parallelism, last.Parallelism, o.SlotHours, o.OverSLO)
-	assert.Equal(t, 4, first.Slots)
-	assert.Zero(t, o.OverSLO, "a 2-minute restart at 60k/s is well under the 5-minute SLO")
+	// 2 h: 3 × 2 = 6 used, 4 × 2 = 8 held, 2 TaskManagers × 2 cores × 2 h = 8.
+	assert.InDelta(t, 6, st.UsedSlotHours, 1e-9)
+	assert.InDelta(t, 8, st.SlotHours, 1e-9)
+	assert.InDelta(t, 8, st.CoreHours, 1e-9)
+	assert.Equal(t, 3, st.Timeline[0].UsedSlots)
+	assert.Equal(t, 4, st.Timeline[0].Slots)
+
+	// Rescaled to 5 at 10 min: 5 used, 3 TaskManagers = 6 slots held
+	// from the restart on; before it 3 and 4. Used slot-hours lie between
+	// 3 × 2 and 5 × 2, and the idle slot is the difference between held
+	// and used: 1 × 2 h throughout.
+	id, _ := job(t, s).VertexID("Source: s -> Sink")
+	sc, err := Run(ctx, s, &scripted{to: map[string]int{id: 5}}, Options{})
+	require.NoError(t, err)
+	require.Len(t, sc.Events, 1)
+	last := sc.Timeline[len(sc.Timeline)-1]
+	assert.Equal(t, 5, last.UsedSlots)
+	assert.Equal(t, 6, last.Slots)
+	assert.Greater(t, sc.UsedSlotHours, 6.0)
+	assert.Less(t, sc.UsedSlotHours, 10.0)
+	assert.InDelta(t, 2, sc.SlotHours-sc.UsedSlotHours, 0.02, "one idle slot, give or take the restart's seconds")
 }
