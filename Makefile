@@ -180,6 +180,10 @@ $(RIVAL_JAR):
 bench: ## Compare flinkscale, the Flink operator's autoscaler, KEDA, static and the oracle on the scenario library (charts in BENCH_PLOTS)
 	$(GO) run ./cmd/flinkscale bench --plot $(BENCH_PLOTS) $(BENCH_FLAGS)
 
+.PHONY: bench-real
+bench-real: $(KUBE_APISERVER) $(ETCD) $(RIVAL_JAR) ## Race flinkscale, the Flink operator's standalone autoscaler (real jar) and no autoscaler on real Flink 1.20 and Kafka, on the compressed scenarios of test/scenarios/real (~45 min; charts in BENCH_PLOTS/real)
+	$(GO) run ./cmd/flinkscale bench --real --plot $(BENCH_PLOTS)/real $(BENCH_FLAGS)
+
 bench-go: ## Run the Go benchmarks of the model, the simulator and the collectors (BENCH=regexp, BENCH_PKGS=packages)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
 

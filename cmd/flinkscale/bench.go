@@ -33,8 +33,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	plot := fs.String("plot", "", "write one chart per scenario (SVG: load and capacity, slots, lag, parallelism per policy) into this directory")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "runs at once")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	real := fs.Bool("real", false, "race on real Flink and Kafka (test/realbench): flinkscale, the Flink operator's standalone autoscaler and no autoscaler at once, on each scenario of --dir (default test/scenarios/real)")
+	logs := fs.String("logs", "bench-real", "with --real: where the rival's logs and the run's JSON go")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *real {
+		d := *dir
+		if !flagSet(fs, "dir") {
+			d = "test/scenarios/real"
+		}
+		pol := ""
+		if flagSet(fs, "policies") {
+			pol = *policies
+		}
+		return benchRealCmd(ctx, benchRealArgs{dir: d, files: files, policies: pol, out: *out, plot: *plot, logs: *logs}, stdout, stderr)
 	}
 	if *out != "table" && *out != "json" {
 		return fmt.Errorf("bench: -o must be table or json, not %q", *out)

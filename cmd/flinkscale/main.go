@@ -50,9 +50,11 @@ Usage:
                         [--metrics-bind-address :8080] [--health-probe-bind-address :8081] [flags]
       Run the Kubernetes controller: FlinkScalingPolicy resources and FlinkDeployments
       annotated flinkscale.io/enabled. "flinkscale controller -h" lists every flag.
-  flinkscale bench [--scenario FILE]... [--dir test/scenarios] [--policies a,b] [-o table|json] [--plot DIR]
+  flinkscale bench [--scenario FILE]... [--dir test/scenarios] [--policies a,b] [-o table|json] [--plot DIR] [--real]
       Compare flinkscale with the Flink operator's autoscaler, KEDA's Kafka scaler, no
       autoscaler and the oracle on the scenario library, side by side in virtual time.
+      --real races flinkscale, the Flink operator's standalone autoscaler (real jar) and
+      no autoscaler on real Flink and Kafka (make bench-real; java 17, mvn, bin/k8s).
   flinkscale bench-scale [--jobs 1000] [--duration 5m] [--concurrency 8] [-o table|json]
       Measure one controller replica's CPU, memory, calls and decision latency with a fleet
       of simulated FlinkDeployments polled every 30 s (needs make envtest-bins).

@@ -103,7 +103,7 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 		}
 	}
 	for _, s := range scenarios {
-		o, err := Oracle(s, 0.7, 30*time.Second)
+		o, err := Oracle(s, 0.7, OracleStep(s))
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +122,7 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 			defer wg.Done()
 			defer func() { <-sem }()
 			p, _ := NewPolicy(j.policy, j.s)
-			results[i], errs[i] = Run(ctx, j.s, p, Options{})
+			results[i], errs[i] = Run(ctx, j.s, Compress(p, j.s.Compression), Options{})
 			report(j.s.Name + "/" + j.policy)
 		}()
 	}

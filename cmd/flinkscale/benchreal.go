@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flinkscale/flinkscale/test/bench"
+	"github.com/flinkscale/flinkscale/test/envtest"
+	"github.com/flinkscale/flinkscale/test/realbench"
+	"github.com/flinkscale/flinkscale/test/testbed"
+)
+
+type benchRealArgs struct {
+	dir      string
+	files    []string
+	policies string // "": realbench.Policies
+	out      string
+	plot     string
+	logs     string
+}
+
+// realReport is `flinkscale bench --real -o json`: the table's report and,
+// per scenario, the rival cross-check and the sink audits.
+type realReport struct {
+	*bench.Report
+	Flink      string                                    `json:"flink"`
+	Rival      string                                    `json:"rival"`
+	CrossCheck map[string]*realbench.CrossCheck          `json:"crossCheck,omitempty"`
+	Audits     map[string]map[string]testbed.AuditResult `json:"audits"`
+	Load       map[string]string                         `json:"loadAverage"`
+}
+
+// benchRealCmd races flinkscale, the Flink project's standalone
+// autoscaler and no autoscaler on real Flink and Kafka, one scenario after
+// the other, the three policies of a scenario at once.
+func benchRealCmd(ctx context.Context, a benchRealArgs, stdout, stderr io.Writer) error {
+	scenarios, err := bench.Library(a.dir, a.files)
+	if err != nil {
+		return fmt.Errorf("bench --real: %w", err)
+	}
+	policies := realbench.Policies
+	if a.policies != "" {
+		policies = nil
+		for _, p := range strings.Split(a.policies, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				policies = append(policies, p)
+			}
+		}
+	}
+	if err := testbed.Available(); err != nil {
+		return fmt.Errorf("bench --real needs java and mvn: %w", err)
+	}
+	root, err := envtest.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if _, err := testbed.RivalJar(root); err != nil {
+		return fmt.Errorf("bench --real: %w", err)
+	}
+	started := time.Now()
+	logs := filepath.Join(a.logs, started.UTC().Format("20060102-150405"))
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	// The controller's, controller-runtime's and client-go's logs go to a
+	// file beside the rival's.
+	logFile, err := os.Create(filepath.Join(logs, "controller.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger := zap.New(zap.WriteTo(logFile), zap.UseDevMode(false))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger.WithName("client-go"))
+	fmt.Fprintf(stderr, "Starting kube-apiserver and etcd (bin/k8s) ...\n")
+	env, err := envtest.StartControlPlane(envtest.WithCRDPaths(filepath.Join(root, "config", "crd")))
+	if err != nil {
+		return fmt.Errorf("bench --real: %w", err)
+	}
+	defer env.Stop()
+	rr := &realReport{Flink: string(testbed.Flink120), Rival: "flink-autoscaler-standalone " + testbed.RivalRelease,
+		CrossCheck: map[string]*realbench.CrossCheck{}, Audits: map[string]map[string]testbed.AuditResult{}, Load: map[string]string{}}
+	var results []*bench.Result
+	for _, s := range scenarios {
+		fmt.Fprintf(stderr, "== %s (%s, compressed %g×)\n", s.Name, s.Duration, s.Compression)
+		race, err := realbench.Run(ctx, s, realbench.Options{Env: env, Policies: policies, Dir: logs, Progress: stderr, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("bench --real: %s: %w", s.Name, err)
+		}
+		results = append(results, race.Results...)
+		rr.Audits[s.Name], rr.Load[s.Name] = race.Audits, race.Load
+		if race.CrossCheck != nil {
+			rr.CrossCheck[s.Name] = race.CrossCheck
+			fmt.Fprintf(stderr, "cross-check on %s: %s\n", s.Name, race.CrossCheck)
+		}
+	}
+	if rr.Report, err = bench.Assemble(scenarios, policies, results, started); err != nil {
+		return fmt.Errorf("bench --real: %w", err)
+	}
+	if f, err := os.Create(filepath.Join(logs, "report.json")); err == nil {
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rr)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("bench --real: writing the report: %w", err)
+		}
+	}
+	if a.plot != "" {
+		paths, err := bench.PlotAll(a.plot, rr.SLO, rr.Results)
+		if err != nil {
+			return fmt.Errorf("bench --real: plots: %w", err)
+		}
+		fmt.Fprintf(stderr, "wrote %d chart(s) into %s\n", len(paths), a.plot)
+	}
+	if a.out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rr)
+	}
+	fmt.Fprintf(stdout, "flinkscale bench --real: %d scenario(s) × %s on Flink %s, %s (%s); logs and JSON in %s\n\n",
+		len(scenarios), strings.Join(policies, ", "), rr.Flink, rr.Started.Format("2006-01-02"), rr.Elapsed.Round(time.Second), logs)
+	if err := rr.WriteTable(stdout); err != nil {
+		return err
+	}
+	for _, s := range scenarios {
+		fmt.Fprintf(stdout, "\n%s: load average %s\n", s.Name, rr.Load[s.Name])
+		if c := rr.CrossCheck[s.Name]; c != nil {
+			fmt.Fprintf(stdout, "  cross-check (bench's flink-operator next to the real autoscaler): %s\n", c)
+			for _, l := range c.Lines {
+				fmt.Fprintf(stdout, "    %s\n", l)
+			}
+		}
+		for _, p := range policies {
+			fmt.Fprintf(stdout, "  audit %-24s %s\n", p, rr.Audits[s.Name][p])
+		}
+	}
+	return nil
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
