@@ -134,7 +134,7 @@ REAL_TEST_PKGS := ./test/testbed/ ./test/realstack/ ./test/demo/
 .PHONY: test
 test: $(TEST_DEPS) test-java ## Run all tests: Java, Go with the race detector, record conservation, then real Flink and Kafka
 	$(GO) test -race -count=1 $(if $(GO_TEST_FLAGS),$(GO_TEST_FLAGS) )./...
-	$(GO) test -count=1 -run '^TestEveryScenarioConservesRecords$$' ./test/bench/
+	$(GO) test -count=1 -timeout 30m -run '^TestEveryScenarioConservesRecords$$' ./test/bench/
 	FLINKSCALE_REAL=1 $(GO) test -p 1 -count=1 -timeout $(REAL_TEST_TIMEOUT) -v -run '^TestReal' $(REAL_TEST_PKGS)
 
 .PHONY: test-java

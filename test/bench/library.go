@@ -312,8 +312,8 @@ func judgeExpectations(scenarios []*scenario.Scenario, rep *Report) ([]Expectati
 				add("maxSlotHoursRatio", fmt.Sprintf("≤ %.2f× the oracle's slot-hours", e.MaxSlotHoursRatio), fmt.Sprintf("%.2f×", ratio),
 					ratio <= e.MaxSlotHoursRatio)
 			}
-			if e.MaxTimeOverSLO > 0 {
-				add("maxTimeOverSLO", "≤ "+dur(e.MaxTimeOverSLO)+" over the SLO", dur(r.OverSLO), r.OverSLO <= e.MaxTimeOverSLO)
+			if d := e.MaxTimeOverSLO; d != nil {
+				add("maxTimeOverSLO", "≤ "+dur(*d)+" over the SLO", dur(r.OverSLO), r.OverSLO <= *d)
 			}
 		}
 	}

@@ -214,7 +214,10 @@ func scaled(s *scenario.Scenario, sc Scale) (*scenario.Scenario, error) {
 	div := func(d time.Duration) time.Duration { return time.Duration(math.Round(float64(d) / sc.Time)) }
 	out.Duration = div(out.Duration)
 	out.SLO.Lag = div(out.SLO.Lag)
-	out.Expect.MaxTimeOverSLO = div(out.Expect.MaxTimeOverSLO)
+	if d := out.Expect.MaxTimeOverSLO; d != nil {
+		scaled := div(*d)
+		out.Expect.MaxTimeOverSLO = &scaled
+	}
 	if sc.Time > 1 && out.Tick > time.Second {
 		out.Tick = max(time.Second, div(out.Tick))
 	}

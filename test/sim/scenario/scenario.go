@@ -78,8 +78,9 @@ type Expect struct {
 	// MaxSlotHoursRatio bounds the slot-hours used, as a multiple of the
 	// oracle's (the cheapest schedule that meets the SLO), e.g. 1.10.
 	MaxSlotHoursRatio float64 `json:"maxSlotHoursRatio,omitempty"`
-	// MaxTimeOverSLO bounds the total time the lag exceeds SLO.Lag.
-	MaxTimeOverSLO time.Duration `json:"maxTimeOverSLO,omitempty"`
+	// MaxTimeOverSLO bounds the total time the lag exceeds SLO.Lag (0s
+	// is a real bound: the lag never over the SLO).
+	MaxTimeOverSLO *time.Duration `json:"maxTimeOverSLO,omitempty"`
 	// Notes say, in words, what good behavior looks like.
 	Notes string `json:"notes,omitempty"`
 }

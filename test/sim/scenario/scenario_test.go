@@ -488,3 +488,23 @@ func TestGoBuiltScenarioValidates(t *testing.T) {
 	require.NoError(t, s.Validate())
 	assert.Equal(t, 50.0, s.Rate("t", 30*time.Second))
 }
+
+// maxTimeOverSLO: 0s is a bound (never over the SLO), not "no
+// expectation"; leaving it out is none. It survives Marshal.
+func TestMaxTimeOverSLOZeroIsABound(t *testing.T) {
+	s, err := Load("../../scenarios/step-down.yaml")
+	require.NoError(t, err)
+	require.NotNil(t, s.Expect.MaxTimeOverSLO)
+	assert.Equal(t, time.Duration(0), *s.Expect.MaxTimeOverSLO)
+	out, err := s.Marshal()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "maxTimeOverSLO: 0s")
+	back, err := Parse(out)
+	require.NoError(t, err)
+	require.NotNil(t, back.Expect.MaxTimeOverSLO)
+
+	s.Expect.MaxTimeOverSLO = nil
+	out, err = s.Marshal()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "maxTimeOverSLO")
+}

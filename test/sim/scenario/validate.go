@@ -98,7 +98,9 @@ func (v *validator) top(s *Scenario) {
 	if r := s.Expect.MaxSlotHoursRatio; r != 0 {
 		v.atLeast("expect.maxSlotHoursRatio", r, 1)
 	}
-	v.duration("expect.maxTimeOverSLO", s.Expect.MaxTimeOverSLO, 0)
+	if d := s.Expect.MaxTimeOverSLO; d != nil {
+		v.duration("expect.maxTimeOverSLO", *d, 0)
+	}
 	for _, topic := range sortedKeys(s.InitialLag) {
 		p := "initialLag." + topic
 		if _, ok := s.Topic(topic); !ok {
