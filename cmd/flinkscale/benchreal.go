@@ -99,6 +99,11 @@ func benchRealCmd(ctx context.Context, a benchRealArgs, stdout, stderr io.Writer
 			return fmt.Errorf("bench --real: %s: %w", s.Name, err)
 		}
 		results = append(results, race.Results...)
+		// Each scenario's race is kept as it ends: a later failure
+		// loses nothing measured.
+		if err := writeJSON(filepath.Join(logs, s.Name+".json"), race); err != nil {
+			return fmt.Errorf("bench --real: %w", err)
+		}
 		rr.Audits[s.Name], rr.Load[s.Name] = race.Audits, race.Load
 		if race.CrossCheck != nil {
 			rr.CrossCheck[s.Name] = race.CrossCheck
@@ -108,16 +113,8 @@ func benchRealCmd(ctx context.Context, a benchRealArgs, stdout, stderr io.Writer
 	if rr.Report, err = bench.Assemble(scenarios, policies, results, started); err != nil {
 		return fmt.Errorf("bench --real: %w", err)
 	}
-	if f, err := os.Create(filepath.Join(logs, "report.json")); err == nil {
-		enc := json.NewEncoder(f)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("bench --real: writing the report: %w", err)
-		}
+	if err := writeJSON(filepath.Join(logs, "report.json"), rr); err != nil {
+		return fmt.Errorf("bench --real: %w", err)
 	}
 	if a.plot != "" {
 		paths, err := bench.PlotAll(a.plot, rr.SLO, rr.Results)
@@ -160,4 +157,22 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 		}
 	})
 	return set
+}
+
+// writeJSON writes v, indented, to path.
+func writeJSON(path string, v any) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	err = enc.Encode(v)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }

@@ -269,7 +269,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		MaxRescaleBackoff: controllers.DefaultMaxRescaleBackoff,
 		Metrics:           s.Metrics,
 	}
-	if err := pr.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2}); err != nil {
+	// SkipNameValidation: one process may start stacks one after the
+	// other (flinkscale bench --real, a stack per scenario).
+	if err := pr.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
 		return nil, fmt.Errorf("realstack: policy controller: %w", err)
 	}
 	if err := (&optin.Reconciler{}).SetupWithManager(mgr); err != nil {
