@@ -2,7 +2,9 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -925,4 +927,24 @@ func (f *FlinkOperator) decide(now time.Time, t foTopology, evals map[string]foV
 	// An executed rescale clears every delayed scale-down (§2.7).
 	f.delayed = nil
 	return plan
+}
+
+// Explain is the last evaluation, one line per vertex (by id, sorted): the
+// window's busy time, input rate and lag, the true processing rate, the
+// target and catch-up rates, the scale-up and scale-down thresholds,
+// whether the vertex is outside them and what it would run at. Empty
+// before the window first filled. For comparing runs with the real
+// autoscaler's evaluations.
+func (f *FlinkOperator) Explain() string {
+	var lines []string
+	for _, id := range slices.Sorted(maps.Keys(f.last)) {
+		e := f.last[id]
+		if !e.valid {
+			lines = append(lines, fmt.Sprintf("%.6s: not evaluated", id))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%.6s: busy %.0f ms/s, in %.1f/s, lag %.0f, TPR %.1f (busy %.1f, observed %.1f), target %.1f + catch-up %.1f, up at %.1f, down at %.1f, outside %t, → %d",
+			id, e.busy, e.inRate, e.lag, e.tpr, e.busyTPR, e.obsTPR, e.target, e.catchUp, e.scaleUp, e.scaleDown, e.outside, e.recommended))
+	}
+	return strings.Join(lines, "; ")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -18,13 +19,14 @@ import (
 // advisor runs test/bench's re-implementation of the Flink operator's
 // autoscaler (bench.FlinkOperator, at the rival's compressed settings) in
 // advisory mode next to the real one: it reads the same job's REST API
-// every control-loop interval and notes what it would do, never acting.
+// whenever the real one does and notes what it would do, never acting.
 type advisor struct {
-	j     *realstack.Job
-	fo    *bench.FlinkOperator
-	fc    *flink.Collector
-	loop  time.Duration
-	evals []advice
+	j        *realstack.Job
+	rivalLog string
+	fo       *bench.FlinkOperator
+	fc       *flink.Collector
+	loop     time.Duration
+	evals    []advice
 }
 
 // advice is one evaluation of the advisory policy.
@@ -35,63 +37,86 @@ type advice struct {
 	To map[string]int
 	// Err is why it could not look (the job restarting).
 	Err string
+	// Why is the policy's last evaluation (bench.FlinkOperator.Explain).
+	Why string
 }
 
-func newAdvisor(j *realstack.Job, cfg bench.FlinkOperatorConfig) (*advisor, error) {
+func newAdvisor(j *realstack.Job, cfg bench.FlinkOperatorConfig, rivalLog string) (*advisor, error) {
 	rc, err := flink.New(j.Testbed.Flink.RESTURL())
 	if err != nil {
 		return nil, err
 	}
 	fo := bench.NewFlinkOperator()
 	fo.Config = cfg
-	return &advisor{j: j, fo: fo, fc: flink.NewCollector(rc), loop: cfg.ReconcileInterval}, nil
+	return &advisor{j: j, rivalLog: rivalLog, fo: fo, fc: flink.NewCollector(rc), loop: cfg.ReconcileInterval}, nil
 }
 
 // window is the advisory policy's metric window, for the report.
 func (a *advisor) window() time.Duration { return a.fo.Config.MetricsWindow }
 
-// run evaluates every loop until the scenario has played.
+// run evaluates in step with the rival until the scenario has played:
+// each time the rival's log shows its control loop looking at the job, the
+// advisory policy samples the REST API too, so that both windows hold the
+// same moments and fill at the same loop (sampling on its own 10 s clock,
+// out of phase, the advisory window filled up to a loop later, and where
+// the real autoscaler rescaled at its first full window the advisory one
+// never saw that window). Without a tick for two loops it samples anyway.
 func (a *advisor) run(ctx context.Context, d time.Duration) {
-	tick := time.NewTicker(a.loop)
-	defer tick.Stop()
 	partitions := map[string]int{}
 	for _, t := range a.j.Testbed.Realised.Scaled.Job.Topics {
 		partitions[t.Name] = t.Partitions
 	}
+	last := time.Now()
 	for time.Since(a.j.Testbed.Started) < d {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(250 * time.Millisecond):
 		}
-		v := a.j.Cluster.View()
-		now := time.Now()
-		dep := bench.Deployment{Parallelism: map[string]int{}, SlotsPerTaskManager: a.j.Testbed.Realised.Scaled.Job.TaskManager.Slots,
-			CPUPerTaskManager: a.j.Testbed.Realised.Scaled.Job.TaskManager.CPU, TaskManagers: a.j.Testbed.Flink.TaskManagers(),
-			Partitions: partitions, Rescaling: !running(v.Job)}
-		for _, vx := range v.Job.Vertices {
-			dep.Parallelism[vx.ID] = vx.Parallelism
+		ticks, _ := testbed.RivalTicks(a.rivalLog, last)
+		if len(ticks) == 0 && time.Since(last) < 2*a.loop {
+			continue
 		}
-		if ms, ok := v.Job.Timestamps["RUNNING"]; ok {
-			dep.RunningSince = time.UnixMilli(ms)
+		if len(ticks) > 0 {
+			last = ticks[len(ticks)-1]
+		} else {
+			last = time.Now()
 		}
-		obs := bench.Observation{Now: now, Deployment: dep}
-		obs.Flink, obs.FlinkErr = a.fc.Collect(ctx, v.Job.ID)
-		obs.Flink.At = now
-		ad := advice{At: now}
-		if obs.FlinkErr != nil {
-			ad.Err = obs.FlinkErr.Error()
-		}
-		if plan := a.fo.Observe(obs); plan != nil {
-			ad.To = map[string]int{}
-			for id, p := range plan.Parallelism {
-				if p != dep.Parallelism[id] {
-					ad.To[id] = p
-				}
+		a.evaluate(ctx, partitions)
+	}
+}
+
+// evaluate samples the job and notes the advisory policy's verdict.
+func (a *advisor) evaluate(ctx context.Context, partitions map[string]int) {
+	v := a.j.Cluster.View()
+	now := time.Now()
+	dep := bench.Deployment{Parallelism: map[string]int{}, SlotsPerTaskManager: a.j.Testbed.Realised.Scaled.Job.TaskManager.Slots,
+		CPUPerTaskManager: a.j.Testbed.Realised.Scaled.Job.TaskManager.CPU, TaskManagers: a.j.Testbed.Flink.TaskManagers(),
+		Partitions: partitions, Rescaling: !running(v.Job)}
+	for _, vx := range v.Job.Vertices {
+		dep.Parallelism[vx.ID] = vx.Parallelism
+	}
+	if ms, ok := v.Job.Timestamps["RUNNING"]; ok {
+		dep.RunningSince = time.UnixMilli(ms)
+	}
+	obs := bench.Observation{Now: now, Deployment: dep}
+	obs.Flink, obs.FlinkErr = a.fc.Collect(ctx, v.Job.ID)
+	obs.Flink.At = now
+	ad := advice{At: now}
+	if obs.FlinkErr != nil {
+		ad.Err = obs.FlinkErr.Error()
+	}
+	plan := a.fo.Observe(obs)
+	ad.Why = a.fo.Explain()
+	if plan != nil {
+		ad.To = map[string]int{}
+		for id, p := range plan.Parallelism {
+			if p != dep.Parallelism[id] {
+				ad.To[id] = p
 			}
 		}
-		a.evals = append(a.evals, ad)
 	}
+	a.evals = append(a.evals, ad)
 }
 
 // CrossCheck compares the real autoscaler's evaluations with the
@@ -204,4 +229,20 @@ func fmtPar(p map[string]int) string {
 	}
 	sort.Strings(parts)
 	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// writeLog writes one line per evaluation: when, what it would do, why.
+func (a *advisor) writeLog(path string) error {
+	var b strings.Builder
+	for _, ev := range a.evals {
+		what := "hold"
+		if ev.To != nil {
+			what = "rescale to " + fmtPar(ev.To)
+		}
+		if ev.Err != "" {
+			what += " (" + ev.Err + ")"
+		}
+		fmt.Fprintf(&b, "%s %s: %s\n", ev.At.Format("15:04:05.000"), what, ev.Why)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

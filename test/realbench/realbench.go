@@ -167,7 +167,7 @@ func Run(ctx context.Context, s *scenario.Scenario, o Options) (_ *Race, err err
 		}
 		defer func() { _ = rival.Stop() }()
 		say("rival %s rescales job %s at %s (log %s)", Rival, rivalJob.Name, rivalJob.Testbed.Flink.RESTURL(), rival.Log())
-		if advisor, err = newAdvisor(rivalJob, cfg); err != nil {
+		if advisor, err = newAdvisor(rivalJob, cfg, rival.Log()); err != nil {
 			return nil, err
 		}
 	}
@@ -196,6 +196,9 @@ func Run(ctx context.Context, s *scenario.Scenario, o Options) (_ *Race, err err
 			return nil, fmt.Errorf("realbench: reading the rival's log: %w", err)
 		}
 		race.CrossCheck = compare(entries, advisor.evals, advisor.window())
+		if err := advisor.writeLog(filepath.Join(o.Dir, s.Name, "advisor.log")); err != nil {
+			return nil, fmt.Errorf("realbench: %w", err)
+		}
 	}
 
 	// Stop the load, let each job read what is left, audit its output.

@@ -105,7 +105,7 @@ func StartRival(ctx context.Context, o RivalOptions) (*Rival, error) {
 	}
 	maps.Copy(cfg, o.Config)
 	log4j := filepath.Join(o.Dir, "rival-log4j2.properties")
-	if err := os.WriteFile(log4j, []byte(log4jConfig), 0o644); err != nil {
+	if err := os.WriteFile(log4j, []byte(log4jConfig+rivalLog4j), 0o644); err != nil {
 		return nil, err
 	}
 	p := Process{Name: "flink-autoscaler-standalone", Log: filepath.Join(o.Dir, "rival.log"), Output: filepath.Join(o.Dir, "rival.out")}
@@ -134,6 +134,42 @@ func StartRival(ctx context.Context, o RivalOptions) (*Rival, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// rivalLog4j adds DEBUG for the class whose one line per control loop
+// and job ("Collected metrics", "Not ready for scaling", waiting for a
+// running job) marks when the rival sampled: RivalTicks reads them.
+const rivalLog4j = `logger.rivalloop.name = org.apache.flink.autoscaler.JobAutoScalerImpl
+logger.rivalloop.level = DEBUG
+`
+
+// RivalTicks returns the times, after since, at which the rival's control
+// loop looked at a job (a DEBUG line of JobAutoScalerImpl in its log), so
+// that a policy run beside it can sample in step with it.
+func RivalTicks(path string, since time.Time) ([]time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []time.Time
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, " DEBUG ") || !strings.Contains(line, "org.apache.flink.autoscaler.JobAutoScalerImpl") {
+			continue
+		}
+		m := rivalStamp.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		at, err := time.ParseInLocation("2006-01-02 15:04:05,000", m[1], time.Local)
+		if err == nil && at.After(since) {
+			out = append(out, at)
+		}
+	}
+	return out, sc.Err()
 }
 
 // Log is the path of its log.

@@ -16,11 +16,7 @@ import (
 func TestReadRivalLog(t *testing.T) {
 	entries, err := ReadRivalLog("testdata/rival-1.15.0.log")
 	require.NoError(t, err)
-	at := func(s string) time.Time {
-		tt, err := time.ParseInLocation("2006-01-02 15:04:05.000", s, time.Local)
-		require.NoError(t, err)
-		return tt
-	}
+	at := logTime(t)
 	src, keyed, sink := "712a6f476cd6ee71f3f0d459a5814a97", "df85b03322cf860d36bf7bbdbc498ff0", "9325f30f8c374edd52441089d38b2d6b"
 	assert.Equal(t, []RivalEntry{
 		{At: at("2026-12-05 05:38:52.696"), Outcome: RivalScaling, From: map[string]int{src: 1, keyed: 2}, To: map[string]int{src: 8, keyed: 4}},
@@ -63,4 +59,34 @@ func TestRivalJarNamesTheWayToBuildIt(t *testing.T) {
 	got, err := RivalJar(t.TempDir())
 	require.NoError(t, err)
 	assert.Equal(t, jar, got)
+}
+
+// Each DEBUG line of JobAutoScalerImpl is one look of the control loop at a
+// job; INFO lines and other classes are not.
+func TestRivalTicks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rival.log")
+	require.NoError(t, os.WriteFile(p, []byte(
+		"2026-12-05 06:00:00,100 DEBUG org.apache.flink.autoscaler.JobAutoScalerImpl [] - Not ready for scaling\n"+
+			"org.apache.flink.autoscaler.exceptions.NotReadyException: ...\n"+
+			"\tat org.apache.flink.autoscaler.ScalingMetricCollector.updateMetrics(ScalingMetricCollector.java:1)\n"+
+			"2026-12-05 06:00:10,200 DEBUG org.apache.flink.autoscaler.JobAutoScalerImpl [] - Collected metrics: {...}\n"+
+			"2026-12-05 06:00:10,300 INFO  org.apache.flink.autoscaler.ScalingExecutor [] - All vertex processing rates are within target.\n"+
+			"2026-12-05 06:00:20,400 DEBUG org.apache.flink.autoscaler.JobAutoScalerImpl [] - Collected metrics: {...}\n"), 0o644))
+	at := logTime(t)
+	ticks, err := RivalTicks(p, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []time.Time{at("2026-12-05 06:00:00.100"), at("2026-12-05 06:00:10.200"), at("2026-12-05 06:00:20.400")}, ticks)
+	ticks, err = RivalTicks(p, at("2026-12-05 06:00:10.200"))
+	require.NoError(t, err)
+	assert.Equal(t, []time.Time{at("2026-12-05 06:00:20.400")}, ticks, "only those after since")
+}
+
+// logTime parses the rival log's stamps, written with a dot for the test's
+// readability.
+func logTime(t *testing.T) func(string) time.Time {
+	return func(s string) time.Time {
+		tt, err := time.ParseInLocation("2006-01-02 15:04:05.000", s, time.Local)
+		require.NoError(t, err)
+		return tt
+	}
 }
