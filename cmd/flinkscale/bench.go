@@ -35,6 +35,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	real := fs.Bool("real", false, "race on real Flink and Kafka (test/realbench): flinkscale, the Flink operator's standalone autoscaler and no autoscaler at once, on each scenario of --dir (default test/scenarios/real)")
 	logs := fs.String("logs", "bench-real", "with --real: where the rival's logs and the run's JSON go")
+	replay := fs.String("replay", "", "with --real: print the table (and --plot the charts) of a saved run's report.json again, judged by this binary, without running anything")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if flagSet(fs, "policies") {
 			pol = *policies
 		}
-		return benchRealCmd(ctx, benchRealArgs{dir: d, files: files, policies: pol, out: *out, plot: *plot, logs: *logs}, stdout, stderr)
+		return benchRealCmd(ctx, benchRealArgs{dir: d, files: files, policies: pol, out: *out, plot: *plot, logs: *logs, replay: *replay}, stdout, stderr)
 	}
 	if *out != "table" && *out != "json" {
 		return fmt.Errorf("bench: -o must be table or json, not %q", *out)

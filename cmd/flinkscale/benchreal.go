@@ -18,6 +18,7 @@ import (
 	"github.com/flinkscale/flinkscale/test/bench"
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/realbench"
+	"github.com/flinkscale/flinkscale/test/sim/scenario"
 	"github.com/flinkscale/flinkscale/test/testbed"
 )
 
@@ -28,6 +29,7 @@ type benchRealArgs struct {
 	out      string
 	plot     string
 	logs     string
+	replay   string // a saved report.json to print again
 }
 
 // realReport is `flinkscale bench --real -o json`: the table's report and,
@@ -57,6 +59,9 @@ func benchRealCmd(ctx context.Context, a benchRealArgs, stdout, stderr io.Writer
 				policies = append(policies, p)
 			}
 		}
+	}
+	if a.replay != "" {
+		return replayReal(a, scenarios, stdout, stderr)
 	}
 	if err := testbed.Available(); err != nil {
 		return fmt.Errorf("bench --real needs java and mvn: %w", err)
@@ -116,6 +121,40 @@ func benchRealCmd(ctx context.Context, a benchRealArgs, stdout, stderr io.Writer
 	if err := writeJSON(filepath.Join(logs, "report.json"), rr); err != nil {
 		return fmt.Errorf("bench --real: %w", err)
 	}
+	return printReal(rr, scenarios, a, logs, stdout, stderr)
+}
+
+// replayReal prints a saved run again: its results re-assembled (oracles,
+// goals, expectations) by this binary.
+func replayReal(a benchRealArgs, scenarios []*scenario.Scenario, stdout, stderr io.Writer) error {
+	b, err := os.ReadFile(a.replay)
+	if err != nil {
+		return fmt.Errorf("bench --real --replay: %w", err)
+	}
+	var saved realReport
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return fmt.Errorf("bench --real --replay: %s: %w", a.replay, err)
+	}
+	if saved.Report == nil {
+		return fmt.Errorf("bench --real --replay: %s holds no report", a.replay)
+	}
+	var results []*bench.Result
+	for _, r := range saved.Results {
+		if r.Policy != bench.OracleName {
+			results = append(results, r)
+		}
+	}
+	elapsed := saved.Elapsed
+	if saved.Report, err = bench.Assemble(scenarios, saved.Policies, results, saved.Started); err != nil {
+		return fmt.Errorf("bench --real --replay: %w", err)
+	}
+	saved.Elapsed = elapsed
+	return printReal(&saved, scenarios, a, filepath.Dir(a.replay), stdout, stderr)
+}
+
+// printReal writes the charts, then the report as JSON or as the table
+// with each scenario's cross-check and audits.
+func printReal(rr *realReport, scenarios []*scenario.Scenario, a benchRealArgs, logs string, stdout, stderr io.Writer) error {
 	if a.plot != "" {
 		paths, err := bench.PlotAll(a.plot, rr.SLO, rr.Results)
 		if err != nil {
@@ -128,6 +167,7 @@ func benchRealCmd(ctx context.Context, a benchRealArgs, stdout, stderr io.Writer
 		enc.SetIndent("", "  ")
 		return enc.Encode(rr)
 	}
+	policies := rr.Policies
 	fmt.Fprintf(stdout, "flinkscale bench --real: %d scenario(s) × %s on Flink %s, %s (%s); logs and JSON in %s\n\n",
 		len(scenarios), strings.Join(policies, ", "), rr.Flink, rr.Started.Format("2006-01-02"), rr.Elapsed.Round(time.Second), logs)
 	if err := rr.WriteTable(stdout); err != nil {

@@ -132,12 +132,18 @@ func Compare(ctx context.Context, scenarios []*scenario.Scenario, policies []str
 			return nil, fmt.Errorf("%s/%s: %w", jobs[i].s.Name, jobs[i].policy, err)
 		}
 	}
-	rep.Results = append(rep.Results, results...)
-	sort.SliceStable(rep.Results, func(a, b int) bool { return rep.Results[a].Scenario < rep.Results[b].Scenario })
-	rep.Goals = judge(scenarios, rep)
-	rep.Expectations, rep.ExpectationsMet = judgeExpectations(scenarios, rep)
+	rep.add(scenarios, results)
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// add puts the policies' results beside the oracles', sorted by scenario,
+// and judges the goals and the scenarios' expectations.
+func (r *Report) add(scenarios []*scenario.Scenario, results []*Result) {
+	r.Results = append(r.Results, results...)
+	sort.SliceStable(r.Results, func(a, b int) bool { return r.Results[a].Scenario < r.Results[b].Scenario })
+	r.Goals = judge(scenarios, r)
+	r.Expectations, r.ExpectationsMet = judgeExpectations(scenarios, r)
 }
 
 // find returns the result of policy on scenario.

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"math"
-	"sort"
 	"time"
 
 	"github.com/flinkscale/flinkscale/test/sim/scenario"
@@ -59,9 +58,7 @@ func Assemble(scenarios []*scenario.Scenario, policies []string, results []*Resu
 		}
 		rep.Results = append(rep.Results, o)
 	}
-	rep.Results = append(rep.Results, results...)
-	sort.SliceStable(rep.Results, func(a, b int) bool { return rep.Results[a].Scenario < rep.Results[b].Scenario })
-	rep.Goals = judge(scenarios, rep)
+	rep.add(scenarios, results)
 	rep.Elapsed = time.Since(started)
 	return rep, nil
 }
