@@ -73,7 +73,10 @@ func (a *advisor) run(ctx context.Context, d time.Duration) {
 			return
 		case <-time.After(250 * time.Millisecond):
 		}
-		ticks, _ := testbed.RivalTicks(a.rivalLog, last)
+		// One look logs "Collected metrics" and "Evaluated metrics"
+		// within milliseconds: ticks closer than half a loop to the last
+		// are the same look.
+		ticks, _ := testbed.RivalTicks(a.rivalLog, last.Add(a.loop/2))
 		if len(ticks) == 0 && time.Since(last) < 2*a.loop {
 			continue
 		}
