@@ -1011,3 +1011,16 @@ func FuzzFlinkOperatorObserve(f *testing.F) {
 		}
 	})
 }
+
+func TestFlinkOperatorExplain(t *testing.T) {
+	f := NewFlinkOperator()
+	assert.Empty(t, f.Explain(), "nothing evaluated yet")
+	f.last = map[string]foVertexEval{
+		"df85b03322cf860d36bf7bbdbc498ff0": {valid: true, busy: 1000, inRate: 599.5, tpr: 599.5, busyTPR: 599.5, obsTPR: math.NaN(),
+			target: 599.5, scaleUp: 600, scaleDown: 1599, outside: true, recommended: 8},
+		"712a6f476cd6ee71f3f0d459a5814a97": {},
+	}
+	assert.Equal(t, "712a6f: not evaluated; "+
+		"df85b0: busy 1000 ms/s, in 599.5/s, lag 0, TPR 599.5 (busy 599.5, observed NaN), target 599.5 + catch-up 0.0, up at 600.0, down at 1599.0, outside true, → 8",
+		f.Explain())
+}

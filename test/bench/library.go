@@ -394,7 +394,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "slot-hours and core-hours count whole TaskManagers (TM slot-h; used slot-h: the slots the parallelism occupies)")
-	fmt.Fprintln(w, "oracle: the resource lower bound, re-sized every 30 s at no restart cost; its \"over SLO\" is the unavoidable minimum, paying (n) restarts")
+	fmt.Fprintln(w, "oracle: the resource lower bound, re-sized every 30 s of the workload's time at no restart cost; its \"over SLO\" is the unavoidable minimum, paying (n) restarts")
 	if len(r.Goals) > 0 {
 		fmt.Fprintln(w)
 	}

@@ -8,26 +8,24 @@ import (
 )
 
 // Held is what a job held and how far behind it was over one interval of
-// a run measured from outside (test/realbench on real Flink).
+// a run.
 type Held struct {
-	// Slots is what the parallelism takes (bare slots); TaskManagers ×
-	// SlotsPerTaskManager is what the job really holds.
-	Slots               int
-	TaskManagers        int
-	SlotsPerTaskManager int
-	Cores               float64
+	// Slots is what the job holds in whole TaskManagers (TaskManagers ×
+	// slots per TaskManager); UsedSlots what its parallelism takes.
+	Slots, UsedSlots int
+	Cores            float64
 	// Lag in records and in seconds of arrivals.
 	Lag, LagSeconds float64
 }
 
-// Account adds an interval dt of h to a result, as Run integrates every
-// tick of a simulated run: slot-, TaskManager- and core-hours, the time
-// over the scenario's lag SLO, the largest lag. SlotHours counts whole
-// TaskManagers, UsedSlotHours the slots the parallelism takes.
+// Account adds an interval dt of h to a result: slot-, used-slot- and
+// core-hours, the time over the scenario's lag SLO, the largest lag. Run
+// calls it every tick of a simulated run, test/realbench every sample of a
+// real one.
 func Account(res *Result, s *scenario.Scenario, dt time.Duration, h Held) {
 	hours := dt.Hours()
-	res.SlotHours += float64(h.TaskManagers*h.SlotsPerTaskManager) * hours
-	res.UsedSlotHours += float64(h.Slots) * hours
+	res.SlotHours += float64(h.Slots) * hours
+	res.UsedSlotHours += float64(h.UsedSlots) * hours
 	res.CoreHours += h.Cores * hours
 	if h.LagSeconds > s.SLO.Lag.Seconds() {
 		res.OverSLO += dt

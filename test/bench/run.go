@@ -253,23 +253,13 @@ func (r *run) account(elapsed, tick time.Duration, record bool) {
 	} else if lag > 0 {
 		lagS = math.Inf(1)
 	}
-	h := tick.Hours()
 	slots, cores := r.act.resources()
 	// The running parallelism changes only during a rescale (and as it
 	// ends): the job's view is read again only then.
 	if busy := r.act.busy(); r.used < 0 || busy || r.wasBusy {
 		r.used, r.wasBusy = slotsFor(r.act.running(), r.groups), busy
 	}
-	r.res.SlotHours += float64(slots) * h
-	r.res.UsedSlotHours += float64(r.used) * h
-	r.res.CoreHours += cores * h
-	if lagS > r.s.SLO.Lag.Seconds() {
-		r.res.OverSLO += tick
-	}
-	r.res.MaxLag = math.Max(r.res.MaxLag, lag)
-	if !math.IsInf(lagS, 1) {
-		r.res.MaxLagSeconds = math.Max(r.res.MaxLagSeconds, lagS)
-	}
+	Account(r.res, r.s, tick, Held{Slots: slots, UsedSlots: r.used, Cores: cores, Lag: lag, LagSeconds: lagS})
 	if !record {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,7 +67,10 @@ func (a *advisor) run(ctx context.Context, d time.Duration) {
 	for _, t := range a.j.Testbed.Realised.Scaled.Job.Topics {
 		partitions[t.Name] = t.Partitions
 	}
-	last := time.Now()
+	follow := testbed.NewRivalTicks(a.rivalLog)
+	_, _ = follow.New() // the looks before the advisor started
+	// The first look from now on counts, however soon it comes.
+	last := time.Now().Add(-a.loop / 2)
 	for time.Since(a.j.Testbed.Started) < d {
 		select {
 		case <-ctx.Done():
@@ -76,7 +80,8 @@ func (a *advisor) run(ctx context.Context, d time.Duration) {
 		// One look logs "Collected metrics" and "Evaluated metrics"
 		// within milliseconds: ticks closer than half a loop to the last
 		// are the same look.
-		ticks, _ := testbed.RivalTicks(a.rivalLog, last.Add(a.loop/2))
+		ticks, _ := follow.New()
+		ticks = slices.DeleteFunc(ticks, func(t time.Time) bool { return t.Before(last.Add(a.loop / 2)) })
 		if len(ticks) == 0 && time.Since(last) < 2*a.loop {
 			continue
 		}
@@ -95,7 +100,7 @@ func (a *advisor) evaluate(ctx context.Context, partitions map[string]int) {
 	now := time.Now()
 	dep := bench.Deployment{Parallelism: map[string]int{}, SlotsPerTaskManager: a.j.Testbed.Realised.Scaled.Job.TaskManager.Slots,
 		CPUPerTaskManager: a.j.Testbed.Realised.Scaled.Job.TaskManager.CPU, TaskManagers: a.j.Testbed.Flink.TaskManagers(),
-		Partitions: partitions, Rescaling: !running(v.Job)}
+		Partitions: partitions, Rescaling: !testbed.Steady(&v.Job)}
 	for _, vx := range v.Job.Vertices {
 		dep.Parallelism[vx.ID] = vx.Parallelism
 	}

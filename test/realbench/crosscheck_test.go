@@ -6,8 +6,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/flinkscale/flinkscale/test/sim"
-	"github.com/flinkscale/flinkscale/test/sim/scenario"
 	"github.com/flinkscale/flinkscale/test/testbed"
 )
 
@@ -53,19 +51,4 @@ func TestCompareDifferentTargets(t *testing.T) {
 	assert.Equal(t, 0, c.SameTargets)
 	assert.Equal(t, []string{"06:00:01: the real one rescaled to {a:8}, the re-implementation asked for {a:6}"}, c.Lines)
 	assert.True(t, (&CrossCheck{}).Agreement() != (&CrossCheck{}).Agreement(), "no evaluations: NaN")
-}
-
-func TestScenarioName(t *testing.T) {
-	s := &scenario.Scenario{}
-	for _, n := range []string{"Source: events -> Map", "KeyedProcess: count", "Sink: counts"} {
-		s.Job.Vertices = append(s.Job.Vertices, sim.VertexSpec{Name: n})
-	}
-	for job, want := range map[string]string{
-		"Source: events -> Map":              "Source: events -> Map",
-		"KeyedProcess: count":                "KeyedProcess: count",
-		"Sink: counts -> KafkaSink: results": "Sink: counts", // the audit's sink chained behind it
-		"Unknown":                            "Unknown",
-	} {
-		assert.Equal(t, want, scenarioName(job, s), job)
-	}
 }

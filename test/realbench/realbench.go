@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -248,7 +247,7 @@ func awaitRunning(ctx context.Context, j *realstack.Job, within time.Duration) e
 	deadline := time.Now().Add(within)
 	for {
 		v := j.Cluster.View()
-		if running(v.Job) {
+		if testbed.Steady(&v.Job) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -260,19 +259,6 @@ func awaitRunning(ctx context.Context, j *realstack.Job, within time.Duration) e
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// running: the job runs and every vertex runs.
-func running(j sim.JobView) bool {
-	if j.State != "RUNNING" || len(j.Vertices) == 0 {
-		return false
-	}
-	for _, v := range j.Vertices {
-		if v.Status != "RUNNING" {
-			return false
-		}
-	}
-	return true
 }
 
 // meter measures one job from outside, the same way for every policy.
@@ -347,13 +333,13 @@ func (m *meter) sample(ctx context.Context, now time.Time, el time.Duration) err
 		slotsPerTM = n
 	}
 	tms := m.j.Testbed.Flink.TaskManagers()
-	up := running(v.Job)
+	up := testbed.Steady(&v.Job)
 	par := map[string]int{} // by REST vertex id
 	byName := map[string]int{}
 	simPar := map[string]int{}
 	for _, vx := range v.Job.Vertices {
 		par[vx.ID] = vx.Parallelism
-		name := scenarioName(vx.Name, m.s)
+		name := testbed.ScenarioVertex(vx.Name, m.s.Job)
 		byName[name] = vx.Parallelism
 		simPar[m.ids[name]] = vx.Parallelism
 	}
@@ -365,10 +351,8 @@ func (m *meter) sample(ctx context.Context, now time.Time, el time.Duration) err
 	used := testbed.SlotsNeeded(withParallelism(m.s.Job, byName))
 	if !m.last.IsZero() {
 		dt := now.Sub(m.last)
-		bench.Account(m.res, m.s, dt, bench.Held{
-			Slots: used, TaskManagers: tms, SlotsPerTaskManager: slotsPerTM,
-			Cores: float64(tms) * m.s.Job.TaskManager.CPU, LagSeconds: lagS, Lag: lag,
-		})
+		bench.Account(m.res, m.s, dt, bench.Held{Slots: tms * slotsPerTM, UsedSlots: used,
+			Cores: float64(tms) * m.s.Job.TaskManager.CPU, LagSeconds: lagS, Lag: lag})
 	}
 	m.last = now
 	capacity := 0.0
@@ -432,8 +416,13 @@ func (m *meter) audit(ctx context.Context, drain time.Duration) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	// The sink commits its last transaction on the next checkpoint.
-	a, _ := m.j.Testbed.AwaitAudit(ctx, testbed.ReadCommitted, 20*time.Second)
+	// The sink commits its last transaction on the next checkpoint. An
+	// audit still missing records (a job that has not caught up) is a
+	// result; one that could not read the topic is an error.
+	a, aerr := m.j.Testbed.AwaitAudit(ctx, testbed.ReadCommitted, 20*time.Second)
+	if aerr != nil && a.Produced == 0 {
+		return fmt.Errorf("realbench: job %s: %w", m.j.Name, aerr)
+	}
 	lag, err := m.j.Lag(ctx)
 	if err != nil {
 		return fmt.Errorf("realbench: job %s: %w", m.j.Name, err)
@@ -442,23 +431,6 @@ func (m *meter) audit(ctx context.Context, drain time.Duration) error {
 	m.res.RecordsLost = max(0, a.Missing-lag) + a.Unexpected
 	m.res.Reprocessed = a.Duplicates
 	return nil
-}
-
-// scenarioName is the scenario vertex a job vertex runs: the scenario
-// vertex of the same name, or the one whose name starts the job vertex's
-// chain.
-func scenarioName(jobVertex string, s *scenario.Scenario) string {
-	best := jobVertex
-	n := 0
-	for _, v := range s.Job.Vertices {
-		if v.Name == jobVertex {
-			return v.Name
-		}
-		if len(v.Name) > n && strings.HasPrefix(jobVertex, v.Name+" -> ") {
-			best, n = v.Name, len(v.Name)
-		}
-	}
-	return best
 }
 
 // withParallelism is the job with each vertex at par (by name; absent:

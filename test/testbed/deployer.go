@@ -250,12 +250,12 @@ func newDeployer(ctx context.Context, deps deployerDeps, o DeployerOptions) (*De
 func staticVertices(j sim.JobSpec, plan []PlannedVertex) map[string]sim.VertexView {
 	ids := map[string]string{}
 	for _, v := range plan {
-		ids[scenarioVertex(v.Name, j)] = v.ID
+		ids[ScenarioVertex(v.Name, j)] = v.ID
 	}
 	out := map[string]sim.VertexView{}
 	for _, pv := range plan {
 		v := sim.VertexView{ID: pv.ID, Name: pv.Name, OperatorName: headOperator(pv.Name), MaxParallelism: pv.MaxParallelism}
-		name := scenarioVertex(pv.Name, j)
+		name := ScenarioVertex(pv.Name, j)
 		for _, sv := range j.Vertices {
 			if sv.Name != name {
 				continue
@@ -270,11 +270,11 @@ func staticVertices(j sim.JobSpec, plan []PlannedVertex) map[string]sim.VertexVi
 	return out
 }
 
-// scenarioVertex is the scenario vertex a job vertex realises: the one of
+// ScenarioVertex is the scenario vertex a job vertex realises: the one of
 // the same name, or the longest whose name, followed by " -> ", starts the
 // job vertex's (operators chained behind the scenario's, such as a Kafka
 // sink's writer and committer, lengthen the name). "" if none.
-func scenarioVertex(jobVertex string, j sim.JobSpec) string {
+func ScenarioVertex(jobVertex string, j sim.JobSpec) string {
 	best := ""
 	for _, v := range j.Vertices {
 		switch {
@@ -319,7 +319,7 @@ func (d *Deployer) say(format string, args ...any) {
 // by name.
 func (d *Deployer) VertexID(name string) (string, bool) {
 	for _, v := range d.plan {
-		if v.Name == name || scenarioVertex(v.Name, d.job) == name {
+		if v.Name == name || ScenarioVertex(v.Name, d.job) == name {
 			return v.ID, true
 		}
 	}
@@ -423,8 +423,8 @@ func (d *Deployer) pendingView() sim.JobView {
 	return jv
 }
 
-// steady reports a job that runs with every vertex running.
-func steady(j *sim.JobView) bool {
+// Steady reports a job that runs with every vertex running.
+func Steady(j *sim.JobView) bool {
 	if j == nil || j.State != "RUNNING" || len(j.Vertices) == 0 {
 		return false
 	}
@@ -618,7 +618,7 @@ func (d *Deployer) deploy(ctx context.Context, prev string, waitPrev bool, tms, 
 func (d *Deployer) scenarioPlan() []PlannedVertex {
 	out := slices.Clone(d.plan)
 	for i := range out {
-		if name := scenarioVertex(out[i].Name, d.job); name != "" {
+		if name := ScenarioVertex(out[i].Name, d.job); name != "" {
 			out[i].Name = name
 		}
 	}
@@ -880,7 +880,7 @@ func (d *Deployer) needs(req map[string]sim.Bounds) int {
 // to them (FollowRequirements).
 func (d *Deployer) follow(ctx context.Context) {
 	d.mu.Lock()
-	id, run := d.cur.id, steady(d.cur.rest)
+	id, run := d.cur.id, Steady(d.cur.rest)
 	d.mu.Unlock()
 	if id == "" || !run {
 		return

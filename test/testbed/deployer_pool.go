@@ -115,7 +115,7 @@ func (d *Deployer) tend(ctx context.Context) {
 	d.mu.Lock()
 	start := d.ps.startsDue(len(live), now)
 	var release []string
-	if d.ps.floor > 0 && steady(d.cur.rest) {
+	if d.ps.floor > 0 && Steady(d.cur.rest) {
 		var idle []string
 		for _, tm := range d.tms {
 			if tm.SlotsNumber > 0 && tm.FreeSlots == tm.SlotsNumber && slices.Contains(live, tm.ID) {

@@ -93,7 +93,7 @@ func realDeployer(t *testing.T, v Flink) {
 	assert.Equal(t, job1, first.ID)
 	assert.Equal(t, "INITIALIZING", first.State, "the submission is in flight")
 	vw := waitView(t, ctx, d, "job 1 to run with keyed=3", func(v sim.View) bool {
-		return v.Job.ID == job1 && steady(&v.Job) && parallelismOf(v, keyed) == 3
+		return v.Job.ID == job1 && Steady(&v.Job) && parallelismOf(v, keyed) == 3
 	})
 	t.Logf("first deployment: RUNNING %s after Submit", time.Since(t0).Round(100*time.Millisecond))
 	assert.Equal(t, map[string]int{src: 2, keyed: 3, sink: 1}, vertexParallelism(vw))
@@ -122,7 +122,7 @@ func realDeployer(t *testing.T, v Flink) {
 	job2 := randomHex()
 	require.NoError(t, d.Submit(sim.Submission{JobID: job2, Overrides: map[string]int{keyed: 4}, SlotsPerTaskManager: 4, TaskManagers: 1, SavepointPath: sp.Location}))
 	vw = waitView(t, ctx, d, "job 2 to run with keyed=4", func(v sim.View) bool {
-		return v.Job.ID == job2 && steady(&v.Job) && parallelismOf(v, keyed) == 4
+		return v.Job.ID == job2 && Steady(&v.Job) && parallelismOf(v, keyed) == 4
 	})
 	restart := time.Since(t0)
 	t.Logf("savepoint restart: downtime %s (savepoint %s, then RUNNING %s after Submit)", restart.Round(100*time.Millisecond),
@@ -161,7 +161,7 @@ func realDeployer(t *testing.T, v Flink) {
 	t0 = time.Now()
 	require.NoError(t, d.UpdateResourceRequirements(job2, req))
 	vw = waitView(t, ctx, d, "job 2 to run with keyed=6", func(v sim.View) bool {
-		return v.Job.ID == job2 && steady(&v.Job) && parallelismOf(v, keyed) == 6
+		return v.Job.ID == job2 && Steady(&v.Job) && parallelismOf(v, keyed) == 6
 	})
 	t.Logf("in-place scale-up 4 → 6 with a TaskManager to start: RUNNING at 6 after %s", time.Since(t0).Round(100*time.Millisecond))
 	assert.Equal(t, map[string]int{src: 2, keyed: 6, sink: 1}, vertexParallelism(vw))
@@ -174,7 +174,7 @@ func realDeployer(t *testing.T, v Flink) {
 	t0 = time.Now()
 	d.Inject(sim.FaultTaskManagerLoss)
 	vw = waitView(t, ctx, d, "job 2 to fail over and run again", func(v sim.View) bool {
-		return v.Job.ID == job2 && steady(&v.Job) && v.Job.Timestamps["RUNNING"] > t0.UnixMilli()
+		return v.Job.ID == job2 && Steady(&v.Job) && v.Job.Timestamps["RUNNING"] > t0.UnixMilli()
 	})
 	t.Logf("TaskManager loss: RUNNING again after %s at %v", time.Since(t0).Round(100*time.Millisecond), vertexParallelism(vw))
 	waitFor(t, ctx, "the replacement TaskManager", func() bool { return len(tb.Flink.TaskManagerIDs()) == 2 })
@@ -189,13 +189,13 @@ func realDeployer(t *testing.T, v Flink) {
 	t0 = time.Now()
 	require.NoError(t, d.UpdateResourceRequirements(job2, req))
 	waitView(t, ctx, d, "job 2 to run with keyed=2", func(v sim.View) bool {
-		return v.Job.ID == job2 && steady(&v.Job) && parallelismOf(v, keyed) == 2
+		return v.Job.ID == job2 && Steady(&v.Job) && parallelismOf(v, keyed) == 2
 	})
 	t.Logf("in-place scale-down 6 → 2: RUNNING at 2 after %s", time.Since(t0).Round(100*time.Millisecond))
 	for end := time.Now().Add(40 * time.Second); time.Now().Before(end) && len(tb.Flink.TaskManagerIDs()) > 1; {
 		time.Sleep(200 * time.Millisecond)
 	}
-	vw = waitView(t, ctx, d, "job 2 to run on", func(v sim.View) bool { return v.Job.ID == job2 && steady(&v.Job) })
+	vw = waitView(t, ctx, d, "job 2 to run on", func(v sim.View) bool { return v.Job.ID == job2 && Steady(&v.Job) })
 	if n := len(tb.Flink.TaskManagerIDs()); n == 1 {
 		t.Logf("the idle TaskManager was released %s after the request", time.Since(t0).Round(100*time.Millisecond))
 	} else {
@@ -216,7 +216,7 @@ func realDeployer(t *testing.T, v Flink) {
 	t.Logf("failed savepoint: %s: %s", sp.FailureClass, sp.FailureCause)
 	recordSavepointFailure(t, ctx, d, v, job2, trig)
 	time.Sleep(2 * time.Second)
-	vw = waitView(t, ctx, d, "job 2 to run on", func(v sim.View) bool { return steady(&v.Job) })
+	vw = waitView(t, ctx, d, "job 2 to run on", func(v sim.View) bool { return Steady(&v.Job) })
 	assert.Equal(t, job2, vw.Job.ID)
 
 	// 7. Cancel, then a submission from a savepoint that does not exist.

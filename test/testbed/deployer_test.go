@@ -837,7 +837,7 @@ func TestScenarioVertexOfAChainedSink(t *testing.T) {
 		"Sink: countsX":     "",
 		"KafkaSink: orphan": "",
 	} {
-		assert.Equal(t, want, scenarioVertex(jobVertex, j), jobVertex)
+		assert.Equal(t, want, ScenarioVertex(jobVertex, j), jobVertex)
 	}
 	plan := slices.Clone(saturatePlan)
 	plan[2].Name = "Sink: counts -> KafkaSink: audit: Writer -> KafkaSink: audit: Committer"

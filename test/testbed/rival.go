@@ -2,9 +2,11 @@ package testbed
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"net/url"
@@ -143,20 +145,36 @@ const rivalLog4j = `logger.rivalloop.name = org.apache.flink.autoscaler.JobAutoS
 logger.rivalloop.level = DEBUG
 `
 
-// RivalTicks returns the times, after since, at which the rival's control
-// loop looked at a job (a DEBUG line of JobAutoScalerImpl in its log), so
-// that a policy run beside it can sample in step with it.
-func RivalTicks(path string, since time.Time) ([]time.Time, error) {
-	f, err := os.Open(path)
+// RivalTicks follows the rival's log for the times at which its control
+// loop looked at a job (a DEBUG line of JobAutoScalerImpl), so that a
+// policy run beside it can sample in step with it. Each New reads only
+// what the log gained since the last call.
+type RivalTicks struct {
+	path    string
+	off     int64
+	partial []byte // a last line not yet ended
+}
+
+// NewRivalTicks follows the log at path from its start.
+func NewRivalTicks(path string) *RivalTicks { return &RivalTicks{path: path} }
+
+// New returns the ticks logged since the last call, in order.
+func (r *RivalTicks) New() ([]time.Time, error) {
+	f, err := os.Open(r.path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, r.off, 1<<62))
+	if err != nil {
+		return nil, err
+	}
+	r.off += int64(len(b))
+	b = append(r.partial, b...)
+	end := bytes.LastIndexByte(b, '\n') + 1
+	r.partial = append([]byte(nil), b[end:]...)
 	var out []time.Time
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(string(b[:end]), "\n") {
 		if !strings.Contains(line, " DEBUG ") || !strings.Contains(line, "org.apache.flink.autoscaler.JobAutoScalerImpl") {
 			continue
 		}
@@ -164,12 +182,11 @@ func RivalTicks(path string, since time.Time) ([]time.Time, error) {
 		if m == nil {
 			continue
 		}
-		at, err := time.ParseInLocation("2006-01-02 15:04:05,000", m[1], time.Local)
-		if err == nil && at.After(since) {
+		if at, err := time.ParseInLocation("2006-01-02 15:04:05,000", m[1], time.Local); err == nil {
 			out = append(out, at)
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // Log is the path of its log.

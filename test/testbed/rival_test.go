@@ -62,7 +62,8 @@ func TestRivalJarNamesTheWayToBuildIt(t *testing.T) {
 }
 
 // Each DEBUG line of JobAutoScalerImpl is one look of the control loop at a
-// job; INFO lines and other classes are not.
+// job; INFO lines and other classes are not. Each call reads only what the
+// log gained, a line still being written included once it ends.
 func TestRivalTicks(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "rival.log")
 	require.NoError(t, os.WriteFile(p, []byte(
@@ -71,14 +72,27 @@ func TestRivalTicks(t *testing.T) {
 			"\tat org.apache.flink.autoscaler.ScalingMetricCollector.updateMetrics(ScalingMetricCollector.java:1)\n"+
 			"2026-12-05 06:00:10,200 DEBUG org.apache.flink.autoscaler.JobAutoScalerImpl [] - Collected metrics: {...}\n"+
 			"2026-12-05 06:00:10,300 INFO  org.apache.flink.autoscaler.ScalingExecutor [] - All vertex processing rates are within target.\n"+
-			"2026-12-05 06:00:20,400 DEBUG org.apache.flink.autoscaler.JobAutoScalerImpl [] - Collected metrics: {...}\n"), 0o644))
+			"2026-12-05 06:00:20,400 DEBUG org.apache.flink.autoscaler.JobAutoScal"), 0o644))
 	at := logTime(t)
-	ticks, err := RivalTicks(p, time.Time{})
+	ticks := NewRivalTicks(p)
+	got, err := ticks.New()
 	require.NoError(t, err)
-	assert.Equal(t, []time.Time{at("2026-12-05 06:00:00.100"), at("2026-12-05 06:00:10.200"), at("2026-12-05 06:00:20.400")}, ticks)
-	ticks, err = RivalTicks(p, at("2026-12-05 06:00:10.200"))
+	assert.Equal(t, []time.Time{at("2026-12-05 06:00:00.100"), at("2026-12-05 06:00:10.200")}, got, "the unfinished line waits")
+	got, err = ticks.New()
 	require.NoError(t, err)
-	assert.Equal(t, []time.Time{at("2026-12-05 06:00:20.400")}, ticks, "only those after since")
+	assert.Empty(t, got, "nothing new")
+
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("erImpl [] - Collected metrics: {...}\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	got, err = ticks.New()
+	require.NoError(t, err)
+	assert.Equal(t, []time.Time{at("2026-12-05 06:00:20.400")}, got)
+
+	_, err = NewRivalTicks(filepath.Join(t.TempDir(), "missing.log")).New()
+	assert.Error(t, err)
 }
 
 // logTime parses the rival log's stamps, written with a dot for the test's
