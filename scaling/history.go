@@ -35,6 +35,13 @@ type RescaleRecord struct {
 	Downtime Duration        `json:"downtime"`
 	Outcome  string          `json:"outcome"`
 	Vertices []RescaleVertex `json:"vertices,omitempty"`
+	// StateSizeBytes is the job's checkpointed state when the rescale was
+	// decided (restore time grows with it); zero when unknown.
+	StateSizeBytes float64 `json:"stateSizeBytes,omitempty"`
+	// StartedTaskManagers is true when the rescale had to start
+	// TaskManagers (more of them, or a new shape), whose start-up is part of
+	// the downtime.
+	StartedTaskManagers bool `json:"startedTaskManagers,omitempty"`
 }
 
 // RescaleVertex is one vertex of a rescale, with the true processing rates
@@ -53,6 +60,9 @@ type RescaleVertex struct {
 type RecommendationRecord struct {
 	At          time.Time      `json:"at"`
 	Parallelism map[string]int `json:"parallelism"`
+	// Arrival is each source's arrival rate (records/s) the decision used,
+	// by vertex id: the series the load's trend is fitted to.
+	Arrival map[string]float64 `json:"arrival,omitempty"`
 }
 
 // Record appends a decision's required parallelism and drops entries older

@@ -35,6 +35,19 @@ type Policy struct {
 	// RestartTime is the predicted downtime of a restart (beyond the
 	// savepoint) until history has measured some.
 	RestartTime Duration `json:"restartTime"`
+	// TaskManagerStartup is how long a new TaskManager takes to start and
+	// register (pod scheduling, image pull, JVM start), added to a restart
+	// that starts TaskManagers until history has measured such restarts.
+	TaskManagerStartup Duration `json:"taskManagerStartup"`
+	// RestartCost values one restart's risk and disruption beyond its
+	// measured downtime (re-read records, a lag spike, a chance of failing)
+	// as this long of the job's slots: a rescale must save more than that,
+	// plus its downtime, to be worth doing. See docs/model.md.
+	RestartCost Duration `json:"restartCost"`
+	// PlanningHorizon is the longest a plan is expected to hold: savings and
+	// costs are counted over at most this long, and a scale-up sizes for the
+	// load forecast no further ahead.
+	PlanningHorizon Duration `json:"planningHorizon"`
 	// MinParallelism and MaxParallelism bound every vertex.
 	MinParallelism int `json:"minParallelism"`
 	MaxParallelism int `json:"maxParallelism"`
@@ -110,16 +123,19 @@ type CheckpointPolicy struct {
 // instead of the operator's fixed 1 hour delay).
 func DefaultPolicy() Policy {
 	return Policy{
-		Utilization:     Utilization{Target: 0.7, Min: 0.4, Max: 0.85},
-		MetricsWindow:   D(5 * time.Minute),
-		MinSamples:      3,
-		WarmUp:          D(2 * time.Minute),
-		MaxSnapshotAge:  D(2 * time.Minute),
-		CooldownPeriod:  D(5 * time.Minute),
-		CatchUpDuration: D(15 * time.Minute),
-		RestartTime:     D(90 * time.Second),
-		MinParallelism:  1,
-		MaxParallelism:  1000,
+		Utilization:        Utilization{Target: 0.7, Min: 0.4, Max: 0.85},
+		MetricsWindow:      D(5 * time.Minute),
+		MinSamples:         3,
+		WarmUp:             D(2 * time.Minute),
+		MaxSnapshotAge:     D(2 * time.Minute),
+		CooldownPeriod:     D(5 * time.Minute),
+		CatchUpDuration:    D(15 * time.Minute),
+		RestartTime:        D(90 * time.Second),
+		TaskManagerStartup: D(time.Minute),
+		RestartCost:        D(10 * time.Minute),
+		PlanningHorizon:    D(time.Hour),
+		MinParallelism:     1,
+		MaxParallelism:     1000,
 		Behavior: Behavior{
 			ScaleUp:   ScalingRules{MaxFactor: 10},
 			ScaleDown: ScalingRules{StabilizationWindow: D(30 * time.Minute), MaxFactor: 4},
@@ -151,6 +167,7 @@ func (p Policy) Validate() error {
 	}{
 		{"metricsWindow", p.MetricsWindow}, {"warmUp", p.WarmUp}, {"maxSnapshotAge", p.MaxSnapshotAge},
 		{"cooldownPeriod", p.CooldownPeriod}, {"catchUpDuration", p.CatchUpDuration}, {"restartTime", p.RestartTime},
+		{"taskManagerStartup", p.TaskManagerStartup}, {"restartCost", p.RestartCost}, {"planningHorizon", p.PlanningHorizon},
 		{"behavior.scaleUp.stabilizationWindow", p.Behavior.ScaleUp.StabilizationWindow},
 		{"behavior.scaleDown.stabilizationWindow", p.Behavior.ScaleDown.StabilizationWindow},
 	} {

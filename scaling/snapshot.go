@@ -20,6 +20,12 @@ const (
 	ShipBroadcast = "BROADCAST"
 )
 
+// Where a source's lag was read (Vertex.LagSource).
+const (
+	LagFromPendingRecords   = "pendingRecords"
+	LagFromCommittedOffsets = "committedOffsets"
+)
+
 // Snapshot is what was observed of one job over the metrics window. Rates are
 // averages over the window; busy and backpressure times are per-subtask
 // statistics, averaged over the window. It is the model's only view of the
@@ -44,6 +50,12 @@ type Snapshot struct {
 	// last-state or stateless). It decides how Kafka partitions are
 	// reassigned after a restart: restored from state, or assigned afresh.
 	UpgradeMode string `json:"upgradeMode,omitempty"`
+
+	// SlotSharingUnknown is true when Flink did not report the vertices'
+	// slot-sharing groups (the REST API has slotSharingGroupId only from
+	// Flink 1.20): an empty SlotSharingGroup then means "not reported", not
+	// "default", and the slots a plan needs cannot be computed exactly.
+	SlotSharingUnknown bool `json:"slotSharingUnknown,omitempty"`
 
 	Vertices     []Vertex     `json:"vertices"`
 	Checkpoints  *Checkpoints `json:"checkpoints,omitempty"`
@@ -76,8 +88,16 @@ type Vertex struct {
 	// Partitions is the number of partitions the source reads, over all its
 	// topics. Zero means the source is not partitioned (or not Kafka).
 	Partitions int `json:"partitions,omitempty"`
-	// LagRecords is the consumer group's lag summed over partitions.
+	// LagRecords is the source's backlog summed over partitions: records
+	// appended to its partitions that its readers have not read yet.
 	LagRecords *Float `json:"lagRecords,omitempty"`
+	// LagSource says where LagRecords was read: "pendingRecords" (Flink's
+	// own metric, from the readers' current positions: the true backlog) or
+	// "committedOffsets" (end offsets less the group's committed offsets at
+	// the brokers, which Flink commits only when a checkpoint completes: up
+	// to a checkpoint interval of consumption behind the readers). Empty:
+	// unknown, treated as the readers' position.
+	LagSource string `json:"lagSource,omitempty"`
 	// LagRatePerSecond is how fast the lag grew (negative: shrank) over the
 	// window.
 	LagRatePerSecond *Float `json:"lagRatePerSecond,omitempty"`
@@ -136,6 +156,13 @@ type TaskManagers struct {
 	Slots int `json:"slots"`
 	// Replicas is the number of TaskManagers running.
 	Replicas int `json:"replicas"`
+	// SlotsTotal and SlotsAvailable are the task slots Flink's resource
+	// manager reports for the cluster's TaskManagers (REST /overview
+	// "slots-total" and "slots-available"; the JobManager's taskSlotsTotal
+	// and taskSlotsAvailable gauges). On a job's own cluster the job holds
+	// SlotsTotal − SlotsAvailable. SlotsTotal 0: not reported.
+	SlotsTotal     int `json:"slotsTotal,omitempty"`
+	SlotsAvailable int `json:"slotsAvailable,omitempty"`
 }
 
 // ReadSnapshot decodes a snapshot and rejects unknown fields, so that a typo
