@@ -123,7 +123,7 @@ func TestAPIDefaults(t *testing.T) {
 	// Every model knob was defaulted, so nothing comes from DefaultPolicy in
 	// the conversion: this checks that the CRD defaults equal the model's.
 	for _, p := range []any{s.MetricsWindow, s.MinSamples, s.WarmUp, s.MaxSnapshotAge, s.CooldownPeriod, s.CatchUpDuration,
-		s.RestartTime, s.MinParallelism, s.MaxParallelism, s.Behavior.ScaleUp.StabilizationWindow, s.Behavior.ScaleUp.MaxFactor,
+		s.RestartTime, s.TaskManagerStartup, s.RestartCost, s.PlanningHorizon, s.MinParallelism, s.MaxParallelism, s.Behavior.ScaleUp.StabilizationWindow, s.Behavior.ScaleUp.MaxFactor,
 		s.Behavior.ScaleDown.StabilizationWindow, s.Behavior.ScaleDown.MaxFactor, s.MinChange, s.Checkpoints.MaxDurationRatio,
 		s.Utilization.Min, s.Utilization.Max} {
 		if reflect.ValueOf(p).IsNil() {
@@ -150,6 +150,9 @@ cooldownPeriod: 10m
 warmUp: 1h0m0s         # as Go's time.Duration.String writes it
 maxSnapshotAge: 1.5µs
 maxParallelism: 64
+taskManagerStartup: 2m
+restartCost: 0s
+planningHorizon: 4h
 vertices:
 - {name: "Sink: kafka", exclude: true}
 - {id: bc764cd8ddf7a0cff126f51c16239658, minParallelism: 2, maxParallelism: 12}
@@ -183,6 +186,9 @@ excludedPeriods:
 	want.WarmUp = scaling.D(time.Hour)
 	want.MaxSnapshotAge = scaling.D(1500 * time.Nanosecond)
 	want.MaxParallelism = 64
+	want.TaskManagerStartup = scaling.D(2 * time.Minute)
+	want.RestartCost = scaling.D(0)
+	want.PlanningHorizon = scaling.D(4 * time.Hour)
 	want.Vertices = []scaling.VertexOverride{{Name: "Sink: kafka", Exclude: true},
 		{ID: "bc764cd8ddf7a0cff126f51c16239658", MinParallelism: 2, MaxParallelism: 12}}
 	want.Behavior.ScaleDown.MaxFactor = 3 // the 30m window stays
@@ -213,6 +219,12 @@ func TestAPIRejects(t *testing.T) {
 		{"negative duration", `{targetRef: {name: j}, cooldownPeriod: -5m}`,
 			"must be a non-negative duration"},
 		{"unparsable duration", `{targetRef: {name: j}, metricsWindow: 5 minutes}`,
+			"must be a non-negative duration"},
+		{"negative restart cost", `{targetRef: {name: j}, restartCost: -10m}`,
+			"must be a non-negative duration"},
+		{"unparsable planning horizon", `{targetRef: {name: j}, planningHorizon: 1 day}`,
+			"must be a non-negative duration"},
+		{"negative TaskManager start-up", `{targetRef: {name: j}, taskManagerStartup: -1m}`,
 			"must be a non-negative duration"},
 		{"negative stabilization window", `{targetRef: {name: j}, behavior: {scaleDown: {stabilizationWindow: -1m}}}`,
 			"must be a non-negative duration"},
@@ -297,7 +309,10 @@ func TestAPIStatusHistory(t *testing.T) {
 	back := got.Status.History.ToHistory()
 	if len(back.Rescales) != 2 || !back.Rescales[0].CompletedAt.Equal(h.Rescales[0].CompletedAt) ||
 		back.Rescales[0].Downtime != h.Rescales[0].Downtime || !reflect.DeepEqual(back.Rescales[0].Vertices, h.Rescales[0].Vertices) ||
-		!reflect.DeepEqual(back.Recommendations[1].Parallelism, h.Recommendations[1].Parallelism) {
+		!reflect.DeepEqual(back.Recommendations[1].Parallelism, h.Recommendations[1].Parallelism) ||
+		back.Rescales[0].StateSizeBytes != h.Rescales[0].StateSizeBytes || !back.Rescales[0].StartedTaskManagers ||
+		back.Rescales[1].StateSizeBytes != h.Rescales[1].StateSizeBytes || back.Rescales[1].StartedTaskManagers ||
+		!reflect.DeepEqual(back.Recommendations[0].Arrival, h.Recommendations[0].Arrival) || back.Recommendations[1].Arrival != nil {
 		t.Errorf("history through the API server:\n got %+v\nwant %+v", back, h)
 	}
 	if got.Status.Rescale == nil || got.Status.Rescale.Phase != v1alpha1.RescaleRestarting || got.Status.LagRecords != 12345 {

@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -31,6 +33,9 @@ func (s *FlinkScalingPolicySpec) ScalingPolicy() (scaling.Policy, error) {
 	setD(&p.CooldownPeriod, s.CooldownPeriod)
 	setD(&p.CatchUpDuration, s.CatchUpDuration)
 	setD(&p.RestartTime, s.RestartTime)
+	setD(&p.TaskManagerStartup, s.TaskManagerStartup)
+	setD(&p.RestartCost, s.RestartCost)
+	setD(&p.PlanningHorizon, s.PlanningHorizon)
 	if s.MinParallelism != nil {
 		p.MinParallelism = int(*s.MinParallelism)
 	}
@@ -109,7 +114,9 @@ func slotCount(v intstr.IntOrString) (scaling.SlotCount, error) {
 
 // ToHistory returns the scaling.History the status keeps (an empty one for
 // nil). FromHistory(ToHistory(h)) is h and back, except that times are
-// stored by the API server at second precision (metav1.Time).
+// stored by the API server at second precision (metav1.Time) and that
+// FromHistory drops non-finite numbers (JSON cannot write them): a NaN or
+// infinite arrival rate is left out, a state size becomes 0 (unknown).
 func (h *HistoryStatus) ToHistory() scaling.History {
 	var out scaling.History
 	if h == nil {
@@ -117,9 +124,11 @@ func (h *HistoryStatus) ToHistory() scaling.History {
 	}
 	for _, r := range h.Rescales {
 		rec := scaling.RescaleRecord{
-			DecidedAt: r.DecidedAt.Time,
-			Downtime:  scaling.D(r.Downtime.Duration),
-			Outcome:   r.Outcome,
+			DecidedAt:           r.DecidedAt.Time,
+			Downtime:            scaling.D(r.Downtime.Duration),
+			Outcome:             r.Outcome,
+			StateSizeBytes:      r.StateSizeBytes,
+			StartedTaskManagers: r.StartedTaskManagers,
 		}
 		if r.CompletedAt != nil {
 			rec.CompletedAt = r.CompletedAt.Time
@@ -140,6 +149,9 @@ func (h *HistoryStatus) ToHistory() scaling.History {
 				rec.Parallelism[id] = int(n)
 			}
 		}
+		if len(r.Arrival) > 0 {
+			rec.Arrival = maps.Clone(r.Arrival)
+		}
 		out.Recommendations = append(out.Recommendations, rec)
 	}
 	return out
@@ -147,7 +159,8 @@ func (h *HistoryStatus) ToHistory() scaling.History {
 
 // FromHistory returns the status form of h, keeping only the newest
 // MaxRescaleHistory rescales and MaxRecommendationHistory recommendations
-// (both are oldest first). It returns nil for an empty history.
+// (both are oldest first). It returns nil for an empty history. Numbers JSON
+// cannot write (NaN, ±Inf) are not kept: see ToHistory.
 func FromHistory(h scaling.History) *HistoryStatus {
 	if len(h.Rescales) == 0 && len(h.Recommendations) == 0 {
 		return nil
@@ -159,9 +172,11 @@ func FromHistory(h scaling.History) *HistoryStatus {
 	}
 	for _, r := range rescales {
 		rec := RescaleRecordStatus{
-			DecidedAt: metav1.NewTime(r.DecidedAt),
-			Downtime:  metav1.Duration{Duration: r.Downtime.Duration},
-			Outcome:   r.Outcome,
+			DecidedAt:           metav1.NewTime(r.DecidedAt),
+			Downtime:            metav1.Duration{Duration: r.Downtime.Duration},
+			Outcome:             r.Outcome,
+			StateSizeBytes:      finiteOrZero(r.StateSizeBytes),
+			StartedTaskManagers: r.StartedTaskManagers,
 		}
 		if !r.CompletedAt.IsZero() {
 			t := metav1.NewTime(r.CompletedAt)
@@ -187,9 +202,27 @@ func FromHistory(h scaling.History) *HistoryStatus {
 				rec.Parallelism[id] = int32(n)
 			}
 		}
+		for id, v := range r.Arrival {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue // JSON has no such number: it would fail the whole status write
+			}
+			if rec.Arrival == nil {
+				rec.Arrival = make(map[string]float64, len(r.Arrival))
+			}
+			rec.Arrival[id] = v
+		}
 		out.Recommendations = append(out.Recommendations, rec)
 	}
 	return out
+}
+
+// finiteOrZero is v, or 0 (unknown) for NaN and ±Inf, which JSON cannot
+// write.
+func finiteOrZero(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
 }
 
 func joinErrs(errs []error) error {

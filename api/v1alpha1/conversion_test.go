@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,6 +67,16 @@ func TestScalingPolicyFields(t *testing.T) {
 			func(p *scaling.Policy) { p.CatchUpDuration = scaling.D(0) }},
 		{"restartTime", func(s *v1alpha1.FlinkScalingPolicySpec) { s.RestartTime = dur("2m30s") },
 			func(p *scaling.Policy) { p.RestartTime = scaling.D(150 * time.Second) }},
+		{"taskManagerStartup", func(s *v1alpha1.FlinkScalingPolicySpec) { s.TaskManagerStartup = dur("45s") },
+			func(p *scaling.Policy) { p.TaskManagerStartup = scaling.D(45 * time.Second) }},
+		{"taskManagerStartup zero", func(s *v1alpha1.FlinkScalingPolicySpec) { s.TaskManagerStartup = dur("0s") },
+			func(p *scaling.Policy) { p.TaskManagerStartup = scaling.D(0) }},
+		{"restartCost", func(s *v1alpha1.FlinkScalingPolicySpec) { s.RestartCost = dur("30m") },
+			func(p *scaling.Policy) { p.RestartCost = scaling.D(30 * time.Minute) }},
+		{"restartCost zero", func(s *v1alpha1.FlinkScalingPolicySpec) { s.RestartCost = dur("0s") },
+			func(p *scaling.Policy) { p.RestartCost = scaling.D(0) }},
+		{"planningHorizon", func(s *v1alpha1.FlinkScalingPolicySpec) { s.PlanningHorizon = dur("6h") },
+			func(p *scaling.Policy) { p.PlanningHorizon = scaling.D(6 * time.Hour) }},
 		{"minParallelism", func(s *v1alpha1.FlinkScalingPolicySpec) { s.MinParallelism = i32(2) },
 			func(p *scaling.Policy) { p.MinParallelism = 2 }},
 		{"maxParallelism", func(s *v1alpha1.FlinkScalingPolicySpec) { s.MaxParallelism = i32(64) },
@@ -164,6 +175,11 @@ func TestScalingPolicyInvalid(t *testing.T) {
 			[]string{`slotsPerTaskManager must be a positive integer or "auto"`}},
 		{"minChange one", v1alpha1.FlinkScalingPolicySpec{MinChange: f64(1)}, []string{"minChange must be in [0,1)"}},
 		{"minSamples zero", v1alpha1.FlinkScalingPolicySpec{MinSamples: i32(0)}, []string{"minSamples must be ≥ 1"}},
+		{"negative cost and horizon", v1alpha1.FlinkScalingPolicySpec{
+			TaskManagerStartup: &metav1.Duration{Duration: -time.Second},
+			RestartCost:        &metav1.Duration{Duration: -time.Minute},
+			PlanningHorizon:    &metav1.Duration{Duration: -time.Hour},
+		}, []string{"taskManagerStartup must not be negative", "restartCost must not be negative", "planningHorizon must not be negative"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,11 +203,13 @@ func sampleHistory() scaling.History {
 	return scaling.History{
 		Rescales: []scaling.RescaleRecord{
 			{DecidedAt: t0, CompletedAt: t0.Add(3 * time.Minute), Downtime: scaling.D(75 * time.Second), Outcome: scaling.OutcomeSucceeded,
-				Vertices: []scaling.RescaleVertex{{ID: "src", From: 4, To: 8, TrueRateBefore: 1000.5, TrueRateAfter: 1900.25}, {ID: "sink", From: 2, To: 2}}},
-			{DecidedAt: t0.Add(time.Hour), Outcome: scaling.OutcomeInProgress},
+				Vertices:       []scaling.RescaleVertex{{ID: "src", From: 4, To: 8, TrueRateBefore: 1000.5, TrueRateAfter: 1900.25}, {ID: "sink", From: 2, To: 2}},
+				StateSizeBytes: 3.5e9, StartedTaskManagers: true},
+			{DecidedAt: t0.Add(time.Hour), Outcome: scaling.OutcomeInProgress, StateSizeBytes: 123456789.25},
 		},
 		Recommendations: []scaling.RecommendationRecord{
-			{At: t0.Add(30 * time.Second), Parallelism: map[string]int{"src": 8, "sink": 2}},
+			{At: t0.Add(30 * time.Second), Parallelism: map[string]int{"src": 8, "sink": 2},
+				Arrival: map[string]float64{"src": 12345.678901234567, "src2": 0}},
 			{At: t0.Add(60 * time.Second), Parallelism: map[string]int{"src": 7, "sink": 3}},
 		},
 	}
@@ -220,13 +238,14 @@ func TestHistoryRoundTrip(t *testing.T) {
 	for i := range h.Rescales {
 		w, g := h.Rescales[i], got.Rescales[i]
 		if !g.DecidedAt.Equal(w.DecidedAt) || !g.CompletedAt.Equal(w.CompletedAt) || g.Downtime != w.Downtime ||
-			g.Outcome != w.Outcome || !reflect.DeepEqual(g.Vertices, w.Vertices) {
+			g.Outcome != w.Outcome || !reflect.DeepEqual(g.Vertices, w.Vertices) ||
+			g.StateSizeBytes != w.StateSizeBytes || g.StartedTaskManagers != w.StartedTaskManagers {
 			t.Errorf("through JSON: rescale %d: got %+v want %+v", i, g, w)
 		}
 	}
 	for i := range h.Recommendations {
 		w, g := h.Recommendations[i], got.Recommendations[i]
-		if !g.At.Equal(w.At) || !reflect.DeepEqual(g.Parallelism, w.Parallelism) {
+		if !g.At.Equal(w.At) || !reflect.DeepEqual(g.Parallelism, w.Parallelism) || !reflect.DeepEqual(g.Arrival, w.Arrival) {
 			t.Errorf("through JSON: recommendation %d: got %+v want %+v", i, g, w)
 		}
 	}
@@ -263,5 +282,61 @@ func TestHistoryEmptyAndBounded(t *testing.T) {
 	}
 	if st.Recommendations[0].Parallelism["a"] != 180 || st.Recommendations[119].Parallelism["a"] != 299 {
 		t.Errorf("wrong recommendations kept")
+	}
+}
+
+// The status stores the new history fields under their JSON names, and
+// leaves them out when unset (a history without them stays as compact as
+// before).
+func TestHistoryJSONNames(t *testing.T) {
+	b, err := json.Marshal(v1alpha1.FromHistory(sampleHistory()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"stateSizeBytes":3500000000`, `"startedTaskManagers":true`, `"arrival":{"src":12345.678901234567,"src2":0}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("status JSON lacks %s:\n%s", want, b)
+		}
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	b, err = json.Marshal(v1alpha1.FromHistory(scaling.History{
+		Rescales:        []scaling.RescaleRecord{{DecidedAt: t0, Outcome: scaling.OutcomeInProgress}},
+		Recommendations: []scaling.RecommendationRecord{{At: t0, Parallelism: map[string]int{"a": 1}, Arrival: map[string]float64{}}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"stateSizeBytes", "startedTaskManagers", "arrival"} {
+		if strings.Contains(string(b), absent) {
+			t.Errorf("status JSON has %s though it is unset:\n%s", absent, b)
+		}
+	}
+}
+
+// JSON has no NaN or infinity: FromHistory leaves such arrival rates out
+// and makes such a state size 0 (unknown), so that the status can still be
+// written.
+func TestHistoryNonFiniteNumbers(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	h := scaling.History{
+		Rescales: []scaling.RescaleRecord{{DecidedAt: t0, Outcome: scaling.OutcomeSucceeded, StateSizeBytes: math.Inf(1)}},
+		Recommendations: []scaling.RecommendationRecord{
+			{At: t0, Parallelism: map[string]int{"a": 1, "b": 2}, Arrival: map[string]float64{"a": math.NaN(), "b": 250}},
+			{At: t0.Add(time.Minute), Parallelism: map[string]int{"a": 1}, Arrival: map[string]float64{"a": math.Inf(-1)}},
+		},
+	}
+	st := v1alpha1.FromHistory(h)
+	if _, err := json.Marshal(st); err != nil {
+		t.Fatalf("status does not encode: %v", err)
+	}
+	got := st.ToHistory()
+	if got.Rescales[0].StateSizeBytes != 0 {
+		t.Errorf("state size = %g, want 0", got.Rescales[0].StateSizeBytes)
+	}
+	if want := map[string]float64{"b": 250}; !reflect.DeepEqual(got.Recommendations[0].Arrival, want) {
+		t.Errorf("arrival = %v, want %v", got.Recommendations[0].Arrival, want)
+	}
+	if got.Recommendations[1].Arrival != nil {
+		t.Errorf("arrival = %v, want none", got.Recommendations[1].Arrival)
 	}
 }

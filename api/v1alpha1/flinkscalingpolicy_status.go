@@ -244,6 +244,15 @@ type RescaleRecordStatus struct {
 	// +listType=atomic
 	// +optional
 	Vertices []RescaleVertexStatus `json:"vertices,omitempty"`
+	// stateSizeBytes is the job's checkpointed state size in bytes when the
+	// rescale was decided (restore time grows with it); 0 when unknown.
+	// +optional
+	StateSizeBytes float64 `json:"stateSizeBytes,omitempty"`
+	// startedTaskManagers is true when the rescale had to start
+	// TaskManagers (more of them, or a new shape), whose start-up is part
+	// of the downtime.
+	// +optional
+	StartedTaskManagers bool `json:"startedTaskManagers,omitempty"`
 }
 
 // RescaleVertexStatus is one vertex of a past rescale, with the true
@@ -271,4 +280,8 @@ type RecommendationStatus struct {
 	At metav1.Time `json:"at"`
 	// parallelism is the required parallelism per vertex id.
 	Parallelism map[string]int32 `json:"parallelism"`
+	// arrival is each source's arrival rate (records/s) the decision used,
+	// per source vertex id: the series the load's trend is fitted to.
+	// +optional
+	Arrival map[string]float64 `json:"arrival,omitempty"`
 }

@@ -167,6 +167,39 @@ type FlinkScalingPolicySpec struct {
 	// +optional
 	RestartTime *metav1.Duration `json:"restartTime,omitempty"`
 
+	// taskManagerStartup is how long a new TaskManager takes to start and
+	// register (pod scheduling, image pull, JVM start): it is added to the
+	// predicted downtime of a rescale that starts TaskManagers until the
+	// rescale history has measured such restarts.
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$')",message="must be a non-negative duration such as 90s, 5m or 1h30m"
+	// +optional
+	TaskManagerStartup *metav1.Duration `json:"taskManagerStartup,omitempty"`
+
+	// restartCost values one restart's risk and disruption beyond its
+	// downtime (records read again, a lag spike, a chance of failing) as
+	// this long of the job's slots: a rescale must save more than its cost
+	// (this plus its downtime) to be done. See
+	// docs/model.md#cost-and-benefit.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$')",message="must be a non-negative duration such as 90s, 5m or 1h30m"
+	// +optional
+	RestartCost *metav1.Duration `json:"restartCost,omitempty"`
+
+	// planningHorizon is the longest a plan is expected to hold: savings
+	// and costs are counted over at most this long, and a scale-up sizes
+	// for the load forecast no further ahead.
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$')",message="must be a non-negative duration such as 90s, 5m or 1h30m"
+	// +optional
+	PlanningHorizon *metav1.Duration `json:"planningHorizon,omitempty"`
+
 	// minParallelism is the lower bound of every vertex's parallelism.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1

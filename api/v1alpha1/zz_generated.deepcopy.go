@@ -265,6 +265,21 @@ func (in *FlinkScalingPolicySpec) DeepCopyInto(out *FlinkScalingPolicySpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.TaskManagerStartup != nil {
+		in, out := &in.TaskManagerStartup, &out.TaskManagerStartup
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.RestartCost != nil {
+		in, out := &in.RestartCost, &out.RestartCost
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.PlanningHorizon != nil {
+		in, out := &in.PlanningHorizon, &out.PlanningHorizon
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MinParallelism != nil {
 		in, out := &in.MinParallelism, &out.MinParallelism
 		*out = new(int32)
@@ -495,6 +510,13 @@ func (in *RecommendationStatus) DeepCopyInto(out *RecommendationStatus) {
 	if in.Parallelism != nil {
 		in, out := &in.Parallelism, &out.Parallelism
 		*out = make(map[string]int32, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
+	if in.Arrival != nil {
+		in, out := &in.Arrival, &out.Arrival
+		*out = make(map[string]float64, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}
