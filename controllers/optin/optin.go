@@ -80,6 +80,15 @@ const (
 	// AnnotationPollingInterval is spec.pollingInterval (a duration, at
 	// least 1s).
 	AnnotationPollingInterval = "flinkscale.io/polling-interval"
+	// AnnotationTaskManagerStartup is spec.taskManagerStartup (a duration):
+	// how long a new TaskManager takes to start and register.
+	AnnotationTaskManagerStartup = "flinkscale.io/task-manager-startup"
+	// AnnotationRestartCost is spec.restartCost (a duration of the job's
+	// slots): what a restart costs beyond its downtime.
+	AnnotationRestartCost = "flinkscale.io/restart-cost"
+	// AnnotationPlanningHorizon is spec.planningHorizon (a duration): the
+	// longest a plan is expected to hold.
+	AnnotationPlanningHorizon = "flinkscale.io/planning-horizon"
 	// AnnotationFlinkRESTURL is spec.triggers.flinkMetrics.rest.url: the
 	// JobManager REST API when it is not the operator's <name>-rest Service
 	// (a proxy, an ingress).
@@ -142,6 +151,7 @@ var knownAnnotations = map[string]bool{
 	AnnotationKafkaTopics: true, AnnotationKafkaSecret: true,
 	AnnotationCooldownPeriod: true, AnnotationMetricsWindow: true,
 	AnnotationPollingInterval: true, AnnotationFlinkRESTURL: true,
+	AnnotationTaskManagerStartup: true, AnnotationRestartCost: true, AnnotationPlanningHorizon: true,
 }
 
 // PolicySpec builds the spec of the policy a deployment named deploymentName
@@ -446,6 +456,9 @@ func (b *builder) durations() {
 		{"", []string{"stabilization.interval"}, &b.spec.WarmUp},
 		{"", []string{"catch-up.duration"}, &b.spec.CatchUpDuration},
 		{"", []string{"restart.time"}, &b.spec.RestartTime},
+		{AnnotationTaskManagerStartup, nil, &b.spec.TaskManagerStartup},
+		{AnnotationRestartCost, nil, &b.spec.RestartCost},
+		{AnnotationPlanningHorizon, nil, &b.spec.PlanningHorizon},
 	} {
 		if k, v, _, ok := b.pick(f.ann, f.names...); ok {
 			if d, ok := b.duration(k, v, false); ok {

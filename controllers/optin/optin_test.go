@@ -357,6 +357,9 @@ func TestAnnotations(t *testing.T) {
 		AnnotationKafkaSecret:           "kafka-sasl",
 		AnnotationCooldownPeriod:        "10 min",
 		AnnotationMetricsWindow:         "PT3M",
+		AnnotationTaskManagerStartup:    "45 s",
+		AnnotationRestartCost:           "0",
+		AnnotationPlanningHorizon:       "2h",
 	}, nil)
 	want := v1alpha1.FlinkScalingPolicySpec{
 		TargetRef:      v1alpha1.TargetRef{APIVersion: "flink.apache.org/v1beta1", Kind: "FlinkDeployment", Name: "job"},
@@ -366,6 +369,10 @@ func TestAnnotations(t *testing.T) {
 		Utilization:    &v1alpha1.Utilization{Target: ptr(0.6), Min: ptr(0.3), Max: ptr(0.8)},
 		CooldownPeriod: dur(10 * time.Minute),
 		MetricsWindow:  dur(3 * time.Minute),
+		// The policy durations without a Flink option.
+		TaskManagerStartup: dur(45 * time.Second),
+		RestartCost:        dur(0),
+		PlanningHorizon:    dur(2 * time.Hour),
 		Triggers: &v1alpha1.Triggers{Kafka: []v1alpha1.KafkaTrigger{{
 			Name: "kafka", BootstrapServers: []string{"kafka-0:9092", "kafka-1:9092"}, ConsumerGroup: "orders",
 			Topics: []string{"orders", "payments"}, AuthenticationRef: &v1alpha1.AuthenticationRef{Name: "kafka-sasl", Kind: "Secret"},
@@ -403,6 +410,9 @@ func TestInvalid(t *testing.T) {
 		{map[string]string{AnnotationUtilizationTarget: "0.9", AnnotationUtilizationMax: "0.8"}, nil, []string{"target 0.9", "max 0.8"}},
 		{map[string]string{AnnotationCooldownPeriod: "soon"}, nil, []string{AnnotationCooldownPeriod, `"soon"`}},
 		{map[string]string{AnnotationMetricsWindow: "-5m"}, nil, []string{AnnotationMetricsWindow, "negative"}},
+		{map[string]string{AnnotationTaskManagerStartup: "a while"}, nil, []string{AnnotationTaskManagerStartup, `"a while"`}},
+		{map[string]string{AnnotationRestartCost: "-10m"}, nil, []string{AnnotationRestartCost, "negative"}},
+		{map[string]string{AnnotationPlanningHorizon: "-PT1H"}, nil, []string{AnnotationPlanningHorizon, `"-PT1H"`}},
 		{map[string]string{AnnotationKafkaConsumerGroup: "g"}, nil, []string{AnnotationKafkaBootstrapServers}},
 		{map[string]string{AnnotationKafkaBootstrapServers: "k:9092"}, nil, []string{AnnotationKafkaBootstrapServers, "needs " + AnnotationKafkaConsumerGroup}},
 		{map[string]string{AnnotationKafkaConsumerGroup: "g", AnnotationKafkaBootstrapServers: " , "}, nil, []string{AnnotationKafkaBootstrapServers}},
@@ -465,7 +475,8 @@ var (
 // checkCRD checks what the CRD's schema would check beyond ScalingPolicy().
 func checkCRD(t *testing.T, s v1alpha1.FlinkScalingPolicySpec) {
 	t.Helper()
-	for _, d := range []*metav1.Duration{s.MetricsWindow, s.WarmUp, s.CooldownPeriod, s.CatchUpDuration, s.RestartTime} {
+	for _, d := range []*metav1.Duration{s.MetricsWindow, s.WarmUp, s.CooldownPeriod, s.CatchUpDuration, s.RestartTime,
+		s.TaskManagerStartup, s.RestartCost, s.PlanningHorizon} {
 		if d != nil && (!crdDuration.MatchString(d.Duration.String()) || len(d.Duration.String()) > 64) {
 			t.Errorf("duration %s fails the CRD pattern", d.Duration)
 		}
@@ -505,6 +516,7 @@ var fuzzKeys = []string{
 	"job.autoscaler.vertex.min-parallelism", "kubernetes.operator.job.autoscaler.vertex.max-parallelism",
 	"job.autoscaler.catch-up.duration", "job.autoscaler.restart.time", "job.autoscaler.vertex.exclude.ids",
 	"job.autoscaler.excluded.periods", "job.autoscaler.quota.cpu", "job.autoscaler.memory.tuning.enabled",
+	AnnotationTaskManagerStartup, AnnotationRestartCost, AnnotationPlanningHorizon,
 }
 
 // FuzzPolicySpec: lines "<byte><value>" set fuzzKeys[byte % n] (annotations
@@ -525,6 +537,7 @@ func FuzzPolicySpec(f *testing.F) {
 	f.Add(idx("job.autoscaler.scale-down.max-factor") + "0.99999\n" + idx("job.autoscaler.scale-up.max-factor") + "1e12")
 	f.Add(idx("job.autoscaler.metrics.window") + "PT1.5S\n" + idx("job.autoscaler.restart.time") + "106751 d")
 	f.Add(idx(AnnotationKafkaConsumerGroup) + "g\n" + idx(AnnotationKafkaBootstrapServers) + "a:1,b:2")
+	f.Add(idx(AnnotationTaskManagerStartup) + "90 s\n" + idx(AnnotationRestartCost) + "PT0.5S\n" + idx(AnnotationPlanningHorizon) + "2 d")
 	f.Add(idx("job.autoscaler.vertex.exclude.ids") + "[0a448493b4782967b150582570326227]")
 	f.Fuzz(func(t *testing.T, data string) {
 		ann, conf := map[string]string{}, map[string]string{}

@@ -357,6 +357,9 @@ func defaulted(s v1alpha1.FlinkScalingPolicySpec) v1alpha1.FlinkScalingPolicySpe
 	dur(&s.CooldownPeriod, 5*time.Minute)
 	dur(&s.CatchUpDuration, 15*time.Minute)
 	dur(&s.RestartTime, 90*time.Second)
+	dur(&s.TaskManagerStartup, time.Minute)
+	dur(&s.RestartCost, 10*time.Minute)
+	dur(&s.PlanningHorizon, time.Hour)
 	i32(&s.MinParallelism, 1)
 	i32(&s.MaxParallelism, 1000)
 	if s.Behavior == nil {
