@@ -111,9 +111,6 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 		Version: scaling.SnapshotVersion, JobID: last.JobID, JobName: last.JobName, JobState: last.State,
 		RunningSince: last.RunningSince, WindowStart: first.At, WindowEnd: last.At, Samples: len(w.flink),
 	}
-	for _, m := range last.Missing {
-		miss("flink: %s", m)
-	}
 	if n := len(w.kafka); n > 0 {
 		// Lag and arrival rates from brokers' samples much older than the
 		// job's describe another moment: say so.
@@ -132,6 +129,10 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	}
 	kafka := w.kafkaParts()
 	assigned := w.sourceTopics(last, kafka)
+	// The sources whose lag the brokers' committed offsets gave: what the
+	// Flink collectors say of their pendingRecords (not registered, partly
+	// reported) costs nothing.
+	var pendingUnused []string
 	for _, v := range last.Vertices {
 		sv := scaling.Vertex{
 			ID: v.ID, Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: v.MaxParallelism,
@@ -151,8 +152,16 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 		}
 		if len(v.Inputs) == 0 {
 			w.source(&sv, v, assigned[v.ID], kafka, miss)
+			if sv.LagSource == scaling.LagFromCommittedOffsets {
+				pendingUnused = append(pendingUnused, v.ID)
+			}
 		}
 		s.Vertices = append(s.Vertices, sv)
+	}
+	for _, m := range last.Missing {
+		if !aboutPending(m, pendingUnused) {
+			miss("flink: %s", m)
+		}
 	}
 	if c := last.Checkpoints; c != nil {
 		s.Checkpoints = &scaling.Checkpoints{
@@ -422,34 +431,44 @@ func (w *Window) sourceTopics(last FlinkSample, kafka *kafkaIndex) map[string][]
 	return out
 }
 
-// source fills a source vertex's Kafka fields: partitions, lag from the
-// brokers (committed offsets), else Flink's pendingRecords, arrival rates
-// from end-offset growth, and the per-partition breakdown with owners.
+// source fills a source vertex's Kafka fields: partitions, the lag and its
+// growth, arrival rates from end-offset growth, and the per-partition
+// breakdown with owners.
+//
+// The lag is Flink's pendingRecords when the newest Flink sample has it
+// (summed over the readers: the records appended that they have not
+// fetched, from their own positions), growing as pendingRecords grew from
+// the first to the last sample that reports it (LagFromPendingRecords).
+// Only without it does the lag come from the brokers: end − committed
+// offset summed over the partitions, growing as that did over the brokers'
+// samples (LagFromCommittedOffsets). Flink's KafkaSource commits offsets
+// only when a checkpoint completes, so that lag trails the readers by up to
+// a checkpoint interval of consumption: a fallback with a known upward
+// bias. Without either the lag is missing (the model holds).
 func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOwner, kafka *kafkaIndex, miss func(string, ...any)) {
-	pending := w.latestPending(v.ID)
+	pending, pendingRate := w.pending(v.ID)
+	fromPending := func() {
+		sv.LagRecords, sv.LagRatePerSecond, sv.LagSource = pending, pendingRate, scaling.LagFromPendingRecords
+	}
 	if len(owners) == 0 {
 		if pending != nil {
-			sv.LagRecords = pending
+			fromPending()
 		}
 		return // not a Kafka source, or nothing known about its partitions
 	}
+	sv.Partitions = len(owners)
 	if len(w.kafka) == 0 {
 		// No brokers to ask (no Kafka trigger): Flink's own view of the
 		// lag, and the model's fallback for the demand (records in plus
 		// lag growth), are what there is; nothing is missing.
-		sv.Partitions = len(owners)
 		if pending != nil {
-			sv.LagRecords = pending
+			fromPending()
 		}
 		return
 	}
-	sv.Partitions = len(owners)
-	// A group with no committed offset for any of the source's partitions
-	// (it never committed, e.g. the job does not commit offsets to Kafka, or
-	// the trigger names another group): the brokers cannot say the lag, but
-	// Flink's pendingRecords can, and the arrival rates (end offsets) stand.
-	// Only some partitions without one is a gap, listed below.
-	flinkLag := pending != nil && !w.anyCommitted(owners, kafka)
+	// Committed offsets matter only when Flink reports no pendingRecords:
+	// then every partition needs one. The arrival rates (end offsets) are
+	// the brokers' either way.
 	lag, arrival, recent := 0.0, 0.0, 0.0
 	lagOK, arrivalOK, recentOK := true, true, true
 	var recentRates, newestRates []float64
@@ -464,11 +483,11 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 			continue
 		}
 		switch {
-		case !kp.committedKnown && flinkLag:
-			lagOK = false
 		case !kp.committedKnown:
 			lagOK = false
-			miss("%s: partition %s-%d has no committed offset for the group", v.ID, kp.topic, o.Partition)
+			if pending == nil {
+				miss("%s: partition %s-%d has no committed offset for the group", v.ID, kp.topic, o.Partition)
+			}
 		case kp.lostStart:
 			miss("%s: partition %s-%d: committed offset %d is below the log start %d (records deleted by retention)", v.ID, kp.topic, o.Partition, kp.last.Committed, kp.last.Start)
 			lag += float64(kp.last.End - kp.last.Start)
@@ -500,17 +519,23 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 			pr.Subtask = &sub
 		}
 		if kp.committedKnown {
+			// Per partition the lag stays the brokers' (end −
+			// committed): Flink's pendingRecords is per reader, not per
+			// partition.
 			pr.LagRecords = scaling.F(float64(kp.last.End - kp.last.Committed))
 		}
 		rates = append(rates, pr)
 	}
 	switch {
-	case lagOK:
-		sv.LagRecords = scaling.F(lag)
 	case pending != nil:
-		sv.LagRecords = pending // Flink's own view of the lag suffices
+		fromPending()
+	case lagOK:
+		sv.LagRecords, sv.LagSource = scaling.F(lag), scaling.LagFromCommittedOffsets
+		if dt := w.kafka[len(w.kafka)-1].At.Sub(w.kafka[0].At).Seconds(); dt > 0 && len(w.kafka) >= 2 {
+			sv.LagRatePerSecond = scaling.F((lastLag - firstLag) / dt)
+		}
 	default:
-		miss("%s: lag unknown: no committed offsets and no pendingRecords", v.ID)
+		miss("%s: lag unknown: no pendingRecords and no committed offsets", v.ID)
 	}
 	if arrivalOK && len(w.kafka) >= 2 {
 		// A step in load within the window: the whole-window average
@@ -534,11 +559,6 @@ func (w *Window) source(sv *scaling.Vertex, v VertexSample, owners []PartitionOw
 		if len(rates) == sv.Partitions {
 			sv.PartitionRates = rates
 		}
-		if lagOK {
-			if dt := w.kafka[len(w.kafka)-1].At.Sub(w.kafka[0].At).Seconds(); dt > 0 {
-				sv.LagRatePerSecond = scaling.F((lastLag - firstLag) / dt)
-			}
-		}
 	} else {
 		miss("%s: arrival rate unknown: fewer than two brokers' samples of every partition", v.ID)
 	}
@@ -560,25 +580,56 @@ func stepped(x, window, threshold float64) bool {
 // brokers' samples alone: above the ±15 % noise a steady load shows.
 const NewestStepThreshold = 0.25
 
-// anyCommitted says whether the group has a committed offset for any of the
-// owned partitions the brokers reported.
-func (w *Window) anyCommitted(owners []PartitionOwner, kafka *kafkaIndex) bool {
-	for _, o := range owners {
-		if kp, _ := kafka.owned(o); kp != nil && kp.committedKnown {
+// pending is a source's pendingRecords: the newest Flink sample's (nil
+// when that sample has none, even if an older one had it: a value from
+// before is not the lag now; NaN stays NaN, which the model refuses), and
+// its growth per second from the first to the last sample of the window
+// that reports a finite one (nil with fewer than two, or when the newest
+// is not finite).
+func (w *Window) pending(id string) (latest, rate *scaling.Float) {
+	var newest *float64
+	var t0, t1 time.Time
+	var p0, p1 float64
+	n := 0
+	for _, s := range w.flink {
+		for _, v := range s.Vertices {
+			if v.ID != id {
+				continue
+			}
+			newest = v.PendingRecords
+			if p := v.PendingRecords; p != nil && finite(*p) {
+				if n == 0 {
+					p0, t0 = *p, s.At
+				}
+				p1, t1 = *p, s.At
+				n++
+			}
+		}
+	}
+	if newest == nil {
+		return nil, nil
+	}
+	if n >= 2 && t1.After(t0) && finite(*newest) {
+		rate = scaling.F((p1 - p0) / t1.Sub(t0).Seconds())
+	}
+	return scaling.F(*newest), rate
+}
+
+// metricPending is Flink's name of a source's backlog gauge, as the
+// collectors name it in Missing ("<vertex id>: pendingRecords…").
+const metricPending = "pendingRecords"
+
+// aboutPending says whether a Flink sample's Missing entry is about the
+// pendingRecords of one of the vertices ids: "<id>: pendingRecords"
+// followed by its end, ':' or ' '.
+func aboutPending(entry string, ids []string) bool {
+	for _, id := range ids {
+		rest, ok := strings.CutPrefix(entry, id+": "+metricPending)
+		if ok && (rest == "" || rest[0] == ':' || rest[0] == ' ') {
 			return true
 		}
 	}
 	return false
-}
-
-func (w *Window) latestPending(id string) *scaling.Float {
-	vs := w.vertexSamples(id)
-	for i := len(vs) - 1; i >= 0; i-- {
-		if p := vs[i].PendingRecords; p != nil {
-			return scaling.F(*p)
-		}
-	}
-	return nil
 }
 
 // ArrivalTrend is the slope of a source's arrival rate over the window, in

@@ -62,12 +62,15 @@ func TestWindowAssemblesTheSnapshot(t *testing.T) {
 	assert.Equal(t, 2, src.Partitions)
 	// Arrival: 800 + 400 = 1200 rec/s from end-offset growth.
 	assert.InDelta(t, 1200, float64(*src.ArrivalRatePerSecond), 1e-9)
-	// Lag at s=400: ends 320000 + 160000, committed 238000 + 159000.
-	assert.InDelta(t, 83000, float64(*src.LagRecords), 1e-9)
-	// The committed lag grows 200 + 0 rec/s.
-	assert.InDelta(t, 200, float64(*src.LagRatePerSecond), 1e-9)
+	// The lag is Flink's pendingRecords (steady: no growth), not the
+	// brokers' end − committed (TestWindowLagSource).
+	assert.InDelta(t, 4000, float64(*src.LagRecords), 1e-9)
+	assert.Equal(t, scaling.LagFromPendingRecords, src.LagSource)
+	assert.InDelta(t, 0, float64(*src.LagRatePerSecond), 1e-9)
 	require.Len(t, src.PartitionRates, 2)
 	assert.Equal(t, 1, *src.PartitionRates[1].Subtask)
+	// Per partition the lag is the brokers' at s=400: 320000 − 238000.
+	assert.InDelta(t, 82000, float64(*src.PartitionRates[0].LagRecords), 1e-9)
 	assert.InDelta(t, 400, float64(src.PartitionRates[1].ArrivalRatePerSecond), 1e-9)
 	assert.InDelta(t, 600, float64(*snap.Vertices[1].BusyTimeMsPerSecond.Max), 1e-9)
 	assert.Equal(t, 2000.0, float64(snap.Checkpoints.DurationMs))
@@ -102,6 +105,7 @@ func TestWindowReportsWhatIsMissing(t *testing.T) {
 	for s := 0; s <= 300; s += 30 {
 		fs := flinkAt(s, "j1")
 		fs.Vertices[1].BusyTimeMsPerSecond = nil
+		fs.Vertices[0].PendingRecords = nil
 		fs.Checkpoints = nil
 		w.AddFlink(fs)
 		ks := kafkaAt(s)
@@ -111,11 +115,12 @@ func TestWindowReportsWhatIsMissing(t *testing.T) {
 	snap, missing := w.Snapshot()
 	assert.Contains(t, missing, "sink: busyTimeMsPerSecond in no sample of the window")
 	assert.Contains(t, missing, "src: partition orders.v1-1 has no committed offset for the group")
+	assert.Contains(t, missing, "src: lag unknown: no pendingRecords and no committed offsets")
 	assert.Contains(t, missing, "checkpoint statistics: not collected")
 	assert.Nil(t, snap.Vertices[1].BusyTimeMsPerSecond)
-	// Without a committed offset for every partition, Flink's pendingRecords
-	// stands in for the lag: never zero.
-	assert.Equal(t, 4000.0, float64(*snap.Vertices[0].LagRecords))
+	// Without pendingRecords and a committed offset for every partition the
+	// lag is unknown: never zero.
+	assert.Nil(t, snap.Vertices[0].LagRecords)
 	d := scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd)
 	assert.Equal(t, scaling.ActionHold, d.Action)
 	assert.Contains(t, d.Summary, "busyTimeMsPerSecond is missing")
@@ -210,7 +215,7 @@ func TestWindowDropKafkaFallsBackToFlinksLag(t *testing.T) {
 	snap, missing := w.Snapshot()
 	require.Empty(t, missing)
 	require.NotNil(t, snap.Vertices[0].ArrivalRatePerSecond)
-	assert.InDelta(t, 63000, float64(*snap.Vertices[0].LagRecords), 1e-9, "the brokers' lag: 1200·300 − (1000·300 − 3000)")
+	assert.InDelta(t, 4000, float64(*snap.Vertices[0].LagRecords), 1e-9, "Flink's pendingRecords")
 
 	w.DropKafka()
 	assert.Zero(t, w.KafkaSamples())
@@ -219,8 +224,10 @@ func TestWindowDropKafkaFallsBackToFlinksLag(t *testing.T) {
 	assert.Empty(t, missing)
 	src := snap.Vertices[0]
 	assert.InDelta(t, 4000, float64(*src.LagRecords), 1e-9, "Flink's pendingRecords")
+	assert.Equal(t, scaling.LagFromPendingRecords, src.LagSource)
 	assert.Nil(t, src.ArrivalRatePerSecond, "no rate from the brokers' samples before the outage")
-	assert.Nil(t, src.LagRatePerSecond)
+	require.NotNil(t, src.LagRatePerSecond, "Flink's own: pendingRecords over the window")
+	assert.InDelta(t, 0, float64(*src.LagRatePerSecond), 1e-9)
 	assert.Equal(t, 2, src.Partitions)
 
 	// The brokers answer again: one sample gives no rate yet, and says so.
@@ -265,6 +272,119 @@ func TestWindowGroupWithoutCommitsUsesFlinksLag(t *testing.T) {
 		}
 		assert.Nil(t, src.LagRecords)
 		assert.Contains(t, missing, "src: partition orders.v1-0 has no committed offset for the group")
-		assert.Contains(t, missing, "src: lag unknown: no committed offsets and no pendingRecords")
+		assert.Contains(t, missing, "src: lag unknown: no pendingRecords and no committed offsets")
+	}
+}
+
+// TestWindowLagSource: a source's lag is Flink's pendingRecords when the
+// newest sample has it (the readers' own backlog), growing as it grew over
+// the window; only without it the brokers' end − committed offsets, which
+// trail the readers by up to a checkpoint interval, growing as they grew.
+// Without either the lag is missing, never zero. Samples every 30 s from
+// s=100 to 400: 1200 rec/s arrive; the committed lag is 23000 at s=100 and
+// 83000 at s=400 (200 rec/s more); pendingRecords, when reported, is
+// 4000 + 10·(s − 100): 7000 at s=400, 10 rec/s more.
+func TestWindowLagSource(t *testing.T) {
+	grow := func(s int) *float64 { return f(4000 + 10*float64(s-100)) }
+	notRegistered := "src: pendingRecords: not registered yet"
+	for _, tc := range []struct {
+		name         string
+		pending      func(s int) *float64 // nil: never reported
+		flinkMissing []string             // the Flink samples' Missing
+		uncommitted  bool                 // partition 1 never committed
+		noBrokers    bool                 // no Kafka trigger
+		lag, rate    *float64             // nil: absent
+		source       string
+		missing      []string
+	}{
+		{name: "pendingRecords: the readers' backlog, not the committed offsets",
+			pending: grow, lag: f(7000), rate: f(10), source: scaling.LagFromPendingRecords},
+		{name: "no pendingRecords: the brokers' committed offsets; what the collectors say of pendingRecords costs nothing",
+			flinkMissing: []string{notRegistered, "src: pendingRecords: 1 of 2 subtasks reported", "src: numRecordsOut: not reported"},
+			lag:          f(83000), rate: f(200), source: scaling.LagFromCommittedOffsets,
+			missing: []string{"flink: src: numRecordsOut: not reported"}},
+		{name: "pendingRecords registered within the window: its growth since its first report",
+			pending: func(s int) *float64 {
+				if s < 250 {
+					return nil
+				}
+				return grow(s)
+			},
+			lag: f(7000), rate: f(10), source: scaling.LagFromPendingRecords},
+		{name: "pendingRecords gone from the newest sample: the committed offsets, not an older pendingRecords",
+			pending: func(s int) *float64 {
+				if s == 400 {
+					return nil
+				}
+				return grow(s)
+			},
+			lag: f(83000), rate: f(200), source: scaling.LagFromCommittedOffsets},
+		{name: "pendingRecords, a partition never committed: no gap",
+			pending: grow, uncommitted: true, lag: f(7000), rate: f(10), source: scaling.LagFromPendingRecords},
+		{name: "neither: the lag is missing, never zero",
+			uncommitted: true, flinkMissing: []string{notRegistered},
+			missing: []string{"flink: " + notRegistered, "src: lag unknown: no pendingRecords and no committed offsets",
+				"src: partition orders.v1-1 has no committed offset for the group"}},
+		{name: "no brokers: pendingRecords",
+			noBrokers: true, pending: grow, lag: f(7000), rate: f(10), source: scaling.LagFromPendingRecords},
+		{name: "no brokers, no pendingRecords: missing (the model holds on a Kafka source without lag)",
+			noBrokers: true, flinkMissing: []string{notRegistered}, missing: []string{"flink: " + notRegistered}},
+		{name: "a NaN pendingRecords in the newest sample: kept for the model to refuse, no growth",
+			pending: func(s int) *float64 {
+				if s == 400 {
+					return f(math.NaN())
+				}
+				return grow(s)
+			},
+			lag: f(math.NaN()), source: scaling.LagFromPendingRecords},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWindow(5 * time.Minute)
+			for s := 100; s <= 400; s += 30 {
+				fs := flinkAt(s, "j1")
+				fs.Vertices[0].PendingRecords = nil
+				if tc.pending != nil {
+					fs.Vertices[0].PendingRecords = tc.pending(s)
+				}
+				fs.Missing = tc.flinkMissing
+				w.AddFlink(fs)
+				if tc.noBrokers {
+					continue
+				}
+				ks := kafkaAt(s)
+				if tc.uncommitted {
+					ks.Partitions[1].Committed = -1
+				}
+				w.AddKafka(ks)
+			}
+			snap, missing := w.Snapshot()
+			assert.Equal(t, tc.missing, missing)
+			src := snap.Vertices[0]
+			assert.Equal(t, tc.source, src.LagSource)
+			for _, x := range []struct {
+				what string
+				got  *scaling.Float
+				want *float64
+			}{{"lagRecords", src.LagRecords, tc.lag}, {"lagRatePerSecond", src.LagRatePerSecond, tc.rate}} {
+				if x.want == nil {
+					assert.Nil(t, x.got, x.what)
+					continue
+				}
+				require.NotNil(t, x.got, x.what)
+				if math.IsNaN(*x.want) {
+					assert.True(t, math.IsNaN(float64(*x.got)), "%s: %v", x.what, *x.got)
+					continue
+				}
+				assert.InDelta(t, *x.want, float64(*x.got), 1e-9, x.what)
+			}
+			if !tc.noBrokers {
+				require.NotNil(t, src.ArrivalRatePerSecond, "the brokers' arrival rates, whatever the lag's source")
+				assert.InDelta(t, 1200, float64(*src.ArrivalRatePerSecond), 1e-9)
+			}
+			if len(missing) == 0 && !tc.noBrokers && tc.lag != nil && !math.IsNaN(*tc.lag) {
+				d := scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd)
+				assert.True(t, d.Sized, d.Summary)
+			}
+		})
 	}
 }
