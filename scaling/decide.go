@@ -40,24 +40,39 @@ type model struct {
 	rec      map[string]int
 	ceiling  map[string]int
 	trigger  []Reason
+
+	// trends are the sources' fitted arrival trends; lookahead how far
+	// ahead the plan was sized.
+	trends    map[*vertex]trend
+	lookahead time.Duration
+	// notes are job-level reasons every sized decision carries.
+	notes []Reason
 }
 
 func (m *model) run() Decision {
 	j, p, d := m.j, m.p, m.d
+	if r := j.learnSlots(); r != nil {
+		m.notes = append(m.notes, *r)
+	}
 	d.Current = j.currentPlan()
 	d.CheckpointsHealthy = !j.ckptSlow && !j.ckptFailing
-	m.downtime = m.predictDowntime()
+	// Sized for a restart that starts TaskManagers (most scale-ups do);
+	// the plan's own restart is predicted once it is known.
+	m.downtime = m.predictDowntime(j.s.RescaleInPlace, true)
 	d.PredictedDowntime = D(m.downtime)
+	m.lagBias()
 
 	j.measure(m.h)
 	if rs := j.targets(p.CatchUpDuration.Duration, m.downtime); len(rs) > 0 {
 		d.Vertices = m.vertexDecisions(nil)
 		return d.hold(rs)
 	}
+	m.fitTrends()
 	j.bounds(p)
 	m.size()
 	d.Sized = true
 	m.findTriggers()
+	m.sizeAhead()
 	m.lag()
 	d.Bottleneck = m.bottleneck()
 
@@ -68,30 +83,78 @@ func (m *model) run() Decision {
 			d.Sized = false
 			return d.hold([]Reason{{Code: ReasonCapacityUnmeasured, Message: "no vertex's capacity could be measured: nothing to size on"}})
 		}
-		return d.hold([]Reason{{Code: ReasonWithinBand, Message: m.bandSentence()}})
+		return d.hold(append([]Reason{{Code: ReasonWithinBand, Message: m.bandSentence()}}, m.notes...))
 	}
 	m.stabilize()
 	m.forwardGroups()
 	pl, quotaReasons, ok := m.plan()
 	d.Recommended = pl
 	d.Vertices = m.vertexDecisions(pl.Parallelism)
+	if m.changes(pl) {
+		inPlace := j.s.RescaleInPlace && pl.SlotsPerTaskManager == j.slots && pl.CPUPerTaskManager == j.cpu
+		m.downtime = m.predictDowntime(inPlace, m.startsTaskManagers(pl))
+		d.PredictedDowntime = D(m.downtime)
+	}
 	m.predictCatchUp()
-	reasons := append(append([]Reason{}, m.trigger...), quotaReasons...)
+	reasons := append(append(append([]Reason{}, m.trigger...), quotaReasons...), m.notes...)
 	if !ok {
 		return d.hold(reasons)
 	}
 	return m.gate(reasons)
 }
 
-// predictDowntime is the median downtime measured in history (which the
-// controller measures from the apply to the job running again: savepoint,
-// stop, restore and restart), else the savepoint (about one checkpoint's
-// duration) plus the policy's restart time.
-func (m *model) predictDowntime() time.Duration {
-	if r, ok := m.h.measuredRestart(); ok {
-		return r
+// predictDowntime predicts a restart's downtime. From history: the median
+// of the last measured downtimes of rescales like this one (that started
+// TaskManagers, or not), each moved by the change in restore time since
+// (state restored at the rate checkpoints write it). Without history, the
+// parts: the savepoint (about one checkpoint's duration; none in place), the
+// policy's restart time, restoring the state (as long as checkpointing it
+// took), and TaskManager start-up when the restart starts TaskManagers.
+func (m *model) predictDowntime(inPlace, startsTMs bool) time.Duration {
+	restore := m.restoreTime
+	if r, ok := m.h.measuredRestart(startsTMs, restore, m.stateBytes()); ok {
+		return r + boolDur(startsTMs && !m.h.anyStarted(), m.p.TaskManagerStartup.Duration)
 	}
-	return m.j.ckptDuration + m.p.RestartTime.Duration
+	d := m.p.RestartTime.Duration + restore(m.stateBytes())
+	if !inPlace {
+		d += m.j.ckptDuration
+	}
+	return d + boolDur(startsTMs, m.p.TaskManagerStartup.Duration)
+}
+
+func boolDur(b bool, d time.Duration) time.Duration {
+	if b {
+		return d
+	}
+	return 0
+}
+
+func (m *model) stateBytes() float64 {
+	if c := m.j.s.Checkpoints; c != nil {
+		return float64(c.StateSizeBytes)
+	}
+	return 0
+}
+
+// restoreTime is how long restoring state of the given size takes, at the
+// rate the job's checkpoints write its state (state size over checkpoint
+// duration); zero when either is unknown.
+func (m *model) restoreTime(bytes float64) time.Duration {
+	st := m.stateBytes()
+	if bytes <= 0 || st <= 0 || m.j.ckptDuration <= 0 {
+		return 0
+	}
+	return time.Duration(bytes / st * float64(m.j.ckptDuration))
+}
+
+// changes reports whether a plan differs from the job as it runs.
+func (m *model) changes(pl Plan) bool {
+	for _, x := range m.j.vertices {
+		if pl.Parallelism[x.v.ID] != x.p {
+			return true
+		}
+	}
+	return pl.SlotsPerTaskManager != m.j.slots
 }
 
 // size computes each vertex's required parallelism.
@@ -345,11 +408,20 @@ func (m *model) plan() (Plan, []Reason, bool) {
 			}
 		}
 	}
+	// Free slots of the last TaskManager go to the most utilized vertices,
+	// but only where the vertex stays at least halfway from the minimum
+	// utilization to the target (so noise cannot make it look wasteful
+	// and start a scale-down at the same load), never while the load falls
+	// (it would soon be wasteful), and never when the slots the job uses
+	// cannot be counted.
 	slots := j.slotsFor(par)
 	free := (slots+spt-1)/spt*spt - slots
-	for id := range j.fillFreeSlots(par, m.ceiling, free, p.Utilization.Min) {
-		x := j.byID[id]
-		x.reason(ReasonFreeSlots, "raised to p=%d with slots of the last TaskManager that would stay free", par[id])
+	if !j.s.SlotSharingUnknown && !m.trending(-1) {
+		floor := (p.Utilization.Min + p.Utilization.Target) / 2
+		for id := range j.fillFreeSlots(par, m.ceiling, free, floor) {
+			x := j.byID[id]
+			x.reason(ReasonFreeSlots, "raised to p=%d with slots of the last TaskManager that would stay free", par[id])
+		}
 	}
 	return j.makePlan(par, spt, j.cpu), rs, true
 }
@@ -382,17 +454,24 @@ func (m *model) gate(reasons []Reason) Decision {
 		why = append(why, Reason{Code: ReasonNoChange, Message: "no vertex outside the band would change"})
 		return d.hold(append(reasons, why...))
 	}
+	if r := m.economics(up); r != nil {
+		d.Recommended = d.Current
+		d.Vertices = m.vertexDecisions(d.Current.Parallelism)
+		return d.hold(append(reasons, *r))
+	}
 	if !up {
-		saved := d.Current.Cores - d.Recommended.Cores
-		if saved < m.p.MinChange*d.Current.Cores-1e-9 || saved <= 0 {
+		tms := m.planTaskManagers(d.Recommended)
+		saved := d.Current.Cores - float64(tms)*d.Recommended.CPUPerTaskManager
+		if saved < m.p.MinChange*d.Current.Cores-1e-9 {
 			plan := d.Recommended
 			d.Recommended = d.Current
 			d.Vertices = m.vertexDecisions(d.Current.Parallelism)
 			return d.hold(append(reasons, Reason{Code: ReasonGainBelowCost, Message: fmt.Sprintf(
-				"scaling down to %d TaskManagers would save %.3g of %.3g cores, less than the %.0f%% that pays for a restart of %s",
-				plan.TaskManagers, saved, d.Current.Cores, 100*m.p.MinChange, m.downtime.Round(time.Second))}))
+				"scaling down to %d TaskManagers would save %.3g of %.3g cores, less than minChange (%.0f%%)",
+				plan.TaskManagers, saved, d.Current.Cores, 100*m.p.MinChange)}))
 		}
 	}
+	reasons = append(reasons, m.costBenefit())
 	for _, r := range m.h.Rescales {
 		if r.Outcome == OutcomeInProgress {
 			return d.hold(append(reasons, Reason{Code: ReasonRescaleInProgress, Message: fmt.Sprintf(
@@ -536,7 +615,7 @@ func (m *model) vertexDecisions(rec map[string]int) []VertexDecision {
 			req = r
 		}
 		vd := VertexDecision{
-			ID: x.v.ID, Name: x.v.Name, Current: x.p, Required: req, Recommended: q,
+			ID: x.v.ID, Name: x.v.Name, Current: x.p, Required: req, Recommended: q, Source: x.isSource(),
 			BusyTimeMsPerSecond: 1000 * x.busyMax, BackPressuredMsPerSecond: 1000 * x.bpMax,
 			TargetRate: x.target, CatchUpRate: x.catchUp,
 			Bottleneck: x.v.ID == m.d.Bottleneck, Limit: m.limit[x], Reasons: x.reasons,
@@ -697,4 +776,28 @@ func unreadVertices(s *Snapshot) []VertexDecision {
 			Recommended: v.Parallelism, Explanation: "not sized: the snapshot cannot be trusted"})
 	}
 	return out
+}
+
+// lagBias takes the known bias off lag read from committed offsets: Flink
+// commits a source's offsets when a checkpoint completes, at the position
+// of its barrier, so they trail the readers by what was read since: on
+// average half a checkpoint interval plus a checkpoint's duration of
+// consumption. Lag from Flink's pendingRecords (the readers' position) is
+// the backlog itself.
+func (m *model) lagBias() {
+	c := m.j.s.Checkpoints
+	for _, x := range m.j.vertices {
+		if !x.isSource() || !x.hasLag || x.v.LagSource != LagFromCommittedOffsets {
+			continue
+		}
+		if c == nil || c.IntervalMs <= 0 {
+			x.reason(ReasonLagFromCommittedOffsets, "lag %.0f records from committed offsets, which trail the readers by up to a checkpoint interval; without checkpoint timings it is taken as it is", x.lag)
+			continue
+		}
+		trail := (float64(c.IntervalMs)/2 + float64(c.DurationMs)) / 1000
+		bias := math.Min(x.lag, x.in*trail)
+		x.reason(ReasonLagFromCommittedOffsets, "lag %.0f records from committed offsets; %.0f of them (%.0f rec/s read for %.0f s: half the %s checkpoint interval plus a checkpoint) are records read since the last checkpoint, not backlog",
+			x.lag, bias, x.in, trail, time.Duration(float64(c.IntervalMs)*float64(time.Millisecond)).Round(time.Second))
+		x.lag -= bias
+	}
 }

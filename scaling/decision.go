@@ -69,7 +69,22 @@ const (
 	ReasonForwardGroup          ReasonCode = "ForwardGroup"
 	ReasonFittedScalability     ReasonCode = "FittedScalability"
 	ReasonFreeSlots             ReasonCode = "FreeSlots"
+	// ReasonTrendForecast: the load has a trend and the plan was sized for
+	// the load it forecasts.
+	ReasonTrendForecast ReasonCode = "TrendForecast"
+	// ReasonCostBenefit: what the rescale saves against what it costs.
+	ReasonCostBenefit ReasonCode = "CostBenefit"
+	// ReasonSlotSharingUnknown: Flink did not report slot-sharing groups;
+	// slots are estimated from what it holds.
+	ReasonSlotSharingUnknown ReasonCode = "SlotSharingUnknown"
+	// ReasonLagFromCommittedOffsets: a source's lag came from committed
+	// offsets, which trail its readers; the model took off their bias.
+	ReasonLagFromCommittedOffsets ReasonCode = "LagFromCommittedOffsets"
 )
+
+// ReasonLoadFalling: a scale-down waits while the load falls, because a
+// step that small would be followed by another before it paid for itself.
+const ReasonLoadFalling ReasonCode = "LoadFalling"
 
 // Reason is a code, the vertex it concerns (empty for the job) and a sentence
 // with the numbers.
@@ -113,6 +128,9 @@ type Decision struct {
 	LagGrows bool `json:"lagGrows,omitempty"`
 	// CheckpointsHealthy is false when checkpoints are slow or failing.
 	CheckpointsHealthy bool `json:"checkpointsHealthy"`
+	// Economics is the cost–benefit behind a sized decision, in slot-hours
+	// (nil when the model did not size the job).
+	Economics *Economics `json:"economics,omitempty"`
 	// Sized is true when the model trusted the snapshot and sized every
 	// vertex; false on a hold for bad or insufficient data, whose
 	// per-vertex numbers are then only the current parallelism.
@@ -129,6 +147,9 @@ type VertexDecision struct {
 	Current     int `json:"current"`
 	Required    int `json:"required"`
 	Recommended int `json:"recommended"`
+	// Source is true for a vertex without inputs; its TargetRate is the
+	// load arriving for the job, which history keeps for the trend.
+	Source bool `json:"source,omitempty"`
 
 	BusyTimeMsPerSecond      float64 `json:"busyTimeMsPerSecond"`
 	BackPressuredMsPerSecond float64 `json:"backPressuredTimeMsPerSecond"`

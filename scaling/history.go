@@ -1,6 +1,7 @@
 package scaling
 
 import (
+	"math"
 	"sort"
 	"time"
 )
@@ -65,8 +66,8 @@ type RecommendationRecord struct {
 	Arrival map[string]float64 `json:"arrival,omitempty"`
 }
 
-// Record appends a decision's required parallelism and drops entries older
-// than keep; the controller calls it after each Decide so that the next
+// Record appends a decision's required parallelism and its sources' arrival
+// rates, and drops entries older than keep; the controller calls it after each Decide so that the next
 // decision sees this one. A decision that did not size the job (bad or
 // insufficient data) is not recorded: its "required" is only the current
 // parallelism and would hold back a scale-down for a whole window. The
@@ -80,6 +81,12 @@ func (h History) Record(d Decision, keep time.Duration) History {
 	rec := RecommendationRecord{At: d.At, Parallelism: make(map[string]int, len(d.Vertices))}
 	for _, v := range d.Vertices {
 		rec.Parallelism[v.ID] = v.Required
+		if v.Source {
+			if rec.Arrival == nil {
+				rec.Arrival = map[string]float64{}
+			}
+			rec.Arrival[v.ID] = v.TargetRate
+		}
 	}
 	out := History{Rescales: withRatesAfter(h.Rescales, d)}
 	cutoff := d.At.Add(-keep)
@@ -142,15 +149,32 @@ func (h *History) lastRescale() (RescaleRecord, bool) {
 }
 
 // measuredRestart predicts restart downtime from history: the median of the
-// last five measured downtimes of successful rescales (the median ignores one
-// slow outlier, the window follows drift). ok is false when none is measured.
-func (h *History) measuredRestart() (time.Duration, bool) {
-	var ds []time.Duration
-	for i := len(h.Rescales) - 1; i >= 0 && len(ds) < 5; i-- {
-		r := h.Rescales[i]
-		if r.Outcome == OutcomeSucceeded && r.Downtime.Duration > 0 {
-			ds = append(ds, r.Downtime.Duration)
+// last five measured downtimes of successful rescales that started
+// TaskManagers as this one would (any, when none did), each moved by the
+// change in restore time from the state it restored to stateNow (only when
+// both are known and the state changed by more than a fifth: a measured
+// downtime is the best prediction of the next like it). The median ignores
+// one slow outlier, the window follows drift. ok is false when none is
+// measured.
+func (h *History) measuredRestart(startsTMs bool, restore func(float64) time.Duration, stateNow float64) (time.Duration, bool) {
+	pick := func(kind bool, anyKind bool) []time.Duration {
+		var ds []time.Duration
+		for i := len(h.Rescales) - 1; i >= 0 && len(ds) < 5; i-- {
+			r := h.Rescales[i]
+			if r.Outcome != OutcomeSucceeded || r.Downtime.Duration <= 0 || (!anyKind && r.StartedTaskManagers != kind) {
+				continue
+			}
+			d := r.Downtime.Duration
+			if then := r.StateSizeBytes; then > 0 && stateNow > 0 && math.Abs(stateNow-then) > 0.2*then {
+				d = max(d/2, d+restore(stateNow)-restore(then))
+			}
+			ds = append(ds, d)
 		}
+		return ds
+	}
+	ds := pick(startsTMs, false)
+	if len(ds) == 0 {
+		ds = pick(false, true)
 	}
 	if len(ds) == 0 {
 		return 0, false
@@ -160,6 +184,17 @@ func (h *History) measuredRestart() (time.Duration, bool) {
 		return ds[len(ds)/2], true
 	}
 	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2, true
+}
+
+// anyStarted reports whether a measured successful rescale started
+// TaskManagers.
+func (h *History) anyStarted() bool {
+	for _, r := range h.Rescales {
+		if r.Outcome == OutcomeSucceeded && r.Downtime.Duration > 0 && r.StartedTaskManagers {
+			return true
+		}
+	}
+	return false
 }
 
 // observations returns the (parallelism, true rate) points history holds for

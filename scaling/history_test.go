@@ -83,17 +83,31 @@ func TestScaleDownSettlesInOneStep(t *testing.T) {
 
 	// A load that has been falling for a while is not held back: one
 	// metrics window ago the window already held nothing as high as 6, so
-	// the scale-down goes at once to the highest of the window (5 until
-	// −15 m, 4 since).
-	var g History
-	for at := -40 * time.Minute; at < 0; at += 30 * time.Second {
-		n := 5
-		if at > -15*time.Minute {
-			n = 4
+	// the scale-down goes at once to the highest of the window (4 until
+	// −15 m, 3 since). It frees 2 of 6 one-slot TaskManagers for the 1 h
+	// horizon: 2 slot-hours, more than the restart's 6 × (1m30s + 10m) =
+	// 1.15 slot-hours.
+	window := func(hi, lo int) History {
+		var g History
+		for at := -40 * time.Minute; at < 0; at += 30 * time.Second {
+			n := hi
+			if at > -15*time.Minute {
+				n = lo
+			}
+			g.Recommendations = append(g.Recommendations, rec(at, n))
 		}
-		g.Recommendations = append(g.Recommendations, rec(at, n))
+		return g
 	}
-	d = Decide(s, p, g, t0)
+	d = Decide(s, p, window(4, 3), t0)
 	require.Equal(t, ActionScale, d.Action, d.Summary)
-	assert.Equal(t, 5, vertexByID(d, "src").Recommended, "the highest of the window")
+	assert.Equal(t, 4, vertexByID(d, "src").Recommended, "the highest of the window")
+	assert.InDelta(t, 2, d.Economics.SavedSlotHours, 1e-9)
+	assert.InDelta(t, 6*11.5/60, d.Economics.RestartSlotHours, 1e-9)
+	assert.Contains(t, codes(d.Reasons), ReasonCostBenefit)
+
+	// To 5 it would free one slot for an hour, 1 slot-hour: less than the
+	// restart costs, so it holds.
+	d = Decide(s, p, window(5, 4), t0)
+	require.Equal(t, ActionHold, d.Action, d.Summary)
+	assert.Contains(t, codes(d.Reasons), ReasonGainBelowCost)
 }

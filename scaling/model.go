@@ -35,9 +35,11 @@ func (j *job) measure(h *History) {
 			x.reason(ReasonCapacityUnmeasured, "backpressured %.0f ms/s and busy only %.0f ms/s: capacity cannot be measured until its downstream keeps up", 1000*x.bpMax, 1000*x.busyMax)
 		default:
 			x.measurable = true
-			// The busiest subtask handles share(p) of the vertex's records
-			// while busy busyMax of the time.
-			x.perSubtask = x.spread.share(x.p) * x.in / x.busyMax
+			// The busiest subtask handles share(p) of the vertex's
+			// partitioned records, and every broadcast record, while busy
+			// busyMax of the time.
+			x.bcast = x.broadcastIn()
+			x.perSubtask = (x.spread.share(x.p)*x.partitionedIn() + x.bcast) / x.busyMax
 		}
 		if !x.measurable {
 			continue
@@ -75,8 +77,18 @@ func (j *job) targets(catchUp, downtime time.Duration) []Reason {
 					Message: fmt.Sprintf("the source is busy %.0f ms/s but reads nothing while %.0f rec/s arrive", 1000*x.busyMax, x.target)})
 			}
 		} else {
-			x.target, x.lagBacklog = 0, 0
+			x.target, x.lagBacklog, x.bcast = 0, 0, 0
 			for _, e := range x.ins {
+				if e.broadcastKnown() {
+					// Every subtask receives every record: per subtask,
+					// the upstream's target times its output ratio.
+					e.ratio = 0
+					if e.from.in > 0 {
+						e.ratio = e.from.out / e.from.in
+					}
+					x.bcast += e.from.target * e.ratio
+					continue
+				}
 				r, ok := j.edgeRatio(e)
 				if !ok {
 					rs = append(rs, Reason{Code: ReasonMissingMetrics, Vertex: x.v.ID,
@@ -114,9 +126,9 @@ func (j *job) edgeRatio(e *edge) (float64, bool) {
 	case len(to.ins) == 1:
 		rate = to.in
 	case othersSendOnlyHere(e):
-		rate = to.in
+		rate = to.partitionedIn()
 		for _, o := range to.ins {
-			if o != e {
+			if o != e && !o.broadcastKnown() {
 				rate -= o.from.out
 			}
 		}
@@ -126,10 +138,36 @@ func (j *job) edgeRatio(e *edge) (float64, bool) {
 	default:
 		return 0, false
 	}
-	if from.in == 0 {
+	// Per partitioned record into from: what it receives by broadcast
+	// (rules, configuration) shapes its output little.
+	in := from.partitionedIn()
+	if in == 0 {
 		return 0, true
 	}
-	return rate / from.in, true
+	return rate / in, true
+}
+
+// broadcastKnown reports whether e is a BROADCAST edge whose upstream
+// reports its output rate, so that what it sends every subtask is known.
+func (e *edge) broadcastKnown() bool {
+	return e.ship == ShipBroadcast && e.from.hasOut && len(e.from.outs) == 1
+}
+
+// broadcastIn is what each subtask receives over broadcast edges now.
+func (x *vertex) broadcastIn() float64 {
+	b := 0.0
+	for _, e := range x.ins {
+		if e.broadcastKnown() {
+			b += e.from.out
+		}
+	}
+	return b
+}
+
+// partitionedIn is the vertex's records in less those broadcast to it:
+// Flink counts a broadcast record once per receiving subtask.
+func (x *vertex) partitionedIn() float64 {
+	return math.Max(0, x.in-float64(x.p)*x.broadcastIn())
 }
 
 func othersSendOnlyHere(e *edge) bool {
@@ -185,7 +223,18 @@ func (x *vertex) required(util float64) (q int, limit ReasonCode) {
 	if x.excluded {
 		return x.p, ""
 	}
-	need := x.need(util, x.catchUp)
+	return x.requiredAt(x.need(util, x.catchUp))
+}
+
+// requiredFor is the parallelism the vertex needs for another target rate
+// (a forecast), with the same catch-up.
+func (x *vertex) requiredFor(target, util float64) int {
+	q, _ := x.requiredAt(math.Max(target/util, target+x.catchUp))
+	return q
+}
+
+// requiredAt is the smallest parallelism within bounds with capacity ≥ need.
+func (x *vertex) requiredAt(need float64) (q int, limit ReasonCode) {
 	if need == 0 {
 		// Nothing arrives and nothing waits: the least the bounds allow.
 		return x.lower, ""

@@ -39,23 +39,25 @@ func TestTargetsPropagateThroughFanInAndFanOut(t *testing.T) {
 func TestCatchUpCountsTheRestart(t *testing.T) {
 	// 32 partitions; at p=2 the busiest reader has 16 (share 1/2) and reads
 	// 500 rec/s fully busy, so capacity at q is 500/(ceil(32/q)/32) =
-	// 16000/ceil(32/q). Downtime = 30 s checkpoint (≈ savepoint) + 90 s
-	// restart = 120 s. Backlog = 600000 lag + 1000 rec/s · 120 s = 720000;
-	// over a 10 min catch-up that is 1200 rec/s on top of the 1000 rec/s
-	// target: 2200 needed at full speed, more than the 1000/0.7 = 1428.6 the
-	// steady state needs. q=4 (8 partitions) gives 2000, q=5 (7) 2285.7 → 5.
-	// Catch-up after the restart: 720000 / (2285.7 − 1000) = 560 s.
+	// 16000/ceil(32/q). The job runs on one 1-slot TaskManager, so a
+	// scale-up starts TaskManagers: downtime = 30 s checkpoint (≈ savepoint)
+	// + 90 s restart + 60 s TaskManager start-up = 180 s (no state to
+	// restore). Backlog = 600000 lag + 1000 rec/s · 180 s = 780000; over a
+	// 10 min catch-up that is 1300 rec/s on top of the 1000 rec/s target:
+	// 2300 needed at full speed, more than the 1000/0.7 = 1428.6 the steady
+	// state needs. q=5 (7 partitions) gives 2285.7, q=6 (6) 2666.7 → 6.
+	// Catch-up after the restart: 780000 / (2666.7 − 1000) = 468 s.
 	s := snapshot(1, vtx{id: "src", p: 2, busy: 1000, in: 1000, out: 1000, partitions: 32, lag: F(6e5), arrival: F(1000)})
 	s.Checkpoints = &Checkpoints{IntervalMs: 60000, DurationMs: 30000}
 	p := testPolicy()
-	p.CatchUpDuration, p.RestartTime = D(10*time.Minute), D(90*time.Second)
+	p.CatchUpDuration, p.RestartTime, p.TaskManagerStartup = D(10*time.Minute), D(90*time.Second), D(time.Minute)
 	d := Decide(s, p, History{}, t0)
 	require.Equal(t, ActionScale, d.Action, d.Summary)
 	v := vertexByID(d, "src")
-	assert.Equal(t, 5, v.Recommended)
-	assert.InDelta(t, 1200, v.CatchUpRate, 1e-6)
-	assert.Equal(t, 2*time.Minute, d.PredictedDowntime.Duration)
-	assert.InDelta(t, 560, d.PredictedCatchUp.Seconds(), 0.01)
+	assert.Equal(t, 6, v.Recommended)
+	assert.InDelta(t, 1300, v.CatchUpRate, 1e-6)
+	assert.Equal(t, 3*time.Minute, d.PredictedDowntime.Duration)
+	assert.InDelta(t, 468, d.PredictedCatchUp.Seconds(), 0.01)
 	assert.InDelta(t, 600, d.LagSeconds, 1e-9) // 600000 / 1000
 	assert.InDelta(t, 6e5, d.LagRecords, 1e-9)
 
@@ -67,13 +69,20 @@ func TestCatchUpCountsTheRestart(t *testing.T) {
 	// Measured downtimes (the controller measures from the apply to the job
 	// running again, savepoint included) replace the prediction: the median
 	// of 60 s, 100 s and 300 s is 100 s; the failed rescale does not count.
-	h := History{Rescales: []RescaleRecord{
-		{DecidedAt: t0.Add(-5 * time.Hour), CompletedAt: t0.Add(-5 * time.Hour), Downtime: D(60 * time.Second), Outcome: OutcomeSucceeded},
-		{DecidedAt: t0.Add(-4 * time.Hour), CompletedAt: t0.Add(-4 * time.Hour), Downtime: D(300 * time.Second), Outcome: OutcomeSucceeded},
-		{DecidedAt: t0.Add(-3 * time.Hour), CompletedAt: t0.Add(-3 * time.Hour), Downtime: D(100 * time.Second), Outcome: OutcomeSucceeded},
-		{DecidedAt: t0.Add(-2 * time.Hour), CompletedAt: t0.Add(-2 * time.Hour), Downtime: D(900 * time.Second), Outcome: OutcomeFailed},
+	started := History{Rescales: []RescaleRecord{
+		{DecidedAt: t0.Add(-5 * time.Hour), CompletedAt: t0.Add(-5 * time.Hour), Downtime: D(60 * time.Second), Outcome: OutcomeSucceeded, StartedTaskManagers: true},
+		{DecidedAt: t0.Add(-4 * time.Hour), CompletedAt: t0.Add(-4 * time.Hour), Downtime: D(300 * time.Second), Outcome: OutcomeSucceeded, StartedTaskManagers: true},
+		{DecidedAt: t0.Add(-3 * time.Hour), CompletedAt: t0.Add(-3 * time.Hour), Downtime: D(100 * time.Second), Outcome: OutcomeSucceeded, StartedTaskManagers: true},
+		{DecidedAt: t0.Add(-2 * time.Hour), CompletedAt: t0.Add(-2 * time.Hour), Downtime: D(900 * time.Second), Outcome: OutcomeFailed, StartedTaskManagers: true},
 	}}
-	assert.Equal(t, 100*time.Second, Decide(s, p, h, t0).PredictedDowntime.Duration)
+	assert.Equal(t, 100*time.Second, Decide(s, p, started, t0).PredictedDowntime.Duration)
+	// Measured only on rescales that started no TaskManager, a restart that
+	// starts some adds the policy's start-up: 100 s + 60 s.
+	inPlace := History{Rescales: append([]RescaleRecord(nil), started.Rescales...)}
+	for i := range inPlace.Rescales {
+		inPlace.Rescales[i].StartedTaskManagers = false
+	}
+	assert.Equal(t, 160*time.Second, Decide(s, p, inPlace, t0).PredictedDowntime.Duration)
 }
 
 func TestPartitionRatesPredictTheBusiestReader(t *testing.T) {

@@ -22,6 +22,9 @@ type job struct {
 	ckptDuration time.Duration
 	ckptSlow     bool
 	ckptFailing  bool
+	// slotScale (> 1) multiplies every plan's slots when Flink did not
+	// report slot-sharing groups but holds more slots than one group needs.
+	slotScale float64
 }
 
 // vertex is one job vertex with validated metrics (fractions, records/s).
@@ -49,6 +52,7 @@ type vertex struct {
 	// Derived by the model.
 	measurable bool    // capacity could be measured from busy time
 	perSubtask float64 // c(p): records/s one subtask handles at 100 % busy, at its share now
+	bcast      float64 // records/s each subtask receives over broadcast edges (its target once targets ran)
 	curve      usl
 	fitted     bool
 	target     float64 // records/s the vertex must sustain
@@ -62,16 +66,15 @@ type vertex struct {
 type edge struct {
 	from, to *vertex
 	ship     string
-	ratio    float64 // records arriving over this edge per record into from
+	// ratio is the records arriving over this edge per partitioned record
+	// into from; for a broadcast edge, what each subtask receives.
+	ratio float64
 }
 
 // tpr is the vertex's true processing rate now: records in per second over
 // the busiest subtask's busy fraction (DS2), +Inf when not measurable.
 func (x *vertex) tpr() float64 {
-	if !x.measurable {
-		return math.Inf(1)
-	}
-	return x.perSubtask / x.spread.share(x.p)
+	return x.capacityAt(x.p)
 }
 
 // capacityAt is the predicted true processing rate at parallelism q: the
@@ -81,7 +84,7 @@ func (x *vertex) capacityAt(q int) float64 {
 	if !x.measurable {
 		return math.Inf(1)
 	}
-	return x.perSubtask * x.curve.efficiency(q) / x.curve.efficiency(x.p) / x.spread.share(q)
+	return math.Max(0, x.perSubtask*x.curve.efficiency(q)/x.curve.efficiency(x.p)-x.bcast) / x.spread.share(q)
 }
 
 // utilizationAt is the busiest subtask's predicted busy fraction at

@@ -1,6 +1,7 @@
 package scaling
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -21,6 +22,15 @@ func groupOf(x *vertex) string {
 // group needs as many slots as its widest vertex, and the job the sum over
 // groups.
 func (j *job) slotsFor(par map[string]int) int {
+	raw := j.sharedSlots(par)
+	if j.slotScale > 1 {
+		return int(math.Ceil(float64(raw)*j.slotScale - 1e-9))
+	}
+	return raw
+}
+
+// sharedSlots counts slots by the slot-sharing groups the snapshot names.
+func (j *job) sharedSlots(par map[string]int) int {
 	widest := map[string]int{}
 	for _, x := range j.vertices {
 		g := groupOf(x)
@@ -201,4 +211,34 @@ func (x *vertex) nextBetter(q, ceiling int) int {
 		}
 	}
 	return 0
+}
+
+// learnSlots handles a job whose slot-sharing groups Flink did not report
+// (before 1.20): counted as one group, its plans would need only their
+// widest vertex's parallelism in slots, while the job may hold more. When
+// Flink reports the slots its TaskManagers hold, every plan's slots are
+// scaled by what the job holds over what one group would need; otherwise the
+// estimate stays one group, and the reason says that savings may be
+// overstated.
+func (j *job) learnSlots() *Reason {
+	if !j.s.SlotSharingUnknown {
+		return nil
+	}
+	now := map[string]int{}
+	for _, x := range j.vertices {
+		now[x.v.ID] = x.p
+	}
+	one := j.sharedSlots(now)
+	tm := j.s.TaskManagers
+	held := tm.SlotsTotal - tm.SlotsAvailable
+	if tm.SlotsTotal <= 0 || held <= 0 || tm.SlotsAvailable < 0 {
+		return &Reason{Code: ReasonSlotSharingUnknown, Message: fmt.Sprintf(
+			"Flink reports no slot-sharing groups (before 1.20) and no slot counts: plans are counted as one group (%d slots now), so the slots a scale-down frees may be fewer", one)}
+	}
+	if held > one {
+		j.slotScale = float64(held) / float64(one)
+	}
+	return &Reason{Code: ReasonSlotSharingUnknown, Message: fmt.Sprintf(
+		"Flink reports no slot-sharing groups (before 1.20): the job holds %d slots where one group would need %d; plans are counted at %.3g× their widest vertex, and free slots are not filled",
+		held, one, max(1, j.slotScale))}
 }

@@ -246,12 +246,12 @@ func (p *Policy) override(v *Vertex) (VertexOverride, bool) {
 	return VertexOverride{}, false
 }
 
-// HistoryKeep is how long History.Record must keep recommendations for the
-// stabilization windows to work at the given polling interval: the longer
-// window, plus one metrics window (a scale-down looks that far back to tell
-// a settled recommendation from one made while the load changed), plus one
-// interval.
+// HistoryKeep is how long History.Record must keep recommendations at the
+// given polling interval: the longer stabilization window plus one metrics
+// window (a scale-down looks that far back to tell a settled recommendation
+// from one made while the load changed), or the trend window if longer,
+// plus one polling interval.
 func (p Policy) HistoryKeep(pollingInterval time.Duration) time.Duration {
-	return max(p.Behavior.ScaleDown.StabilizationWindow.Duration, p.Behavior.ScaleUp.StabilizationWindow.Duration) +
-		p.MetricsWindow.Duration + pollingInterval
+	return max(p.Behavior.ScaleDown.StabilizationWindow.Duration+p.MetricsWindow.Duration,
+		p.Behavior.ScaleUp.StabilizationWindow.Duration+p.MetricsWindow.Duration, trendWindow(&p)) + pollingInterval
 }

@@ -56,6 +56,11 @@ type Snapshot struct {
 	// Flink 1.20): an empty SlotSharingGroup then means "not reported", not
 	// "default", and the slots a plan needs cannot be computed exactly.
 	SlotSharingUnknown bool `json:"slotSharingUnknown,omitempty"`
+	// RescaleInPlace is true when a rescale that keeps the TaskManager shape
+	// happens in place: the adaptive scheduler on Flink ≥ 1.18 takes new
+	// resource requirements without a savepoint, and Flink releases only the
+	// TaskManagers left without a slot in use.
+	RescaleInPlace bool `json:"rescaleInPlace,omitempty"`
 
 	Vertices     []Vertex     `json:"vertices"`
 	Checkpoints  *Checkpoints `json:"checkpoints,omitempty"`

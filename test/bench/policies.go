@@ -51,6 +51,7 @@ func (f *Flinkscale) Observe(o Observation) *Plan {
 	}
 	snap, missing := f.window.Snapshot()
 	snap.UpgradeMode = f.UpgradeMode
+	snap.RescaleInPlace = o.Deployment.InPlace
 	if !(snap.TaskManagers.CPU > 0) {
 		snap.TaskManagers.CPU = scaling.Float(o.Deployment.CPUPerTaskManager)
 	}

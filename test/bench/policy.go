@@ -48,6 +48,10 @@ type Deployment struct {
 	// RunningSince is when the job last became RUNNING (a restart moves
 	// it).
 	RunningSince time.Time
+	// InPlace is true when a rescale that keeps the TaskManager shape
+	// happens in place (adaptive scheduler, Flink ≥ 1.18), as the
+	// controller knows from the deployment's configuration.
+	InPlace bool
 }
 
 // Plan is a rescale a policy asks for.
