@@ -7,6 +7,7 @@
 package metrics
 
 import (
+	"math"
 	"time"
 
 	"github.com/flinkscale/flinkscale/scaling"
@@ -28,6 +29,10 @@ type FlinkSample struct {
 	Vertices     []VertexSample
 	Checkpoints  *CheckpointSample
 	TaskManagers *TaskManagerSample
+	// Slots is the task slots of the cluster's TaskManagers as Flink's
+	// resource manager reports them (nil: not reported). Its absence is
+	// never a gap: the snapshot's slot counts are then 0, unknown.
+	Slots *SlotsSample
 	// Missing lists what could not be collected, as "<vertex id>: <metric>"
 	// or "<what>: <why>", for the snapshot's hold reasons and the logs.
 	Missing []string
@@ -100,6 +105,25 @@ type TaskManagerSample struct {
 	CPU      float64 // cores of one TaskManager
 	Slots    int     // task slots of one TaskManager
 	Replicas int     // TaskManagers registered
+}
+
+// SlotsSample is the task slots of a cluster's TaskManagers at a poll:
+// REST /overview's "slots-total" and "slots-available", or the
+// JobManager's taskSlotsTotal and taskSlotsAvailable gauges. On a job's own
+// cluster the job holds Total − Available.
+type SlotsSample struct {
+	Total, Available int
+}
+
+// NewSlotsSample is the slots a collector read, or nil when they are not
+// plausible: a total that is not a positive whole number, or an available
+// count outside [0, total].
+func NewSlotsSample(total, available float64) *SlotsSample {
+	whole := func(x float64) bool { return x >= 0 && x <= math.MaxInt32 && x == math.Trunc(x) }
+	if !whole(total) || !whole(available) || total == 0 || available > total {
+		return nil
+	}
+	return &SlotsSample{Total: int(total), Available: int(available)}
 }
 
 // KafkaSample is one poll of the brokers for a consumer group.

@@ -179,6 +179,11 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	} else {
 		miss("TaskManagers: not collected")
 	}
+	// The slots Flink reports now: the newest sample's, else unknown (0),
+	// never a gap.
+	if sl := last.Slots; sl != nil && sl.Total > 0 && sl.Available >= 0 && sl.Available <= sl.Total {
+		s.TaskManagers.SlotsTotal, s.TaskManagers.SlotsAvailable = sl.Total, sl.Available
+	}
 	sort.Strings(missing)
 	return s, missing
 }

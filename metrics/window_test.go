@@ -388,3 +388,45 @@ func TestWindowLagSource(t *testing.T) {
 		})
 	}
 }
+
+// The slots Flink reports are the newest sample's; absent or implausible
+// there, they are 0 (unknown), never a gap and never an older sample's.
+func TestWindowSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		older, newer *SlotsSample
+		total, avail int
+	}{
+		{"the newest sample's", &SlotsSample{Total: 4, Available: 0}, &SlotsSample{Total: 6, Available: 1}, 6, 1},
+		{"not in the newest sample: unknown", &SlotsSample{Total: 4, Available: 0}, nil, 0, 0},
+		{"implausible: unknown", nil, &SlotsSample{Total: 2, Available: 3}, 0, 0},
+		{"never reported", nil, nil, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWindow(5 * time.Minute)
+			for s := 0; s <= 300; s += 30 {
+				fs := flinkAt(s, "j1")
+				fs.Slots = tc.older
+				if s == 300 {
+					fs.Slots = tc.newer
+				}
+				w.AddFlink(fs)
+				w.AddKafka(kafkaAt(s))
+			}
+			snap, missing := w.Snapshot()
+			assert.Empty(t, missing)
+			assert.Equal(t, tc.total, snap.TaskManagers.SlotsTotal)
+			assert.Equal(t, tc.avail, snap.TaskManagers.SlotsAvailable)
+			assert.Equal(t, 1, snap.TaskManagers.Replicas, "the TaskManagers' shape stands")
+		})
+	}
+}
+
+func TestNewSlotsSample(t *testing.T) {
+	assert.Equal(t, &SlotsSample{Total: 8, Available: 2}, NewSlotsSample(8, 2))
+	assert.Equal(t, &SlotsSample{Total: 8, Available: 8}, NewSlotsSample(8, 8))
+	assert.Equal(t, &SlotsSample{Total: 8, Available: 0}, NewSlotsSample(8, math.Copysign(0, -1)))
+	for _, c := range [][2]float64{{0, 0}, {-8, 2}, {8, -1}, {8, 9}, {8.5, 2}, {8, 0.5}, {math.NaN(), 1}, {8, math.NaN()}, {math.Inf(1), 1}, {1e300, 1}} {
+		assert.Nil(t, NewSlotsSample(c[0], c[1]), "%v", c)
+	}
+}

@@ -108,12 +108,13 @@ func recordedAnswers(f *testing.F) [nKinds][]byte {
 }
 
 // FuzzCollect serves arbitrary answers on every Flink REST endpoint the
-// collector reads (job list, job details, vertex metric lists and values,
-// subtask aggregates, checkpoint statistics and configuration, JobManager
-// configuration, TaskManagers) and runs a whole collection, then the
-// metric window and the model on what it collected: any answer is used or
-// refused with an error or a Missing entry, never a panic, and the decision
-// made from it satisfies the model's invariants.
+// collector reads (cluster overview, job list, job details, vertex metric
+// lists and values, subtask aggregates, checkpoint statistics and
+// configuration, JobManager configuration, TaskManagers) and runs a whole
+// collection, then the metric window and the model on what it collected:
+// any answer is used or refused with an error or a Missing entry, never a
+// panic, the slots kept are plausible, and the decision made from it
+// satisfies the model's invariants.
 func FuzzCollect(f *testing.F) {
 	rec := recordedAnswers(f)
 	f.Add(rec[kOverview], rec[kJobs], rec[kDetails], rec[kSubtaskList], rec[kSubtaskAgg], rec[kVertex],
@@ -123,10 +124,13 @@ func FuzzCollect(f *testing.F) {
 	nan := func(b []byte) []byte {
 		return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte(`"value":"`), []byte(`"value":"NaN","x":"`)), []byte(`"avg":`), []byte(`"avg":"-Infinity","y":`))
 	}
-	f.Add(rec[kOverview], rec[kJobs], rec[kDetails], nan(rec[kSubtaskList]), nan(rec[kSubtaskAgg]), nan(rec[kVertex]),
+	f.Add([]byte(`{"taskmanagers":-1,"slots-total":-8,"slots-available":99,"taskmanagers-blocked":-2,"slots-free-and-blocked":7,"flink-version":"1.20.1"}`),
+		rec[kJobs], rec[kDetails], nan(rec[kSubtaskList]), nan(rec[kSubtaskAgg]), nan(rec[kVertex]),
 		[]byte(`{"counts":{"completed":-1,"failed":-5,"in_progress":-2},"latest":{"completed":{"end_to_end_duration":-9,"state_size":-1}}}`),
 		[]byte(`{"interval":-1,"timeout":0}`), []byte(`[{"key":"taskmanager.numberOfTaskSlots","value":"-3"},{"key":"taskmanager.cpu.cores","value":"NaN"}]`),
 		[]byte(`{"taskmanagers":[{"id":"a","slotsNumber":-1,"hardware":{"cpuCores":-2}}]}`))
+	f.Add([]byte(`{"slots-total":9223372036854775807,"slots-available":3,"flink-version":"2.2.0"}`), rec[kJobs], rec[kDetails], rec[kSubtaskList], rec[kSubtaskAgg], rec[kVertex],
+		rec[kCheckpoints], rec[kCkptConfig], rec[kJMConfig], rec[kTaskManagers])
 	f.Add([]byte(`{}`), []byte(`{"jobs":[{"jid":"a","state":"RUNNING"},{"jid":"b","state":"RUNNING"}]}`),
 		[]byte(`{"jid":"a","state":"RUNNING","vertices":[{"id":"v","parallelism":0,"maxParallelism":-1}],"plan":{"nodes":[{"id":"v","inputs":[{"id":"v"}]}]}}`),
 		[]byte(`null`), []byte(`[{"id":"x"}]`), []byte(`[{"id":"numRecordsInPerSecond","value":"1e400"}]`),
@@ -186,6 +190,9 @@ func checkSample(t *testing.T, s metrics.FlinkSample) {
 			t.Fatalf("vertex without id: %+v", v)
 		}
 	}
+	if sl := s.Slots; sl != nil && (sl.Total <= 0 || sl.Available < 0 || sl.Available > sl.Total) {
+		t.Fatalf("implausible slots collected: %+v", *sl)
+	}
 	// Three polls of the same answers, 30 s apart, through the window and
 	// the model.
 	w := metrics.NewWindow(5 * time.Minute)
@@ -195,6 +202,9 @@ func checkSample(t *testing.T, s metrics.FlinkSample) {
 		w.AddFlink(s)
 	}
 	snap, _ := w.Snapshot()
+	if tm := snap.TaskManagers; tm.SlotsTotal < 0 || tm.SlotsAvailable < 0 || tm.SlotsAvailable > tm.SlotsTotal {
+		t.Fatalf("implausible slots in the snapshot: %+v", tm)
+	}
 	p := scaling.DefaultPolicy()
 	scalingtest.CheckDecision(t, snap, p, scaling.Decide(snap, p, scaling.History{}, s.At))
 }

@@ -43,11 +43,12 @@ const (
 // one job-details call; one id discovery per vertex (cached per job id for
 // non-sources; every poll for sources, whose pendingRecords appears late);
 // one aggregated-metrics call per vertex; one metric listing plus one get
-// (more only for hundreds of partitions) per source vertex; one checkpoints
-// and one TaskManagers call; and, when its last metrics request is older
-// than the fetcher's update interval, one priming call. The Flink version
-// and the checkpoint configuration are read once per job id; jobID "" adds
-// a job listing. A Collector is safe for concurrent use.
+// (more only for hundreds of partitions) per source vertex; one checkpoints,
+// one TaskManagers and one cluster overview call (the Flink version and the
+// task slots Flink reports); and, when its last metrics request is older
+// than the fetcher's update interval, one priming call. The checkpoint
+// configuration is read once per job id; jobID "" adds a job listing. A
+// Collector is safe for concurrent use.
 //
 // # Fresh values from the JobManager's metric store
 //
@@ -70,11 +71,12 @@ const (
 // faster than the interval is never delayed and reads a store refreshed by
 // its own earlier requests, at most one update interval plus one poll
 // period old. A Collect that primes lasts the wait longer. Job details,
-// checkpoint statistics and the TaskManager list are live (the JobManager
-// reads them from the execution graph and the resource manager): the
-// latter two are read during the wait. (Job details read running tasks'
-// IO metrics through the fetcher too, MutableIOMetrics, so they may also
-// trigger it; the priming does not rely on that.)
+// checkpoint statistics, the TaskManager list and the cluster overview are
+// live (the JobManager reads them from the execution graph and the
+// resource manager): all but the first are read during the wait. (Job
+// details read running tasks' IO metrics through the fetcher too,
+// MutableIOMetrics, so they may also trigger it; the priming does not rely
+// on that.)
 //
 // A prime that fails is named in Missing ("metrics fetcher: …"; the values
 // read may then be one poll old) and the reads go on; the priming never
@@ -240,12 +242,12 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 	}
 	// Live answers first: they are read while the fetcher refreshes.
 	run(func() {
-		ver, err := c.flinkVersion(ctx)
-		if err != nil {
+		ver, slots, err := c.overview(ctx)
+		if err != nil && ver == "" {
 			missing("flinkVersion: %v", err)
 		}
 		mu.Lock()
-		s.FlinkVersion = ver
+		s.FlinkVersion, s.Slots = ver, slots
 		mu.Unlock()
 	})
 	run(func() {
@@ -344,21 +346,20 @@ func (c *Collector) resetFor(jobID string) {
 	}
 }
 
-func (c *Collector) flinkVersion(ctx context.Context) (string, error) {
-	c.mu.Lock()
-	v := c.version
-	c.mu.Unlock()
-	if v != "" {
-		return v, nil
-	}
+// overview reads the cluster overview: the Flink version (cached per job
+// id, so that an overview that fails later costs nothing) and the task
+// slots the resource manager reports now ("slots-total",
+// "slots-available"; nil when the overview fails or they are not
+// plausible: unknown, never a gap).
+func (c *Collector) overview(ctx context.Context) (string, *metrics.SlotsSample, error) {
 	o, err := c.c.Overview(ctx)
-	if err != nil {
-		return "", err
-	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		return c.version, nil, err
+	}
 	c.version = o.FlinkVersion
-	c.mu.Unlock()
-	return o.FlinkVersion, nil
+	return o.FlinkVersion, metrics.NewSlotsSample(float64(o.SlotsTotal), float64(o.SlotsAvailable)), nil
 }
 
 // discover returns the vertex's aggregated metric ids, cached for

@@ -103,14 +103,15 @@ func TestCollectMatchesSimulator(t *testing.T) {
 	assert.Equal(t, "1.20.0", s.FlinkVersion)
 	assert.Empty(t, s.Missing)
 
-	// Steady state: the non-source discoveries, overview and checkpoint
-	// config are cached; the fetcher is primed (the last poll is 30 s old).
+	// Steady state: the non-source discoveries and checkpoint config are
+	// cached; the overview is read for the slots; the fetcher is primed
+	// (the last poll is 30 s old).
 	require.NoError(t, j.Advance(30*time.Second))
 	ct.n.Store(0)
 	s, err = col.Collect(context.Background(), v.Job.ID)
 	require.NoError(t, err)
 	assertMatches(t, j.View(), s)
-	assert.Equal(t, int64(10), ct.n.Load(), "requests per steady-state Collect")
+	assert.Equal(t, int64(11), ct.n.Load(), "requests per steady-state Collect")
 	assert.Equal(t, int64(15), first, "requests of the first Collect (with job listing)")
 
 	// 5 s later: no priming; the store the previous poll fetched.
@@ -119,7 +120,7 @@ func TestCollectMatchesSimulator(t *testing.T) {
 	ct.n.Store(0)
 	s, err = col.Collect(context.Background(), v.Job.ID)
 	require.NoError(t, err)
-	assert.Equal(t, int64(9), ct.n.Load(), "requests per Collect without priming")
+	assert.Equal(t, int64(10), ct.n.Load(), "requests per Collect without priming")
 	assert.Equal(t, j.View().Now.UTC(), s.At)
 	_, _, want := subAgg(before.Job.Vertices[2].Subtasks, func(st sim.SubtaskView) float64 { return st.NumRecordsIn })
 	require.NotNil(t, s.Vertices[2].NumRecordsIn)
@@ -220,6 +221,14 @@ func assertMatches(t *testing.T, v sim.View, s metrics.FlinkSample) {
 	}, *s.Checkpoints)
 	require.NotNil(t, s.TaskManagers)
 	assert.Equal(t, metrics.TaskManagerSample{CPU: 2, Slots: 2, Replicas: len(v.TaskManagers)}, *s.TaskManagers)
+	// The slots the resource manager reports (/overview).
+	var slots metrics.SlotsSample
+	for _, tm := range v.TaskManagers {
+		slots.Total += tm.SlotsNumber
+		slots.Available += tm.FreeSlots
+	}
+	require.NotNil(t, s.Slots)
+	assert.Equal(t, slots, *s.Slots)
 }
 
 // Before the first record pendingRecords does not exist; everything else is
@@ -389,6 +398,73 @@ func TestCollectNaNAndQuirks(t *testing.T) {
 	assert.Equal(t, "1.20.1", s.FlinkVersion)
 	assert.Equal(t, time.UnixMilli(1717239600000).UTC(), s.RunningSince)
 	assert.Equal(t, int64(11), ct.n.Load(), "with the priming request")
+}
+
+// The slots the resource manager reports come from /overview at every
+// poll; anything implausible, absent or failed is unknown (nil), never a
+// gap. Only the Flink version's absence is one, until it was read once.
+func TestCollectClusterSlots(t *testing.T) {
+	overview := func(fields string) string {
+		return `{"taskmanagers":2,` + fields + `"jobs-running":1,"jobs-finished":0,"jobs-cancelled":0,"jobs-failed":0,"flink-version":"1.20.1","flink-commit":"abc1234"}`
+	}
+	for _, tc := range []struct {
+		name  string
+		body  string // "": HTTP 404
+		slots *metrics.SlotsSample
+	}{
+		{"as Flink writes it", overview(`"slots-total":8,"slots-available":2,`), &metrics.SlotsSample{Total: 8, Available: 2}},
+		{"with a blocked TaskManager", overview(`"slots-total":8,"slots-available":2,"taskmanagers-blocked":1,"slots-free-and-blocked":1,`), &metrics.SlotsSample{Total: 8, Available: 2}},
+		{"every slot free", overview(`"slots-total":4,"slots-available":4,`), &metrics.SlotsSample{Total: 4, Available: 4}},
+		{"no TaskManager registered: unknown", overview(`"slots-total":0,"slots-available":0,`), nil},
+		{"more available than there are: unknown", overview(`"slots-total":4,"slots-available":5,`), nil},
+		{"negative: unknown", overview(`"slots-total":-4,"slots-available":-1,`), nil},
+		{"not reported: unknown", overview(``), nil},
+		{"no overview: unknown", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			jm := nanJM()
+			if tc.body == "" {
+				delete(jm, "/overview")
+			} else {
+				jm["/overview"] = tc.body
+			}
+			col, _ := serve(t, jm)
+			s, err := col.Collect(context.Background(), fJob)
+			require.NoError(t, err)
+			assert.Equal(t, tc.slots, s.Slots)
+			for _, m := range s.Missing {
+				assert.NotContains(t, m, "slots")
+			}
+		})
+	}
+	t.Run("an overview that fails after the version was read", func(t *testing.T) {
+		jm := nanJM()
+		col, _ := serve(t, jm)
+		s, err := col.Collect(context.Background(), fJob)
+		require.NoError(t, err)
+		assert.Equal(t, &metrics.SlotsSample{Total: 2, Available: 0}, s.Slots)
+		assert.Equal(t, "1.20.1", s.FlinkVersion)
+		delete(jm, "/overview")
+		s, err = col.Collect(context.Background(), fJob)
+		require.NoError(t, err)
+		assert.Nil(t, s.Slots, "unknown, not the previous poll's")
+		assert.Equal(t, "1.20.1", s.FlinkVersion)
+		for _, m := range s.Missing {
+			assert.NotContains(t, m, "flinkVersion")
+		}
+	})
+	t.Run("an overview that fails before the version was read", func(t *testing.T) {
+		jm := nanJM()
+		delete(jm, "/overview")
+		col, _ := serve(t, jm)
+		s, err := col.Collect(context.Background(), fJob)
+		require.NoError(t, err)
+		found := false
+		for _, m := range s.Missing {
+			found = found || strings.HasPrefix(m, "flinkVersion: ")
+		}
+		assert.True(t, found, s.Missing)
+	})
 }
 
 // When the aggregated query comes back empty (an id vanished), the vertex

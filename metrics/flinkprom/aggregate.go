@@ -102,6 +102,9 @@ type aggregator struct {
 	// dropped are the skipped families' reports (FlinkSample.Dropped),
 	// bounded per target.
 	dropped []string
+	// slots are the task slots each JobManager target reported (see
+	// jmSlots).
+	slots []metrics.SlotsSample
 }
 
 func newAggregator(jobID string) *aggregator {
@@ -209,6 +212,9 @@ func (a *aggregator) addJobManager(where string, e *exposition) {
 			}
 		}
 	}
+	if sl := jmSlots(e); sl != nil {
+		a.slots = append(a.slots, *sl)
+	}
 	for _, name := range jmMetrics {
 		mf := e.families[prefixJMJob+name]
 		if mf == nil {
@@ -225,6 +231,28 @@ func (a *aggregator) addJobManager(where string, e *exposition) {
 			}
 		}
 	}
+}
+
+// jmSlots reads the resource manager's slot gauges of a JobManager's
+// exposition, flink_jobmanager_taskSlotsTotal and
+// flink_jobmanager_taskSlotsAvailable (jobmanager scope: no job label; the
+// target is the job's cluster's JobManager). nil when either is absent,
+// did not parse, is given more than once, or is not plausible
+// (metrics.NewSlotsSample): unknown, never a gap.
+func jmSlots(e *exposition) *metrics.SlotsSample {
+	one := func(name string) (float64, bool) {
+		mf := e.families[prefixJM+name]
+		if mf == nil || len(mf.GetMetric()) != 1 {
+			return 0, false
+		}
+		return valueOf(mf.GetMetric()[0])
+	}
+	total, okT := one(mSlotsTotal)
+	available, okA := one(mSlotsAvailable)
+	if !okT || !okA {
+		return nil
+	}
+	return metrics.NewSlotsSample(total, available)
 }
 
 // subtaskOf finds (or creates) the record of the sample's subtask; nil when
@@ -388,6 +416,16 @@ func (a *aggregator) sample(at time.Time, failed []string, tmFailed, jmScraped b
 		vs, missing := aggregateVertex(v, partial)
 		out.Vertices = append(out.Vertices, vs)
 		out.Missing = append(out.Missing, missing...)
+	}
+	// Slots: the JobManagers' that report them, when they agree (a standby
+	// JobManager's resource manager is not the leader's); else unknown.
+	for i, sl := range a.slots {
+		if sl != a.slots[0] {
+			break
+		}
+		if i == len(a.slots)-1 {
+			out.Slots = &sl
+		}
 	}
 	jmFailed := false
 	for _, f := range failed {

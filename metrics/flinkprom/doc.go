@@ -9,11 +9,12 @@
 //
 // Both fill only the metric parts of metrics.FlinkSample: JobID, JobName,
 // the vertices' ID, Name (the task_name label, Prometheus-sanitized) and
-// metric fields, and the checkpoint counters. What Prometheus cannot tell,
-// the job graph's edges (Inputs), Parallelism, MaxParallelism, slot sharing
-// groups, the job State, RunningSince and the checkpoint interval and
-// timeout, is left to the REST collector (metrics/flink); Merge combines
-// the two samples.
+// metric fields, the checkpoint counters, and the cluster's task slots
+// (the JobManager's taskSlotsTotal and taskSlotsAvailable). What
+// Prometheus cannot tell, the job graph's edges (Inputs), Parallelism,
+// MaxParallelism, slot sharing groups, the job State, RunningSince and the
+// checkpoint interval and timeout, is left to the REST collector
+// (metrics/flink); Merge combines the two samples.
 //
 // In a sample from this package, VertexSample.Parallelism is not the job
 // graph's parallelism but the number of distinct subtasks that reported

@@ -27,7 +27,9 @@ func Merge(rest, prom metrics.FlinkSample) metrics.FlinkSample {
 //     order, Name, Parallelism, MaxParallelism, SlotSharingGroup, Inputs,
 //     At, FlinkVersion, State, RunningSince, TaskManagers, and the
 //     checkpoint Interval and Timeout. JobID and JobName come from REST,
-//     or from Prometheus when REST has none.
+//     or from Prometheus when REST has none; so do the cluster's Slots
+//     (REST's /overview is live, the reporter's gauges as old as a scrape),
+//     whatever PreferPrometheus says.
 //   - A Prometheus vertex is used only when it is complete: its reported
 //     subtask count (the Parallelism of a sample from this package) equals
 //     REST's Parallelism. Otherwise none of its values is used and Missing
@@ -75,6 +77,9 @@ func MergeWith(rest, prom metrics.FlinkSample, opt MergeOptions) metrics.FlinkSa
 	}
 	if out.JobName == "" {
 		out.JobName = prom.JobName
+	}
+	if out.Slots == nil {
+		out.Slots = prom.Slots
 	}
 	restMissing := newMissing(rest.Missing)
 	promMissing := newMissing(prom.Missing)

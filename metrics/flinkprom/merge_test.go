@@ -92,3 +92,26 @@ func TestMergeMetricPrefixes(t *testing.T) {
 	m.drop("v: numRecordsIn", "numRecordsIn")
 	assert.Equal(t, []string{"v: numRecordsInPerSecond"}, m.kept())
 }
+
+// The cluster's slots are a job fact: REST's (its /overview is live),
+// else the reporter's, whatever PreferPrometheus says; neither is unknown.
+func TestMergeSlots(t *testing.T) {
+	restSlots, promSlots := &metrics.SlotsSample{Total: 8, Available: 2}, &metrics.SlotsSample{Total: 8, Available: 3}
+	for _, tc := range []struct {
+		name       string
+		rest, prom *metrics.SlotsSample
+		want       *metrics.SlotsSample
+	}{
+		{"both: REST's", restSlots, promSlots, restSlots},
+		{"REST's only", restSlots, nil, restSlots},
+		{"the reporter's only", nil, promSlots, promSlots},
+		{"neither: unknown", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rest := metrics.FlinkSample{JobID: "j", Slots: tc.rest}
+			prom := metrics.FlinkSample{JobID: "j", Slots: tc.prom}
+			assert.Equal(t, tc.want, Merge(rest, prom).Slots)
+			assert.Equal(t, tc.want, MergeWith(rest, prom, MergeOptions{PreferPrometheus: true}).Slots)
+		})
+	}
+}

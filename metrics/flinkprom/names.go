@@ -6,6 +6,7 @@ import "github.com/flinkscale/flinkscale/metrics"
 const (
 	prefixTask     = "flink_taskmanager_job_task_"
 	prefixOperator = "flink_taskmanager_job_task_operator_"
+	prefixJM       = "flink_jobmanager_"
 	prefixJMJob    = "flink_jobmanager_job_"
 	familyOffsets  = prefixOperator + "KafkaSourceReader_topic_partition_"
 )
@@ -29,6 +30,10 @@ const (
 	mFailed             = "numberOfFailedCheckpoints"
 	mInProgress         = "numberOfInProgressCheckpoints"
 	mRestarts           = "numRestarts"
+
+	// The resource manager's gauges (jobmanager scope, no job label).
+	mSlotsTotal     = "taskSlotsTotal"
+	mSlotsAvailable = "taskSlotsAvailable"
 )
 
 // Labels of Flink's scope variables.

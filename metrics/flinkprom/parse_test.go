@@ -145,6 +145,49 @@ func TestAggregatesReferenceLines(t *testing.T) {
 	assert.Equal(t, metrics.CheckpointSample{LastDuration: 1834 * time.Millisecond, LastStateSize: 52428800, Completed: 42, Failed: 1}, *s.Checkpoints)
 }
 
+// The resource manager's slot gauges of the JobManager (jobmanager scope,
+// label host only, as the reporter writes them) give the cluster's slots;
+// anything else leaves them unknown without a Missing entry.
+func TestJobManagerSlots(t *testing.T) {
+	jmHost := `{host="orders_agg_jobmanager",}`
+	gauge := func(metric, value string) string {
+		return family(prefixJM+metric, "jobmanager", jmHost+" "+value)
+	}
+	checkpoints := family(prefixJMJob+mCompleted, "jobmanager_job", jmJob+` 42.0`)
+	for _, tc := range []struct {
+		name string
+		jms  []string // JobManager expositions
+		want *metrics.SlotsSample
+	}{
+		{"as the reporter writes them", []string{gauge(mSlotsTotal, "4.0") + gauge(mSlotsAvailable, "1.0")}, &metrics.SlotsSample{Total: 4, Available: 1}},
+		{"no gauges (the JobManager does not report them)", []string{checkpoints}, nil},
+		{"only the total", []string{gauge(mSlotsTotal, "4.0")}, nil},
+		{"NaN", []string{gauge(mSlotsTotal, "NaN") + gauge(mSlotsAvailable, "1.0")}, nil},
+		{"more available than there are", []string{gauge(mSlotsTotal, "4.0") + gauge(mSlotsAvailable, "5.0")}, nil},
+		{"not whole", []string{gauge(mSlotsTotal, "4.5") + gauge(mSlotsAvailable, "1.0")}, nil},
+		{"no TaskManager: 0 of 0", []string{gauge(mSlotsTotal, "0.0") + gauge(mSlotsAvailable, "0.0")}, nil},
+		{"a family that does not parse", []string{gauge(mSlotsTotal, "4,0") + gauge(mSlotsAvailable, "1.0")}, nil},
+		{"two JobManagers that agree", []string{gauge(mSlotsTotal, "4.0") + gauge(mSlotsAvailable, "1.0"), gauge(mSlotsTotal, "4.0") + gauge(mSlotsAvailable, "1.0")}, &metrics.SlotsSample{Total: 4, Available: 1}},
+		{"two JobManagers that disagree", []string{gauge(mSlotsTotal, "4.0") + gauge(mSlotsAvailable, "1.0"), gauge(mSlotsTotal, "8.0") + gauge(mSlotsAvailable, "1.0")}, nil},
+		{"one JobManager without them, one with", []string{checkpoints, gauge(mSlotsTotal, "4.0") + gauge(mSlotsAvailable, "1.0")}, &metrics.SlotsSample{Total: 4, Available: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAggregator("")
+			for i, jm := range tc.jms {
+				e, err := parseExposition([]byte(jm + checkpoints))
+				require.NoError(t, err)
+				a.addJobManager("jobmanager jm"+itoa(i), e)
+			}
+			s, err := a.sample(time.Time{}, nil, false, true)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s.Slots)
+			for _, m := range s.Missing {
+				assert.NotContains(t, m, "taskSlots")
+			}
+		})
+	}
+}
+
 func TestNaNAndPartialMetricsAreMissing(t *testing.T) {
 	sub := func(i int) string {
 		return strings.Replace(sourceTask, `subtask_index="0"`, `subtask_index="`+itoa(i)+`"`, 1)
@@ -224,6 +267,7 @@ func FuzzScrapeText(f *testing.F) {
 	f.Add(opFamily("KafkaSourceReader_topic_partition_currentOffset", offset+` 4.5231007E7`))
 	f.Add(opFamily(mPending, sourceOp+` +Inf`) + taskFamily(mRecordsIn, sourceTask+` -1.0E300`))
 	f.Add(family(prefixJMJob+mCheckpointDuration, "jobmanager_job", jmJob+` -1.0`))
+	f.Add(family(prefixJM+mSlotsTotal, "jobmanager", `{host="jm",} 9.3E18`) + family(prefixJM+mSlotsAvailable, "jobmanager", `{host="jm",} -0.0`))
 	f.Add("flink_taskmanager_job_task_busyTimeMsPerSecond{task_id=\"a\",subtask_index=\"-3\",job_id=\"j\",} 1\n")
 	f.Add("# TYPE x summary\nx{quantile=\"0.5\",} 1\nx_count 2\n")
 	f.Fuzz(func(t *testing.T, text string) {
@@ -242,6 +286,9 @@ func FuzzScrapeText(f *testing.F) {
 			if v.BusyTimeMsPerSecond != nil && (math.IsNaN(v.BusyTimeMsPerSecond.Avg) || math.IsNaN(v.BusyTimeMsPerSecond.Max)) {
 				t.Fatalf("NaN aggregate for %s", v.ID)
 			}
+		}
+		if sl := s.Slots; sl != nil && (sl.Total <= 0 || sl.Available < 0 || sl.Available > sl.Total) {
+			t.Fatalf("implausible slots: %+v", *sl)
 		}
 		_ = Merge(metrics.FlinkSample{Vertices: []metrics.VertexSample{{ID: "a", Parallelism: 1}}}, s)
 	})

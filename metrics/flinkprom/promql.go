@@ -79,7 +79,12 @@ var queryNames = []string{
 	QRecordsInHead, QRecordsInTask, QRecordsOut, QRecordsOutSource,
 	QPendingRecords, QCurrentOffset, QCommittedOffset,
 	QCheckpointDuration, QCheckpointSize, QCheckpointsCompleted, QCheckpointsFailed, QCheckpointsInProg, QRestarts,
+	QSlotsTotal, QSlotsAvailable,
 }
+
+// optionalQueries are the queries whose failure is no gap: it goes to the
+// sample's Dropped, not its Missing.
+var optionalQueries = map[string]bool{QSlotsTotal: true, QSlotsAvailable: true}
 
 // Collect runs the queries at time at (zero: the server's now) and builds
 // the job's sample. The vertices are those QSubtasks returns, and each
@@ -91,7 +96,10 @@ var queryNames = []string{
 // else its source operators' (records_out_source,
 // records_out_rate_source): where the task's is absent, and for both when
 // the task's is 0 while the source operators' is not, as Scraper.Scrape
-// does. Collect returns an error when jobID is not an id, a template does
+// does. The cluster's slots (QSlotsTotal, QSlotsAvailable) are set when
+// each query returns one plausible value; otherwise they are unknown, and a
+// failed slot query is named in Dropped, not Missing: the slots are never
+// a gap. Collect returns an error when jobID is not an id, a template does
 // not render, ctx ends, or QSubtasks fails (then nothing is known about
 // the vertices).
 func (p *PromQL) Collect(ctx context.Context, jobID string, at time.Time) (metrics.FlinkSample, error) {
@@ -150,7 +158,9 @@ func (p *PromQL) Collect(ctx context.Context, jobID string, at time.Time) (metri
 		return out, fmt.Errorf("flinkprom: the %s query cannot be skipped", QSubtasks)
 	}
 	for _, n := range queryNames {
-		if err, ok := errs[n]; ok {
+		if err, ok := errs[n]; ok && optionalQueries[n] {
+			out.Dropped = append(out.Dropped, fmt.Sprintf("promql %s: %v", n, err))
+		} else if ok {
 			out.Missing = append(out.Missing, fmt.Sprintf("promql %s: %v", n, err))
 		}
 	}
@@ -290,6 +300,19 @@ func (p *PromQL) Collect(ctx context.Context, jobID string, at time.Time) (metri
 			out.Missing = append(out.Missing, "checkpoints: "+mCheckpointSize)
 		}
 		out.Checkpoints = cp
+	}
+	// The slots: one value each, else unknown (NewSlotsSample refuses
+	// what is not plausible).
+	single := func(name string) (float64, bool) {
+		if len(results[name]) != 1 {
+			return 0, false
+		}
+		return float64(results[name][0].Value), true
+	}
+	if total, ok := single(QSlotsTotal); ok {
+		if available, ok := single(QSlotsAvailable); ok {
+			out.Slots = metrics.NewSlotsSample(total, available)
+		}
 	}
 	return out, nil
 }

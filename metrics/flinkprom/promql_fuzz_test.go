@@ -21,7 +21,8 @@ import (
 // separated by NUL bytes, given to the queries in queryNames order, round
 // robin) and runs a collection and a merge with REST's sample: any answer
 // is used or refused with an error, never a panic, and what is collected
-// keeps the job and names what it could not read.
+// keeps the job, names what it could not read, and keeps only plausible
+// slots.
 func FuzzPromQLResponses(f *testing.F) {
 	vec := func(labels, value string) string {
 		return `{"status":"success","data":{"resultType":"vector","result":[{"metric":` + labels + `,"value":[1795262400,"` + value + `"]}]}}`
@@ -36,6 +37,16 @@ func FuzzPromQLResponses(f *testing.F) {
 		{`{"status":"success","data":{"resultType":"vector","result":null}}`, `{}`, `null`, ``},
 		{vec(`{"task_id":"`+pqSrc+`","subtask_index":"-4","partition":"99999999999999999999"}`, "12")},
 	} {
+		f.Add([]byte(string(bytes.Join(toBytes(seed), []byte{0}))))
+	}
+	// One body per query: the slot queries (the last two) answer a total
+	// and more slots available than that, then a total and -0 available.
+	for _, slots := range [][2]string{{vec(`{}`, "8"), vec(`{}`, "9")}, {vec(`{}`, "8"), vec(`{}`, "-0")}} {
+		seed := make([]string, len(queryNames))
+		for i := range seed {
+			seed[i] = vec(task, "7")
+		}
+		seed[len(seed)-2], seed[len(seed)-1] = slots[0], slots[1]
 		f.Add([]byte(string(bytes.Join(toBytes(seed), []byte{0}))))
 	}
 
@@ -117,6 +128,9 @@ func FuzzPromQLResponses(f *testing.F) {
 			if v.ID != rest.Vertices[i].ID || v.Parallelism != rest.Vertices[i].Parallelism {
 				t.Fatalf("merge changed vertex %d: %+v", i, v)
 			}
+		}
+		if sl := m.Slots; sl != nil && (sl.Total <= 0 || sl.Available < 0 || sl.Available > sl.Total) {
+			t.Fatalf("implausible slots: %+v", *sl)
 		}
 	})
 }

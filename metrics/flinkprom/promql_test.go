@@ -127,6 +127,8 @@ func TestPromQLRendersAndParses(t *testing.T) {
 		q(QCheckpointsFailed):    jobSeries("1"),
 		q(QCheckpointsInProg):    jobSeries("0"),
 		q(QRestarts):             jobSeries("2"),
+		q(QSlotsTotal):           []series{{labels: map[string]string{}, value: "4"}},
+		q(QSlotsAvailable):       []series{{labels: map[string]string{}, value: "1"}},
 	}}
 	pq := newPromQL(t, f)
 	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -171,6 +173,56 @@ func TestPromQLRendersAndParses(t *testing.T) {
 
 	require.NotNil(t, s.Checkpoints)
 	assert.Equal(t, metrics.CheckpointSample{LastDuration: 1834 * time.Millisecond, LastStateSize: 52428800, Completed: 42, Failed: 1}, *s.Checkpoints)
+	assert.Equal(t, &metrics.SlotsSample{Total: 4, Available: 1}, s.Slots)
+	assert.Contains(t, f.asked, `max(flink_jobmanager_taskSlotsTotal and on (host) flink_jobmanager_job_numRestarts{job_id="`+pqJob+`"})`)
+}
+
+// TestPromQLSlots: the cluster's slots need one plausible value of each
+// query; otherwise they are unknown, and a failed slot query is in
+// Dropped, never Missing.
+func TestPromQLSlots(t *testing.T) {
+	p := &PromQL{}
+	q := func(name string) string {
+		s, err := p.Render(name, pqJob)
+		require.NoError(t, err)
+		return s
+	}
+	one := func(v string) []series { return []series{{labels: map[string]string{}, value: v}} }
+	for _, tc := range []struct {
+		name             string
+		total, available []series
+		fail             bool
+		want             *metrics.SlotsSample
+	}{
+		{name: "one value each", total: one("8"), available: one("2"), want: &metrics.SlotsSample{Total: 8, Available: 2}},
+		{name: "no series (no JobManager reports the job)", want: nil},
+		{name: "only the total", total: one("8"), want: nil},
+		{name: "NaN", total: one("NaN"), available: one("2"), want: nil},
+		{name: "more available than there are", total: one("8"), available: one("9"), want: nil},
+		{name: "several series (an override without max)", total: append(one("8"), one("4")...), available: one("2"), want: nil},
+		{name: "the queries fail", fail: true, want: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeProm{results: map[string][]series{
+				q(QSubtasks):       byTaskID(pqSrc, "2"),
+				q(QSlotsTotal):     tc.total,
+				q(QSlotsAvailable): tc.available,
+			}}
+			if tc.fail {
+				f.fail = map[string]bool{q(QSlotsTotal): true, q(QSlotsAvailable): true}
+			}
+			s, err := newPromQL(t, f).Collect(context.Background(), pqJob, time.Time{})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s.Slots)
+			for _, m := range s.Missing {
+				assert.NotContains(t, m, "slots")
+			}
+			if tc.fail {
+				assert.Len(t, s.Dropped, 2)
+				assert.Contains(t, s.Dropped[0], "promql slots_")
+			}
+		})
+	}
 }
 
 func TestPromQLOverridesAndFailures(t *testing.T) {

@@ -82,7 +82,12 @@ type Scraper struct {
 //   - KafkaSourceReader topic/partition currentOffset and committedOffset:
 //     one PartitionOwner per partition, with the reporting subtask;
 //     negative values (-1 until known, Flink's sentinels) are -1: unknown;
-//   - from the JobManager: the checkpoint gauges.
+//   - from the JobManager: the checkpoint gauges, and the resource
+//     manager's flink_jobmanager_taskSlotsTotal and taskSlotsAvailable
+//     (no job label: the JobManager target is the job's cluster's). They
+//     set the sample's Slots when every JobManager that reports them
+//     agrees and they are plausible; otherwise the slots are unknown,
+//     never a Missing entry.
 //
 // A metric is set for a vertex only when every reported subtask has a
 // finite value for it (NaN, e.g. busyTimeMsPerSecond not measured, is

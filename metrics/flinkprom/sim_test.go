@@ -219,6 +219,14 @@ func TestScrapeMatchesTheSimulatedJob(t *testing.T) {
 	assert.Equal(t, v.Job.Checkpoints.Completed, got.Checkpoints.Completed)
 	assert.Equal(t, v.Job.Checkpoints.Failed, got.Checkpoints.Failed)
 	assert.Equal(t, v.Job.Checkpoints.InProgress, got.Checkpoints.InProgress)
+	// The resource manager's slots, from the JobManager's gauges.
+	var slots metrics.SlotsSample
+	for _, tm := range v.TaskManagers {
+		slots.Total += tm.SlotsNumber
+		slots.Available += tm.FreeSlots
+	}
+	require.NotNil(t, got.Slots)
+	assert.Equal(t, slots, *got.Slots)
 
 	// Merged with a REST sample that has the topology only, every metric
 	// comes from Prometheus and nothing is missing.
@@ -230,6 +238,7 @@ func TestScrapeMatchesTheSimulatedJob(t *testing.T) {
 		assert.NotNil(t, m.Vertices[i].NumRecordsInPerSecond)
 	}
 	assert.NotNil(t, m.Checkpoints)
+	assert.Equal(t, got.Slots, m.Slots, "the reporter's, REST having none")
 }
 
 func TestFailedTaskManagerFlagsItsVertices(t *testing.T) {

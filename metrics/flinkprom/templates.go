@@ -44,6 +44,13 @@ const (
 	QCheckpointsFailed    = "checkpoints_failed"
 	QCheckpointsInProg    = "checkpoints_in_progress"
 	QRestarts             = "restarts"
+	// QSlotsTotal, QSlotsAvailable: the resource manager's task slots of
+	// the job's cluster, one value each. The JobManager's gauges have no
+	// job label: the defaults pick the JobManager (label host) that
+	// reports the job's numRestarts. Optional: a failure or an empty
+	// result leaves the slots unknown and is not a gap.
+	QSlotsTotal     = "slots_total"
+	QSlotsAvailable = "slots_available"
 )
 
 // Templates maps a query name (Q…) to a Go text/template of a PromQL
@@ -86,6 +93,8 @@ type Templates map[string]string
 //	checkpoints_failed    max by (job_id, job_name) (flink_jobmanager_job_numberOfFailedCheckpoints{job_id="…"})
 //	checkpoints_in_progress max by (job_id, job_name) (flink_jobmanager_job_numberOfInProgressCheckpoints{job_id="…"})
 //	restarts              max by (job_id, job_name) (flink_jobmanager_job_numRestarts{job_id="…"})
+//	slots_total           max(flink_jobmanager_taskSlotsTotal and on (host) flink_jobmanager_job_numRestarts{job_id="…"})
+//	slots_available       max(flink_jobmanager_taskSlotsAvailable and on (host) flink_jobmanager_job_numRestarts{job_id="…"})
 //
 // PromQL cannot compare two labels of a series, so "the head operator"
 // (operator_id == task_id) is selected by matching the series against a
@@ -119,6 +128,16 @@ var defaultTemplates = Templates{
 	QCheckpointsFailed:    `max by (job_id, job_name) (flink_jobmanager_job_numberOfFailedCheckpoints{job_id="{{.JobID}}"})`,
 	QCheckpointsInProg:    `max by (job_id, job_name) (flink_jobmanager_job_numberOfInProgressCheckpoints{job_id="{{.JobID}}"})`,
 	QRestarts:             `max by (job_id, job_name) (flink_jobmanager_job_numRestarts{job_id="{{.JobID}}"})`,
+
+	QSlotsTotal:     jobsJobManager("taskSlotsTotal"),
+	QSlotsAvailable: jobsJobManager("taskSlotsAvailable"),
+}
+
+// jobsJobManager reads a JobManager-scope gauge (which has no job label) of
+// the JobManager that reports the job: the one whose host label its job
+// metrics share.
+func jobsJobManager(metric string) string {
+	return `max(flink_jobmanager_` + metric + ` and on (host) flink_jobmanager_job_numRestarts{job_id="{{.JobID}}"})`
 }
 
 // headOperator sums an operator metric of the head operators per vertex.
