@@ -26,9 +26,15 @@ type FlinkSample struct {
 	// RunningSince is timestamps.RUNNING of the job: it moves on every
 	// restart or failover.
 	RunningSince time.Time
-	Vertices     []VertexSample
-	Checkpoints  *CheckpointSample
-	TaskManagers *TaskManagerSample
+	// SlotSharingUnknown is true when the job graph did not say the
+	// vertices' slot-sharing groups (Flink's REST API reports
+	// slotSharingGroupId only from 1.20): an empty SlotSharingGroup then
+	// means "not reported", not the default group. Set by the collector
+	// that reads the job graph (metrics/flink).
+	SlotSharingUnknown bool
+	Vertices           []VertexSample
+	Checkpoints        *CheckpointSample
+	TaskManagers       *TaskManagerSample
 	// Slots is the task slots of the cluster's TaskManagers as Flink's
 	// resource manager reports them (nil: not reported). Its absence is
 	// never a gap: the snapshot's slot counts are then 0, unknown.

@@ -153,6 +153,8 @@ func checkScenario(t *testing.T, s *scenario.Scenario) {
 	}
 	assert.Equal(t, total, snap.TaskManagers.SlotsTotal, "slots total")
 	assert.Equal(t, free, snap.TaskManagers.SlotsAvailable, "slots available")
+	// Flink's REST API reports slot-sharing groups from 1.20 on.
+	assert.Equal(t, s.Job.FlinkVersion == "1.18", snap.SlotSharingUnknown, "slot sharing unknown on Flink %s", s.Job.FlinkVersion)
 
 	d := scaling.Decide(snap, scaling.DefaultPolicy(), scaling.History{}, snap.WindowEnd)
 	assert.True(t, d.Sized, "the model trusts the collected snapshot: %s", d.Summary)

@@ -110,6 +110,7 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	s := scaling.Snapshot{
 		Version: scaling.SnapshotVersion, JobID: last.JobID, JobName: last.JobName, JobState: last.State,
 		RunningSince: last.RunningSince, WindowStart: first.At, WindowEnd: last.At, Samples: len(w.flink),
+		SlotSharingUnknown: last.SlotSharingUnknown,
 	}
 	if n := len(w.kafka); n > 0 {
 		// Lag and arrival rates from brokers' samples much older than the

@@ -430,3 +430,17 @@ func TestNewSlotsSample(t *testing.T) {
 		assert.Nil(t, NewSlotsSample(c[0], c[1]), "%v", c)
 	}
 }
+
+// Whether the slot-sharing groups are unknown is the newest sample's say.
+func TestWindowSlotSharingUnknown(t *testing.T) {
+	for _, unknown := range []bool{true, false} {
+		w := NewWindow(5 * time.Minute)
+		for s := 0; s <= 300; s += 30 {
+			fs := flinkAt(s, "j1")
+			fs.SlotSharingUnknown = unknown != (s < 300)
+			w.AddFlink(fs)
+		}
+		snap, _ := w.Snapshot()
+		assert.Equal(t, unknown, snap.SlotSharingUnknown)
+	}
+}

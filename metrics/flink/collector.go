@@ -231,6 +231,9 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 			ID: v.ID, Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: v.MaxParallelism,
 			SlotSharingGroup: v.SlotSharingGroupID, Inputs: inputs[v.ID],
 		}
+		// Before Flink 1.20 the vertices have no slotSharingGroupId: the
+		// groups, and so the slots a plan needs, are not known.
+		s.SlotSharingUnknown = s.SlotSharingUnknown || !v.SlotSharingGroupReported
 		if !running {
 			continue
 		}

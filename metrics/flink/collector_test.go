@@ -275,8 +275,10 @@ func TestCollectVersions(t *testing.T) {
 			assert.Equal(t, ver+".0", s.FlinkVersion)
 			assertMatches(t, j.View(), s)
 			assertBottleneck(t, s)
+			// slotSharingGroupId: 1.20+; before, the groups are unknown.
+			assert.Equal(t, ver == "1.18", s.SlotSharingUnknown, "slot sharing unknown")
 			if ver == "1.18" {
-				assert.Empty(t, s.Vertices[0].SlotSharingGroup) // 1.20+
+				assert.Empty(t, s.Vertices[0].SlotSharingGroup)
 			}
 		})
 	}

@@ -82,6 +82,38 @@ func TestDecodeJobDetails(t *testing.T) {
 	assert.ErrorContains(t, d.validate(), "no vertices")
 }
 
+// slotSharingGroupId, reported from Flink 1.20 on, is told apart from its
+// absence (older JobManagers) even when empty.
+func TestDecodeSlotSharingGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name, field string
+		group       string
+		reported    bool
+	}{
+		{"1.20+: the group's id", `"slotSharingGroupId":"a1b2c3d4e5f60718293a4b5c6d7e8f90",`, "a1b2c3d4e5f60718293a4b5c6d7e8f90", true},
+		{"before 1.20: absent", ``, "", false},
+		{"null", `"slotSharingGroupId":null,`, "", false},
+		{"empty, but reported", `"slotSharingGroupId":"",`, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v JobVertex
+			require.NoError(t, json.Unmarshal([]byte(`{"id":"a",`+tc.field+`"name":"Source","parallelism":4,"maxParallelism":128,"status":"RUNNING"}`), &v))
+			assert.Equal(t, tc.group, v.SlotSharingGroupID)
+			assert.Equal(t, tc.reported, v.SlotSharingGroupReported)
+			assert.Equal(t, "a", v.ID)
+			assert.Equal(t, 4, v.Parallelism)
+			assert.Equal(t, "RUNNING", v.Status)
+		})
+	}
+	var v JobVertex
+	assert.Error(t, json.Unmarshal([]byte(`{"id":"a","slotSharingGroupId":7}`), &v))
+	// In job details, per vertex.
+	var d JobDetails
+	require.NoError(t, json.Unmarshal([]byte(`{"jid":"j","state":"RUNNING","vertices":[{"id":"a","slotSharingGroupId":"ff"},{"id":"b"}]}`), &d))
+	assert.True(t, d.Vertices[0].SlotSharingGroupReported)
+	assert.False(t, d.Vertices[1].SlotSharingGroupReported)
+}
+
 func TestDecodeSavepointStatus(t *testing.T) {
 	var s SavepointStatus
 	require.NoError(t, json.Unmarshal([]byte(`{"status":{"id":"IN_PROGRESS"},"operation":null}`), &s))

@@ -95,14 +95,38 @@ type JobVertex struct {
 	Parallelism        int    `json:"parallelism"`
 	MaxParallelism     int    `json:"maxParallelism"`
 	SlotSharingGroupID string `json:"slotSharingGroupId"` // 1.20+
-	Status             string `json:"status"`
-	StartTime          int64  `json:"start-time"`
-	EndTime            int64  `json:"end-time"`
-	Duration           int64  `json:"duration"`
-	Metrics            struct {
+	// SlotSharingGroupReported is whether the answer had
+	// slotSharingGroupId (a string, even empty): the REST API reports it
+	// only from Flink 1.20, and an empty SlotSharingGroupID without it
+	// means "not reported", not the default group.
+	SlotSharingGroupReported bool   `json:"-"`
+	Status                   string `json:"status"`
+	StartTime                int64  `json:"start-time"`
+	EndTime                  int64  `json:"end-time"`
+	Duration                 int64  `json:"duration"`
+	Metrics                  struct {
 		ReadRecords  int64 `json:"read-records"`
 		WriteRecords int64 `json:"write-records"`
 	} `json:"metrics"`
+}
+
+// UnmarshalJSON decodes a vertex and notes whether slotSharingGroupId was
+// there (SlotSharingGroupReported): absent or null is not reported.
+func (v *JobVertex) UnmarshalJSON(b []byte) error {
+	type plain JobVertex
+	var aux struct {
+		plain
+		// Shallower than plain's field of the same name: it takes the key.
+		SlotSharingGroupID *string `json:"slotSharingGroupId"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*v = JobVertex(aux.plain)
+	if aux.SlotSharingGroupID != nil {
+		v.SlotSharingGroupID, v.SlotSharingGroupReported = *aux.SlotSharingGroupID, true
+	}
+	return nil
 }
 
 // Plan is the job plan (JobDetails.Plan, GET /jobs/:jobid/plan's "plan").

@@ -24,12 +24,12 @@ func Merge(rest, prom metrics.FlinkSample) metrics.FlinkSample {
 // MergeWith combines a REST sample with a Prometheus one. The rule:
 //
 //   - Topology and job facts always come from REST: the vertex list and
-//     order, Name, Parallelism, MaxParallelism, SlotSharingGroup, Inputs,
-//     At, FlinkVersion, State, RunningSince, TaskManagers, and the
-//     checkpoint Interval and Timeout. JobID and JobName come from REST,
-//     or from Prometheus when REST has none; so do the cluster's Slots
-//     (REST's /overview is live, the reporter's gauges as old as a scrape),
-//     whatever PreferPrometheus says.
+//     order, Name, Parallelism, MaxParallelism, SlotSharingGroup (and
+//     SlotSharingUnknown), Inputs, At, FlinkVersion, State, RunningSince,
+//     TaskManagers, and the checkpoint Interval and Timeout. JobID and
+//     JobName come from REST, or from Prometheus when REST has none; so do
+//     the cluster's Slots (REST's /overview is live, the reporter's gauges
+//     as old as a scrape), whatever PreferPrometheus says.
 //   - A Prometheus vertex is used only when it is complete: its reported
 //     subtask count (the Parallelism of a sample from this package) equals
 //     REST's Parallelism. Otherwise none of its values is used and Missing

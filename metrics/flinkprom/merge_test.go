@@ -114,4 +114,8 @@ func TestMergeSlots(t *testing.T) {
 			assert.Equal(t, tc.want, MergeWith(rest, prom, MergeOptions{PreferPrometheus: true}).Slots)
 		})
 	}
+	// Slot sharing, unknown before Flink 1.20, is REST's say: the reporter
+	// knows no job graph.
+	assert.True(t, Merge(metrics.FlinkSample{JobID: "j", SlotSharingUnknown: true}, metrics.FlinkSample{JobID: "j"}).SlotSharingUnknown)
+	assert.False(t, Merge(metrics.FlinkSample{JobID: "j"}, metrics.FlinkSample{JobID: "j", SlotSharingUnknown: true}).SlotSharingUnknown)
 }
