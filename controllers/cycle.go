@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -205,7 +206,7 @@ func (c *cycle) run() ctrl.Result {
 		c.writeReport(dec, snap, policy)
 	}
 	if dec.Action == scaling.ActionScale {
-		if requeueSoon := c.act(dec, periods); requeueSoon {
+		if requeueSoon := c.act(dec, snap, periods); requeueSoon {
 			c.settleStalled()
 			return ctrl.Result{RequeueAfter: time.Second}
 		}
@@ -549,6 +550,30 @@ func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	return dec, snap
 }
 
+// rescaleRecord is the history's record of the rescale dec starts at now,
+// with what the restart-time model learns from: the state to restore (the
+// snapshot's latest checkpoint size, 0 when unknown) and whether the
+// restart starts TaskManagers (startsTaskManagers).
+func rescaleRecord(dec scaling.Decision, snap scaling.Snapshot, now time.Time) scaling.RescaleRecord {
+	rec := scaling.RescaleRecord{DecidedAt: now, Outcome: scaling.OutcomeInProgress,
+		StartedTaskManagers: startsTaskManagers(dec.Current, dec.Recommended)}
+	if c := snap.Checkpoints; c != nil && c.StateSizeBytes > 0 && !math.IsInf(float64(c.StateSizeBytes), 0) {
+		rec.StateSizeBytes = float64(c.StateSizeBytes)
+	}
+	for _, v := range dec.Vertices {
+		rec.Vertices = append(rec.Vertices, scaling.RescaleVertex{ID: v.ID, From: v.Current, To: v.Recommended, TrueRateBefore: v.TrueProcessingRate})
+	}
+	return rec
+}
+
+// startsTaskManagers says whether going from plan cur to plan next starts
+// TaskManagers: more of them, or a new shape (slots or CPU per
+// TaskManager), which restarts every one.
+func startsTaskManagers(cur, next scaling.Plan) bool {
+	return next.TaskManagers > cur.TaskManagers || next.SlotsPerTaskManager != cur.SlotsPerTaskManager ||
+		math.Abs(next.CPUPerTaskManager-cur.CPUPerTaskManager) > 1e-9
+}
+
 func coresChange(d scaling.Decision) string {
 	return fmt.Sprintf("%d → %d slots, %.4g → %.4g cores", d.Current.Slots, d.Recommended.Slots, d.Current.Cores, d.Recommended.Cores)
 }
@@ -603,8 +628,8 @@ func (c *cycle) limited(d scaling.Decision) {
 
 // act starts the rescale a Scale decision recommends, if every gate lets
 // it. It returns true when the apply met a conflict and should be retried
-// at once on a fresh read.
-func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
+// at once on a fresh read. snap is the snapshot the decision was made on.
+func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []schedule.Period) bool {
 	m := c.pol.EffectiveMode()
 	if m != v1alpha1.ModeApply {
 		c.commit(func() { c.pm.blocked(v1alpha1.ReasonDryRun) })
@@ -663,10 +688,7 @@ func (c *cycle) act(dec scaling.Decision, periods []schedule.Period) bool {
 		// TargetGeneration stays 0 until the apply succeeded: an intent.
 		Message: "applying the plan to the FlinkDeployment",
 	}
-	rec := scaling.RescaleRecord{DecidedAt: c.now, Outcome: scaling.OutcomeInProgress}
-	for _, v := range dec.Vertices {
-		rec.Vertices = append(rec.Vertices, scaling.RescaleVertex{ID: v.ID, From: v.Current, To: v.Recommended, TrueRateBefore: v.TrueProcessingRate})
-	}
+	rec := rescaleRecord(dec, snap, c.now)
 	h := c.pol.Status.History.ToHistory()
 	h.Rescales = append(h.Rescales, rec)
 	c.pol.Status.History = v1alpha1.FromHistory(h)

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +34,28 @@ func TestKubectlGetAndExplain(t *testing.T) {
 	out := kubectl(t, bin, cfg, "get", "fsp", "-n", w.ns)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2, out)
-	assert.Equal(t, []string{"NAME", "TARGET", "MODE", "CURRENT", "RECOMMENDED", "LAG", "READY", "AGE"}, strings.Fields(lines[0]))
-	row := strings.Fields(lines[1])
-	require.Len(t, row, 8, out)
-	assert.Equal(t, []string{"orders", "orders", "Apply", "2/2", "2/2"}, row[:5])
-	assert.Equal(t, "True", row[6])
+	header := []string{"NAME", "TARGET", "MODE", "CURRENT", "RECOMMENDED", "LAG", "READY", "AGE"}
+	assert.Equal(t, header, strings.Fields(lines[0]))
+	// The cells by the header's columns: one may be empty (a lag of 0,
+	// which the status omits: the readers keep up).
+	row := map[string]string{}
+	for i, name := range header {
+		start, end := strings.Index(lines[0], name), len(lines[1])
+		if i+1 < len(header) {
+			end = min(end, strings.Index(lines[0], header[i+1]))
+		}
+		require.GreaterOrEqual(t, end, start, out)
+		row[name] = strings.TrimSpace(lines[1][start:end])
+	}
+	for name, want := range map[string]string{"NAME": "orders", "TARGET": "orders", "MODE": "Apply", "CURRENT": "2/2", "RECOMMENDED": "2/2", "READY": "True"} {
+		assert.Equal(t, want, row[name], "%s\n%s", name, out)
+	}
+	if lag := w.policy().Status.LagRecords; lag != 0 {
+		assert.Equal(t, strconv.FormatInt(lag, 10), row["LAG"], out)
+	} else {
+		assert.Empty(t, row["LAG"], out)
+	}
+	assert.NotEmpty(t, row["AGE"], out)
 
 	// The category and the long name work too.
 	assert.Contains(t, kubectl(t, bin, cfg, "get", "flinkscale", "-n", w.ns), "orders")

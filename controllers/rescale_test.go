@@ -55,6 +55,7 @@ func TestStepLoadGivesOneRescaleAndTheLagDrains(t *testing.T) {
 	require.Len(t, p.Status.History.Rescales, 1, w.rec.dump())
 	r := p.Status.History.Rescales[0]
 	assert.Equal(t, scaling.OutcomeSucceeded, r.Outcome)
+	assert.True(t, r.StartedTaskManagers, "more TaskManagers: their start-up is part of the downtime")
 	// The savepoint (~2 s), the restart (20 s) and the TaskManagers'
 	// start-up (10 s), plus the operator's reaction: between 30 s and the
 	// whole rescale.
