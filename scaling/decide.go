@@ -170,6 +170,9 @@ func (m *model) size() {
 		if x.excluded {
 			x.reason(ReasonExcluded, "excluded by the policy: stays at p=%d", x.p)
 		}
+		if x.broadcastOnly() && !x.excluded {
+			x.reason(ReasonExcluded, "every input is a broadcast: each subtask processes every record, so no parallelism changes its load; stays at p=%d", x.p)
+		}
 	}
 }
 
@@ -184,7 +187,7 @@ func (m *model) size() {
 func (m *model) findTriggers() {
 	u := m.p.Utilization
 	for _, x := range m.j.vertices {
-		if x.excluded {
+		if x.excluded || x.broadcastOnly() {
 			continue
 		}
 		if !x.measurable {
@@ -196,11 +199,11 @@ func (m *model) findTriggers() {
 		}
 		tpr := x.capacityAt(x.p)
 		switch {
-		case tpr*(1+rel) < x.need(u.Max, x.lagCatchUp):
+		case !x.meets(x.p, u.Max, x.target, x.lagCatchUp):
 			m.trigger = append(m.trigger, Reason{Code: ReasonOverloaded, Vertex: x.v.ID, Message: fmt.Sprintf(
 				"needs %.0f rec/s (%.0f%% utilized at p=%d; max %.0f%%) but processes at most %.0f rec/s",
 				x.need(u.Max, x.lagCatchUp), 100*x.utilizationAt(x.p), x.p, 100*u.Max, tpr)})
-		case tpr > x.need(u.Min, x.catchUp)*(1+rel) && m.required[x] < x.p:
+		case x.capAt(x.p, u.Min) > x.target*(1+rel) && tpr > (x.target+x.catchUp)*(1+rel) && m.required[x] < x.p:
 			// (A vertex already at its lower bound cannot go lower: it
 			// triggers nothing.)
 			m.trigger = append(m.trigger, Reason{Code: ReasonUnderutilized, Vertex: x.v.ID, Message: fmt.Sprintf(

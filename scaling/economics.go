@@ -148,8 +148,7 @@ func (m *model) holdsFor(par map[string]int) time.Duration {
 			if !x.measurable || x.excluded {
 				continue
 			}
-			c := x.capacityAt(par[x.v.ID])
-			if tg[x] > c*m.p.Utilization.Max*(1+rel) {
+			if x.capAt(par[x.v.ID], m.p.Utilization.Max)*(1+rel) < tg[x] {
 				// It lasts until the previous point of the scan.
 				return h * time.Duration(i-1) / steps
 			}
@@ -165,17 +164,43 @@ func (m *model) wholeSlots(par map[string]int) int {
 }
 
 // sizeAhead sizes a job whose load rises for the load forecast ahead, when
-// something is overloaded: it weighs plans sized for the load up to the
-// horizon ahead, each by its cost per second over its life — the slots it
-// holds plus its restart spread over how long it lasts — and takes the
-// cheapest, so a steep ramp gets a plan that lasts and a flat load the
-// smallest that fits.
+// something is overloaded. It weighs plans sized for the load up to the
+// horizon ahead, each by what it costs per second of its life beyond what
+// the load needs: the slots it holds over the slots the forecast load needs
+// on average while it lasts, plus its restart spread over how long it
+// lasts. A steep ramp gets a plan that lasts, a gentle one or a flat load
+// the smallest that fits.
 func (m *model) sizeAhead() {
 	h := m.p.PlanningHorizon.Duration
 	if h <= 0 || !m.trending(1) || !m.anyTrigger(ReasonOverloaded, ReasonCheckpointPressure) {
 		return
 	}
 	util := m.p.Utilization.Target
+	// What the forecast load needs, on a grid over the horizon.
+	const grid = 24
+	need := make([]float64, grid+1)
+	for i := range need {
+		tg := m.targetsAt(h.Seconds() * float64(i) / grid)
+		par := make(map[string]int, len(m.j.vertices))
+		for _, x := range m.j.vertices {
+			q := m.required[x]
+			if x.measurable && !x.excluded {
+				q = x.requiredFor(tg[x], util)
+			}
+			par[x.v.ID] = q
+		}
+		need[i] = float64(m.wholeSlots(par))
+	}
+	avgNeed := func(life time.Duration) float64 {
+		sum, n := 0.0, 0
+		for i := range need {
+			if time.Duration(float64(h)*float64(i)/grid) <= life {
+				sum += need[i]
+				n++
+			}
+		}
+		return sum / float64(n)
+	}
 	best, bestCost, bestT := m.required, math.Inf(1), time.Duration(0)
 	const steps = 12
 	for i := 0; i <= steps; i++ {
@@ -193,7 +218,7 @@ func (m *model) sizeAhead() {
 		}
 		slots := m.wholeSlots(par)
 		life := max(m.holdsFor(par), m.p.MetricsWindow.Duration)
-		cost := float64(slots) + m.restartSlotSeconds(slots, m.downtime)/life.Seconds()
+		cost := float64(slots) - avgNeed(life) + m.restartSlotSeconds(slots, m.downtime)/life.Seconds()
 		if cost < bestCost*(1-1e-9) {
 			best, bestCost, bestT = req, cost, t
 		}
@@ -202,7 +227,7 @@ func (m *model) sizeAhead() {
 		m.required = best
 		m.lookahead = bestT
 		m.trigger = append(m.trigger, Reason{Code: ReasonTrendForecast, Message: fmt.Sprintf(
-			"the load rises: sized for the load forecast %s ahead, the plan whose slots plus restart, spread over how long it lasts, cost least",
+			"the load rises: sized for the load forecast %s ahead, the plan whose idle slots plus restart, spread over how long it lasts, cost least",
 			bestT.Round(time.Second))})
 	}
 }
@@ -270,12 +295,58 @@ func (m *model) economics(up bool) *Reason {
 				100*60*fall, saved, e.MinStepSlots, restart/3600, 3600*r)}
 		}
 	}
+	if r := m.waitForOneStep(e, restart); r != nil {
+		return r
+	}
 	if e.SavedSlotHours < e.RestartSlotHours {
 		return &Reason{Code: ReasonGainBelowCost, Message: fmt.Sprintf(
 			"scaling down frees %d slots for %s (%.3g slot-hours), less than the restart costs: %d slots × (%s downtime + %s restart cost) = %.3g slot-hours",
 			saved, e.HoldsFor.Round(time.Minute), e.SavedSlotHours, e.HeldSlots, m.downtime.Round(time.Second), p.RestartCost, e.RestartSlotHours)}
 	}
 	return nil
+}
+
+// waitForOneStep holds a scale-down that stops above what the job needs
+// now only because the stabilization window still holds higher
+// recommendations: once they leave the window, a second scale-down would
+// follow. Stepping now saves the slots it frees until then; waiting saves a
+// restart. It waits when the restart costs more.
+func (m *model) waitForOneStep(e *Economics, restart float64) *Reason {
+	w := m.p.Behavior.ScaleDown.StabilizationWindow.Duration
+	low := make(map[string]int, len(m.j.vertices))
+	var clears time.Duration
+	for _, x := range m.j.vertices {
+		id := x.v.ID
+		rec := m.d.Recommended.Parallelism[id]
+		low[id] = rec
+		req := max(m.required[x], x.lower)
+		if rec <= req || rec >= x.p {
+			continue
+		}
+		low[id] = req
+		// The window still holds a recommendation above req until the
+		// last of them is older than w.
+		for _, r := range m.h.Recommendations {
+			if q, ok := r.Parallelism[id]; ok && q > req && !r.At.After(m.now) {
+				clears = max(clears, r.At.Add(w).Sub(m.now))
+			}
+		}
+	}
+	if clears <= 0 || clears > m.p.PlanningHorizon.Duration {
+		return nil
+	}
+	lowPlan := m.j.makePlan(low, m.d.Recommended.SlotsPerTaskManager, m.d.Recommended.CPUPerTaskManager)
+	lowSlots := m.planTaskManagers(lowPlan) * lowPlan.SlotsPerTaskManager
+	if lowSlots >= e.PlanSlots {
+		return nil
+	}
+	now := float64(e.HeldSlots-e.PlanSlots) * clears.Seconds()
+	if now >= restart {
+		return nil
+	}
+	return &Reason{Code: ReasonScaleDownStabilizing, Message: fmt.Sprintf(
+		"scaling down now to %d slots and again to %d when higher recommendations leave the window in %s would take two restarts; going once then saves %.3g slot-hours less than the second restart costs (%.3g): it waits",
+		e.PlanSlots, lowSlots, clears.Round(time.Second), now/3600, restart/3600)}
 }
 
 // costBenefit is the CostBenefit reason of a Scale decision.

@@ -9,9 +9,7 @@ import (
 // The load's trend. Every decision records each source's arrival rate in
 // history (RecommendationRecord.Arrival); a robust line through the last
 // trendWindow of them is the forecast the model sizes with and weighs its
-// restarts against. A ramp must show in both halves of the window with the
-// same sign: a step shows in one half only (the other is flat), and is a
-// change of level, not a trend.
+// restarts against.
 
 // trendSpan is how many metrics windows of arrival history the trend is
 // fitted to.
@@ -23,7 +21,8 @@ func trendWindow(p *Policy) time.Duration {
 }
 
 // trendSignificance is how many standard errors a slope must be from zero to
-// count.
+// count; each half of the window must show it at one standard error, with the
+// same sign.
 const trendSignificance = 2
 
 // tpoint is one arrival rate at a time, in seconds relative to now.
@@ -55,10 +54,13 @@ func (tr trend) at(level, t float64) float64 {
 // residuals' spread (1.4826 × their median absolute deviation, robust) and
 // the points' correlation: each is an average over a metrics window, so
 // only about one per window is independent. The slope is significant when
-// it, and the slopes of the window's older and newer halves, are all at least
-// trendSignificance standard errors from zero with one sign; the slope used
-// is then the smallest of the three in magnitude (a ramp that slows is
-// planned for at its slower rate).
+// it is at least trendSignificance standard errors from zero and the newer
+// half's slope is at least one of its own, with the same sign: the load is
+// still moving now. A step is not a trend: the median of pairwise slopes
+// ignores the pairs across it (never more than half), and the flat half
+// after it fails the test. The slope used is the smallest in magnitude of
+// the whole window's, the newer half's and the older half's when it has the
+// same sign: a ramp that slows is planned for at its slower rate.
 func fitTrend(pts []tpoint, window time.Duration) trend {
 	tr, ok := theilSen(pts, window)
 	if !ok {
@@ -76,17 +78,17 @@ func fitTrend(pts []tpoint, window time.Duration) trend {
 	}
 	a, okA := theilSen(older, window)
 	b, okB := theilSen(newer, window)
-	sig := func(x trend) bool { return math.Abs(x.slope) >= trendSignificance*x.se && x.slope != 0 }
-	if !okA || !okB || !sig(tr) || !sig(a) || !sig(b) ||
-		math.Signbit(a.slope) != math.Signbit(tr.slope) || math.Signbit(b.slope) != math.Signbit(tr.slope) {
+	sig := func(x trend, k float64) bool { return math.Abs(x.slope) >= k*x.se && x.slope != 0 }
+	if !okB || !sig(tr, trendSignificance) || !sig(b, 1) || math.Signbit(b.slope) != math.Signbit(tr.slope) {
 		return tr
 	}
-	tr.significant = true
 	for _, x := range []trend{a, b} {
-		if math.Abs(x.slope) < math.Abs(tr.slope) {
+		if (okA || x == b) && math.Signbit(x.slope) == math.Signbit(tr.slope) && math.Abs(x.slope) < math.Abs(tr.slope) {
 			tr.slope = x.slope
 		}
 	}
+	// A slope that shrank to within one standard error of zero is no trend.
+	tr.significant = sig(tr, 1)
 	return tr
 }
 

@@ -79,12 +79,24 @@ func (j *job) targets(catchUp, downtime time.Duration) []Reason {
 		} else {
 			x.target, x.lagBacklog, x.bcast = 0, 0, 0
 			for _, e := range x.ins {
+				if x.broadcastOnly() && e.from.hasOut && len(x.ins) > 1 {
+					// Fed only by broadcast: Flink counts every record once
+					// per subtask, so each edge brings p times what its
+					// upstream sends.
+					e.ratio = 0
+					if pin := e.from.partitionedIn(); pin > 0 {
+						e.ratio = float64(x.p) * e.from.out / pin
+					}
+					x.target += e.from.target * e.ratio
+					x.lagBacklog += e.from.lagBacklog * e.ratio
+					continue
+				}
 				if e.broadcastKnown() {
 					// Every subtask receives every record: per subtask,
 					// the upstream's target times its output ratio.
 					e.ratio = 0
-					if e.from.in > 0 {
-						e.ratio = e.from.out / e.from.in
+					if pin := e.from.partitionedIn(); pin > 0 {
+						e.ratio = e.from.out / pin
 					}
 					x.bcast += e.from.target * e.ratio
 					continue
@@ -148,9 +160,33 @@ func (j *job) edgeRatio(e *edge) (float64, bool) {
 }
 
 // broadcastKnown reports whether e is a BROADCAST edge whose upstream
-// reports its output rate, so that what it sends every subtask is known.
+// reports its output rate (every subtask receives all of it: an operator's
+// records go to each of its consumers, and numRecordsOut counts them once)
+// into a vertex that also has partitioned inputs. A vertex fed only by
+// broadcast has nothing else to size on: its broadcast inputs count as
+// partitioned ones.
 func (e *edge) broadcastKnown() bool {
-	return e.ship == ShipBroadcast && e.from.hasOut && len(e.from.outs) == 1
+	if e.ship != ShipBroadcast || !e.from.hasOut {
+		return false
+	}
+	for _, o := range e.to.ins {
+		if o.ship != ShipBroadcast {
+			return true
+		}
+	}
+	return false
+}
+
+// broadcastOnly reports whether every input of the vertex is a broadcast:
+// each subtask then processes every record, and no parallelism changes its
+// load. The model leaves it as it is.
+func (x *vertex) broadcastOnly() bool {
+	for _, e := range x.ins {
+		if e.ship != ShipBroadcast {
+			return false
+		}
+	}
+	return len(x.ins) > 0
 }
 
 // broadcastIn is what each subtask receives over broadcast edges now.
@@ -223,19 +259,24 @@ func (x *vertex) required(util float64) (q int, limit ReasonCode) {
 	if x.excluded {
 		return x.p, ""
 	}
-	return x.requiredAt(x.need(util, x.catchUp))
+	if x.broadcastOnly() {
+		return min(max(x.p, x.lower), x.upper), ""
+	}
+	return x.requiredAt(util, x.target, x.catchUp)
 }
 
 // requiredFor is the parallelism the vertex needs for another target rate
 // (a forecast), with the same catch-up.
 func (x *vertex) requiredFor(target, util float64) int {
-	q, _ := x.requiredAt(math.Max(target/util, target+x.catchUp))
+	q, _ := x.requiredAt(util, target, x.catchUp)
 	return q
 }
 
-// requiredAt is the smallest parallelism within bounds with capacity ≥ need.
-func (x *vertex) requiredAt(need float64) (q int, limit ReasonCode) {
-	if need == 0 {
+// requiredAt is the smallest parallelism within bounds that carries target
+// at util and target + catchUp at full speed.
+func (x *vertex) requiredAt(util, target, catchUp float64) (q int, limit ReasonCode) {
+	need := math.Max(target/util, target+catchUp)
+	if need == 0 && x.bcast == 0 {
 		// Nothing arrives and nothing waits: the least the bounds allow.
 		return x.lower, ""
 	}
@@ -248,7 +289,7 @@ func (x *vertex) requiredAt(need float64) (q int, limit ReasonCode) {
 	start := max(x.lower, int(need*x.curve.efficiency(x.p)/x.perSubtask))
 	peak := x.curve.peak()
 	for q := start; q <= x.upper; q++ {
-		if x.capacityAt(q) >= need*(1-rel) {
+		if x.meets(q, util, target, catchUp) {
 			return q, ""
 		}
 		if float64(q) > peak+1 {

@@ -169,21 +169,35 @@ func TestFitUSL(t *testing.T) {
 func TestScaleDownStabilization(t *testing.T) {
 	// p=10 on 1-core TaskManagers taking 1000 rec/s at busy 250 → 400 a
 	// subtask; 1000/0.7 = 1428.6 → p=4 now. The 30 minute window is covered
-	// (a record 40 minutes ago) and its highest recommendation since is 8:
-	// scale 10 → 8, saving 2 of 10 cores (≥ 10 %).
+	// (a record 40 minutes ago) and its highest recommendation since is 8,
+	// 20 minutes ago: the window allows 10 → 8 now, and 10 → 5 in 10
+	// minutes, 10 → 4 in 20. Stepping to 8 now frees 2 slots for the 20
+	// minutes until the window clears: 0.67 slot-hours, less than the
+	// second restart it would take (10 slots × (1m30s + 10m) = 1.92): it
+	// waits, to go once.
 	s := snapshot(1, vtx{id: "src", p: 10, busy: 250, in: 1000, out: 1000, lag: F(0), arrival: F(1000)})
 	rec := func(ago time.Duration, q int) RecommendationRecord {
 		return RecommendationRecord{At: t0.Add(-ago), Parallelism: map[string]int{"src": q}}
 	}
 	h := History{Recommendations: []RecommendationRecord{rec(40*time.Minute, 6), rec(20*time.Minute, 8), rec(10*time.Minute, 5)}}
 	d := Decide(s, testPolicy(), h, t0)
-	require.Equal(t, ActionScale, d.Action, d.Summary)
+	require.Equal(t, ActionHold, d.Action, d.Summary)
 	v := vertexByID(d, "src")
 	assert.Equal(t, 4, v.Required)
-	assert.Equal(t, 8, v.Recommended)
+	assert.Contains(t, allCodes(d), ReasonScaleDownStabilizing)
+	assert.Contains(t, d.Summary, "in 20m0s")
 
-	// Not covered yet: hold, and say how long the window is.
-	h.Recommendations = h.Recommendations[1:]
+	// Twenty minutes on, the window holds only 5 (30 min ago) and 4s: it
+	// goes to 4 in one step, freeing 6 of 10 slots.
+	h = History{Recommendations: []RecommendationRecord{rec(40*time.Minute, 6), rec(30*time.Minute, 5), rec(10*time.Minute, 4)}}
+	d = Decide(s, testPolicy(), h, t0)
+	require.Equal(t, ActionScale, d.Action, d.Summary)
+	v = vertexByID(d, "src")
+	assert.Equal(t, 4, v.Recommended)
+
+	// Not covered yet (nothing as old as the window): hold, and say how
+	// long the window is.
+	h.Recommendations = []RecommendationRecord{rec(20*time.Minute, 8), rec(10*time.Minute, 5)}
 	d = Decide(s, testPolicy(), h, t0)
 	assert.Equal(t, ActionHold, d.Action)
 	assert.Contains(t, allCodes(d), ReasonScaleDownStabilizing)

@@ -79,25 +79,40 @@ func (x *vertex) tpr() float64 {
 
 // capacityAt is the predicted true processing rate at parallelism q: the
 // busiest subtask's per-subtask capacity scaled by the curve's efficiency,
-// over its share of the vertex's records.
+// less what the broadcast inputs take of every subtask, over its share of
+// the vertex's (partitioned) records.
 func (x *vertex) capacityAt(q int) float64 {
+	return x.capAt(q, 1)
+}
+
+// capAt is the rate of partitioned records the vertex sustains at
+// parallelism q with its busiest subtask busy u of the time: what is left of
+// u·c after the broadcast records every subtask handles, over its share.
+func (x *vertex) capAt(q int, u float64) float64 {
 	if !x.measurable {
 		return math.Inf(1)
 	}
-	return math.Max(0, x.perSubtask*x.curve.efficiency(q)/x.curve.efficiency(x.p)-x.bcast) / x.spread.share(q)
+	return math.Max(0, u*x.perSubtask*x.curve.efficiency(q)/x.curve.efficiency(x.p)-x.bcast) / x.spread.share(q)
+}
+
+// meets reports whether parallelism q carries target at busy fraction util,
+// and target plus catchUp at full speed.
+func (x *vertex) meets(q int, util, target, catchUp float64) bool {
+	return x.capAt(q, util) >= target*(1-rel) && x.capAt(q, 1) >= (target+catchUp)*(1-rel)
 }
 
 // utilizationAt is the busiest subtask's predicted busy fraction at
-// parallelism q when the vertex receives its target rate.
+// parallelism q when the vertex receives its target rate: its share of the
+// partitioned records plus every broadcast record, over what it processes
+// at 100 % busy.
 func (x *vertex) utilizationAt(q int) float64 {
-	c := x.capacityAt(q)
-	if math.IsInf(c, 1) || c == 0 {
-		if x.target == 0 || math.IsInf(c, 1) {
-			return 0
-		}
-		return math.Inf(1)
+	if !x.measurable {
+		return 0
 	}
-	return x.target / c
+	if x.broadcastOnly() {
+		return x.busyMax // every subtask has all the work, whatever q
+	}
+	return (x.spread.share(q)*x.target + x.bcast) / (x.perSubtask * x.curve.efficiency(q) / x.curve.efficiency(x.p))
 }
 
 func (x *vertex) reason(code ReasonCode, format string, a ...any) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/flinkscale/flinkscale/scaling/assign"
 )
@@ -15,7 +16,7 @@ import (
 // random parallelism, key groups, partitions, busy and backpressure times,
 // rates and slot-sharing groups, observed over a healthy window.
 func randomJob(r *rand.Rand, n int) Snapshot {
-	ships := []string{ShipHash, ShipRebalance, ShipForward, ShipRescale}
+	ships := []string{ShipHash, ShipRebalance, ShipForward, ShipRescale, ShipBroadcast}
 	cpus := []float64{0.5, 1, 1.5, 2, 4, 8}
 	cpu := cpus[r.IntN(len(cpus))]
 	s := snapshot(1)
@@ -58,9 +59,39 @@ func randomJob(r *rand.Rand, n int) Snapshot {
 		s.Vertices = append(s.Vertices, b.build())
 	}
 	if r.IntN(3) == 0 {
-		s.Checkpoints = &Checkpoints{IntervalMs: 60000, DurationMs: Float(60000 * r.Float64()), RecentFailures: r.IntN(2)}
+		s.Checkpoints = &Checkpoints{IntervalMs: 60000, DurationMs: Float(60000 * r.Float64()), RecentFailures: r.IntN(2),
+			StateSizeBytes: Float(1e10 * r.Float64() * float64(r.IntN(2)))}
+	}
+	s.RescaleInPlace = r.IntN(3) == 0
+	if r.IntN(4) == 0 {
+		s.SlotSharingUnknown = true
+		s.TaskManagers.SlotsTotal = s.TaskManagers.Slots * s.TaskManagers.Replicas
+		s.TaskManagers.SlotsAvailable = r.IntN(s.TaskManagers.SlotsTotal)
+	}
+	for i := range s.Vertices {
+		if len(s.Vertices[i].Inputs) == 0 && s.Vertices[i].LagRecords != nil && r.IntN(2) == 0 {
+			s.Vertices[i].LagSource = LagFromCommittedOffsets
+		}
 	}
 	return s
+}
+
+// randomHistory records the sources' arrivals over the last 40 minutes,
+// rising, falling or flat with noise, and random recommendations.
+func randomHistory(r *rand.Rand, s Snapshot) History {
+	var h History
+	slope := []float64{0, 0.5, -0.5, 5}[r.IntN(4)]
+	for at := -40 * time.Minute; at < 0; at += 30 * time.Second {
+		rec := RecommendationRecord{At: t0.Add(at), Parallelism: map[string]int{}, Arrival: map[string]float64{}}
+		for _, v := range s.Vertices {
+			rec.Parallelism[v.ID] = max(1, v.Parallelism+r.IntN(5)-2)
+			if len(v.Inputs) == 0 && v.ArrivalRatePerSecond != nil {
+				rec.Arrival[v.ID] = math.Max(0, float64(*v.ArrivalRatePerSecond)*(1+slope*at.Hours())*(0.9+0.2*r.Float64()))
+			}
+		}
+		h.Recommendations = append(h.Recommendations, rec)
+	}
+	return h
 }
 
 // randomPolicy varies what a user may set.
@@ -140,6 +171,15 @@ func checkInvariants(t *testing.T, s Snapshot, p Policy, d Decision) {
 		if p.Resources.MaxCores > 0 && pl.Cores > p.Resources.MaxCores+1e-9 {
 			t.Fatalf("plan uses %g cores, quota %g", pl.Cores, p.Resources.MaxCores)
 		}
+		// A rescale that only scales down earns its restart: it frees
+		// slots, as Flink will hold them, worth more than the restart.
+		up := false
+		for _, vd := range d.Vertices {
+			up = up || vd.Recommended > vd.Current
+		}
+		if e := d.Economics; !up && (e == nil || e.PlanSlots >= e.HeldSlots || e.SavedSlotHours < e.RestartSlotHours-1e-9) {
+			t.Fatalf("a scale-down that does not pay: %+v: %s", e, d.Summary)
+		}
 	}
 }
 
@@ -150,7 +190,11 @@ func TestPropertyInvariants(t *testing.T) {
 		s := randomJob(r, 1+r.IntN(12))
 		p := randomPolicy(r)
 		before, _ := json.Marshal(s)
-		d := Decide(s, p, History{}, t0)
+		var h History
+		if r.IntN(2) == 0 {
+			h = randomHistory(r, s)
+		}
+		d := Decide(s, p, h, t0)
 		if after, _ := json.Marshal(s); string(after) != string(before) {
 			t.Fatalf("Decide modified its snapshot")
 		}
@@ -226,6 +270,11 @@ func TestPropertyAtTargetLoadNothingChanges(t *testing.T) {
 				}
 			}
 			for _, e := range v.Inputs {
+				if e.ShipStrategy == ShipBroadcast {
+					// Flink counts a broadcast record once per subtask.
+					in += float64(v.Parallelism) * out[e.ID]
+					continue
+				}
 				in += out[e.ID]
 			}
 			out[v.ID] = in * (0.1 + r.Float64())
