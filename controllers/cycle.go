@@ -502,6 +502,7 @@ func (c *cycle) observe(fs metrics.FlinkSample) {
 func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	snap, missing := c.st.window.Snapshot()
 	snap.UpgradeMode = c.d.UpgradeMode
+	snap.RescaleInPlace = c.d.RescaleInPlace()
 	if !(snap.TaskManagers.CPU > 0) && c.d.TaskManagerCPU > 0 {
 		snap.TaskManagers.CPU = scaling.Float(c.d.TaskManagerCPU)
 	}

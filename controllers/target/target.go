@@ -522,3 +522,24 @@ func OwnedMask(owned map[string]bool) Fields {
 	}
 	return m
 }
+
+// RescaleInPlace reports whether the operator rescales this deployment in
+// place when only the parallelism overrides change: the adaptive scheduler
+// takes new resource requirements from Flink 1.18 (spec.flinkVersion v1_18
+// and later) without a savepoint, in native mode.
+func (d *Deployment) RescaleInPlace() bool {
+	if !d.Adaptive || d.Mode == "standalone" {
+		return false
+	}
+	v := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d.FlinkVersion)), "v")
+	major, minor, ok := strings.Cut(v, "_")
+	if !ok {
+		return false
+	}
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > 1 || (ma == 1 && mi >= 18)
+}

@@ -261,3 +261,25 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestRescaleInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		version, mode string
+		adaptive      bool
+		want          bool
+	}{
+		{"v1_18", "native", true, true},
+		{"v1_20", "", true, true},
+		{"v2_0", "native", true, true},
+		{"v1_17", "native", true, false}, // no resource-requirements API
+		{"v1_20", "native", false, false},
+		{"v1_20", "standalone", true, false},
+		{"", "native", true, false},
+		{"1.20", "native", true, false}, // not the operator's enum
+	} {
+		d := Deployment{FlinkVersion: tc.version, Mode: tc.mode, Adaptive: tc.adaptive}
+		if got := d.RescaleInPlace(); got != tc.want {
+			t.Errorf("%+v: RescaleInPlace() = %v, want %v", tc, got, tc.want)
+		}
+	}
+}
