@@ -47,6 +47,9 @@ const (
 	KeySlots = "taskmanager.numberOfTaskSlots"
 	// KeyScheduler is jobmanager.scheduler (default or adaptive).
 	KeyScheduler = "jobmanager.scheduler"
+	// KeyInPlaceScaling turns the operator's in-place rescale off (true by
+	// default).
+	KeyInPlaceScaling = "kubernetes.operator.job.upgrade.inplace-scaling.enabled"
 )
 
 // Upgrade modes of spec.job.upgradeMode.
@@ -526,9 +529,10 @@ func OwnedMask(owned map[string]bool) Fields {
 // RescaleInPlace reports whether the operator rescales this deployment in
 // place when only the parallelism overrides change: the adaptive scheduler
 // takes new resource requirements from Flink 1.18 (spec.flinkVersion v1_18
-// and later) without a savepoint, in native mode.
+// and later) without a savepoint, in native mode, unless the operator's
+// in-place scaling is turned off.
 func (d *Deployment) RescaleInPlace() bool {
-	if !d.Adaptive || d.Mode == "standalone" {
+	if !d.Adaptive || d.Mode == "standalone" || strings.EqualFold(strings.TrimSpace(d.Configuration[KeyInPlaceScaling]), "false") {
 		return false
 	}
 	v := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d.FlinkVersion)), "v")

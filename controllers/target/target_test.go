@@ -282,4 +282,8 @@ func TestRescaleInPlace(t *testing.T) {
 			t.Errorf("%+v: RescaleInPlace() = %v, want %v", tc, got, tc.want)
 		}
 	}
+	off := Deployment{FlinkVersion: "v1_20", Adaptive: true, Configuration: map[string]string{KeyInPlaceScaling: "false"}}
+	if off.RescaleInPlace() {
+		t.Errorf("in-place scaling turned off: RescaleInPlace() = true")
+	}
 }
