@@ -85,8 +85,8 @@ func TestHTMLReportOfARescale(t *testing.T) {
 		`<span class="badge Scale">Scale</span>`,
 		"4 → <strong>10</strong>", "164 % → 67 %", "bottleneck",
 		"Window(TumblingEventTimeWindows(60000)) -&gt; Sink: Print", // escaped
-		"pipeline.jobvertex-parallelism-overrides: " + window + ":10," + src + ":6",
-		"<code>Overloaded</code>", "4.82M", "1m32s",
+		"pipeline.jobvertex-parallelism-overrides: " + window + ":10," + src + ":4",
+		"<code>Overloaded</code>", "4.82M", "2m34s",
 	} {
 		assert.Contains(t, page, want)
 	}
