@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -551,30 +550,6 @@ func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	return dec, snap
 }
 
-// rescaleRecord is the history's record of the rescale dec starts at now,
-// with what the restart-time model learns from: the state to restore (the
-// snapshot's latest checkpoint size, 0 when unknown) and whether the
-// restart starts TaskManagers (startsTaskManagers).
-func rescaleRecord(dec scaling.Decision, snap scaling.Snapshot, now time.Time) scaling.RescaleRecord {
-	rec := scaling.RescaleRecord{DecidedAt: now, Outcome: scaling.OutcomeInProgress,
-		StartedTaskManagers: startsTaskManagers(dec.Current, dec.Recommended)}
-	if c := snap.Checkpoints; c != nil && c.StateSizeBytes > 0 && !math.IsInf(float64(c.StateSizeBytes), 0) {
-		rec.StateSizeBytes = float64(c.StateSizeBytes)
-	}
-	for _, v := range dec.Vertices {
-		rec.Vertices = append(rec.Vertices, scaling.RescaleVertex{ID: v.ID, From: v.Current, To: v.Recommended, TrueRateBefore: v.TrueProcessingRate})
-	}
-	return rec
-}
-
-// startsTaskManagers says whether going from plan cur to plan next starts
-// TaskManagers: more of them, or a new shape (slots or CPU per
-// TaskManager), which restarts every one.
-func startsTaskManagers(cur, next scaling.Plan) bool {
-	return next.TaskManagers > cur.TaskManagers || next.SlotsPerTaskManager != cur.SlotsPerTaskManager ||
-		math.Abs(next.CPUPerTaskManager-cur.CPUPerTaskManager) > 1e-9
-}
-
 func coresChange(d scaling.Decision) string {
 	return fmt.Sprintf("%d → %d slots, %.4g → %.4g cores", d.Current.Slots, d.Recommended.Slots, d.Current.Cores, d.Recommended.Cores)
 }
@@ -689,7 +664,8 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 		// TargetGeneration stays 0 until the apply succeeded: an intent.
 		Message: "applying the plan to the FlinkDeployment",
 	}
-	rec := rescaleRecord(dec, snap, c.now)
+	rec := scaling.NewRescaleRecord(dec, snap)
+	rec.DecidedAt = c.now
 	h := c.pol.Status.History.ToHistory()
 	h.Rescales = append(h.Rescales, rec)
 	c.pol.Status.History = v1alpha1.FromHistory(h)

@@ -74,3 +74,31 @@ func BenchmarkDecide50VerticesWithHistory(b *testing.B) {
 		Decide(s, p, h, t0)
 	}
 }
+
+// With a rising load: 30 minutes of recommendations every 30 s with every
+// source's arrival rising 1 % a minute to the 20000 rec/s of now, so the
+// trend is fitted, plans for the load ahead are weighed (13, each scanned
+// over the horizon) and the plan's economics computed.
+func BenchmarkDecide50VerticesRisingLoad(b *testing.B) {
+	s, p := layeredJob(), DefaultPolicy()
+	var h History
+	for i := 60; i > 0; i-- {
+		at := t0.Add(-time.Duration(i) * 30 * time.Second)
+		r := RecommendationRecord{At: at, Parallelism: map[string]int{}, Arrival: map[string]float64{}}
+		for _, v := range s.Vertices {
+			r.Parallelism[v.ID] = v.Parallelism
+			if v.IsSource() {
+				r.Arrival[v.ID] = 20000 * (1 + 0.01*at.Sub(t0).Minutes())
+			}
+		}
+		h.Recommendations = append(h.Recommendations, r)
+	}
+	d := Decide(s, p, h, t0)
+	if d.Action != ActionScale || d.Economics == nil || len(d.Economics.Trends) == 0 || !d.Economics.Trends[0].Significant {
+		b.Fatalf("the benchmark job should see its load rise: %s %+v", d.Summary, d.Economics)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Decide(s, p, h, t0)
+	}
+}

@@ -91,8 +91,7 @@ func (m *model) run() Decision {
 	d.Recommended = pl
 	d.Vertices = m.vertexDecisions(pl.Parallelism)
 	if m.changes(pl) {
-		inPlace := j.s.RescaleInPlace && pl.SlotsPerTaskManager == j.slots && pl.CPUPerTaskManager == j.cpu
-		m.downtime = m.predictDowntime(inPlace, m.startsTaskManagers(pl))
+		m.downtime = m.predictDowntime(InPlace(*j.s, d.Current, pl), m.startsTaskManagers(pl))
 		d.PredictedDowntime = D(m.downtime)
 	}
 	m.predictCatchUp()

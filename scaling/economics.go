@@ -113,16 +113,31 @@ func (m *model) heldSlots() int {
 // goes only when fewer slots than TaskManagers remain.
 func (m *model) planTaskManagers(pl Plan) int {
 	cur := m.d.Current
-	if m.j.s.RescaleInPlace && pl.SlotsPerTaskManager == m.j.slots && pl.CPUPerTaskManager == m.j.cpu {
+	if InPlace(*m.j.s, cur, pl) {
 		return max(pl.TaskManagers, min(cur.TaskManagers, pl.Slots))
 	}
 	return pl.TaskManagers
 }
 
-// startsTaskManagers reports whether a plan starts TaskManagers: more of
-// them, or a new shape (which restarts them all).
+// startsTaskManagers reports whether a plan starts TaskManagers.
 func (m *model) startsTaskManagers(pl Plan) bool {
-	return pl.TaskManagers > m.d.Current.TaskManagers || pl.SlotsPerTaskManager != m.j.slots || pl.CPUPerTaskManager != m.j.cpu
+	return StartsTaskManagers(*m.j.s, m.d.Current, pl)
+}
+
+// InPlace reports whether going from plan cur to plan next happens in place:
+// the job rescales in place (Snapshot.RescaleInPlace) and the TaskManager
+// shape stays.
+func InPlace(s Snapshot, cur, next Plan) bool {
+	return s.RescaleInPlace && next.SlotsPerTaskManager == cur.SlotsPerTaskManager &&
+		math.Abs(next.CPUPerTaskManager-cur.CPUPerTaskManager) <= 1e-9
+}
+
+// StartsTaskManagers reports whether going from plan cur to plan next
+// starts TaskManagers, whose start-up is then part of the downtime: every
+// rescale that is not in place (a savepoint upgrade redeploys the cluster),
+// and one in place that needs more of them.
+func StartsTaskManagers(s Snapshot, cur, next Plan) bool {
+	return !InPlace(s, cur, next) || next.TaskManagers > cur.TaskManagers
 }
 
 // restartSlotSeconds is what a restart costs, in slot-seconds: the slots

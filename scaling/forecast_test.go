@@ -155,12 +155,13 @@ func TestFallingLoadWaitsForAStepThatPays(t *testing.T) {
 	// The window's highest recommendation 30 min ago was for 12000 rec/s:
 	// 12000/700 → 18; a step 20 → 18 frees 2 slots. The fall is
 	// 3.33/6000 = 0.056 % of the load a second: with an 18-slot plan 0.01
-	// slots a second. A restart costs 20 × (1m30s + 10m) = 13800
-	// slot-seconds; the step that pays is √(2 · 13800 · 0.01) = 16.6 slots.
+	// slots a second. A restart costs 20 × (1m30s + 1m TaskManager
+	// start-up + 10m) = 15000 slot-seconds; the step that pays is
+	// √(2 · 15000 · 0.01) = 17 slots.
 	require.Equal(t, ActionHold, d.Action, d.Summary)
 	assert.Contains(t, codes(d.Reasons), ReasonLoadFalling)
 	require.NotNil(t, d.Economics)
-	assert.InDelta(t, math.Sqrt(2*20*(90+600)*(6000.0/1800/6000)*float64(d.Economics.PlanSlots)), d.Economics.MinStepSlots, 1e-6)
+	assert.InDelta(t, math.Sqrt(2*20*(90+60+600)*(6000.0/1800/6000)*float64(d.Economics.PlanSlots)), d.Economics.MinStepSlots, 1e-6)
 
 	// Once the fall has flattened (flat for the trend window) no step has
 	// to reach Δ*; the window still holds 18 from half an hour ago and the

@@ -134,6 +134,20 @@ func withRatesAfter(rescales []RescaleRecord, d Decision) []RescaleRecord {
 	return out
 }
 
+// NewRescaleRecord is the record of a rescale d decides on snapshot s, in
+// progress: the vertices with their true rates before, the state it will
+// restore, and whether it starts TaskManagers.
+func NewRescaleRecord(d Decision, s Snapshot) RescaleRecord {
+	rec := RescaleRecord{DecidedAt: d.At, Outcome: OutcomeInProgress, StartedTaskManagers: StartsTaskManagers(s, d.Current, d.Recommended)}
+	if c := s.Checkpoints; c != nil && c.StateSizeBytes > 0 && !math.IsInf(float64(c.StateSizeBytes), 0) {
+		rec.StateSizeBytes = float64(c.StateSizeBytes)
+	}
+	for _, v := range d.Vertices {
+		rec.Vertices = append(rec.Vertices, RescaleVertex{ID: v.ID, From: v.Current, To: v.Recommended, TrueRateBefore: v.TrueProcessingRate})
+	}
+	return rec
+}
+
 // lastRescale returns the most recent rescale, if any.
 func (h *History) lastRescale() (RescaleRecord, bool) {
 	if len(h.Rescales) == 0 {

@@ -1,6 +1,7 @@
 package scaling
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -85,8 +86,9 @@ func TestScaleDownSettlesInOneStep(t *testing.T) {
 	// until −15 m, 3 since, while the job needs 2 now. Going to 4 now and
 	// to 2 when the window clears (in 29m30s) would take two restarts;
 	// the first would free 2 slots for those 29m30s, 0.98 slot-hours, less
-	// than a restart costs (6 × (1m30s + 10m) = 1.15): it waits, to go
-	// once.
+	// than a restart costs (6 × (1m30s restart + 1m TaskManager start-up,
+	// a savepoint upgrade redeploys the cluster, + 10m) = 1.25): it waits,
+	// to go once.
 	window := func(hi, lo int) History {
 		var g History
 		for at := -40 * time.Minute; at < 0; at += 30 * time.Second {
@@ -105,11 +107,57 @@ func TestScaleDownSettlesInOneStep(t *testing.T) {
 	// Where the window has held 3 for 40 minutes, stepping to 3 frees 3
 	// slots for 29m30s, 1.48 slot-hours, more than the second restart: it
 	// goes now. Over the hour's horizon it saves 3 slot-hours against the
-	// 1.15 its restart costs.
+	// 1.25 its restart costs.
 	d = Decide(s, p, window(3, 3), t0)
 	require.Equal(t, ActionScale, d.Action, d.Summary)
 	assert.Equal(t, 3, vertexByID(d, "src").Recommended, "the highest of the window")
 	assert.InDelta(t, 3, d.Economics.SavedSlotHours, 1e-9)
-	assert.InDelta(t, 6*11.5/60, d.Economics.RestartSlotHours, 1e-9)
+	assert.InDelta(t, 6*12.5/60, d.Economics.RestartSlotHours, 1e-9)
 	assert.Contains(t, codes(d.Reasons), ReasonCostBenefit)
+}
+
+// The record of a rescale carries what the restart-time model learns from:
+// the state to restore (the snapshot's latest checkpoint size, 0 when
+// unknown) and whether the restart starts TaskManagers: every savepoint
+// upgrade (the operator redeploys the cluster), and in place only more of
+// them (a new shape cannot be applied in place).
+func TestNewRescaleRecord(t *testing.T) {
+	now := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	cur := Plan{TaskManagers: 3, SlotsPerTaskManager: 2, CPUPerTaskManager: 2}
+	with := func(f func(*Plan)) Plan {
+		p := cur
+		f(&p)
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		inPlace bool
+		next    Plan
+		ckpts   *Checkpoints
+		started bool
+		state   float64
+	}{
+		{"in place, more TaskManagers", true, with(func(p *Plan) { p.TaskManagers = 5 }), &Checkpoints{StateSizeBytes: 5e9}, true, 5e9},
+		{"in place, fewer: none starts", true, with(func(p *Plan) { p.TaskManagers = 2 }), &Checkpoints{StateSizeBytes: 1024}, false, 1024},
+		{"in place, as many: none starts", true, cur, nil, false, 0},
+		{"a new shape is never in place", true, with(func(p *Plan) { p.TaskManagers, p.SlotsPerTaskManager = 2, 4 }), nil, true, 0},
+		{"more CPU each: a new shape", true, with(func(p *Plan) { p.CPUPerTaskManager = 4 }), nil, true, 0},
+		{"the same CPU up to rounding", true, with(func(p *Plan) { p.CPUPerTaskManager = 2 + 1e-12 }), nil, false, 0},
+		{"by savepoint, fewer: the cluster is redeployed", false, with(func(p *Plan) { p.TaskManagers = 2 }), nil, true, 0},
+		{"no checkpoint size: 0", true, cur, &Checkpoints{IntervalMs: 60000}, false, 0},
+		{"a NaN size: 0", true, cur, &Checkpoints{StateSizeBytes: Float(math.NaN())}, false, 0},
+		{"an infinite size: 0", true, cur, &Checkpoints{StateSizeBytes: Float(math.Inf(1))}, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := Decision{At: now, Current: cur, Recommended: tc.next, Vertices: []VertexDecision{
+				{ID: "src", Current: 2, Recommended: 4, TrueProcessingRate: 1500},
+			}}
+			rec := NewRescaleRecord(dec, Snapshot{Checkpoints: tc.ckpts, RescaleInPlace: tc.inPlace})
+			assert.Equal(t, tc.started, rec.StartedTaskManagers, "started TaskManagers")
+			assert.Equal(t, tc.state, rec.StateSizeBytes, "state size")
+			assert.Equal(t, now, rec.DecidedAt)
+			assert.Equal(t, OutcomeInProgress, rec.Outcome)
+			assert.Equal(t, []RescaleVertex{{ID: "src", From: 2, To: 4, TrueRateBefore: 1500}}, rec.Vertices)
+		})
+	}
 }

@@ -64,18 +64,8 @@ func (f *Flinkscale) Observe(o Observation) *Plan {
 	if d.Action != scaling.ActionScale {
 		return nil
 	}
-	// As the controller records it (controllers/cycle.go, rescaleRecord):
-	// the state to restore, and whether TaskManagers start (more of them,
-	// or a new shape).
-	cur, next := d.Current, d.Recommended
-	rec := scaling.RescaleRecord{DecidedAt: o.Now, Outcome: scaling.OutcomeInProgress, StartedTaskManagers: next.TaskManagers > cur.TaskManagers ||
-		next.SlotsPerTaskManager != cur.SlotsPerTaskManager || math.Abs(next.CPUPerTaskManager-cur.CPUPerTaskManager) > 1e-9}
-	if c := snap.Checkpoints; c != nil && c.StateSizeBytes > 0 && !math.IsInf(float64(c.StateSizeBytes), 0) {
-		rec.StateSizeBytes = float64(c.StateSizeBytes)
-	}
-	for _, v := range d.Vertices {
-		rec.Vertices = append(rec.Vertices, scaling.RescaleVertex{ID: v.ID, From: v.Current, To: v.Recommended, TrueRateBefore: v.TrueProcessingRate})
-	}
+	// As the controller records it.
+	rec := scaling.NewRescaleRecord(d, snap)
 	f.hist.Rescales = append(f.hist.Rescales, rec)
 	why := d.Summary
 	for _, r := range d.Reasons {
