@@ -53,14 +53,14 @@ func (tr trend) at(level, t float64) float64 {
 // wild points do not move it) to pts. The standard error counts the
 // residuals' spread (1.4826 × their median absolute deviation, robust) and
 // the points' correlation: each is an average over a metrics window, so
-// only about one per window is independent. The slope is significant when
-// it is at least trendSignificance standard errors from zero and the newer
-// half's slope is at least one of its own, with the same sign: the load is
-// still moving now. A step is not a trend: the median of pairwise slopes
-// ignores the pairs across it (never more than half), and the flat half
-// after it fails the test. The slope used is the smallest in magnitude of
-// the whole window's, the newer half's and the older half's when it has the
-// same sign: a ramp that slows is planned for at its slower rate.
+// only about one per window is independent. The trend is significant when
+// the whole window's slope is at least trendSignificance standard errors
+// from zero and each half's is at least one of its own, with the same sign:
+// the load has been moving all along and still is. A step is not a trend:
+// it shows in one half only, the other is flat. The slope planned with is
+// the newer half's, how fast the load moves now (a ramp that slows at its
+// slower rate, one that speeds up at its faster), but never more than twice
+// the whole window's.
 func fitTrend(pts []tpoint, window time.Duration) trend {
 	tr, ok := theilSen(pts, window)
 	if !ok {
@@ -79,16 +79,16 @@ func fitTrend(pts []tpoint, window time.Duration) trend {
 	a, okA := theilSen(older, window)
 	b, okB := theilSen(newer, window)
 	sig := func(x trend, k float64) bool { return math.Abs(x.slope) >= k*x.se && x.slope != 0 }
-	if !okB || !sig(tr, trendSignificance) || !sig(b, 1) || math.Signbit(b.slope) != math.Signbit(tr.slope) {
+	same := func(x trend) bool { return math.Signbit(x.slope) == math.Signbit(tr.slope) }
+	if !okA || !okB || !sig(tr, trendSignificance) || !sig(a, 1) || !sig(b, 1) || !same(a) || !same(b) {
 		return tr
 	}
-	for _, x := range []trend{a, b} {
-		if (okA || x == b) && math.Signbit(x.slope) == math.Signbit(tr.slope) && math.Abs(x.slope) < math.Abs(tr.slope) {
-			tr.slope = x.slope
-		}
+	tr.significant = true
+	if math.Abs(b.slope) < 2*math.Abs(tr.slope) {
+		tr.slope = b.slope
+	} else {
+		tr.slope *= 2
 	}
-	// A slope that shrank to within one standard error of zero is no trend.
-	tr.significant = sig(tr, 1)
 	return tr
 }
 
