@@ -63,10 +63,12 @@ func snapshot(cpu float64, vs ...vtx) Snapshot {
 }
 
 // testPolicy is the default policy without the catch-up terms, so that the
-// arithmetic in test comments stays short; tests of catch-up set it.
+// arithmetic in test comments stays short (tests of catch-up set it), and
+// with a restart cost of 10 minutes, which the tests' working counts in.
 func testPolicy() Policy {
 	p := DefaultPolicy()
 	p.CatchUpDuration = D(0)
+	p.RestartCost = D(10 * time.Minute)
 	return p
 }
 

@@ -132,7 +132,7 @@ func DefaultPolicy() Policy {
 		CatchUpDuration:    D(15 * time.Minute),
 		RestartTime:        D(90 * time.Second),
 		TaskManagerStartup: D(time.Minute),
-		RestartCost:        D(10 * time.Minute),
+		RestartCost:        D(20 * time.Minute),
 		PlanningHorizon:    D(time.Hour),
 		MinParallelism:     1,
 		MaxParallelism:     1000,

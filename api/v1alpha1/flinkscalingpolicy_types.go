@@ -183,7 +183,7 @@ type FlinkScalingPolicySpec struct {
 	// this long of the job's slots: a rescale must save more than its cost
 	// (this plus its downtime) to be done. See
 	// docs/model.md#cost-and-benefit.
-	// +kubebuilder:default="10m"
+	// +kubebuilder:default="20m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+)$')",message="must be a non-negative duration such as 90s, 5m or 1h30m"

@@ -358,7 +358,7 @@ func defaulted(s v1alpha1.FlinkScalingPolicySpec) v1alpha1.FlinkScalingPolicySpe
 	dur(&s.CatchUpDuration, 15*time.Minute)
 	dur(&s.RestartTime, 90*time.Second)
 	dur(&s.TaskManagerStartup, time.Minute)
-	dur(&s.RestartCost, 10*time.Minute)
+	dur(&s.RestartCost, 20*time.Minute)
 	dur(&s.PlanningHorizon, time.Hour)
 	i32(&s.MinParallelism, 1)
 	i32(&s.MaxParallelism, 1000)
