@@ -2,7 +2,6 @@ package bench
 
 import (
 	"maps"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -16,12 +15,19 @@ import (
 // shape stays, otherwise a stop-with-savepoint and a resubmission from the
 // savepoint. It reacts at once (the operator's reconcile latency is left
 // out for every policy alike).
+//
+// A plan says parallelism (and perhaps slots per TaskManager), never how
+// many TaskManagers: as with the operator's native resource manager, Flink
+// starts what the job's slots need (per slot-sharing group its widest
+// vertex), whether or not the policy counted them right (on Flink 1.18 the
+// REST API does not say which vertices share slots), and releases only
+// what an in-place scale-down leaves idle. What the job holds, and what the
+// run bills, is what the simulator holds (sim.Job.TaskManagers).
 type actuator struct {
 	job  *sim.Job
 	spec sim.JobSpec
 
 	slotsPerTM int
-	tms        int
 	cpu        float64
 
 	phase     phase
@@ -43,7 +49,9 @@ const (
 
 func newActuator(job *sim.Job, spec sim.JobSpec) *actuator {
 	a := &actuator{job: job, spec: spec, slotsPerTM: spec.TaskManager.Slots, cpu: spec.TaskManager.CPU}
-	a.tms = a.taskManagers(a.running(), a.slotsPerTM)
+	if _, spt := job.TaskManagers(); spt > 0 {
+		a.slotsPerTM = spt
+	}
 	return a
 }
 
@@ -56,50 +64,25 @@ func (a *actuator) up() bool {
 
 // running is the parallelism per vertex id of the job now.
 func (a *actuator) running() map[string]int {
-	out := map[string]int{}
-	for _, v := range a.job.View().Job.Vertices {
-		out[v.ID] = v.Parallelism
+	out := a.job.Parallelism()
+	if out == nil {
+		out = map[string]int{}
 	}
 	return out
 }
 
-// taskManagers is how many TaskManagers par needs: the slots of every
-// slot-sharing group (the largest parallelism in it), over slots per
-// TaskManager.
-func (a *actuator) taskManagers(par map[string]int, slotsPerTM int) int {
-	group := map[string]int{}
-	for _, v := range a.job.View().Job.Vertices {
-		group[v.SlotSharingGroupID] = max(group[v.SlotSharingGroupID], par[v.ID])
-	}
-	slots := 0
-	for _, n := range group {
-		slots += n
-	}
-	return int(math.Ceil(float64(slots) / float64(max(slotsPerTM, 1))))
-}
-
-// inPlaceTaskManagers is what a job holds after an in-place rescale from
-// held TaskManagers to one that needs need of them and uses slots slots.
-// A scale-up gets what it needs. A scale-down releases only TaskManagers
-// left without a slot in use, and Flink's adaptive scheduler spreads the
-// slots it keeps over the TaskManagers it has: on real Flink 1.20.3 a
-// keyed job going from 8 slots on 2 TaskManagers of 4 to 4 and then 3
-// slots kept both (`flinkscale bench --real`, real-step-down, 2026-12-05),
-// so a TaskManager goes only when there are fewer slots than TaskManagers.
-func inPlaceTaskManagers(held, need, slots int) int {
-	return max(need, min(held, slots))
-}
-
 // resources are the slots and cores the job holds now.
 func (a *actuator) resources() (int, float64) {
-	return a.tms * a.slotsPerTM, float64(a.tms) * a.cpu
+	n, spt := a.job.TaskManagers()
+	return n * spt, float64(n) * a.cpu
 }
 
 func (a *actuator) deployment(partitions map[string]int) Deployment {
 	v := a.job.View()
+	tms, _ := a.job.TaskManagers()
 	d := Deployment{
 		Parallelism: a.running(), SlotsPerTaskManager: a.slotsPerTM, CPUPerTaskManager: a.cpu,
-		TaskManagers: a.tms, Partitions: partitions, Rescaling: a.busy(),
+		TaskManagers: tms, Partitions: partitions, Rescaling: a.busy(),
 	}
 	if ms, ok := v.Job.Timestamps["RUNNING"]; ok && v.Job.State == "RUNNING" {
 		d.RunningSince = time.UnixMilli(ms).UTC()
@@ -149,7 +132,6 @@ func (a *actuator) start(plan Plan, now time.Time) (Event, bool) {
 			}
 			if err := a.job.UpdateResourceRequirements(v.Job.ID, req); err == nil {
 				a.phase, a.inPlace = restarting, true
-				a.tms = inPlaceTaskManagers(a.tms, a.taskManagers(to, slots), a.taskManagers(to, 1))
 				ev.InPlace = true
 				return ev, true
 			}
@@ -178,16 +160,15 @@ func (a *actuator) step(now time.Time) *Rescale {
 		if st.FailureCause != "" {
 			return a.fail(now) // the job keeps running its old parallelism
 		}
+		// No TaskManager count: Flink starts what the slots need.
 		sub := sim.Submission{
 			DefaultParallelism: maxOf(a.plan.Parallelism), Overrides: a.plan.Parallelism,
-			SlotsPerTaskManager: a.plan.SlotsPerTaskManager,
-			TaskManagers:        a.taskManagers(a.plan.Parallelism, a.plan.SlotsPerTaskManager),
-			SavepointPath:       st.Location,
+			SlotsPerTaskManager: a.plan.SlotsPerTaskManager, SavepointPath: st.Location,
 		}
 		if err := a.job.Submit(sub); err != nil {
 			return a.fail(now)
 		}
-		a.slotsPerTM, a.tms = sub.SlotsPerTaskManager, sub.TaskManagers
+		a.slotsPerTM = sub.SlotsPerTaskManager
 		a.phase = restarting
 	case restarting:
 		v := a.job.View()

@@ -55,8 +55,13 @@ type Submission struct {
 	DefaultParallelism  int
 	Overrides           map[string]int // vertex id → parallelism
 	SlotsPerTaskManager int
-	TaskManagers        int
-	SavepointPath       string
+	// TaskManagers is the least the cluster runs (a standalone cluster's
+	// replicas). The job gets as many as its slots need whatever this
+	// says, as Flink's native resource manager starts them: Σ over its
+	// slot-sharing groups of the group's widest vertex, over the slots per
+	// TaskManager. 0: just those.
+	TaskManagers  int
+	SavepointPath string
 	// Session: the job goes to a session cluster whose TaskManagers run
 	// already, so no TaskManager starts (no TaskManagerStartup).
 	Session bool

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"time"
 
@@ -152,6 +153,33 @@ func (j *Job) Submit(s Submission) error {
 	r.buildTasks(j)
 	j.run = r
 	return nil
+}
+
+// TaskManagers is what the job's cluster runs now: its TaskManagers and the
+// slots of each (0, 0 before the first submission). These are what Flink
+// holds, whatever an autoscaler's plan counted: a submission gets as many
+// as the job's slot-sharing groups need, an in-place scale-up more, and a
+// scale-down releases only TaskManagers left idle, TaskManagerTimeout after
+// the job runs again.
+func (j *Job) TaskManagers() (count, slotsEach int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.run == nil {
+		return 0, 0
+	}
+	return j.run.tms, j.run.slotsPerTM
+}
+
+// Parallelism is the current deployment's parallelism per vertex id, as
+// View reports it (nil before the first submission), without rendering a
+// view.
+func (j *Job) Parallelism() map[string]int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.run == nil {
+		return nil
+	}
+	return maps.Clone(j.run.par)
 }
 
 // restoreTime is how long loading the state takes on a restart.

@@ -342,8 +342,10 @@ func TestInPlaceRescaleWithTheAdaptiveScheduler(t *testing.T) {
 
 	// A scale-down leaves TaskManagers idle: the resource manager releases
 	// them TaskManagerTimeout (30 s) after the job runs again. Restart 30 s
-	// (no restore cost set) → RUNNING at +30 s, released at +60 s, down to
-	// 1 TaskManager (every vertex at 2 now needs 2 slots).
+	// (no restore cost set) → RUNNING at +30 s, released at +60 s. Every
+	// vertex at 2 needs 2 slots, one TaskManager's worth, but the adaptive
+	// scheduler spreads the slots it keeps over the TaskManagers it has
+	// (as real Flink 1.20.3 did): the 2 slots keep 2 TaskManagers.
 	req[mapID] = Bounds{1, 2}
 	require.NoError(t, j.UpdateResourceRequirements(id, req))
 	require.NoError(t, j.Advance(45*time.Second))
@@ -351,7 +353,9 @@ func TestInPlaceRescaleWithTheAdaptiveScheduler(t *testing.T) {
 	require.Equal(t, "RUNNING", v.Job.State)
 	assert.Len(t, v.TaskManagers, 4, "still within the TaskManager timeout")
 	require.NoError(t, j.Advance(30*time.Second))
-	assert.Len(t, j.View().TaskManagers, 1, "idle TaskManagers released")
+	assert.Len(t, j.View().TaskManagers, 2, "idle TaskManagers released")
+	n, slots := j.TaskManagers()
+	assert.Equal(t, []int{2, 2}, []int{n, slots}, "what the job holds")
 
 	def, _ := start(t, pipeline(), nil)
 	require.NoError(t, def.Advance(time.Minute))

@@ -76,3 +76,22 @@ func TestFlink2RescaleCooldownAndMaximumDelay(t *testing.T) {
 	require.NoError(t, j.Advance(2*time.Second))
 	assert.Equal(t, "RESTARTING", j.View().Job.State)
 }
+
+func TestInPlaceTaskManagers(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		held, need, slots int
+		want              int
+	}{
+		{"scale-up: what it needs", 1, 2, 8, 2},
+		// real-step-down on Flink 1.20.3: 8 → 4 slots on 2 TaskManagers
+		// of 4 keeps both (2 + 2 slots in use), 4 → 3 too.
+		{"scale-down keeps TaskManagers the slots spread over", 2, 1, 4, 2},
+		{"three slots on two TaskManagers", 2, 1, 3, 2},
+		// 4 TaskManagers, 2 slots left: two TaskManagers hold none.
+		{"fewer slots than TaskManagers", 4, 1, 2, 2},
+		{"no change", 3, 3, 10, 3},
+	} {
+		assert.Equal(t, c.want, inPlaceTaskManagers(c.held, c.need, c.slots), c.name)
+	}
+}
