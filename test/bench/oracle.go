@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/flinkscale/flinkscale/test/sim"
@@ -47,10 +48,11 @@ func Oracle(s *scenario.Scenario, target float64, step time.Duration) (*Result, 
 	h := step.Hours()
 	for i, t := range o.times {
 		load, rates := o.load[i], o.rates[i]
-		sh := shares(o.truth, rates)
-		for _, v := range o.truth {
-			need := load * sh[v.ID] / target
-			par[v.ID] = smallestParallelism(job, v.ID, need, o.top[v.ID], par[v.ID], o.limit[v.ID], o.slotsPerTM, rates)
+		out := map[string]float64{}
+		for _, v := range o.truth { // topological order: a vertex's flow needs its inputs' sizes
+			f := inflow(v, out, rates, load)
+			par[v.ID] = o.smallestParallelism(v.ID, f, load/target, par[v.ID], rates)
+			out[v.ID] = f.out(v.Selectivity, par[v.ID])
 		}
 		used := slotsFor(par, o.groups)
 		tms := ceilDiv(used, o.slotsPerTM)
@@ -76,11 +78,16 @@ type oracle struct {
 	truth []sim.VertexTruth
 	// slotsPerTM: one slot per core; groups: vertex id → slot-sharing
 	// group; limit: the parallelism searched to; top: each vertex's most
-	// productive capacity.
+	// productive capacity (sim.Job.Capacity); bcast: for a vertex with a
+	// BROADCAST input, Capacity and SubtaskCapacity at every p ≤ limit
+	// (its most productive p depends on its mix of inputs); broadcast:
+	// some vertex has one.
 	slotsPerTM int
 	groups     map[string]string
 	limit      map[string]int
 	top        map[string]float64
+	bcast      map[string][2][]float64
+	broadcast  bool
 
 	// The sizing grid: offsets, the load over all topics and per topic.
 	step  time.Duration
@@ -109,6 +116,20 @@ func newOracle(s *scenario.Scenario, job *sim.Job, step time.Duration) *oracle {
 	// The most each vertex can ever process, at the load's topic mix at
 	// t=0.
 	o.top = topCapacity(job, o.truth, o.limit, o.slotsPerTM, o.ratesAt(0))
+	o.bcast = map[string][2][]float64{}
+	for _, v := range o.truth {
+		if !slices.Contains(v.Broadcast, true) {
+			continue
+		}
+		o.broadcast = true
+		var caps [2][]float64
+		for p := 1; p <= o.limit[v.ID]; p++ {
+			c, _ := job.Capacity(v.ID, p, o.slotsPerTM, o.ratesAt(0))
+			sc, _ := job.SubtaskCapacity(v.ID, p, o.slotsPerTM)
+			caps[0], caps[1] = append(caps[0], c), append(caps[1], sc)
+		}
+		o.bcast[v.ID] = caps
+	}
 	for t := time.Duration(0); t < s.Duration; t += step {
 		r := o.ratesAt(t)
 		o.times, o.rates, o.load = append(o.times, t), append(o.rates, r), append(o.load, sum(r))
@@ -145,26 +166,47 @@ func sum(m map[string]float64) float64 {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / max(b, 1) }
 
-// smallestParallelism is the least p in [1, limit] whose capacity covers
-// need, searched from the previous answer; when none does, the least p with
-// the most capacity there is (more subtasks would only idle).
-func smallestParallelism(job *sim.Job, id string, need, top float64, from, limit, slotsPerTM int, rates map[string]float64) int {
-	need = math.Min(need, top*(1-1e-9))
+// smallestParallelism is the least p in [1, limit] at which vertex id,
+// receiving f per arriving record, sustains need arrivals per second
+// (sustains), searched from the previous answer; when none does, the least
+// p with the most there is (more subtasks would only idle).
+func (o *oracle) smallestParallelism(id string, f flow, need float64, from int, rates map[string]float64) int {
+	need = math.Min(need, o.topSustains(id, f)*(1-1e-9))
 	fits := func(p int) bool {
-		c, _ := job.Capacity(id, p, slotsPerTM, rates)
-		return c >= need
+		return sustains(o.job, id, f, p, o.slotsPerTM, rates) >= need
 	}
-	p := min(max(from, 1), limit)
+	p := min(max(from, 1), o.limit[id])
 	if fits(p) {
 		for p > 1 && fits(p-1) {
 			p--
 		}
 		return p
 	}
-	for p < limit && !fits(p) {
+	for p < o.limit[id] && !fits(p) {
 		p++
 	}
 	return p
+}
+
+// topSustains is the most arrivals per second vertex id sustains at any
+// parallelism up to its limit, receiving f per arriving record.
+func (o *oracle) topSustains(id string, f flow) float64 {
+	caps, ok := o.bcast[id]
+	if !ok || f.bcast <= 0 {
+		if f.part <= 0 {
+			return math.Inf(1)
+		}
+		return o.top[id] / f.part
+	}
+	best := 0.0
+	for i := range caps[0] {
+		t := f.bcast / caps[1][i]
+		if f.part > 0 {
+			t += f.part / caps[0][i]
+		}
+		best = math.Max(best, 1/t)
+	}
+	return best
 }
 
 // topCapacity is each vertex's most productive capacity over p ≤ limit.
@@ -180,14 +222,14 @@ func topCapacity(job *sim.Job, truth []sim.VertexTruth, limit map[string]int, sl
 }
 
 // maxCapacity is the arrival rate the job could sustain with every vertex at
-// its most productive parallelism.
-func maxCapacity(truth []sim.VertexTruth, top map[string]float64, rates map[string]float64) float64 {
-	sh := shares(truth, rates)
+// its most productive parallelism, the broadcast inputs' receivers sending
+// on the fewest copies (at parallelism 1): no size of the job sustains
+// more.
+func (o *oracle) maxCapacity(rates map[string]float64) float64 {
+	fl := flows(o.truth, rates, nil)
 	best := math.Inf(1)
-	for _, v := range truth {
-		if sh[v.ID] > 0 {
-			best = math.Min(best, top[v.ID]/sh[v.ID])
-		}
+	for _, v := range o.truth {
+		best = math.Min(best, o.topSustains(v.ID, fl[v.ID]))
 	}
 	if math.IsInf(best, 1) {
 		return 0
@@ -298,7 +340,7 @@ func (o *oracle) unavoidable(res *Result) {
 	}
 	maxCap := make([]float64, len(o.times))
 	for j, r := range o.rates {
-		maxCap[j] = maxCapacity(o.truth, o.top, r)
+		maxCap[j] = o.maxCapacity(r)
 	}
 	full := func(j int) float64 { return maxCap[j] }
 	startup := s.Job.Restart.Time + s.Job.Restart.TaskManagerStartup
@@ -422,20 +464,29 @@ func (o *oracle) play(a, b int, lag float64, down time.Duration, capacity func(j
 // sufficient is the smallest size (per vertex) that keeps every vertex at
 // or under 100 % busy at every sizing step overlapping ticks [a, b), on
 // TaskManagers with one slot per core; the most productive size where none
-// does.
+// does. (A broadcast input's receiver sends on a copy per subtask: sizing
+// it up loads what follows it, so such a job is sized again until nothing
+// grows.)
 func (o *oracle) sufficient(a, b int) map[string]int {
 	size := map[string]int{}
 	from := time.Duration(a) * o.tick
 	to := time.Duration(b) * o.tick
-	for j, t := range o.times {
-		if t+o.step <= from || t >= to {
-			continue
+	for grew := true; grew; {
+		grew = false
+		for j, t := range o.times {
+			if t+o.step <= from || t >= to {
+				continue
+			}
+			out := map[string]float64{}
+			for _, v := range o.truth {
+				f := inflow(v, out, o.rates[j], o.load[j])
+				if p := o.smallestParallelism(v.ID, f, o.load[j], max(size[v.ID], 1), o.rates[j]); p > size[v.ID] {
+					size[v.ID], grew = p, true
+				}
+				out[v.ID] = f.out(v.Selectivity, size[v.ID])
+			}
 		}
-		sh := shares(o.truth, o.rates[j])
-		for _, v := range o.truth {
-			p := smallestParallelism(o.job, v.ID, o.load[j]*sh[v.ID], o.top[v.ID], max(size[v.ID], 1), o.limit[v.ID], o.slotsPerTM, o.rates[j])
-			size[v.ID] = max(size[v.ID], p)
-		}
+		grew = grew && o.broadcast
 	}
 	for _, v := range o.truth {
 		size[v.ID] = max(size[v.ID], 1)

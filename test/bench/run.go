@@ -276,32 +276,6 @@ func (r *run) account(elapsed, tick time.Duration, record bool) {
 		Parallelism: byName, Lag: lag, LagSeconds: lagS})
 }
 
-// shares is each vertex's records per record arriving at the sources, from
-// the graph's selectivities, with each source's share of the arrivals.
-func shares(truth []sim.VertexTruth, rates map[string]float64) map[string]float64 {
-	total := 0.0
-	for _, r := range rates {
-		total += r
-	}
-	in := map[string]float64{}
-	out := map[string]float64{}
-	for _, v := range truth {
-		if len(v.Inputs) == 0 {
-			for _, t := range v.Topics {
-				in[v.ID] += rates[t]
-			}
-			if total > 0 {
-				in[v.ID] /= total
-			}
-		}
-		for _, u := range v.Inputs {
-			in[v.ID] += out[u]
-		}
-		out[v.ID] = in[v.ID] * v.Selectivity
-	}
-	return in
-}
-
 // JobCapacity is the arrival rate (records/s over all topics, split as
 // rates) the job can sustain at parallelism par (by vertex id) on
 // TaskManagers of slotsPerTM slots: the simulator's ground truth, as the
@@ -311,19 +285,12 @@ func JobCapacity(job *sim.Job, par map[string]int, slotsPerTM int, rates map[str
 }
 
 // jobCapacity is the arrival rate (records/s over all topics) the job can
-// sustain at parallelism par: the tightest vertex's capacity over its share.
+// sustain at parallelism par: the tightest vertex's.
 func jobCapacity(job *sim.Job, truth []sim.VertexTruth, par map[string]int, slotsPerTM int, rates map[string]float64) float64 {
-	sh := shares(truth, rates)
+	fl := flows(truth, rates, par)
 	best := math.Inf(1)
 	for _, v := range truth {
-		if sh[v.ID] <= 0 {
-			continue
-		}
-		c, ok := job.Capacity(v.ID, max(par[v.ID], 1), slotsPerTM, rates)
-		if !ok {
-			continue
-		}
-		best = math.Min(best, c/sh[v.ID])
+		best = math.Min(best, sustains(job, v.ID, fl[v.ID], max(par[v.ID], 1), slotsPerTM, rates))
 	}
 	if math.IsInf(best, 1) {
 		return 0

@@ -417,3 +417,77 @@ func TestInvalidSpecs(t *testing.T) {
 		assert.Error(t, err, name)
 	}
 }
+
+// broadcastJoin is orders keyed into a join that also receives a rules
+// stream over a BROADCAST edge, and a sink after it.
+func broadcastJoin() JobSpec {
+	return JobSpec{
+		Name: "rules_join", FlinkVersion: "1.20", ConsumerGroup: "rules-join",
+		Topics: []TopicSpec{{Name: "orders", Partitions: 4}, {Name: "rules", Partitions: 1}},
+		Vertices: []VertexSpec{
+			{Name: "Source: orders", Parallelism: 2, Capacity: 10000, Selectivity: 1, Topics: []string{"orders"}},
+			{Name: "Source: rules", Parallelism: 1, Capacity: 10000, Selectivity: 1, Topics: []string{"rules"}},
+			{Name: "Join", Parallelism: 4, MaxParallelism: 128, Capacity: 1000, Selectivity: 1, Inputs: []EdgeSpec{
+				{From: "Source: orders", Ship: "HASH"}, {From: "Source: rules", Ship: "BROADCAST"}}},
+			{Name: "Sink", Parallelism: 1, Capacity: 20000, Selectivity: 0, Inputs: []EdgeSpec{{From: "Join", Ship: "REBALANCE"}}},
+		},
+		TaskManager: TaskManagerSpec{CPU: 4, Slots: 4},
+		Checkpoints: CheckpointSpec{Interval: 30 * time.Second, Base: time.Second},
+		Restart:     RestartSpec{Time: 20 * time.Second},
+	}
+}
+
+// A BROADCAST edge sends every record to every downstream subtask, as
+// Flink does: the receiver's numRecordsIn summed over its subtasks counts
+// each broadcast record once per subtask, each subtask spends busy time on
+// all of them (that load does not shrink with parallelism), and the
+// sender's numRecordsOut counts each record once.
+func TestBroadcastReachesEverySubtask(t *testing.T) {
+	spec := broadcastJoin()
+	rates := map[string]float64{"orders": 2000, "rules": 100}
+	load := TopicRates(spec.Topics, func(topic string, _ time.Duration) float64 { return rates[topic] })
+	j, _ := start(t, spec, load)
+	sumOf := func(v VertexView, f func(SubtaskView) float64) float64 { return sum(v, f) }
+	in := func(s SubtaskView) float64 { return s.NumRecordsInPerSecond }
+	out := func(s SubtaskView) float64 { return s.NumRecordsOutPerSecond }
+	check := func(p int) {
+		t.Helper()
+		v := j.View()
+		require.Equal(t, "RUNNING", v.Job.State)
+		join, rules, sink := vertex(v, "Join"), vertex(v, "Source: rules"), vertex(v, "Sink")
+		require.Len(t, join.Subtasks, p)
+		assert.InDelta(t, 100, sumOf(rules, out), 3, "the sender counts each rule once")
+		assert.InDelta(t, 2000+float64(p)*100, sumOf(join, in), 40, "each of the %d subtasks counts every rule", p)
+		assert.InDelta(t, 2000+float64(p)*100, sumOf(sink, in), 40, "and processes and emits it")
+		// Busy: a subtask's share of the orders plus every rule, at
+		// 1000 records/s.
+		for _, st := range join.Subtasks {
+			assert.InDelta(t, (2000/float64(p)+100)/1000*1000, st.BusyTimeMsPerSecond, 60, "subtask %d of %d", st.Index, p)
+		}
+	}
+	require.NoError(t, j.Advance(3*time.Minute))
+	check(4)
+
+	// Twice the subtasks: half the orders each, the same rules each.
+	id := j.View().Job.ID
+	trig, err := j.TriggerSavepoint(SavepointRequest{JobID: id, Stop: true})
+	require.NoError(t, err)
+	for st, _ := j.SavepointStatus(id, trig); st.Status != "COMPLETED"; st, _ = j.SavepointStatus(id, trig) {
+		require.NoError(t, j.Advance(time.Second))
+	}
+	st, _ := j.SavepointStatus(id, trig)
+	joinID, _ := j.VertexID("Join")
+	require.NoError(t, j.Submit(Submission{SavepointPath: st.Location, Overrides: map[string]int{joinID: 8}}))
+	require.NoError(t, j.Advance(3*time.Minute))
+	check(8)
+
+	// The ground truth says the same: a subtask spends SubtaskCapacity on
+	// each rule; Capacity is the orders' (partitioned) side.
+	tr := j.Truth()
+	assert.Equal(t, []bool{false, true}, tr[2].Broadcast, tr[2].Name)
+	c, ok := j.SubtaskCapacity(joinID, 8, 4)
+	require.True(t, ok)
+	assert.InDelta(t, 1000, c, 1e-9)
+	c, _ = j.Capacity(joinID, 8, 4, nil)
+	assert.InDelta(t, 8000, c, 1e-9, "uniform keys: an eighth of the orders a subtask")
+}

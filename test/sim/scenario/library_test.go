@@ -96,23 +96,33 @@ func TestLibraryInitialSizingIsSensible(t *testing.T) {
 		in := inputRates(s, 0)
 		for _, v := range s.Job.Vertices {
 			n := float64(v.Parallelism)
-			capacity := n * v.Capacity / (1 + v.USL.Sigma*(n-1) + v.USL.Kappa*n*(n-1))
-			busy := in[v.Name] / capacity
+			capacity := v.Capacity / (1 + v.USL.Sigma*(n-1) + v.USL.Kappa*n*(n-1))
+			// A subtask's share of the partitioned input, and all of the
+			// broadcast input.
+			perSubtask := in[v.Name].part/n + in[v.Name].bcast
+			busy := perSubtask / capacity
 			if len(v.Topics) == 1 {
 				busy = busiestReader(s, v.Topics[0], v.Parallelism) / v.Capacity
 			}
 			assert.Less(t, busy, 0.8, "%s / %s: %.0f%% busy at the start", s.Name, v.Name, busy*100)
-			if in[v.Name] > 0.5*v.Capacity { // a vertex that needs more than a fraction of one subtask
+			if in[v.Name].part+in[v.Name].bcast > 0.5*v.Capacity { // a vertex that needs more than a fraction of one subtask
 				assert.Greater(t, busy, 0.3, "%s / %s: %.0f%% busy at the start", s.Name, v.Name, busy*100)
 			}
 		}
 	}
 }
 
-// inputRates propagates the arrival rates at t through the graph (every
-// consumer of a vertex gets all of its output).
-func inputRates(s *Scenario, t time.Duration) map[string]float64 {
-	in := map[string]float64{}
+// input is what a vertex receives: part is spread over its subtasks, bcast
+// (its BROADCAST inputs) reaches every subtask in full.
+type input struct{ part, bcast float64 }
+
+// inputRates propagates the arrival rates at t through the graph: every
+// consumer of a vertex gets all of its output, and a vertex emits its
+// selectivity times what its subtasks process (the broadcast input once
+// per subtask).
+func inputRates(s *Scenario, t time.Duration) map[string]input {
+	in := map[string]input{}
+	out := map[string]float64{}
 	done := map[string]bool{}
 	for len(done) < len(s.Job.Vertices) {
 		for _, v := range s.Job.Vertices {
@@ -120,23 +130,24 @@ func inputRates(s *Scenario, t time.Duration) map[string]float64 {
 				continue
 			}
 			ready := true
-			sum := 0.0
+			var x input
 			for _, e := range v.Inputs {
 				if !done[e.From] {
 					ready = false
 					break
 				}
-				for _, u := range s.Job.Vertices {
-					if u.Name == e.From {
-						sum += in[u.Name] * u.Selectivity
-					}
+				if e.Ship == "BROADCAST" {
+					x.bcast += out[e.From]
+				} else {
+					x.part += out[e.From]
 				}
 			}
 			for _, tn := range v.Topics {
-				sum += s.topicLoad(tn).base(t) // noise aside
+				x.part += s.topicLoad(tn).base(t) // noise aside
 			}
 			if ready {
-				in[v.Name], done[v.Name] = sum, true
+				in[v.Name], done[v.Name] = x, true
+				out[v.Name] = (x.part + float64(v.Parallelism)*x.bcast) * v.Selectivity
 			}
 		}
 	}
