@@ -48,8 +48,9 @@ func Compress(p Policy, factor float64) Policy {
 
 // CompressPolicy divides the durations that shape flinkscale's behaviour
 // by factor: the metrics window (no shorter than MinMetricsWindow),
-// warm-up, cooldown, catch-up, the restart-time guess and both
-// stabilization windows. MaxSnapshotAge, a staleness guard rather than a
+// warm-up, cooldown, catch-up, the restart-time and TaskManager start-up
+// guesses, the restart cost, the planning horizon and both stabilization
+// windows. MaxSnapshotAge, a staleness guard rather than a
 // behaviour, is divided too but kept at two sampling intervals at least.
 func CompressPolicy(p scaling.Policy, factor float64) scaling.Policy {
 	p.MetricsWindow = scaling.D(max(div(p.MetricsWindow.Duration, factor), MinMetricsWindow))
@@ -58,6 +59,9 @@ func CompressPolicy(p scaling.Policy, factor float64) scaling.Policy {
 	p.CooldownPeriod = scaling.D(div(p.CooldownPeriod.Duration, factor))
 	p.CatchUpDuration = scaling.D(div(p.CatchUpDuration.Duration, factor))
 	p.RestartTime = scaling.D(div(p.RestartTime.Duration, factor))
+	p.TaskManagerStartup = scaling.D(div(p.TaskManagerStartup.Duration, factor))
+	p.RestartCost = scaling.D(div(p.RestartCost.Duration, factor))
+	p.PlanningHorizon = scaling.D(div(p.PlanningHorizon.Duration, factor))
 	p.Behavior.ScaleUp.StabilizationWindow = scaling.D(div(p.Behavior.ScaleUp.StabilizationWindow.Duration, factor))
 	p.Behavior.ScaleDown.StabilizationWindow = scaling.D(div(p.Behavior.ScaleDown.StabilizationWindow.Duration, factor))
 	return p

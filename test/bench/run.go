@@ -160,6 +160,10 @@ func Run(ctx context.Context, s *scenario.Scenario, p Policy, o Options) (*Resul
 		tick = time.Second
 	}
 	interval := p.Interval()
+	readsFlink, readsKafka := true, true
+	if r, ok := p.(reader); ok {
+		readsFlink, readsKafka = r.Reads()
+	}
 	nextObs, nextRec := interval, time.Duration(0)
 	for elapsed := time.Duration(0); elapsed < s.Duration; {
 		if err := ctx.Err(); err != nil {
@@ -176,9 +180,13 @@ func Run(ctx context.Context, s *scenario.Scenario, p Policy, o Options) (*Resul
 		if elapsed >= nextObs {
 			nextObs += interval
 			obs := Observation{Now: now, Deployment: r.act.deployment(partitions)}
-			obs.Flink, obs.FlinkErr = fc.Collect(ctx, "")
+			if readsFlink {
+				obs.Flink, obs.FlinkErr = fc.Collect(ctx, "")
+			}
 			obs.Flink.At = now
-			obs.Kafka, obs.KafkaErr = kc.Collect(ctx, s.Job.ConsumerGroup, topics)
+			if readsKafka {
+				obs.Kafka, obs.KafkaErr = kc.Collect(ctx, s.Job.ConsumerGroup, topics)
+			}
 			if plan := p.Observe(obs); plan != nil && !r.act.busy() {
 				if ev, started := r.act.start(*plan, now); started {
 					ev.T = now.Sub(o.Start)
@@ -205,6 +213,20 @@ func Run(ctx context.Context, s *scenario.Scenario, p Policy, o Options) (*Resul
 	}
 	return r.res, nil
 }
+
+// reader is a policy that says what it reads: the run collects from
+// Flink's REST API and from the brokers only for a policy that reads them
+// (every policy does unless it says otherwise).
+type reader interface {
+	Reads() (flink, kafka bool)
+}
+
+// Reads: KEDA's scaler reads the consumer group's lag from the brokers,
+// nothing from Flink.
+func (*KEDALag) Reads() (flink, kafka bool) { return false, true }
+
+// Reads: no autoscaler, nothing to read.
+func (Static) Reads() (flink, kafka bool) { return false, false }
 
 type run struct {
 	s     *scenario.Scenario

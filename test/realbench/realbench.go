@@ -234,6 +234,9 @@ func compressedPolicy(factor float64) func(*v1alpha1.FlinkScalingPolicy) {
 		pol.Spec.CooldownPeriod = d(p.CooldownPeriod)
 		pol.Spec.CatchUpDuration = d(p.CatchUpDuration)
 		pol.Spec.RestartTime = d(p.RestartTime)
+		pol.Spec.TaskManagerStartup = d(p.TaskManagerStartup)
+		pol.Spec.RestartCost = d(p.RestartCost)
+		pol.Spec.PlanningHorizon = d(p.PlanningHorizon)
 		pol.Spec.Behavior = &v1alpha1.Behavior{
 			ScaleUp:   &v1alpha1.ScaleUpRules{StabilizationWindow: d(p.Behavior.ScaleUp.StabilizationWindow)},
 			ScaleDown: &v1alpha1.ScaleDownRules{StabilizationWindow: d(p.Behavior.ScaleDown.StabilizationWindow)},

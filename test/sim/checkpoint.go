@@ -284,6 +284,7 @@ func (r *deployment) commit(j *Job, snap *snapshotData) {
 func (j *Job) TriggerSavepoint(req SavepointRequest) (string, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.gen++
 	r, err := j.job(req.JobID)
 	if err != nil {
 		return "", err

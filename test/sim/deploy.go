@@ -83,6 +83,7 @@ type snapshotData struct {
 func (j *Job) Submit(s Submission) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.gen++
 	if r := j.run; r != nil && !terminal(r.state) {
 		return fmt.Errorf("%w: job %s is %s; only a terminal job can be replaced", ErrConflict, r.jobID, r.state)
 	}

@@ -123,6 +123,9 @@ func (j *Job) flow(dt float64) {
 				}
 			}
 		}
+		// What the subtasks send over each all-to-all edge: every subtask
+		// splits its output by the same shares, so the sum is split once.
+		var sent []float64
 		for k, t := range ts {
 			x := possible[k] * allowed[k]
 			if v.isSource() {
@@ -137,16 +140,18 @@ func (j *Job) flow(dt float64) {
 			}
 			out := x * sel
 			t.out += out
-			for _, e := range v.outs {
-				rt, down := r.routes[e], r.tasks[e.to.id]
+			if sent == nil {
+				sent = make([]float64, len(v.outs))
+			}
+			for i, e := range v.outs {
+				rt := r.routes[e]
 				if rt.allToAll {
-					for jj, sh := range rt.share {
-						down[jj].queue += out * sh
-					}
-				} else {
-					for _, tg := range rt.targets[k] {
-						down[tg.j].queue += out * tg.share
-					}
+					sent[i] += out
+					continue
+				}
+				down := r.tasks[e.to.id]
+				for _, tg := range rt.targets[k] {
+					down[tg.j].queue += out * tg.share
 				}
 			}
 			if len(v.outs) == 0 {
@@ -165,6 +170,14 @@ func (j *Job) flow(dt float64) {
 			}
 			t.idleMs += 1000 * dt * (1 - busy - bp)
 			maxBp = math.Max(maxBp, bp)
+		}
+		for i, e := range v.outs {
+			if rt := r.routes[e]; rt.allToAll && i < len(sent) {
+				down := r.tasks[e.to.id]
+				for jj, sh := range rt.share {
+					down[jj].queue += sent[i] * sh
+				}
+			}
 		}
 	}
 	r.ckpt.maxBp = maxBp

@@ -70,7 +70,13 @@ type Job struct {
 	produceEvery time.Duration
 	nextFlush    time.Time
 
-	run        *deployment // nil before the first Submit
+	run *deployment // nil before the first Submit
+	// gen counts the changes to the job (every Advance and control
+	// operation): equal generations, equal views (Generation).
+	gen uint64
+	// name is clusterName's answer, tmIDs taskManagerID's so far.
+	name       string
+	tmIDs      []string
 	savepoints map[string]*snapshotData
 	triggers   map[string]*trigger
 	faults     map[Fault]int
@@ -163,11 +169,22 @@ func (j *Job) VertexID(name string) (string, bool) {
 	return "", false
 }
 
+// Generation counts the changes to the job: time advancing, a submission,
+// a savepoint triggered, resource requirements updated, a fault injected.
+// Two calls of View between which it stays the same return equal views,
+// so a renderer may keep a view for as long as the generation holds.
+func (j *Job) Generation() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.gen
+}
+
 // Inject arms a fault: it fires at the next matching event (a savepoint, a
 // restart) or, for a TaskManager loss, at once.
 func (j *Job) Inject(f Fault) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.gen++
 	if f == FaultTaskManagerLoss {
 		if j.run != nil && j.run.state == "RUNNING" {
 			j.failover("TaskManager lost")
@@ -184,6 +201,7 @@ func (j *Job) Inject(f Fault) {
 func (j *Job) Advance(d time.Duration) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.gen++
 	for d > 0 && j.err == nil {
 		dt := min(d, j.step)
 		j.tick(dt)
@@ -217,7 +235,6 @@ func (j *Job) arrive(dt time.Duration) {
 		return
 	}
 	at := j.now.Sub(j.start)
-	counts := map[TopicPartition]int64{}
 	arrivals, integrated := j.load.(ArrivalLoad)
 	for _, t := range j.spec.Topics {
 		var perPartition []float64
@@ -241,14 +258,11 @@ func (j *Job) arrive(dt time.Duration) {
 			n := math.Floor(x)
 			j.carry[tp] = x - n
 			if n > 0 {
-				counts[tp] = int64(n)
+				j.produced += int64(n)
+				j.end[tp] += int64(n)
+				j.unflushed[tp] += int64(n)
 			}
 		}
-	}
-	for tp, n := range counts {
-		j.produced += n
-		j.end[tp] += n
-		j.unflushed[tp] += n
 	}
 	if !j.now.Before(j.nextFlush) {
 		j.flush()

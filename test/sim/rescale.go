@@ -38,6 +38,7 @@ const TaskManagerTimeout = 30 * time.Second
 func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.gen++
 	r, err := j.job(jobID)
 	if err != nil {
 		return err

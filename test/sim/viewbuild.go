@@ -100,11 +100,17 @@ func vertexStatus(jobState string) string {
 }
 
 func (j *Job) clusterName() string {
-	return strings.ToLower(strings.NewReplacer(" ", "-", "_", "-", ".", "-").Replace(j.spec.Name))
+	if j.name == "" {
+		j.name = strings.ToLower(strings.NewReplacer(" ", "-", "_", "-", ".", "-").Replace(j.spec.Name))
+	}
+	return j.name
 }
 
 func (j *Job) taskManagerID(i int) string {
-	return fmt.Sprintf("%s-taskmanager-1-%d", j.clusterName(), i+1)
+	for len(j.tmIDs) <= i {
+		j.tmIDs = append(j.tmIDs, fmt.Sprintf("%s-taskmanager-1-%d", j.clusterName(), len(j.tmIDs)+1))
+	}
+	return j.tmIDs[i]
 }
 
 func tmHost(i int) string { return fmt.Sprintf("10.244.%d.%d", 1+i/200, 10+i%200) }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/flinkscale/flinkscale/test/sim"
 )
@@ -36,6 +37,39 @@ type handler struct {
 	cluster sim.Cluster
 	routes  []route
 	fetcher *metricFetcher
+
+	// The view of the cluster's generation gen (a cluster that counts
+	// its changes: sim.Job.Generation), kept for the requests that come
+	// before it changes: a collector's dozen requests at one instant
+	// render the cluster once. Renderers only read views.
+	viewMu sync.Mutex
+	view   *sim.View
+	gen    uint64
+
+	// The subtasks' metric stores of the metric store storesOf (a
+	// fetch), by vertex id then subtask index, built once per fetch.
+	storesMu sync.Mutex
+	storesOf *sim.View
+	stores   map[string]map[int]*metricStore
+}
+
+// generational is a cluster that counts its changes.
+type generational interface{ Generation() uint64 }
+
+// live is the cluster's view now.
+func (h *handler) live() sim.View {
+	g, ok := h.cluster.(generational)
+	if !ok {
+		return h.cluster.View()
+	}
+	h.viewMu.Lock()
+	defer h.viewMu.Unlock()
+	gen := g.Generation() // before View: a change in between renders again next time
+	if h.view == nil || h.gen != gen {
+		v := h.cluster.View()
+		h.view, h.gen = &v, gen
+	}
+	return *h.view
 }
 
 // request is one routed call.
@@ -86,7 +120,7 @@ func (h *handler) serve(r *http.Request) response {
 		// wrong method alike: 404 "Not found: <uri>", never 405.
 		return notFound(r)
 	}
-	view := h.cluster.View()
+	view := h.live()
 	req := &request{h: h, r: r, params: params, view: view, ver: parseVersion(view.FlinkVersion)}
 	return rt.fn(h, req)
 }

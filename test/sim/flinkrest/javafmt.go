@@ -70,11 +70,20 @@ func javaHashOrder(keys []string, initialCapacity int) []string {
 	for float64(len(uniq)) > 0.75*float64(capacity) {
 		capacity <<= 1
 	}
-	bucket := func(k string) int {
-		h := uint32(assign.JavaStringHashCode(k))
-		return int((h ^ (h >> 16)) & uint32(capacity-1))
+	// Each key's bucket, computed once (not at every comparison).
+	type keyed struct {
+		key    string
+		bucket int
 	}
-	slices.SortStableFunc(uniq, func(a, b string) int { return bucket(a) - bucket(b) })
+	ks := make([]keyed, len(uniq))
+	for i, k := range uniq {
+		h := uint32(assign.JavaStringHashCode(k))
+		ks[i] = keyed{k, int((h ^ (h >> 16)) & uint32(capacity-1))}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return a.bucket - b.bucket })
+	for i, k := range ks {
+		uniq[i] = k.key
+	}
 	return uniq
 }
 

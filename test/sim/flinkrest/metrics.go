@@ -109,12 +109,33 @@ func subtaskStore(v sim.View, vx sim.VertexView, st sim.SubtaskView) *metricStor
 	return s
 }
 
+// subtaskStores are the metric stores of vx's subtasks (by index) in the
+// fetched view st, built once per fetch: a collector's requests at one
+// instant read them several times. Stores are only read once built.
+func (h *handler) subtaskStores(st *sim.View, vx *sim.VertexView) map[int]*metricStore {
+	h.storesMu.Lock()
+	defer h.storesMu.Unlock()
+	if h.storesOf != st {
+		h.storesOf, h.stores = st, map[string]map[int]*metricStore{}
+	}
+	if s, ok := h.stores[vx.ID]; ok {
+		return s
+	}
+	s := make(map[int]*metricStore, len(vx.Subtasks))
+	for _, sub := range vx.Subtasks {
+		s[sub.Index] = subtaskStore(*st, *vx, sub)
+	}
+	h.stores[vx.ID] = s
+	return s
+}
+
 // taskStore is a vertex's TaskMetricStore: every subtask's metrics, ids
 // prefixed "<subtask>.".
-func taskStore(v sim.View, vx sim.VertexView) *metricStore {
+func (h *handler) taskStore(v *sim.View, vx *sim.VertexView) *metricStore {
 	s := newStore()
+	subs := h.subtaskStores(v, vx)
 	for _, st := range vx.Subtasks {
-		sub := subtaskStore(v, vx, st)
+		sub := subs[st.Index]
 		for _, k := range sub.keys {
 			s.put(itoa(st.Index)+"."+k, sub.values[k])
 		}
@@ -272,7 +293,7 @@ func (h *handler) vertexMetrics(req *request) response {
 	if vx == nil {
 		return metricsResponse(req, nil)
 	}
-	return metricsResponse(req, taskStore(*st, *vx))
+	return metricsResponse(req, h.taskStore(st, vx))
 }
 
 func (h *handler) subtaskMetrics(req *request) response {
@@ -294,10 +315,8 @@ func (h *handler) subtaskMetrics(req *request) response {
 	if vx == nil {
 		return metricsResponse(req, nil)
 	}
-	for _, sub := range vx.Subtasks {
-		if sub.Index == idx {
-			return metricsResponse(req, subtaskStore(*st, *vx, sub))
-		}
+	if s, ok := h.subtaskStores(st, vx)[idx]; ok {
+		return metricsResponse(req, s)
 	}
 	return metricsResponse(req, nil)
 }
@@ -537,19 +556,16 @@ func (h *handler) subtasksAggregatedMetrics(req *request) response {
 	var stores []*metricStore
 	st := req.metricStore()
 	if vx := storedVertex(st, jid, vid); vx != nil {
-		byIndex := map[int]sim.SubtaskView{}
-		for _, sub := range vx.Subtasks {
-			byIndex[sub.Index] = sub
-		}
+		byIndex := h.subtaskStores(st, vx)
 		ranges := req.queryList("subtasks")
 		if len(ranges) == 0 {
 			for _, sub := range vx.Subtasks {
-				stores = append(stores, subtaskStore(*st, *vx, sub))
+				stores = append(stores, byIndex[sub.Index])
 			}
 		} else {
 			for _, i := range subtaskIndices(ranges) {
-				if sub, found := byIndex[i]; found {
-					stores = append(stores, subtaskStore(*st, *vx, sub))
+				if s, found := byIndex[i]; found {
+					stores = append(stores, s)
 				}
 			}
 		}
