@@ -83,6 +83,7 @@ func (a *actuator) deployment(partitions map[string]int) Deployment {
 	d := Deployment{
 		Parallelism: a.running(), SlotsPerTaskManager: a.slotsPerTM, CPUPerTaskManager: a.cpu,
 		TaskManagers: tms, Partitions: partitions, Rescaling: a.busy(),
+		InPlace: v.Scheduler == "adaptive" && atLeast118(v.FlinkVersion),
 	}
 	if ms, ok := v.Job.Timestamps["RUNNING"]; ok && v.Job.State == "RUNNING" {
 		d.RunningSince = time.UnixMilli(ms).UTC()

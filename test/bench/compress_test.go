@@ -25,6 +25,9 @@ func TestCompressPolicy(t *testing.T) {
 		{"cooldown 5m ÷ 10", p.CooldownPeriod.Duration, 30 * time.Second},
 		{"catch-up 15m ÷ 10", p.CatchUpDuration.Duration, 90 * time.Second},
 		{"restart guess 90s ÷ 10", p.RestartTime.Duration, 9 * time.Second},
+		{"TaskManager start-up 1m ÷ 10", p.TaskManagerStartup.Duration, 6 * time.Second},
+		{"restart cost 20m ÷ 10", p.RestartCost.Duration, 2 * time.Minute},
+		{"planning horizon 1h ÷ 10", p.PlanningHorizon.Duration, 6 * time.Minute},
 		{"scale-down stabilization 30m ÷ 10", p.Behavior.ScaleDown.StabilizationWindow.Duration, 3 * time.Minute},
 		{"scale-up stabilization 0 stays 0", p.Behavior.ScaleUp.StabilizationWindow.Duration, 0},
 	} {
