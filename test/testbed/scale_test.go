@@ -68,12 +68,28 @@ func TestRealiseKeepsAScenarioInTestbedUnits(t *testing.T) {
 	assert.Equal(t, 1, r.TaskManagers)
 }
 
+// cannotRealise are the library scenarios the testbed's workload job does not
+// build, and why; each must still be refused for that reason, so the list
+// shrinks when the testbed learns the shape.
+var cannotRealise = map[string]string{
+	// A keyed join with a broadcast side input needs a
+	// KeyedBroadcastProcessFunction; the workload job's keyed vertices
+	// read only HASH inputs.
+	"keyed-join-broadcast": "mixes HASH inputs with other ship strategies",
+}
+
 func TestRealiseEveryLibraryScenario(t *testing.T) {
 	all, err := scenario.All("../scenarios")
 	require.NoError(t, err)
 	require.NotEmpty(t, all)
 	for _, s := range all {
 		r, err := Realise(s, Scale{Time: 12})
+		if why, ok := cannotRealise[s.Name]; ok {
+			if assert.Error(t, err, s.Name) {
+				assert.Contains(t, err.Error(), why, s.Name)
+			}
+			continue
+		}
 		if !assert.NoError(t, err, s.Name) {
 			continue
 		}
