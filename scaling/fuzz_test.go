@@ -2,9 +2,9 @@ package scaling
 
 import (
 	"bytes"
-	"math"
 	"encoding/json"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"

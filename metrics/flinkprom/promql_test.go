@@ -127,8 +127,8 @@ func TestPromQLRendersAndParses(t *testing.T) {
 		q(QCheckpointsFailed):    jobSeries("1"),
 		q(QCheckpointsInProg):    jobSeries("0"),
 		q(QRestarts):             jobSeries("2"),
-		q(QSlotsTotal):           []series{{labels: map[string]string{}, value: "4"}},
-		q(QSlotsAvailable):       []series{{labels: map[string]string{}, value: "1"}},
+		q(QSlotsTotal):           {{labels: map[string]string{}, value: "4"}},
+		q(QSlotsAvailable):       {{labels: map[string]string{}, value: "1"}},
 	}}
 	pq := newPromQL(t, f)
 	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
