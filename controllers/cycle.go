@@ -16,9 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,8 +46,12 @@ type cycle struct {
 	now  time.Time
 	pm   policyMetrics
 
-	fd *unstructured.Unstructured
+	// fd is the target object as read (events go to it too); d what
+	// flinkscale reads of it.
+	fd client.Object
 	d  *target.Deployment
+	// ctl rescales through Flink's REST API (kind Deployment).
+	ctl FlinkControl
 
 	// events are sent, and state updates made, only once the status that
 	// records the same facts has been written.
@@ -71,7 +73,7 @@ func (c *cycle) event(typ, reason, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	e := pendingEvent{typ: typ, reason: reason, msg: msg, policyObj: c.pol.DeepCopy()}
 	if c.fd != nil {
-		e.targetObj = c.fd.DeepCopy()
+		e.targetObj = c.fd.DeepCopyObject()
 	}
 	c.events = append(c.events, e)
 }
@@ -127,33 +129,11 @@ func (c *cycle) run() ctrl.Result {
 		return ctrl.Result{}
 	}
 
-	key := types.NamespacedName{Namespace: c.pol.Namespace, Name: spec.TargetRef.Name}
-	u := target.New()
-	if err := c.r.Client.Get(c.ctx, key, u); err != nil {
-		msg := fmt.Sprintf("reading FlinkDeployment %s: %v", key, err)
-		reason := v1alpha1.ReasonInvalidTarget
-		if apierrors.IsNotFound(err) {
-			msg = fmt.Sprintf("FlinkDeployment %s not found", key)
-			reason = v1alpha1.ReasonTargetNotFound
-		}
-		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
-		c.setStalled(reason, msg)
-		if c.pol.Status.Rescale != nil && apierrors.IsNotFound(err) {
-			c.finish(scaling.OutcomeFailed, "the FlinkDeployment was deleted during the rescale", false)
-		}
+	if !c.load() {
 		return wait
 	}
-	c.fd = u
-	d, err := target.Read(u)
-	if err != nil {
-		msg := fmt.Sprintf("FlinkDeployment %s: %v", key, err)
-		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidTarget, msg)
-		c.setStalled(v1alpha1.ReasonInvalidTarget, msg)
-		return wait
-	}
-	c.d = d
-
 	sample, collectErr := c.collect(policy)
+	c.pol.Status.RescalePath, c.pol.Status.RescalePathReason = c.d.Path()
 	if c.pol.Status.Rescale != nil {
 		readyMsg := "target found; following the rescale in progress"
 		if c.kafkaNote != "" {
@@ -201,7 +181,7 @@ func (c *cycle) run() ctrl.Result {
 		return wait
 	}
 	dec, snap := c.decide(policy)
-	if c.pol.EffectiveMode() == v1alpha1.ModeDryRun {
+	if c.pol.EffectiveMode() == v1alpha1.ModeDryRun || c.pol.Status.RescalePath == target.PathRecommendOnly {
 		c.writeReport(dec, snap, policy)
 	}
 	if dec.Action == scaling.ActionScale {
@@ -308,13 +288,19 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 		c.st.window = metrics.NewWindow(p.MetricsWindow.Duration)
 		c.st.windowLength = p.MetricsWindow.Duration
 	}
-	if c.d.JobID == "" {
-		return metrics.FlinkSample{}, errors.New("the FlinkDeployment reports no job yet (status.jobStatus.jobId is empty)")
-	}
 	src, err := c.r.Sources.Flink(c.ctx, c.pol, c.d)
 	if err != nil {
 		c.pm.collection(SourceFlink, 0, err)
 		return metrics.FlinkSample{}, fmt.Errorf("opening the Flink metrics source: %w", err)
+	}
+	if c.d.Kind == target.KindDeployment {
+		if err := c.observeCluster(src); err != nil {
+			c.pm.collection(SourceFlink, 0, err)
+			return metrics.FlinkSample{}, err
+		}
+	}
+	if c.d.JobID == "" {
+		return metrics.FlinkSample{}, fmt.Errorf("the %s reports no job yet (status.jobStatus.jobId is empty)", c.d.Kind)
 	}
 	start := time.Now()
 	fs, err := src.Collect(c.ctx, c.d.JobID)
@@ -502,6 +488,10 @@ func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	snap, missing := c.st.window.Snapshot()
 	snap.UpgradeMode = c.d.UpgradeMode
 	snap.RescaleInPlace = c.d.RescaleInPlace()
+	snap.Reactive = c.d.Reactive
+	snap.TaskManagers.FixedSlots = c.d.SlotsFixed()
+	snap.TaskManagers.FixedTaskManagers = c.d.TaskManagersFixed()
+	snap.TaskManagers.Shared = c.d.SharedCluster()
 	if !(snap.TaskManagers.CPU > 0) && c.d.TaskManagerCPU > 0 {
 		snap.TaskManagers.CPU = scaling.Float(c.d.TaskManagerCPU)
 	}
@@ -613,6 +603,10 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 			fmt.Sprintf("DryRun: would rescale %s → %s", c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism))
 		return false
 	}
+	if path, why := c.d.Path(); path == target.PathRecommendOnly {
+		c.block(v1alpha1.ReasonRecommendOnly, why)
+		return false
+	}
 	up, down := direction(dec)
 	if up && c.pol.Annotations[v1alpha1.AnnotationPausedScaleOut] == "true" {
 		c.block(v1alpha1.ReasonPausedDirection, "scale-up paused by the "+v1alpha1.AnnotationPausedScaleOut+" annotation")
@@ -636,6 +630,9 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 			return false
 		}
 	}
+	if c.d.Kind == target.KindDeployment {
+		return c.actREST(dec, snap)
+	}
 	owned, err := target.OwnedFields(c.fd, FieldManager)
 	if err != nil {
 		c.block(v1alpha1.ReasonInvalidTarget, err.Error())
@@ -649,38 +646,9 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 	// What the fields about to be applied say now: a failed rescale writes
 	// these back (and removes those that did not exist).
 	prev := c.d.Managed().Only(fields)
-	applied := make(map[string]int32, len(dec.Recommended.Parallelism))
-	for id, n := range dec.Recommended.Parallelism {
-		applied[id] = int32(n)
-	}
-	before := c.pol.Status.DeepCopy()
-	c.pol.Status.Rescale = &v1alpha1.RescaleStatus{
-		Phase:              v1alpha1.RescaleSavepointing,
-		StartTime:          metav1.NewTime(c.now),
-		AppliedParallelism: applied,
-		Applied:            managedStatus(fields),
-		Previous:           managedStatus(prev),
-		FromJobID:          c.d.JobID,
-		// TargetGeneration stays 0 until the apply succeeded: an intent.
-		Message: "applying the plan to the FlinkDeployment",
-	}
-	rec := scaling.NewRescaleRecord(dec, snap)
-	rec.DecidedAt = c.now
-	h := c.pol.Status.History.ToHistory()
-	h.Rescales = append(h.Rescales, rec)
-	c.pol.Status.History = v1alpha1.FromHistory(h)
-	// The intent is written before the FlinkDeployment is touched, so that
-	// no rescale can happen without the status knowing (a crash or a lost
-	// status patch after the apply would otherwise leave it unrecorded).
-	if err := c.persistIntent(); err != nil {
-		c.pol.Status = *before
-		if apierrors.IsConflict(err) {
-			c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, ReasonApplyConflict, "the policy changed while the rescale was recorded; deciding again")
-			return true
-		}
-		msg := fmt.Sprintf("recording the rescale in the policy's status: %v", err)
-		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
-		return false
+	before, retry, ok := c.recordIntent(dec, snap, fields, prev)
+	if !ok {
+		return retry
 	}
 	obj := c.d.ApplyObject(fields)
 	err = c.r.Client.Patch(c.ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
@@ -715,6 +683,46 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 		c.pm.rescaleStarted()
 	})
 	return false
+}
+
+// recordIntent records the rescale about to be applied (status.rescale
+// and its history record) and writes it before the target is touched, so
+// that no rescale can happen without the status knowing (a crash or a lost
+// status patch after the apply would otherwise leave it unrecorded). It
+// returns the status before, to restore if the apply fails; ok false when
+// the status could not be written (retry: at once, on a conflict).
+func (c *cycle) recordIntent(dec scaling.Decision, snap scaling.Snapshot, fields, prev target.Fields) (before *v1alpha1.FlinkScalingPolicyStatus, retry, ok bool) {
+	applied := make(map[string]int32, len(dec.Recommended.Parallelism))
+	for id, n := range dec.Recommended.Parallelism {
+		applied[id] = int32(n)
+	}
+	before = c.pol.Status.DeepCopy()
+	c.pol.Status.Rescale = &v1alpha1.RescaleStatus{
+		Phase:              v1alpha1.RescaleSavepointing,
+		StartTime:          metav1.NewTime(c.now),
+		AppliedParallelism: applied,
+		Applied:            managedStatus(fields),
+		Previous:           managedStatus(prev),
+		FromJobID:          c.d.JobID,
+		// TargetGeneration stays 0 until the apply succeeded: an intent.
+		Message: "applying the plan to the " + c.d.Kind,
+	}
+	rec := scaling.NewRescaleRecord(dec, snap)
+	rec.DecidedAt = c.now
+	h := c.pol.Status.History.ToHistory()
+	h.Rescales = append(h.Rescales, rec)
+	c.pol.Status.History = v1alpha1.FromHistory(h)
+	if err := c.persistIntent(); err != nil {
+		c.pol.Status = *before
+		if apierrors.IsConflict(err) {
+			c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, ReasonApplyConflict, "the policy changed while the rescale was recorded; deciding again")
+			return nil, true, false
+		}
+		msg := fmt.Sprintf("recording the rescale in the policy's status: %v", err)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
+		return nil, false, false
+	}
+	return before, false, true
 }
 
 // persistIntent writes the status as it is now (the rescale about to be

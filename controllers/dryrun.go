@@ -38,10 +38,14 @@ func (c *cycle) writeReport(d scaling.Decision, snap scaling.Snapshot, p scaling
 	if key == c.st.reportKey && c.now.Sub(c.st.reportAt) < reportRefresh {
 		return
 	}
+	mode := "DryRun"
+	if c.pol.EffectiveMode() != v1alpha1.ModeDryRun {
+		mode = "recommendations only"
+	}
 	r := report.New(d, snap, report.Options{
-		Source:    fmt.Sprintf("FlinkScalingPolicy %s/%s (DryRun)", c.pol.Namespace, c.pol.Name),
+		Source:    fmt.Sprintf("FlinkScalingPolicy %s/%s (%s)", c.pol.Namespace, c.pol.Name, mode),
 		Namespace: c.d.Namespace, Name: c.d.Name, Mode: c.d.Mode,
-		Policy: &p, Observed: report.Series(c.st.window.Series()),
+		Policy: &p, Observed: report.Series(c.st.window.Series()), Target: c.d,
 	})
 	var md, js bytes.Buffer
 	if err := r.WriteMarkdown(&md); err != nil {

@@ -53,6 +53,7 @@ type Metrics struct {
 
 	// Per policy.
 	Info              *prometheus.GaugeVec
+	TargetInfo        *prometheus.GaugeVec
 	UtilizationBand   *prometheus.GaugeVec
 	LagRecords        *prometheus.GaugeVec
 	LagSeconds        *prometheus.GaugeVec
@@ -99,6 +100,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Backpressure:           gauge("vertex_backpressure_ratio", "Fraction of time a vertex's most backpressured subtask is backpressured (0-1).", vertexLabels),
 
 		Info:              gauge("policy_info", "Always 1: a policy and the mode it acts in (mode=Apply, DryRun or Paused, the paused annotation applied).", with("mode")),
+		TargetInfo:        gauge("policy_target_info", "Always 1: the kind of a policy's target (FlinkDeployment, FlinkSessionJob, Deployment) and how a rescale of it happens (path=OperatorUpgrade, InPlace, InPlaceAndTaskManagers, TaskManagers or RecommendOnly; empty until the target was read).", with("kind", "path")),
 		UtilizationBand:   gauge("utilization_band", "The policy's utilization band: bound=min (scale-down threshold), target, max (scale-up threshold).", with("bound")),
 		LagRecords:        gauge("lag_records", "Kafka consumer lag in records, summed over the job's sources."),
 		LagSeconds:        gauge("lag_seconds", "Kafka consumer lag in seconds of arrivals (the worst source)."),
@@ -137,7 +139,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.Parallelism, m.RecommendedParallelism, m.Utilization, m.ExpectedUtilization, m.TrueProcessingRate, m.TargetRate, m.Backpressure,
-		m.Info, m.UtilizationBand, m.LagRecords, m.LagSeconds, m.ArrivalRate, m.Slots, m.Cores, m.PredictedDowntime, m.RescaleInProgress,
+		m.Info, m.TargetInfo, m.UtilizationBand, m.LagRecords, m.LagSeconds, m.ArrivalRate, m.Slots, m.Cores, m.PredictedDowntime, m.RescaleInProgress,
 		m.LastDecision, m.LastDowntime, m.Decisions, m.DecisionReasons, m.Holds, m.RescalesStarted, m.Rescales, m.Downtime,
 		m.CollectionErrors, m.CollectionDuration,
 	}
@@ -369,6 +371,10 @@ func (p policyMetrics) status(pol *v1alpha1.FlinkScalingPolicy) {
 		}
 	}
 	p.m.Info.With(p.with("mode", mode)).Set(1)
+	kind, path := pol.Spec.TargetRef.EffectiveKind(), pol.Status.RescalePath
+	target := p.with("kind", kind, "path", path)
+	p.m.TargetInfo.DeletePartialMatch(prometheus.Labels{LabelNamespace: p.labels[LabelNamespace], LabelPolicy: p.labels[LabelPolicy]})
+	p.m.TargetInfo.With(target).Set(1)
 	v := 0.0
 	if pol.Status.Rescale != nil {
 		v = 1

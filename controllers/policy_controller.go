@@ -60,6 +60,10 @@ type PolicyReconciler struct {
 	Recorder record.EventRecorder
 	// Sources opens the metric sources (required; see ClientSources).
 	Sources Sources
+	// APIReader reads the objects the controller does not watch: the
+	// Deployments of clusters without the operator (nil: Client). The
+	// manager's uncached reader keeps it from watching every Deployment.
+	APIReader client.Reader
 	// Clock stamps samples, decisions and rescales; nil is the real clock.
 	// Requeue delays are always real time.
 	Clock clock.PassiveClock

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -37,8 +38,11 @@ type Options struct {
 // +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies/status,verbs=patch
 // +kubebuilder:rbac:groups=flink.apache.org,resources=flinkdeployments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=flink.apache.org,resources=flinksessionjobs,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create;patch
 
 // SetupWithManager registers the reconciler: it reconciles policies on spec
@@ -70,13 +74,28 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 	if opts.Wrap != nil {
 		rec = opts.Wrap(r)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("flinkscale-policy").
 		For(&v1alpha1.FlinkScalingPolicy{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(target.New(), handler.EnqueueRequestsFromMapFunc(r.policiesWaitingOn)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: n, SkipNameValidation: &skip}).
-		Complete(rec)
+		WithOptions(controller.Options{MaxConcurrentReconciles: n, SkipNameValidation: &skip})
+	// The operator's kinds wake the policies that follow them; a cluster
+	// without the operator may have neither CRD installed. Deployments
+	// are not watched (polling follows them): a watch would cache every
+	// Deployment of the cluster.
+	for _, gvk := range []schema.GroupVersionKind{target.GVK, target.SessionJobGVK} {
+		if KindServed(mgr, gvk) {
+			b = b.Watches(target.NewOf(gvk), handler.EnqueueRequestsFromMapFunc(r.policiesWaitingOn))
+		}
+	}
+	return b.Complete(rec)
+}
+
+// KindServed reports whether the API server serves the kind (its CRD is
+// installed).
+func KindServed(mgr ctrl.Manager, gvk schema.GroupVersionKind) bool {
+	_, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	return err == nil
 }
 
 // policiesWaitingOn maps a FlinkDeployment to the policies that target it

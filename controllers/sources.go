@@ -134,7 +134,7 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 	if t := pol.Spec.Triggers; t != nil && t.FlinkMetrics != nil {
 		fm = *t.FlinkMetrics
 	}
-	url := fmt.Sprintf("http://%s-rest.%s:%d", d.Name, d.Namespace, DefaultFlinkRESTPort)
+	url := fmt.Sprintf("http://%s-rest.%s:%d", d.Cluster, d.Namespace, DefaultFlinkRESTPort)
 	var restAuth *v1alpha1.AuthenticationRef
 	if fm.REST != nil {
 		if fm.REST.URL != "" {
@@ -178,7 +178,7 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 	if err != nil {
 		return nil, fmt.Errorf("Flink REST client for %s: %w", url, err)
 	}
-	src := &flinkSource{rest: flink.NewCollector(rc, s.FlinkOpts...)}
+	src := &flinkSource{rest: flink.NewCollector(rc, s.FlinkOpts...), client: rc}
 	switch {
 	case fm.PromQL != nil:
 		api, err := promQLAPI(fm.PromQL.URL, promData, s.timeout())
@@ -194,7 +194,7 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 		if port == 0 {
 			port = 9249
 		}
-		reader, ns, app := s.Reader, d.Namespace, d.Name
+		reader, ns, app := s.Reader, d.Namespace, d.Cluster
 		timeout := s.timeout()
 		src.prom = func(ctx context.Context, jobID string) (metrics.FlinkSample, error) {
 			targets, err := reporterTargets(ctx, reader, ns, app, port)
@@ -236,8 +236,133 @@ func hasTLS(data map[string][]byte) bool {
 // flinkSource is REST, optionally merged with a Prometheus sample (whose
 // values win for complete vertices: that is why the user chose it).
 type flinkSource struct {
-	rest *flink.Collector
-	prom func(ctx context.Context, jobID string) (metrics.FlinkSample, error)
+	rest   *flink.Collector
+	client *flink.Client
+	prom   func(ctx context.Context, jobID string) (metrics.FlinkSample, error)
+}
+
+// FlinkControl reads and rescales a job through Flink's REST API: the path
+// of clusters that run without the operator. The REST FlinkSource that
+// Sources.Flink returns implements it.
+type FlinkControl interface {
+	// Observe reads the cluster's configuration and version, the job
+	// (by name; "" the only one not finished, cancelled or failed) and,
+	// under the adaptive scheduler, its resource requirements.
+	Observe(ctx context.Context, jobName string) (target.FlinkView, error)
+	// SetParallelism sets every vertex's resource requirements to
+	// [1, parallelism] (Flink requires them all).
+	SetParallelism(ctx context.Context, jobID string, par map[string]int) error
+	// IdleTaskManagers are the hosts (IP addresses) of the TaskManagers
+	// with every slot free.
+	IdleTaskManagers(ctx context.Context) ([]string, error)
+}
+
+func (f *flinkSource) Observe(ctx context.Context, jobName string) (target.FlinkView, error) {
+	var v target.FlinkView
+	conf, err := f.client.JobManagerConfig(ctx)
+	if err != nil {
+		return v, fmt.Errorf("reading /jobmanager/config: %w", err)
+	}
+	v.Configuration = conf
+	o, err := f.client.Overview(ctx)
+	if err != nil {
+		return v, fmt.Errorf("reading /overview: %w", err)
+	}
+	v.Version = o.FlinkVersion
+	if o.TaskManagers > 0 {
+		v.Slots = o.SlotsTotal / o.TaskManagers
+	}
+	jobs, err := f.client.Jobs(ctx)
+	if err != nil {
+		return v, fmt.Errorf("listing jobs: %w", err)
+	}
+	j, err := pickJob(jobs, jobName)
+	if err != nil {
+		return v, err
+	}
+	v.JobID, v.JobState = j.ID, j.State
+	if !strings.EqualFold(conf[target.KeyScheduler], "adaptive") || strings.EqualFold(conf[target.KeySchedulerMode], "reactive") || j.State != "RUNNING" {
+		return v, nil
+	}
+	req, err := f.client.GetResourceRequirements(ctx, j.ID)
+	if err != nil {
+		return v, fmt.Errorf("reading the resource requirements of job %s: %w", j.ID, err)
+	}
+	v.Requirements = make(map[string]int, len(req))
+	for id, b := range req {
+		v.Requirements[id] = b.UpperBound
+	}
+	return v, nil
+}
+
+// pickJob is the job named name, or without a name the only one that is
+// not globally terminal; a newer job of the name wins over an older one.
+func pickJob(jobs []flink.JobOverview, name string) (flink.JobOverview, error) {
+	var live []flink.JobOverview
+	for _, j := range jobs {
+		if name != "" && j.Name != name {
+			continue
+		}
+		switch j.State {
+		case "FINISHED", "CANCELED", "FAILED":
+		default:
+			live = append(live, j)
+		}
+	}
+	switch {
+	case len(live) == 1:
+		return live[0], nil
+	case len(live) == 0 && name != "":
+		return flink.JobOverview{}, fmt.Errorf("no job named %q is running on the cluster (%d jobs known)", name, len(jobs))
+	case len(live) == 0:
+		return flink.JobOverview{}, fmt.Errorf("no job is running on the cluster (%d finished)", len(jobs))
+	case name != "":
+		return flink.JobOverview{}, fmt.Errorf("%d jobs named %q run on the cluster: rename one", len(live), name)
+	}
+	names := make([]string, 0, len(live))
+	for _, j := range live {
+		names = append(names, strconv.Quote(j.Name))
+	}
+	return flink.JobOverview{}, fmt.Errorf("%d jobs run on the cluster (%s): set targetRef.jobName", len(live), strings.Join(names, ", "))
+}
+
+func (f *flinkSource) SetParallelism(ctx context.Context, jobID string, par map[string]int) error {
+	req := make(map[string]flink.Bounds, len(par))
+	for id, p := range par {
+		req[id] = flink.Bounds{LowerBound: 1, UpperBound: p}
+	}
+	return f.client.PutResourceRequirements(ctx, jobID, req)
+}
+
+func (f *flinkSource) IdleTaskManagers(ctx context.Context) ([]string, error) {
+	tms, err := f.client.TaskManagers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, tm := range tms {
+		if tm.SlotsNumber > 0 && tm.FreeSlots == tm.SlotsNumber {
+			if h := taskManagerHost(tm.Path); h != "" {
+				out = append(out, h)
+			}
+		}
+	}
+	return out, nil
+}
+
+// taskManagerHost is the host of a TaskManager's RPC address
+// ("pekko.tcp://flink@10.244.1.17:6122/user/rpc/taskmanager_0" → 10.244.1.17).
+func taskManagerHost(path string) string {
+	_, rest, ok := strings.Cut(path, "@")
+	if !ok {
+		return ""
+	}
+	hostPort, _, _ := strings.Cut(rest, "/")
+	host := hostPort
+	if i := strings.LastIndex(hostPort, ":"); i >= 0 {
+		host = hostPort[:i]
+	}
+	return strings.Trim(host, "[]")
 }
 
 func (f *flinkSource) Collect(ctx context.Context, jobID string) (metrics.FlinkSample, error) {

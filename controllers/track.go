@@ -90,7 +90,13 @@ func (c *cycle) track(fs metrics.FlinkSample, collectErr error) {
 // on tracking.
 func (c *cycle) settleIntent() bool {
 	rs := c.pol.Status.Rescale
-	if rs.Applied != nil && c.d.Says(managedFields(rs.Applied)) {
+	applied := managedFields(rs.Applied)
+	if c.d.Kind == target.KindDeployment && c.d.TaskManagerReplicas > applied.TaskManagerReplicas {
+		// A scale-down of the TaskManagers waits for the job to run at
+		// the plan: the requirements tell whether it was applied.
+		applied.TaskManagerReplicas = 0
+	}
+	if rs.Applied != nil && c.d.Says(applied) {
 		rs.TargetGeneration = c.fd.GetGeneration()
 		c.event(corev1.EventTypeNormal, EventRescaleStarted, "Rescaling %s → %s (adopted: applied by a controller that stopped before recording it)",
 			c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism)
@@ -160,6 +166,11 @@ func (c *cycle) complete(fs metrics.FlinkSample, newJob bool) {
 	}
 	msg := fmt.Sprintf("rescaled %s → %s (%s) in %s; downtime %s", from, c.pol.Status.CurrentParallelism, path,
 		c.now.Sub(rs.StartTime.Time).Round(time.Second), downtime.Round(time.Second))
+	if c.d.Kind == target.KindDeployment && rs.Applied != nil {
+		if note := c.releaseTaskManagers(int(rs.Applied.TaskManagerReplicas)); note != "" {
+			msg += "; " + note
+		}
+	}
 	c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonRescaleSucceeded, msg)
 	c.event(corev1.EventTypeNormal, EventRescaleCompleted, "Rescale completed: %s", msg)
 	c.log.Info("rescale completed", "deployment", c.d.Name, "downtime", downtime, "path", path, "parallelism", c.pol.Status.CurrentParallelism)
@@ -206,6 +217,9 @@ func outcomeWord(outcome string) string {
 func (c *cycle) revert(rs *v1alpha1.RescaleStatus) string {
 	if rs.Previous == nil {
 		return "no previous values recorded: the deployment keeps the applied plan"
+	}
+	if c.d.Kind == target.KindDeployment {
+		return c.revertREST(rs)
 	}
 	prev := managedFields(rs.Previous)
 	applied := managedFields(rs.Applied)

@@ -17,6 +17,10 @@ func Decide(s Snapshot, p Policy, h History, now time.Time) Decision {
 	if err := p.Validate(); err != nil {
 		return d.hold([]Reason{{Code: ReasonInvalidPolicy, Message: err.Error()}})
 	}
+	if s.TaskManagers.FixedSlots && s.TaskManagers.Slots > 0 {
+		// The cluster's TaskManagers keep their shape: plan in them.
+		p.Resources.SlotsPerTaskManager = SlotCount(s.TaskManagers.Slots)
+	}
 	j, rs := observe(&s, &p, now)
 	if len(rs) > 0 {
 		d.Vertices = unreadVertices(&s)
@@ -394,18 +398,32 @@ func (m *model) plan() (Plan, []Reason, bool) {
 		par[id] = q
 	}
 	var rs []Reason
-	if budget := slotBudget(p, spt, j.cpu); budget >= 0 && j.slotsFor(par) > budget {
+	if j.s.Reactive {
+		// Reactive mode: every vertex runs at the slots of the TaskManagers
+		// (with one slot-sharing group, at most its max parallelism), so
+		// the plan is the widest need rounded up to whole TaskManagers.
+		return m.reactivePlan(spt)
+	}
+	budget, code, why := slotBudget(p, spt, j.cpu), ReasonQuotaLimited, ""
+	if budget >= 0 {
+		why = fmt.Sprintf("the quota (max %d TaskManagers, %g cores) allows %d slots", p.Resources.MaxTaskManagers, p.Resources.MaxCores, budget)
+	}
+	if c, ok := m.clusterCapacity(); ok && (budget < 0 || c < budget) {
+		budget, code = c, ReasonClusterCapacity
+		why = fmt.Sprintf("the cluster's TaskManagers cannot grow: the job can hold %d slots (the %d it uses and %d free of the cluster's %d)",
+			c, m.d.Current.Slots, j.s.TaskManagers.SlotsAvailable, j.s.TaskManagers.SlotsTotal)
+	}
+	if budget >= 0 && j.slotsFor(par) > budget {
 		narrowed, ok := j.fitQuota(par, budget)
 		if !ok {
 			rs = append(rs, Reason{Code: ReasonQuotaUnsatisfiable, Message: fmt.Sprintf(
-				"the quota allows %d slots but the job needs %d even at its lower bounds", budget, j.slotsFor(par))})
+				"%s but the job needs %d even at its lower bounds", why, j.slotsFor(par))})
 			return j.makePlan(par, spt, j.cpu), rs, false
 		}
-		rs = append(rs, Reason{Code: ReasonQuotaLimited, Message: fmt.Sprintf(
-			"the quota (max %d TaskManagers, %g cores) allows %d slots; the least utilized vertices gave way", p.Resources.MaxTaskManagers, p.Resources.MaxCores, budget)})
+		rs = append(rs, Reason{Code: code, Message: why + "; the least utilized vertices gave way"})
 		for _, x := range j.vertices {
 			if narrowed[x.v.ID] {
-				x.reason(ReasonQuotaLimited, "held to p=%d by the quota", par[x.v.ID])
+				x.reason(code, "held to p=%d by %s", par[x.v.ID], map[ReasonCode]string{ReasonQuotaLimited: "the quota", ReasonClusterCapacity: "the cluster's free slots"}[code])
 				m.ceiling[x.v.ID] = par[x.v.ID]
 			}
 		}
@@ -448,7 +466,7 @@ func (m *model) gate(reasons []Reason) Decision {
 			for _, r := range v.Reasons {
 				switch r.Code {
 				case ReasonScaleDownStabilizing, ReasonCheckpointsUnhealthy, ReasonPartitionLimited,
-					ReasonMaxParallelismLimited, ReasonPolicyLimited, ReasonScalabilityLimited, ReasonQuotaLimited:
+					ReasonMaxParallelismLimited, ReasonPolicyLimited, ReasonScalabilityLimited, ReasonQuotaLimited, ReasonClusterCapacity:
 					why = append(why, r)
 				}
 			}

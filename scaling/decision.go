@@ -66,9 +66,16 @@ const (
 	ReasonMaxFactorLimited      ReasonCode = "MaxFactorLimited"
 	ReasonScalabilityLimited    ReasonCode = "ScalabilityLimited"
 	ReasonQuotaLimited          ReasonCode = "QuotaLimited"
-	ReasonForwardGroup          ReasonCode = "ForwardGroup"
-	ReasonFittedScalability     ReasonCode = "FittedScalability"
-	ReasonFreeSlots             ReasonCode = "FreeSlots"
+	// ReasonClusterCapacity: the cluster's TaskManagers cannot grow (a
+	// standalone or shared session cluster) and the plan was fitted to the
+	// slots the job can hold there.
+	ReasonClusterCapacity ReasonCode = "ClusterCapacity"
+	// ReasonReactiveMode: Flink's reactive mode runs every vertex at the
+	// cluster's slots (up to its max parallelism); the plan is uniform.
+	ReasonReactiveMode      ReasonCode = "ReactiveMode"
+	ReasonForwardGroup      ReasonCode = "ForwardGroup"
+	ReasonFittedScalability ReasonCode = "FittedScalability"
+	ReasonFreeSlots         ReasonCode = "FreeSlots"
 	// ReasonTrendForecast: the load has a trend and the plan was sized for
 	// the load it forecasts.
 	ReasonTrendForecast ReasonCode = "TrendForecast"

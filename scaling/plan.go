@@ -73,6 +73,11 @@ func (j *job) currentPlan() Plan {
 		par[x.v.ID] = x.p
 	}
 	pl := j.makePlan(par, j.slots, j.cpu)
+	if j.s.TaskManagers.Shared {
+		// The cluster's TaskManagers serve other jobs too: the job's
+		// share is the TaskManagers its slots fill.
+		return pl
+	}
 	pl.TaskManagers = j.s.TaskManagers.Replicas
 	pl.Cores = float64(pl.TaskManagers) * j.cpu
 	return pl
@@ -231,7 +236,7 @@ func (j *job) learnSlots() *Reason {
 	one := j.sharedSlots(now)
 	tm := j.s.TaskManagers
 	held := tm.SlotsTotal - tm.SlotsAvailable
-	if tm.SlotsTotal <= 0 || held <= 0 || tm.SlotsAvailable < 0 {
+	if tm.SlotsTotal <= 0 || held <= 0 || tm.SlotsAvailable < 0 || tm.Shared {
 		return &Reason{Code: ReasonSlotSharingUnknown, Message: fmt.Sprintf(
 			"Flink reports no slot-sharing groups (before 1.20) and no slot counts: plans are counted as one group (%d slots now), so the slots a scale-down frees may be fewer", one)}
 	}
@@ -241,4 +246,58 @@ func (j *job) learnSlots() *Reason {
 	return &Reason{Code: ReasonSlotSharingUnknown, Message: fmt.Sprintf(
 		"Flink reports no slot-sharing groups (before 1.20): the job holds %d slots where one group would need %d; plans are counted at %.3g× their widest vertex, and free slots are not filled",
 		held, one, max(1, j.slotScale))}
+}
+
+// reactivePlan is the plan of a job in Flink's reactive mode, where the
+// TaskManagers are the only knob: the adaptive scheduler divides the slots
+// evenly over the slot-sharing groups and runs every vertex at its group's
+// share, up to its max parallelism. The plan gives each group the widest
+// recommendation of any vertex that can use it, rounded up to whole
+// TaskManagers, within the quota and the cluster's capacity.
+func (m *model) reactivePlan(spt int) (Plan, []Reason, bool) {
+	j, p := m.j, m.p
+	groups := len(j.groups())
+	width := 1
+	for _, x := range j.vertices {
+		width = max(width, min(m.rec[x.v.ID], max(1, x.maxP)))
+	}
+	tms := (groups*width + spt - 1) / spt
+	var rs []Reason
+	budget := slotBudget(p, spt, j.cpu)
+	if c, ok := m.clusterCapacity(); ok && (budget < 0 || c < budget) {
+		budget = c
+	}
+	if budget >= 0 && tms*spt > budget {
+		tms = max(1, budget/spt)
+		rs = append(rs, Reason{Code: ReasonQuotaLimited, Message: fmt.Sprintf(
+			"the quota and the cluster allow %d slots: %d TaskManagers of %d", budget, tms, spt)})
+	}
+	share := max(1, tms*spt/groups)
+	par := make(map[string]int, len(j.vertices))
+	for _, x := range j.vertices {
+		q := share
+		if x.maxP > 0 {
+			q = min(q, x.maxP)
+		}
+		par[x.v.ID] = q
+		if q != m.rec[x.v.ID] {
+			x.reason(ReasonReactiveMode, "runs at p=%d: reactive mode gives every vertex its group's %d slots (recommended alone: %d)", q, share, m.rec[x.v.ID])
+		}
+	}
+	rs = append(rs, Reason{Code: ReasonReactiveMode, Message: fmt.Sprintf(
+		"reactive mode: %d TaskManagers of %d slots, every vertex at up to %d", tms, spt, share)})
+	pl := j.makePlan(par, spt, j.cpu)
+	pl.TaskManagers = max(pl.TaskManagers, tms)
+	pl.Cores = float64(pl.TaskManagers) * j.cpu
+	return pl, rs, true
+}
+
+// clusterCapacity is the most slots the job can hold on a cluster whose
+// TaskManagers cannot grow for it: those it uses now plus those free.
+func (m *model) clusterCapacity() (int, bool) {
+	tm := m.j.s.TaskManagers
+	if !tm.FixedTaskManagers || tm.SlotsTotal <= 0 {
+		return 0, false
+	}
+	return m.d.Current.Slots + max(0, tm.SlotsAvailable), true
 }

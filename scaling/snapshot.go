@@ -61,6 +61,10 @@ type Snapshot struct {
 	// resource requirements without a savepoint, and Flink releases only the
 	// TaskManagers left without a slot in use.
 	RescaleInPlace bool `json:"rescaleInPlace,omitempty"`
+	// Reactive is true when the job runs in Flink's reactive mode: every
+	// vertex runs at the cluster's slots (at most its max parallelism), and
+	// the number of TaskManagers is the only knob.
+	Reactive bool `json:"reactive,omitempty"`
 
 	Vertices     []Vertex     `json:"vertices"`
 	Checkpoints  *Checkpoints `json:"checkpoints,omitempty"`
@@ -168,6 +172,19 @@ type TaskManagers struct {
 	// SlotsTotal − SlotsAvailable. SlotsTotal 0: not reported.
 	SlotsTotal     int `json:"slotsTotal,omitempty"`
 	SlotsAvailable int `json:"slotsAvailable,omitempty"`
+	// FixedSlots is true when the slots per TaskManager are the cluster's
+	// and a rescale cannot change them (a session cluster, a cluster
+	// without the operator): plans keep Slots.
+	FixedSlots bool `json:"fixedSlots,omitempty"`
+	// FixedTaskManagers is true when the cluster's TaskManagers cannot
+	// grow for the job (a standalone session cluster, a standalone cluster
+	// whose TaskManagers flinkscale does not scale): a plan holds at most
+	// the slots the job uses now plus SlotsAvailable.
+	FixedTaskManagers bool `json:"fixedTaskManagers,omitempty"`
+	// Shared is true when the cluster runs other jobs too (a session
+	// cluster): Replicas and SlotsTotal − SlotsAvailable are the cluster's,
+	// and the job's share is counted from its own parallelism.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // ReadSnapshot decodes a snapshot and rejects unknown fields, so that a typo

@@ -42,6 +42,19 @@ const (
 	ReasonApplyFailed      = "ApplyFailed"
 	ReasonTimedOut         = "TimedOut"
 	ReasonPausedDirection  = "PausedDirection"
+	// ReasonRecommendOnly: nothing can rescale the target safely (the
+	// default scheduler without the operator, Flink before 1.18): the
+	// policy recommends, as in DryRun, and says why.
+	ReasonRecommendOnly = "RecommendOnly"
+)
+
+// Rescale paths (status.rescalePath).
+const (
+	PathOperatorUpgrade        = "OperatorUpgrade"
+	PathInPlace                = "InPlace"
+	PathInPlaceAndTaskManagers = "InPlaceAndTaskManagers"
+	PathTaskManagers           = "TaskManagers"
+	PathRecommendOnly          = "RecommendOnly"
 )
 
 // Bounds of the status history.
@@ -78,6 +91,24 @@ type FlinkScalingPolicyStatus struct {
 	// lagRecords is the Kafka consumer lag in records, summed over sources.
 	// +optional
 	LagRecords int64 `json:"lagRecords,omitempty"`
+
+	// rescalePath is how a rescale of the target happens now:
+	// OperatorUpgrade (the operator stops the job with a savepoint and
+	// restarts it), InPlace (the adaptive scheduler takes new resource
+	// requirements, through the operator or Flink's REST API),
+	// InPlaceAndTaskManagers (in place, with the TaskManager Deployment
+	// scaled to the plan), TaskManagers (reactive mode: the TaskManager
+	// Deployment's replicas are the only knob) or RecommendOnly (nothing
+	// can rescale the job safely: recommendations only, and the Scaling
+	// condition says why).
+	// +kubebuilder:validation:Enum=OperatorUpgrade;InPlace;InPlaceAndTaskManagers;TaskManagers;RecommendOnly
+	// +optional
+	RescalePath string `json:"rescalePath,omitempty"`
+	// rescalePathReason says why the path is what it is, e.g. "the job runs
+	// the default scheduler and no operator can restart it".
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	RescalePathReason string `json:"rescalePathReason,omitempty"`
 
 	// vertices are the job's vertices with their current and recommended
 	// parallelism, in topological order.

@@ -41,6 +41,8 @@ const (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=fsp,categories=flinkscale
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetRef.name`
+// +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.targetRef.kind`,priority=1
+// +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.status.rescalePath`,description="How a rescale happens: OperatorUpgrade, InPlace, InPlaceAndTaskManagers, TaskManagers or RecommendOnly"
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Current",type=string,JSONPath=`.status.currentParallelism`,description="Current parallelism per vertex, in topological order"
 // +kubebuilder:printcolumn:name="Recommended",type=string,JSONPath=`.status.recommendedParallelism`,description="Recommended parallelism per vertex, in topological order"
@@ -265,25 +267,64 @@ type FlinkScalingPolicySpec struct {
 	AllowStatelessUpgrade bool `json:"allowStatelessUpgrade,omitempty"`
 }
 
-// TargetRef names the scaled object.
+// TargetRef names the scaled object: a FlinkDeployment or FlinkSessionJob of
+// the Apache Flink Kubernetes Operator, or the JobManager Deployment of a
+// Flink cluster that runs without the operator (native Kubernetes or
+// standalone). See docs/configuration.md, "Deployment modes".
 //
-// +kubebuilder:validation:XValidation:rule="self.kind == 'FlinkDeployment'",message="targetRef.kind must be FlinkDeployment"
+// +kubebuilder:validation:XValidation:rule="self.kind in ['FlinkDeployment', 'FlinkSessionJob', 'Deployment']",message="targetRef.kind must be FlinkDeployment, FlinkSessionJob or Deployment"
+// +kubebuilder:validation:XValidation:rule="!has(self.apiVersion) || (self.kind == 'Deployment' ? self.apiVersion == 'apps/v1' : self.apiVersion.startsWith('flink.apache.org/'))",message="targetRef.apiVersion must be apps/v1 for a Deployment and flink.apache.org/<version> for the operator's kinds"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Deployment' || (!has(self.taskManagerDeployment) && !has(self.jobName))",message="targetRef.taskManagerDeployment and targetRef.jobName apply only to kind Deployment"
 type TargetRef struct {
-	// apiVersion of the target; the Flink Kubernetes Operator's.
-	// +kubebuilder:default="flink.apache.org/v1beta1"
+	// apiVersion of the target: flink.apache.org/v1beta1 for the
+	// operator's kinds (the default), apps/v1 for a Deployment.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	APIVersion string `json:"apiVersion,omitempty"`
-	// kind of the target: FlinkDeployment (FlinkSessionJob is not scaled yet).
+	// kind of the target: FlinkDeployment (default), FlinkSessionJob, or
+	// Deployment (the JobManager Deployment of a cluster without the
+	// operator, reached over its REST API).
 	// +kubebuilder:default=FlinkDeployment
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	Kind string `json:"kind,omitempty"`
-	// name of the FlinkDeployment, in the policy's namespace.
+	// name of the target, in the policy's namespace.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +required
 	Name string `json:"name"`
+	// taskManagerDeployment names, for kind Deployment, the Deployment of a
+	// standalone cluster's TaskManagers: flinkscale changes its replicas
+	// through the scale subresource when a plan needs more or fewer
+	// TaskManagers (in reactive mode, the only knob). Empty: the cluster
+	// runs in native Kubernetes mode when the JobManager Deployment says so
+	// (label type=flink-native-kubernetes), and Flink's ResourceManager
+	// starts and stops TaskManager pods itself; otherwise the TaskManagers
+	// are fixed and plans fit in their slots.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	TaskManagerDeployment string `json:"taskManagerDeployment,omitempty"`
+	// jobName selects, for kind Deployment, the job by name on a cluster
+	// that runs several (a session cluster). Empty: the cluster's only job
+	// that is not finished, cancelled or failed.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+}
+
+// Target kinds (TargetRef.Kind).
+const (
+	KindFlinkDeployment = "FlinkDeployment"
+	KindFlinkSessionJob = "FlinkSessionJob"
+	KindDeployment      = "Deployment"
+)
+
+// EffectiveKind is the target's kind, FlinkDeployment when unset.
+func (r TargetRef) EffectiveKind() string {
+	if r.Kind == "" {
+		return KindFlinkDeployment
+	}
+	return r.Kind
 }
 
 // Utilization is a band of busy fractions in (0,1] with min ≤ target ≤ max.

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -137,8 +139,10 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		}
 		copyLabels = shardKeys(sel)
 		cacheOpts.ByObject = map[client.Object]cache.ByObject{
-			&v1alpha1.FlinkScalingPolicy{}: {Label: sel},
-			target.New():                   {Label: sel},
+			&v1alpha1.FlinkScalingPolicy{}:     {Label: sel},
+			target.New():                       {Label: sel},
+			target.NewOf(target.SessionJobGVK): {Label: sel},
+			deploymentMetadata():               {Label: sel},
 		}
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
@@ -162,6 +166,7 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 	}
 	rec := &controllers.PolicyReconciler{
 		Client:            mgr.GetClient(),
+		APIReader:         mgr.GetAPIReader(),
 		Sources:           &controllers.ClientSources{Reader: mgr.GetAPIReader(), Timeout: cfg.flinkTimeout},
 		RescaleTimeout:    cfg.rescaleTimeout,
 		RescaleBackoff:    cfg.rescaleBackoff,
@@ -171,8 +176,14 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		return fmt.Errorf("setting up the policy controller: %w", err)
 	}
 	if !cfg.disableOptIn {
-		if err := (&optin.Reconciler{CopyLabels: copyLabels}).SetupWithManager(mgr); err != nil {
-			return fmt.Errorf("setting up the opt-in controller: %w", err)
+		for _, gvk := range []schema.GroupVersionKind{target.GVK, target.SessionJobGVK, optin.DeploymentGVK} {
+			if !controllers.KindServed(mgr, gvk) {
+				log.Info("kind not served by the API server: its opt-in annotations are not watched", "kind", gvk.String())
+				continue
+			}
+			if err := (&optin.Reconciler{Kind: gvk, CopyLabels: copyLabels}).SetupWithManager(mgr); err != nil {
+				return fmt.Errorf("setting up the opt-in controller of %s: %w", gvk.Kind, err)
+			}
 		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -194,6 +205,14 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
+}
+
+// deploymentMetadata is the metadata-only Deployment the opt-in watch
+// caches.
+func deploymentMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(optin.DeploymentGVK)
+	return m
 }
 
 func splitList(s string) []string {

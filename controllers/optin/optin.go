@@ -93,6 +93,13 @@ const (
 	// JobManager REST API when it is not the operator's <name>-rest Service
 	// (a proxy, an ingress).
 	AnnotationFlinkRESTURL = "flinkscale.io/flink-rest-url"
+	// AnnotationTaskManagerDeployment is spec.targetRef.taskManagerDeployment
+	// (on a JobManager Deployment only): the standalone TaskManagers'
+	// Deployment that flinkscale scales.
+	AnnotationTaskManagerDeployment = "flinkscale.io/taskmanager-deployment"
+	// AnnotationJobName is spec.targetRef.jobName (on a JobManager
+	// Deployment only): the job to scale on a cluster that runs several.
+	AnnotationJobName = "flinkscale.io/job-name"
 )
 
 // Prefixes of the Flink Kubernetes Operator's autoscaler options.
@@ -144,6 +151,7 @@ func PolicyAnnotations(annotations map[string]string) map[string]string {
 // carry; any other one under flinkscale.io/ gets a Warning (a typo).
 var knownAnnotations = map[string]bool{
 	AnnotationEnabled: true, AnnotationMode: true, AnnotationPaused: true,
+	AnnotationTaskManagerDeployment: true, AnnotationJobName: true,
 	AnnotationPausedScaleIn: true, AnnotationPausedScaleOut: true,
 	AnnotationMinParallelism: true, AnnotationMaxParallelism: true,
 	AnnotationUtilizationTarget: true, AnnotationUtilizationMin: true, AnnotationUtilizationMax: true,
@@ -160,6 +168,17 @@ var knownAnnotations = map[string]bool{
 // combination) it returns the zero spec, no warnings and an error naming
 // every offending key and value. A returned spec passes ScalingPolicy().
 func PolicySpec(deploymentName string, annotations, flinkConfiguration map[string]string) (v1alpha1.FlinkScalingPolicySpec, []Warning, error) {
+	return PolicySpecFor(v1alpha1.TargetRef{APIVersion: "flink.apache.org/v1beta1", Kind: v1alpha1.KindFlinkDeployment, Name: deploymentName},
+		annotations, flinkConfiguration)
+}
+
+// PolicySpecFor is PolicySpec for a target of any kind: a FlinkDeployment,
+// a FlinkSessionJob (its own flinkConfiguration), or the JobManager
+// Deployment of a cluster without the operator (no flinkConfiguration:
+// annotations only, with the taskmanager-deployment and job-name
+// annotations filling in the targetRef).
+func PolicySpecFor(ref v1alpha1.TargetRef, annotations, flinkConfiguration map[string]string) (v1alpha1.FlinkScalingPolicySpec, []Warning, error) {
+	deploymentName := ref.Name
 	b := &builder{
 		ann:      annotations,
 		conf:     flinkConfiguration,
@@ -170,11 +189,8 @@ func PolicySpec(deploymentName string, annotations, flinkConfiguration map[strin
 	} else if len(deploymentName) > 253 {
 		b.errs = append(b.errs, fmt.Errorf("the FlinkDeployment name is longer than 253 characters"))
 	}
-	b.spec.TargetRef = v1alpha1.TargetRef{
-		APIVersion: "flink.apache.org/v1beta1",
-		Kind:       "FlinkDeployment",
-		Name:       deploymentName,
-	}
+	b.spec.TargetRef = v1alpha1.TargetRef{APIVersion: ref.APIVersion, Kind: ref.EffectiveKind(), Name: deploymentName}
+	b.targetRef()
 	b.mode()
 	b.parallelism()
 	b.utilization()
@@ -669,6 +685,29 @@ func (b *builder) kafka() {
 	}
 	if good {
 		b.spec.Triggers = &v1alpha1.Triggers{Kafka: []v1alpha1.KafkaTrigger{t}}
+	}
+}
+
+// targetRef reads the annotations that only a JobManager Deployment carries.
+func (b *builder) targetRef() {
+	for key, field := range map[string]*string{
+		AnnotationTaskManagerDeployment: &b.spec.TargetRef.TaskManagerDeployment,
+		AnnotationJobName:               &b.spec.TargetRef.JobName,
+	} {
+		v, ok := b.ann[key]
+		if !ok {
+			continue
+		}
+		if b.spec.TargetRef.Kind != v1alpha1.KindDeployment {
+			b.warn(key, "applies only to a JobManager Deployment; ignored on a %s", b.spec.TargetRef.Kind)
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if v == "" || len(v) > 253 {
+			b.bad(key, v, "must be a name of 1 to 253 characters")
+			continue
+		}
+		*field = v
 	}
 }
 

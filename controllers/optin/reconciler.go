@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -68,6 +69,11 @@ var copiedAnnotations = []string{AnnotationPausedScaleIn, AnnotationPausedScaleO
 type Reconciler struct {
 	Client   client.Client
 	Recorder record.EventRecorder
+	// Kind is the kind of the annotated objects: FlinkDeployment (the
+	// default), FlinkSessionJob, or apps/v1 Deployment (the JobManager of
+	// a cluster without the operator, watched by metadata only). Each kind
+	// needs a Reconciler of its own.
+	Kind schema.GroupVersionKind
 	// CopyLabels are label keys copied from the deployment to its policy
 	// (and kept in sync): the keys of the controller's shard selector, so
 	// that the replica that owns a deployment also sees its policy.
@@ -75,6 +81,8 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=flink.apache.org,resources=flinkdeployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=flink.apache.org,resources=flinksessionjobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
 // +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -91,9 +99,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// and annotation changes matter here. A policy's status changes with
 	// every decision; only its spec and annotations are reconciled.
 	specOrAnnotations := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	gvk := r.kind()
+	name := ControllerName
+	var forOpts []ctrlbuilder.ForOption
+	forOpts = append(forOpts, ctrlbuilder.WithPredicates(specOrAnnotations))
+	if gvk != target.GVK {
+		name += "-" + strings.ToLower(gvk.Kind)
+	}
+	if gvk == DeploymentGVK {
+		// Only annotations matter: a metadata watch keeps every
+		// Deployment's spec and status out of the cache.
+		forOpts = append(forOpts, ctrlbuilder.OnlyMetadata)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		Named(ControllerName).
-		For(target.New(), ctrlbuilder.WithPredicates(specOrAnnotations)).
+		Named(name).
+		For(r.newObject(), forOpts...).
 		Owns(&v1alpha1.FlinkScalingPolicy{}, ctrlbuilder.WithPredicates(specOrAnnotations)).
 		// When a policy the deployment does not own goes (a conflict
 		// resolved by deleting the user's policy), the deployment of the
@@ -106,7 +126,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 				CreateFunc:  func(event.CreateEvent) bool { return false },
 				UpdateFunc:  func(event.UpdateEvent) bool { return false },
 				GenericFunc: func(event.GenericEvent) bool { return false },
-				DeleteFunc:  func(e event.DeleteEvent) bool { return !controlledByFlinkDeployment(e.Object) },
+				DeleteFunc:  func(e event.DeleteEvent) bool { return !controlledBy(e.Object, gvk) },
 			})).
 		WithOptions(controller.Options{SkipNameValidation: ptr(true)}).
 		Complete(r)
@@ -119,13 +139,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrllog.FromContext(ctx)
 
-	fd := target.New()
+	gvk := r.kind()
+	fd := r.newObject()
 	if err := r.Client.Get(ctx, req.NamespacedName, fd); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Deleted: garbage collection deletes the policy it owned.
 			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, fmt.Errorf("get FlinkDeployment %s: %w", req.NamespacedName, err)
+		return ctrl.Result{}, fmt.Errorf("get %s %s: %w", gvk.Kind, req.NamespacedName, err)
 	}
 	if fd.GetDeletionTimestamp() != nil {
 		return ctrl.Result{}, nil
@@ -162,14 +183,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 
-	conf, err := target.FlinkConfiguration(fd)
+	conf := map[string]string{}
+	var err error
+	if u, ok := fd.(*unstructured.Unstructured); ok {
+		conf, err = target.FlinkConfiguration(u)
+	}
 	if err != nil {
 		r.Recorder.Event(fd, "Warning", ReasonInvalidFlinkConfiguration,
 			fmt.Sprintf("FlinkScalingPolicy %q not created or changed: %v", fd.GetName(), err))
 		log.Info("cannot read the FlinkDeployment's flinkConfiguration; the policy is left as it is", "error", err.Error())
 		return ctrl.Result{}, nil
 	}
-	spec, warnings, err := PolicySpec(fd.GetName(), annotations, conf)
+	spec, warnings, err := PolicySpecFor(v1alpha1.TargetRef{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Name: fd.GetName()}, annotations, conf)
 	if err != nil {
 		r.Recorder.Event(fd, "Warning", ReasonInvalidAnnotation,
 			fmt.Sprintf("FlinkScalingPolicy %q not created or changed: %v", fd.GetName(), err))
@@ -184,14 +209,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, r.update(ctx, fd, policy, spec, copied, warnings)
 }
 
-func (r *Reconciler) create(ctx context.Context, fd *unstructured.Unstructured, spec v1alpha1.FlinkScalingPolicySpec, annotations map[string]string, warnings []Warning) error {
+func (r *Reconciler) create(ctx context.Context, fd client.Object, spec v1alpha1.FlinkScalingPolicySpec, annotations map[string]string, warnings []Warning) error {
 	policy := &v1alpha1.FlinkScalingPolicy{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       fd.GetNamespace(),
 			Name:            fd.GetName(),
 			Labels:          r.labels(fd, map[string]string{LabelManagedBy: ManagedBy}),
 			Annotations:     annotations,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(fd, target.GVK)},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(fd, r.kind())},
 		},
 		Spec: spec,
 	}
@@ -207,7 +232,7 @@ func (r *Reconciler) create(ctx context.Context, fd *unstructured.Unstructured, 
 	return nil
 }
 
-func (r *Reconciler) update(ctx context.Context, fd *unstructured.Unstructured, policy *v1alpha1.FlinkScalingPolicy, spec v1alpha1.FlinkScalingPolicySpec, annotations map[string]string, warnings []Warning) error {
+func (r *Reconciler) update(ctx context.Context, fd client.Object, policy *v1alpha1.FlinkScalingPolicy, spec v1alpha1.FlinkScalingPolicySpec, annotations map[string]string, warnings []Warning) error {
 	log := ctrllog.FromContext(ctx)
 	updated := policy.DeepCopy()
 	var changed []string
@@ -268,7 +293,7 @@ func (r *Reconciler) update(ctx context.Context, fd *unstructured.Unstructured, 
 }
 
 // labels adds the deployment's CopyLabels to base.
-func (r *Reconciler) labels(fd *unstructured.Unstructured, base map[string]string) map[string]string {
+func (r *Reconciler) labels(fd client.Object, base map[string]string) map[string]string {
 	for _, k := range r.CopyLabels {
 		if v, ok := fd.GetLabels()[k]; ok {
 			base[k] = v
@@ -277,7 +302,7 @@ func (r *Reconciler) labels(fd *unstructured.Unstructured, base map[string]strin
 	return base
 }
 
-func (r *Reconciler) delete(ctx context.Context, fd *unstructured.Unstructured, policy *v1alpha1.FlinkScalingPolicy) error {
+func (r *Reconciler) delete(ctx context.Context, fd client.Object, policy *v1alpha1.FlinkScalingPolicy) error {
 	err := r.Client.Delete(ctx, policy, client.Preconditions{UID: &policy.UID, ResourceVersion: &policy.ResourceVersion})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -287,30 +312,55 @@ func (r *Reconciler) delete(ctx context.Context, fd *unstructured.Unstructured, 
 	}
 	ctrllog.FromContext(ctx).Info("deleted the FlinkScalingPolicy: the deployment no longer opts in", "policy", policy.Name)
 	r.Recorder.Eventf(fd, "Normal", ReasonPolicyDeleted,
-		"Deleted FlinkScalingPolicy %q: the FlinkDeployment is no longer annotated %s: \"true\"", policy.Name, AnnotationEnabled)
+		"Deleted FlinkScalingPolicy %q: the %s is no longer annotated %s: \"true\"", policy.Name, r.kind().Kind, AnnotationEnabled)
 	return nil
 }
 
-func (r *Reconciler) warn(fd *unstructured.Unstructured, warnings []Warning) {
+func (r *Reconciler) warn(fd client.Object, warnings []Warning) {
 	for _, w := range warnings {
 		r.Recorder.Event(fd, "Normal", ReasonOptInWarning, w.String())
 	}
 }
 
-func conflictMessage(fd *unstructured.Unstructured, policy *v1alpha1.FlinkScalingPolicy) string {
+func conflictMessage(fd client.Object, policy *v1alpha1.FlinkScalingPolicy) string {
 	msg := fmt.Sprintf("FlinkScalingPolicy %q already exists and is not managed by the %s annotation", policy.Name, AnnotationEnabled)
-	if ref := policy.Spec.TargetRef; ref.Name == fd.GetName() && (ref.Kind == "" || ref.Kind == target.GVK.Kind) {
-		return msg + ": it targets this FlinkDeployment, so it is your own policy and it scales the job; " +
+	kind := fd.GetObjectKind().GroupVersionKind().Kind
+	if ref := policy.Spec.TargetRef; ref.Name == fd.GetName() && ref.EffectiveKind() == kind {
+		return msg + ": it targets this " + kind + ", so it is your own policy and it scales the job; " +
 			"the flinkscale.io annotations are ignored (remove " + AnnotationEnabled + ", or delete that policy to have one made from the annotations)"
 	}
-	return msg + fmt.Sprintf(": it targets FlinkDeployment %q, and no policy is created for this one until it is renamed or deleted", policy.Spec.TargetRef.Name)
+	return msg + fmt.Sprintf(": it targets %s %q, and no policy is created for this one until it is renamed or deleted", policy.Spec.TargetRef.EffectiveKind(), policy.Spec.TargetRef.Name)
 }
 
-// controlledByFlinkDeployment reports whether o has a FlinkDeployment as its
+// controlledBy reports whether o has an object of the kind as its
 // controller.
-func controlledByFlinkDeployment(o client.Object) bool {
+func controlledBy(o client.Object, gvk schema.GroupVersionKind) bool {
 	ref := metav1.GetControllerOf(o)
-	return ref != nil && ref.Kind == target.GVK.Kind && strings.HasPrefix(ref.APIVersion, target.GVK.Group+"/")
+	return ref != nil && ref.Kind == gvk.Kind && strings.HasPrefix(ref.APIVersion, gvk.Group+"/")
+}
+
+// DeploymentGVK is apps/v1 Deployment, the JobManager of a cluster without
+// the operator.
+var DeploymentGVK = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+
+// kind is the Reconciler's kind, FlinkDeployment by default.
+func (r *Reconciler) kind() schema.GroupVersionKind {
+	if r.Kind.Kind == "" {
+		return target.GVK
+	}
+	return r.Kind
+}
+
+// newObject is an empty object of the kind to read into: unstructured for
+// the operator's kinds, metadata only for Deployments.
+func (r *Reconciler) newObject() client.Object {
+	gvk := r.kind()
+	if gvk == DeploymentGVK {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		return m
+	}
+	return target.NewOf(gvk)
 }
 
 // defaulted returns s with the defaults of the FlinkScalingPolicy CRD
@@ -333,9 +383,6 @@ func defaulted(s v1alpha1.FlinkScalingPolicySpec) v1alpha1.FlinkScalingPolicySpe
 		if *p == nil {
 			*p = &v
 		}
-	}
-	if s.TargetRef.APIVersion == "" {
-		s.TargetRef.APIVersion = target.GVK.GroupVersion().String()
 	}
 	if s.TargetRef.Kind == "" {
 		s.TargetRef.Kind = target.GVK.Kind

@@ -56,6 +56,17 @@ type Report struct {
 	Before   Shape    `json:"before"`
 	After    Shape    `json:"after"`
 
+	// TargetKind, RescalePath and RescalePathReason say what the policy
+	// scales and how a rescale of it happens (status.rescalePath), when
+	// the report comes from a policy.
+	TargetKind        string `json:"targetKind,omitempty"`
+	RescalePath       string `json:"rescalePath,omitempty"`
+	RescalePathReason string `json:"rescalePathReason,omitempty"`
+	// Actions are what Apply mode does on a cluster without the operator,
+	// where there is no patch: the REST call and the scale of the
+	// TaskManager Deployment.
+	Actions []string `json:"actions,omitempty"`
+
 	LagRecords        float64 `json:"lagRecords"`
 	LagSeconds        float64 `json:"lagSeconds"`
 	PredictedDowntime string  `json:"predictedDowntime"`
@@ -172,6 +183,9 @@ type Options struct {
 	Policy *scaling.Policy
 	// Observed is the job over the observation window, oldest first.
 	Observed []Point
+	// Target, when set, is the object the policy scales: the patch (or,
+	// without the operator, the actions) are written for it.
+	Target *target.Deployment
 }
 
 // New builds the report of decision d, made on snapshot s.
@@ -207,10 +221,34 @@ func New(d scaling.Decision, s scaling.Snapshot, o Options) Report {
 	for _, x := range d.Reasons {
 		r.Reasons = append(r.Reasons, Reason{Code: string(x.Code), Vertex: x.Vertex, Message: x.Message})
 	}
-	if r.Change {
+	if t := o.Target; t != nil {
+		r.TargetKind = t.Kind
+		r.RescalePath, r.RescalePathReason = t.Path()
+	}
+	switch {
+	case !r.Change || r.RescalePath == target.PathRecommendOnly:
+	case o.Target != nil && o.Target.Kind == target.KindDeployment:
+		r.Actions = actions(d, o.Target, r.RescalePath)
+	default:
 		r.Patch = patch(d, s, o)
 	}
 	return r
+}
+
+// actions say what Apply mode does on a cluster without the operator.
+func actions(d scaling.Decision, t *target.Deployment, path string) []string {
+	var out []string
+	if path != target.PathTaskManagers {
+		out = append(out, fmt.Sprintf("PUT /jobs/%s/resource-requirements with upper bounds %s (lower bound 1)", t.JobID, target.FormatOverrides(d.Recommended.Parallelism)))
+	}
+	if t.TaskManagerDeployment != "" && d.Recommended.TaskManagers != t.TaskManagerReplicas {
+		when := "first"
+		if d.Recommended.TaskManagers < t.TaskManagerReplicas && path != target.PathTaskManagers {
+			when = "once the job runs the plan, by no more than the TaskManagers with every slot free"
+		}
+		out = append(out, fmt.Sprintf("scale Deployment %s from %d to %d replicas (%s)", t.TaskManagerDeployment, t.TaskManagerReplicas, d.Recommended.TaskManagers, when))
+	}
+	return out
 }
 
 func shape(p scaling.Plan) Shape {
@@ -220,6 +258,9 @@ func shape(p scaling.Plan) Shape {
 // patch is the apply configuration the controller would send for d.
 func patch(d scaling.Decision, s scaling.Snapshot, o Options) *Patch {
 	dep := &target.Deployment{Namespace: o.Namespace, Name: o.Name, Mode: o.Mode, Slots: s.TaskManagers.Slots}
+	if o.Target != nil {
+		dep = o.Target
+	}
 	if dep.Name == "" {
 		dep.Name = s.JobName
 	}
@@ -404,6 +445,9 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if r.Source != "" {
 		fmt.Fprintf(w, "Observed from %s; decided at %s.\n\n", md(r.Source), r.At.UTC().Format(time.RFC3339))
 	}
+	if r.RescalePath != "" {
+		fmt.Fprintf(w, "Target: %s; rescale path **%s**: %s.\n\n", md(r.TargetKind), r.RescalePath, md(r.RescalePathReason))
+	}
 	if !r.Sized {
 		fmt.Fprintln(w, "Not sized: the observation cannot be trusted (see the reasons).")
 		fmt.Fprintln(w)
@@ -439,6 +483,12 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	r.writeMarkdownReasons(w)
 	if r.Patch != nil {
 		fmt.Fprintf(w, "\n## Patch\n\nWhat `Apply` mode sends (server-side apply, field manager `%s`):\n\n```yaml\n%s```\n", r.Patch.FieldManager, r.Patch.YAML)
+	}
+	if len(r.Actions) > 0 {
+		fmt.Fprintf(w, "\n## Actions\n\nWhat `Apply` mode does (no operator: Flink's REST API and the TaskManager Deployment):\n\n")
+		for _, a := range r.Actions {
+			fmt.Fprintf(w, "1. %s\n", md(a))
+		}
 	}
 	return nil
 }

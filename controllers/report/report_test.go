@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flinkscale/flinkscale/controllers/target"
 	"github.com/flinkscale/flinkscale/scaling"
 )
 
@@ -220,4 +221,47 @@ func TestUnsizedHold(t *testing.T) {
 	assert.Contains(t, b.String(), "<strong>Not sized:</strong>")
 	assert.NotContains(t, b.String(), "Predicted downtime")
 	assert.Len(t, svgs(t, b.String()), 1, "only the parallelism chart")
+}
+
+// A policy's report says what it scales and how; without the operator it
+// lists the REST call and the TaskManager scale instead of a patch, and a
+// job nothing can rescale gets neither.
+func TestReportOfEachTargetKind(t *testing.T) {
+	s, d := example(t, "orders-surge.json")
+	require.True(t, d.Action == scaling.ActionScale)
+
+	sj := &target.Deployment{Namespace: "streaming", Name: "orders-job", Kind: target.SessionJobGVK.Kind, Cluster: "shared", Mode: "native",
+		FlinkVersion: "v1_20", Adaptive: true, Slots: 2, Configuration: map[string]string{}}
+	r := New(d, s, Options{Target: sj})
+	assert.Equal(t, "FlinkSessionJob", r.TargetKind)
+	assert.Equal(t, target.PathInPlace, r.RescalePath)
+	require.NotNil(t, r.Patch)
+	var p map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(r.Patch.YAML), &p))
+	assert.Equal(t, "FlinkSessionJob", p["kind"])
+	assert.Equal(t, map[string]any{"flinkConfiguration": map[string]any{
+		"pipeline.jobvertex-parallelism-overrides": window + ":10," + src + ":4"}}, p["spec"], "only the overrides: the slots are the cluster's")
+
+	// Standalone, adaptive, TaskManager Deployment at 2: 10 slots of 2 →
+	// 5 TaskManagers, scaled first; then the requirements.
+	cl := &target.Deployment{Namespace: "streaming", Name: "orders-jm", Kind: target.KindDeployment, Mode: "standalone", JobID: s.JobID,
+		FlinkVersion: "v1_20", Adaptive: true, Slots: 2, TaskManagerDeployment: "orders-tm", TaskManagerReplicas: 2, Configuration: map[string]string{}}
+	r = New(d, s, Options{Target: cl})
+	assert.Equal(t, target.PathInPlaceAndTaskManagers, r.RescalePath)
+	assert.Nil(t, r.Patch)
+	assert.Equal(t, []string{
+		"PUT /jobs/" + s.JobID + "/resource-requirements with upper bounds " + window + ":10," + src + ":4 (lower bound 1)",
+		"scale Deployment orders-tm from 2 to 5 replicas (first)",
+	}, r.Actions)
+	var md bytes.Buffer
+	require.NoError(t, r.WriteMarkdown(&md))
+	assert.Contains(t, md.String(), "## Actions")
+	assert.Contains(t, md.String(), "rescale path **InPlaceAndTaskManagers**")
+
+	cl.Adaptive = false
+	r = New(d, s, Options{Target: cl})
+	assert.Equal(t, target.PathRecommendOnly, r.RescalePath)
+	assert.Nil(t, r.Patch)
+	assert.Empty(t, r.Actions)
+	assert.Contains(t, r.RescalePathReason, "default scheduler")
 }

@@ -31,10 +31,16 @@ import (
 // GVK is the FlinkDeployment kind flinkscale scales.
 var GVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkDeployment"}
 
+// SessionJobGVK is the operator's FlinkSessionJob kind.
+var SessionJobGVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkSessionJob"}
+
 // New returns an empty FlinkDeployment object to read into.
-func New() *unstructured.Unstructured {
+func New() *unstructured.Unstructured { return NewOf(GVK) }
+
+// NewOf returns an empty object of the kind to read into.
+func NewOf(gvk schema.GroupVersionKind) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(GVK)
+	u.SetGroupVersionKind(gvk)
 	return u
 }
 
@@ -70,11 +76,20 @@ const (
 	LifecycleFailed      = "FAILED"
 )
 
-// Deployment is what flinkscale reads of a FlinkDeployment.
+// Deployment is what flinkscale reads of the job it scales: a FlinkDeployment
+// (Read), a FlinkSessionJob and its session cluster (ReadSessionJob), or a
+// cluster without the operator (ReadCluster, then ObserveFlink).
 type Deployment struct {
 	Namespace, Name string
 	Generation      int64
 	ResourceVersion string
+	// Kind is the target's kind: FlinkDeployment, FlinkSessionJob or
+	// Deployment.
+	Kind string
+	// Cluster is the Flink cluster whose REST Service (<cluster>-rest)
+	// serves the job: the FlinkDeployment itself, a session job's
+	// deploymentName, a native cluster's id (its JobManager Deployment).
+	Cluster string
 
 	// Spec.
 	Mode         string // native (default) or standalone
@@ -112,6 +127,22 @@ type Deployment struct {
 	SavepointInProgress bool
 	// ReconciliationState is status.reconciliationStatus.state.
 	ReconciliationState string
+
+	// Clusters without the operator (kind Deployment).
+
+	// TaskManagerDeployment names the standalone TaskManagers' Deployment
+	// ("" in native mode or when none was named); TaskManagerReplicas is
+	// then its spec.replicas and ReadyTaskManagers its ready replicas.
+	TaskManagerDeployment string
+	ReadyTaskManagers     int
+	// Reactive is scheduler-mode: reactive.
+	Reactive bool
+	// JobName selects the job on a cluster that runs several.
+	JobName string
+
+	// ownConfiguration is a session job's own flinkConfiguration (its
+	// Configuration has the cluster's laid under it).
+	ownConfiguration map[string]string
 }
 
 // Read reads u. It fails on a spec it cannot understand (a malformed
@@ -121,6 +152,7 @@ func Read(u *unstructured.Unstructured) (*Deployment, error) {
 	d := &Deployment{
 		Namespace: u.GetNamespace(), Name: u.GetName(),
 		Generation: u.GetGeneration(), ResourceVersion: u.GetResourceVersion(),
+		Kind: GVK.Kind, Cluster: u.GetName(),
 	}
 	obj := u.Object
 	d.Mode, _, _ = unstructured.NestedString(obj, "spec", "mode")
@@ -374,6 +406,9 @@ func (f Fields) Only(mask Fields) Fields {
 
 // Managed returns the managed fields as the deployment has them now.
 func (d *Deployment) Managed() Fields {
+	if d.Kind == SessionJobGVK.Kind {
+		return Fields{Overrides: d.ownConfiguration[KeyOverrides], Parallelism: d.Parallelism}
+	}
 	return Fields{
 		Overrides:           d.Configuration[KeyOverrides],
 		Slots:               d.Configuration[KeySlots],
@@ -398,6 +433,22 @@ func (d *Deployment) Managed() Fields {
 // owned are the fields flinkscale's field manager owns now (OwnedFields).
 func (d *Deployment) PlanFields(p scaling.Plan, owned map[string]bool) Fields {
 	f := Fields{Overrides: FormatOverrides(p.Parallelism)}
+	switch d.Kind {
+	case SessionJobGVK.Kind:
+		// The slots are the session cluster's; spec.job.parallelism only
+		// when owned from before.
+		if owned[FieldParallelism] {
+			f.Parallelism = d.Parallelism
+		}
+		return f
+	case KindDeployment:
+		// The resource requirements, and the TaskManager Deployment's
+		// replicas when flinkscale scales it.
+		if d.TaskManagerDeployment != "" {
+			f.TaskManagerReplicas = p.TaskManagers
+		}
+		return f
+	}
 	slots := p.SlotsPerTaskManager
 	if slots < 1 {
 		slots = d.Slots
@@ -424,7 +475,7 @@ const (
 
 // OwnedFields lists the leaf fields manager owns through server-side apply,
 // as dotted paths ("spec.job.parallelism").
-func OwnedFields(u *unstructured.Unstructured, manager string) (map[string]bool, error) {
+func OwnedFields(u metav1.Object, manager string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, e := range u.GetManagedFields() {
 		if e.Manager != manager || e.Operation != metav1.ManagedFieldsOperationApply || e.FieldsV1 == nil {
@@ -483,6 +534,9 @@ func (d *Deployment) Says(f Fields) bool {
 // changed since.
 func (d *Deployment) ApplyObject(f Fields) *unstructured.Unstructured {
 	u := New()
+	if d.Kind == SessionJobGVK.Kind {
+		u = NewOf(SessionJobGVK)
+	}
 	u.SetNamespace(d.Namespace)
 	u.SetName(d.Name)
 	u.SetResourceVersion(d.ResourceVersion)
@@ -532,6 +586,17 @@ func OwnedMask(owned map[string]bool) Fields {
 // and later) without a savepoint, in native mode, unless the operator's
 // in-place scaling is turned off.
 func (d *Deployment) RescaleInPlace() bool {
+	switch d.Kind {
+	case KindDeployment:
+		p, _ := d.Path()
+		return p != PathRecommendOnly
+	case SessionJobGVK.Kind:
+		if d.Mode == "standalone" {
+			// The operator (1.15) upgrades session jobs of a standalone
+			// session cluster with a savepoint.
+			return false
+		}
+	}
 	if !d.Adaptive || d.Mode == "standalone" || strings.EqualFold(strings.TrimSpace(d.Configuration[KeyInPlaceScaling]), "false") {
 		return false
 	}

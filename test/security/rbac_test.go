@@ -50,7 +50,19 @@ var allowed = []grant{
 	{"", "configmaps", "patch", "controllers/dryrun.go writeReport: server-side apply of the DryRun report"},
 	{"", "events", "create", "record.EventRecorder (mgr.GetEventRecorderFor) of both reconcilers, and the leader elector's"},
 	{"", "events", "patch", "record.EventRecorder: repeats of an event patch its count"},
-	{"", "pods", "list", "controllers/sources.go reporterTargets: APIReader List of the job's pods (uncached) for the Prometheus reporter source"},
+	{"", "pods", "list", "controllers/sources.go reporterTargets: APIReader List of the job's pods (uncached) for the Prometheus reporter source; controllers/restpath.go markIdlePods: APIReader List of a standalone cluster's TaskManager pods"},
+	{"", "pods", "patch", "controllers/restpath.go markIdlePods: merge patch of controller.kubernetes.io/pod-deletion-cost on idle TaskManager pods before their Deployment is scaled down"},
+
+	{"flink.apache.org", "flinksessionjobs", "get", "controllers/load.go loadSessionJob: Client.Get of the target (cached, unstructured); controllers/optin/reconciler.go: Client.Get"},
+	{"flink.apache.org", "flinksessionjobs", "list", "informer of Watches(target.NewOf(SessionJobGVK)) (controllers/setup.go) and For in controllers/optin"},
+	{"flink.apache.org", "flinksessionjobs", "watch", "informer of Watches(target.NewOf(SessionJobGVK)) (controllers/setup.go) and For in controllers/optin"},
+	{"flink.apache.org", "flinksessionjobs", "patch", "controllers/cycle.go and controllers/track.go: server-side apply of the plan (flinkConfiguration overrides) and of its revert"},
+
+	{"apps", "deployments", "get", "controllers/load.go loadCluster: APIReader Get (uncached) of the JobManager and TaskManager Deployments of a cluster without the operator; controllers/optin: Client.Get of the metadata"},
+	{"apps", "deployments", "list", "metadata-only informer of For(Deployment, OnlyMetadata) in controllers/optin (the opt-in annotations)"},
+	{"apps", "deployments", "watch", "metadata-only informer of For(Deployment, OnlyMetadata) in controllers/optin (the opt-in annotations)"},
+	{"apps", "deployments/scale", "get", "controllers/restpath.go scaleTaskManagers: SubResource(\"scale\").Get of the TaskManager Deployment"},
+	{"apps", "deployments/scale", "update", "controllers/restpath.go scaleTaskManagers: SubResource(\"scale\").Update of the TaskManager Deployment (never deployments themselves)"},
 	{"", "secrets", "get", "controllers/sources.go secret: APIReader Get (uncached) of an authenticationRef; namespaced Roles only"},
 
 	{"coordination.k8s.io", "leases", "get", "controller-runtime leader election (resourcelock.LeaseLock.Get)"},

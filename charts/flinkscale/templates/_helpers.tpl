@@ -131,10 +131,27 @@ config/rbac/role.yaml: test/chart compares them, test/security checks both.
   - pods
   verbs:
   - list
+  - patch
+- apiGroups:
+  - apps
+  resources:
+  - deployments
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - apps
+  resources:
+  - deployments/scale
+  verbs:
+  - get
+  - update
 - apiGroups:
   - flink.apache.org
   resources:
   - flinkdeployments
+  - flinksessionjobs
   verbs:
   - get
   - list
