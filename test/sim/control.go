@@ -64,6 +64,10 @@ type Submission struct {
 	SavepointPath string
 	// Session: the job goes to a session cluster whose TaskManagers run
 	// already, so no TaskManager starts (no TaskManagerStartup).
+	//
+	// A job on a Pool (Job.UsePool) ignores TaskManagers,
+	// SlotsPerTaskManager and Session: its slots are the pool's, and no
+	// TaskManager starts for it.
 	Session bool
 	// AllowNonRestoredState as the operator's job spec has it.
 	AllowNonRestoredState bool

@@ -50,6 +50,18 @@ type deployment struct {
 	// pendingRescale is a Flink 2 in-place rescale waiting for a
 	// checkpoint (FLIP-461).
 	pendingRescale *pendingRescale
+
+	// On a Pool: the TaskManager (seq) of each slot the job holds, in the
+	// order its slot-sharing groups fill them; whether it waits for
+	// slots, since when, and how long it takes to run once it has them;
+	// setup redoes what depends on the parallelism (deploy).
+	slotTM    []int
+	waiting   bool
+	waitSince time.Time
+	waitDelay time.Duration
+	setup     func()
+	// failureCause is the root cause of a FAILED job, when it has one.
+	failureCause string
 }
 
 // task is one subtask.
@@ -86,6 +98,9 @@ func (j *Job) Submit(s Submission) error {
 	j.gen++
 	if r := j.run; r != nil && !terminal(r.state) {
 		return fmt.Errorf("%w: job %s is %s; only a terminal job can be replaced", ErrConflict, r.jobID, r.state)
+	}
+	if j.reactive() && j.pool == nil {
+		return fmt.Errorf("%w: reactive mode runs on a standalone cluster only: the job needs a Pool (UsePool)", ErrBadRequest)
 	}
 	var snap *snapshotData
 	if s.SavepointPath != "" {
@@ -126,13 +141,19 @@ func (j *Job) Submit(s Submission) error {
 	if spt < 1 {
 		spt = j.spec.TaskManager.Slots
 	}
+	if j.pool != nil {
+		if err := j.pool.claim(j, jobID); err != nil {
+			return err
+		}
+		_, spt = j.pool.TaskManagers()
+	}
 	r := &deployment{
 		jobID: jobID, state: "INITIALIZING", timestamps: map[string]int64{"INITIALIZING": ms(j.now)},
 		startTime: j.now, par: par, maxP: maxP, slotsPerTM: spt,
 		positions: map[TopicPartition]int64{}, partCarry: map[TopicPartition]float64{},
 	}
 	r.readyAt = j.now.Add(j.spec.Restart.Time)
-	if !s.Session {
+	if !s.Session && j.pool == nil {
 		r.readyAt = r.readyAt.Add(j.spec.Restart.TaskManagerStartup)
 	}
 	if s.SavepointPath != "" {
@@ -142,22 +163,36 @@ func (j *Job) Submit(s Submission) error {
 		j.faults[FaultRestart]--
 		r.failOnReady = true
 	}
-	r.tms = max(s.TaskManagers, (r.slotsNeeded(j.g)+spt-1)/spt)
+	if j.pool == nil {
+		r.tms = max(s.TaskManagers, (r.slotsNeeded(j.g)+spt-1)/spt)
+	} else {
+		// The adaptive scheduler's requirements are the submitted
+		// parallelism as upper bounds; reactive mode's are every
+		// vertex's max parallelism (ReactiveModeUtils).
+		r.requirement = map[string]Bounds{}
+		for _, v := range j.g.vertices {
+			upper := par[v.id]
+			if j.reactive() {
+				upper = maxP[v.id]
+			}
+			r.requirement[v.id] = Bounds{LowerBound: 1, UpperBound: upper}
+		}
+	}
+	setup := r.startFresh
+	r.ckpt.nextID = 1
 	if snap != nil {
-		r.restoreFrom(j, snap, false)
+		setup = func(j *Job) { r.restoreFrom(j, snap, false) }
 		r.restored = &RestoredCheckpoint{ID: snap.id, RestoreTimestamp: ms(j.now), IsSavepoint: snap.savepoint, ExternalPath: snap.path}
 		r.ckpt.nextID = snap.id + 1
-	} else {
-		r.startFresh(j)
-		r.ckpt.nextID = 1
 	}
-	r.buildTasks(j)
 	j.run = r
+	r.deploy(j, func() { setup(j) })
 	return nil
 }
 
 // TaskManagers is what the job's cluster runs now: its TaskManagers and the
-// slots of each (0, 0 before the first submission). These are what Flink
+// slots of each (0, 0 before the first submission; on a Pool, the pool's
+// registered TaskManagers). These are what Flink
 // holds, whatever an autoscaler's plan counted: a submission gets as many
 // as the job's slot-sharing groups need, an in-place scale-up more, and a
 // scale-down releases only TaskManagers left idle, TaskManagerTimeout after
@@ -165,6 +200,9 @@ func (j *Job) Submit(s Submission) error {
 func (j *Job) TaskManagers() (count, slotsEach int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.pool != nil {
+		return j.pool.TaskManagers()
+	}
 	if j.run == nil {
 		return 0, 0
 	}
@@ -268,11 +306,10 @@ func (r *deployment) restoreFrom(j *Job, snap *snapshotData, replay bool) {
 	r.partCarry = map[TopicPartition]float64{}
 }
 
-// buildTasks creates the subtasks of every vertex (new attempt: counters
-// start at zero, buffers empty), places them in slots and TaskManagers, and
-// prepares the routes between them.
-func (r *deployment) buildTasks(j *Job) {
-	r.attempt++
+// newTasks creates the subtasks of every vertex (counters start at zero,
+// buffers empty), places them in slots and TaskManagers, and prepares the
+// routes between them: the tasks of a new attempt (deploy).
+func (r *deployment) newTasks(j *Job) {
 	r.attemptAt = j.now
 	r.nextMeter = j.now.Add(meterUpdateSeconds * time.Second)
 	r.tasks = map[string][]*task{}
@@ -297,7 +334,15 @@ func (r *deployment) buildTasks(j *Job) {
 		c *= math.Min(1, j.spec.TaskManager.CPU/float64(r.slotsPerTM)) // slots share the cores
 		ts := make([]*task, p)
 		for k := range ts {
-			ts[k] = &task{capacity: c, bufCap: j.spec.BufferSeconds * c, tm: (base[v.group] + k) / r.slotsPerTM}
+			slot := base[v.group] + k
+			tm := slot / r.slotsPerTM
+			if j.pool != nil {
+				tm = -1 // no slot yet: waiting for one
+				if slot < len(r.slotTM) {
+					tm = r.slotTM[slot]
+				}
+			}
+			ts[k] = &task{capacity: c, bufCap: j.spec.BufferSeconds * c, tm: tm}
 		}
 		r.tasks[v.id] = ts
 	}
@@ -327,7 +372,10 @@ func (r *deployment) transitions(j *Job) {
 	if r.state == "INITIALIZING" && !j.now.Before(r.startTime.Add(time.Second)) {
 		r.setState(j, "CREATED")
 	}
-	if (r.state == "CREATED" || r.state == "RESTARTING") && !j.now.Before(r.readyAt) {
+	if r.waiting && !terminal(r.state) {
+		r.waitForSlots(j)
+	}
+	if (r.state == "CREATED" || r.state == "RESTARTING") && !r.waiting && !j.now.Before(r.readyAt) {
 		if r.failOnReady {
 			r.failOnReady = false
 			r.setState(j, "FAILED")
@@ -350,24 +398,36 @@ func (r *deployment) transitions(j *Job) {
 	}
 	r.progressTriggers(j)
 	r.triggerRescale(j)
+	r.scaleUpToPool(j)
 }
 
+// setState enters a job status; a job that ends gives its slots back to
+// its pool.
 func (r *deployment) setState(j *Job, s string) {
 	r.state = s
 	r.timestamps[s] = ms(j.now)
+	if terminal(s) && j.pool != nil {
+		r.releaseSlots(j)
+	}
 }
 
 // failover restarts the tasks from the latest completed checkpoint after a
-// fault, at the same parallelism (Flink's restart strategy).
+// fault, at the same parallelism (Flink's restart strategy). On a pool the
+// TaskManagers run already; the job gets what the slots left allow (the
+// adaptive scheduler) or waits for the slots its parallelism needs (the
+// default scheduler).
 func (j *Job) failover(cause string) {
 	r := j.run
 	r.numRestarts++
 	r.setState(j, "RESTARTING")
 	r.restartKind = "failover"
 	r.pendingRescale = nil
-	r.readyAt = j.now.Add(j.spec.Restart.Time + j.spec.Restart.TaskManagerStartup + j.restoreTime())
-	r.rewind(j)
-	r.buildTasks(j)
+	startup := j.spec.Restart.TaskManagerStartup
+	if j.pool != nil {
+		startup = 0
+	}
+	r.readyAt = j.now.Add(j.spec.Restart.Time + startup + j.restoreTime())
+	r.deploy(j, func() { r.rewind(j) })
 	_ = cause
 }
 

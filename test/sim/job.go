@@ -71,6 +71,9 @@ type Job struct {
 	nextFlush    time.Time
 
 	run *deployment // nil before the first Submit
+	// pool, when set (UsePool), holds the TaskManagers the job's slots
+	// come from; nil: they are started for it (native Kubernetes).
+	pool *Pool
 	// gen counts the changes to the job (every Advance and control
 	// operation): equal generations, equal views (Generation).
 	gen uint64
@@ -109,6 +112,15 @@ func NewJob(spec JobSpec, opts Options) (*Job, error) {
 	}
 	if spec.FlinkVersion == "" {
 		spec.FlinkVersion = "1.20"
+	}
+	switch spec.SchedulerMode {
+	case "":
+	case SchedulerModeReactive:
+		// Reactive mode runs the adaptive scheduler, whatever
+		// jobmanager.scheduler says.
+		spec.Scheduler = "adaptive"
+	default:
+		return nil, fmt.Errorf("job %q: schedulerMode %q: only %q is known", spec.Name, spec.SchedulerMode, SchedulerModeReactive)
 	}
 	if spec.Scheduler == "" {
 		spec.Scheduler = "default"
@@ -173,9 +185,14 @@ func (j *Job) VertexID(name string) (string, bool) {
 // a savepoint triggered, resource requirements updated, a fault injected.
 // Two calls of View between which it stays the same return equal views,
 // so a renderer may keep a view for as long as the generation holds.
+// A job on a Pool also counts the pool's changes (its TaskManagers, the
+// slots other jobs take), which its view shows.
 func (j *Job) Generation() uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.pool != nil {
+		return j.gen + j.pool.generation()
+	}
 	return j.gen
 }
 
@@ -217,6 +234,9 @@ func (j *Job) tick(dt time.Duration) {
 		return
 	}
 	j.now = j.now.Add(dt)
+	if j.pool != nil {
+		j.pool.advance(j.now)
+	}
 	r := j.run
 	if r == nil {
 		return

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,8 @@ const TaskManagerTimeout = 30 * time.Second
 // restarts its tasks from the latest checkpoint at the new parallelism (the
 // slots are available: the active resource manager starts TaskManagers;
 // those a scale-down leaves idle go TaskManagerTimeout after the restart).
+// On a Pool the job gets at most the slots free plus those it holds; in
+// reactive mode the update is rejected, as Flink rejects it.
 func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -77,6 +80,11 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 		}
 		next[v.id] = b
 	}
+	if j.reactive() {
+		// AdaptiveScheduler.updateJobResourceRequirements, after the
+		// JobMaster validated the request.
+		return fmt.Errorf("%w: Cannot change the parallelism of a job running in reactive mode.", ErrUnsupported) //nolint:staticcheck // Flink's message, verbatim
+	}
 	if r.state == "RESTARTING" && r.restartKind == "rescale" {
 		return fmt.Errorf("%w: Another update to the job [%s] resource requirements is in progress.", ErrConflict, jobID) //nolint:staticcheck // Flink's message, verbatim
 	}
@@ -90,6 +98,13 @@ func (j *Job) UpdateResourceRequirements(jobID string, req map[string]Bounds) er
 		if b.UpperBound != r.par[id] {
 			changed = true
 		}
+	}
+	if j.pool != nil {
+		// What the slots allow: nothing changes when that is what the
+		// job runs at, or when they are too few for the lower bounds
+		// (the job rescales when slots come: scaleUpToPool).
+		par := r.poolParallelism(j, next)
+		changed = par != nil && (r.waiting || !maps.Equal(par, r.par))
 	}
 	if !changed {
 		return nil
@@ -172,29 +187,40 @@ func inPlaceTaskManagers(held, need, slots int) int {
 }
 
 // rescale restarts the job's tasks at the parallelism next asks for, from
-// the latest checkpoint.
+// the latest checkpoint. On a pool the job gets what the slots free and
+// those it holds allow (determineParallelism); when that is what it runs
+// at, or less than next's lower bounds need, it keeps running as it is (as
+// Flink's Executing state does when it cannot rescale).
 func (j *Job) rescale(r *deployment, next map[string]Bounds) {
-	oldTMs := r.tms
-	for id, b := range next {
-		r.par[id] = b.UpperBound
-	}
-	slots := r.slotsNeeded(j.g)
-	needed := (slots + r.slotsPerTM - 1) / r.slotsPerTM
-	r.tms = max(r.tms, needed)
-	// A scale-down may leave TaskManagers idle: the active resource
-	// manager releases them TaskManagerTimeout after the job runs again.
-	r.releaseAt, r.releaseTo = time.Time{}, 0
-	if keep := inPlaceTaskManagers(r.tms, needed, slots); keep < r.tms {
-		r.releaseTo = keep
-	}
 	wait := j.spec.Restart.Time + j.restoreTime()
-	if r.tms > oldTMs {
-		wait += j.spec.Restart.TaskManagerStartup
+	if j.pool != nil {
+		par := r.poolParallelism(j, next)
+		if par == nil || maps.Equal(par, r.par) && !r.waiting {
+			return
+		}
+		r.requirement = next // what deploy places (next is the requirement already)
+	} else {
+		oldTMs := r.tms
+		for id, b := range next {
+			r.par[id] = b.UpperBound
+		}
+		slots := r.slotsNeeded(j.g)
+		needed := (slots + r.slotsPerTM - 1) / r.slotsPerTM
+		r.tms = max(r.tms, needed)
+		// A scale-down may leave TaskManagers idle: the active resource
+		// manager releases them TaskManagerTimeout after the job runs
+		// again.
+		r.releaseAt, r.releaseTo = time.Time{}, 0
+		if keep := inPlaceTaskManagers(r.tms, needed, slots); keep < r.tms {
+			r.releaseTo = keep
+		}
+		if r.tms > oldTMs {
+			wait += j.spec.Restart.TaskManagerStartup
+		}
 	}
 	r.numRescales++
 	r.setState(j, "RESTARTING")
 	r.restartKind = "rescale"
 	r.readyAt = j.now.Add(wait)
-	r.rewind(j)
-	r.buildTasks(j)
+	r.deploy(j, func() { r.rewind(j) })
 }

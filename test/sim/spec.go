@@ -23,6 +23,13 @@ type JobSpec struct {
 	// Scheduler is "default" or "adaptive" (jobmanager.scheduler); only the
 	// adaptive scheduler accepts resource-requirement updates.
 	Scheduler string `json:"scheduler,omitempty"`
+	// SchedulerMode "reactive" runs the job in Flink's reactive mode
+	// (scheduler-mode: reactive): the adaptive scheduler, every vertex's
+	// upper bound its max parallelism, so the parallelism follows the
+	// TaskManagers of the job's Pool (reactive mode runs on standalone
+	// clusters only: Submit needs UsePool), and resource-requirement
+	// updates rejected. Empty: no mode.
+	SchedulerMode string `json:"schedulerMode,omitempty"`
 	// ConsumerGroup is the Kafka consumer group the sources commit to.
 	ConsumerGroup string          `json:"consumerGroup"`
 	Topics        []TopicSpec     `json:"topics"`
@@ -41,6 +48,9 @@ type JobSpec struct {
 	// flight before it backpressures (see networkBuffers).
 	RecordBytes float64 `json:"recordBytes,omitempty"`
 }
+
+// SchedulerModeReactive is JobSpec.SchedulerMode for reactive mode.
+const SchedulerModeReactive = "reactive"
 
 // TopicSpec is a Kafka topic read by the job's sources.
 type TopicSpec struct {

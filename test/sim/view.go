@@ -39,6 +39,10 @@ type JobView struct {
 	JobParallelism int
 	// NumRestarts and NumRescales are the JobManager job gauges.
 	NumRestarts, NumRescales int
+	// FailureCause is the root exception of a FAILED job when the
+	// simulator knows it ("class: message"), e.g. a
+	// NoResourceAvailableException after a wait for slots.
+	FailureCause string
 }
 
 // VertexView is one job vertex.
@@ -164,4 +168,7 @@ type TaskManagerView struct {
 	FreeMemory             int64
 	ManagedMemory          int64
 	Host                   string
+	// SlotJobIDs is the job holding each slot in use, on a TaskManager
+	// jobs share (a Pool); nil: the view's job holds them.
+	SlotJobIDs []string
 }

@@ -31,9 +31,13 @@ func (j *Job) View() View {
 			"pipeline.jobvertex-parallelism-overrides": "",
 		},
 	}
+	if j.reactive() {
+		v.JobManagerConfig["scheduler-mode"] = SchedulerModeReactive
+	}
 	r := j.run
 	if r == nil {
 		v.Job = JobView{State: "INITIALIZING", Timestamps: map[string]int64{}, EndTime: -1}
+		v.TaskManagers = j.poolTaskManagerViews()
 		return v
 	}
 	if r.slotsPerTM > 0 {
@@ -47,6 +51,7 @@ func (j *Job) View() View {
 	jv := JobView{
 		ID: r.jobID, Name: j.spec.Name, State: r.state, Timestamps: map[string]int64{},
 		StartTime: ms(r.startTime), EndTime: -1, NumRestarts: r.numRestarts, NumRescales: r.numRescales,
+		FailureCause: r.failureCause,
 	}
 	if !r.endTime.IsZero() {
 		jv.EndTime = ms(r.endTime)
@@ -76,10 +81,36 @@ func (j *Job) View() View {
 	}
 	jv.Checkpoints = r.checkpointsView()
 	v.Job = jv
+	if j.pool != nil {
+		v.TaskManagers = j.poolTaskManagerViews()
+		return v
+	}
+	// Slots in use: slot-sharing groups fill slots from the first
+	// TaskManager on.
+	need := r.slotsNeeded(j.g)
 	for i := range r.tms {
-		v.TaskManagers = append(v.TaskManagers, j.taskManagerView(i, r))
+		used := min(r.slotsPerTM, max(0, need-i*r.slotsPerTM))
+		if r.state != "RUNNING" {
+			used = 0
+		}
+		v.TaskManagers = append(v.TaskManagers, j.taskManagerView(i, j.taskManagerID(i), r.slotsPerTM, used))
 	}
 	return v
+}
+
+// poolTaskManagerViews is the registered TaskManagers of the job's pool,
+// each slot a job holds in use (nil without a pool).
+func (j *Job) poolTaskManagerViews() []TaskManagerView {
+	if j.pool == nil {
+		return nil
+	}
+	var out []TaskManagerView
+	for _, tm := range j.pool.views() {
+		v := j.taskManagerView(tm.seq, tm.id, tm.slots, len(tm.jobIDs))
+		v.SlotJobIDs = tm.jobIDs
+		out = append(out, v)
+	}
+	return out
 }
 
 func vertexStatus(jobState string) string {
@@ -113,12 +144,20 @@ func (j *Job) taskManagerID(i int) string {
 	return j.tmIDs[i]
 }
 
+// subtaskTaskManagerID is the id of the TaskManager a subtask runs on.
+func (j *Job) subtaskTaskManagerID(i int) string {
+	if j.pool != nil {
+		return j.pool.taskManagerID(i)
+	}
+	return j.taskManagerID(i)
+}
+
 func tmHost(i int) string { return fmt.Sprintf("10.244.%d.%d", 1+i/200, 10+i%200) }
 
 func (j *Job) subtaskView(gv *gvertex, k int, t *task) SubtaskView {
 	r := j.run
 	s := SubtaskView{
-		Index: k, Attempt: r.attempt - 1, TaskManagerID: j.taskManagerID(t.tm), Host: tmHost(t.tm),
+		Index: k, Attempt: r.attempt - 1, TaskManagerID: j.subtaskTaskManagerID(t.tm), Host: tmHost(t.tm),
 		IdleTimeMsPerSecond:              t.mIdle.rate,
 		SoftBackPressuredTimeMsPerSecond: t.mSoft.rate,
 		HardBackPressuredTimeMsPerSecond: t.mHard.rate,
@@ -188,22 +227,17 @@ func (r *deployment) checkpointsView() CheckpointsView {
 	return c
 }
 
-func (j *Job) taskManagerView(i int, r *deployment) TaskManagerView {
-	// Slots in use: slot-sharing groups fill slots from the first
-	// TaskManager on.
-	need := r.slotsNeeded(j.g)
-	used := min(r.slotsPerTM, max(0, need-i*r.slotsPerTM))
-	if r.state != "RUNNING" {
-		used = 0
-	}
+// taskManagerView is TaskManager i (its host derives from i) with slots
+// slots, used of them in use.
+func (j *Job) taskManagerView(i int, id string, slots, used int) TaskManagerView {
 	mem := j.spec.TaskManager.MemoryBytes
 	if mem == 0 {
 		mem = 4 << 30
 	}
 	host := tmHost(i)
 	return TaskManagerView{
-		ID: j.taskManagerID(i), Path: fmt.Sprintf("pekko.tcp://flink@%s:6122/user/rpc/taskmanager_0", host),
-		DataPort: 6121, JMXPort: -1, TimeSinceLastHeartbeat: ms(j.now), SlotsNumber: r.slotsPerTM, FreeSlots: r.slotsPerTM - used,
+		ID: id, Path: fmt.Sprintf("pekko.tcp://flink@%s:6122/user/rpc/taskmanager_0", host),
+		DataPort: 6121, JMXPort: -1, TimeSinceLastHeartbeat: ms(j.now), SlotsNumber: slots, FreeSlots: slots - used,
 		CPUCores: j.spec.TaskManager.CPU, PhysicalMemory: int64(mem), FreeMemory: int64(mem) / 2, ManagedMemory: int64(mem) / 4, Host: host,
 	}
 }

@@ -51,7 +51,12 @@ type clusterOverview struct {
 }
 
 func (h *handler) clusterOverview(req *request) response {
-	v := req.view
+	return ok(overviewOf(req.view, []sim.View{req.view}))
+}
+
+// overviewOf is /overview of a cluster whose TaskManagers v shows, running
+// the jobs of jobs (one view per job).
+func overviewOf(v sim.View, jobs []sim.View) clusterOverview {
 	o := clusterOverview{
 		TaskManagers: len(v.TaskManagers),
 		FlinkVersion: flinkVersionString(v.FlinkVersion),
@@ -61,8 +66,11 @@ func (h *handler) clusterOverview(req *request) response {
 		o.SlotsTotal += tm.SlotsNumber
 		o.SlotsAvailable += tm.FreeSlots
 	}
-	if v.Job.ID != "" {
-		switch v.Job.State {
+	for _, jv := range jobs {
+		if jv.Job.ID == "" {
+			continue
+		}
+		switch jv.Job.State {
 		case "FINISHED":
 			o.JobsFinished++
 		case "CANCELED":
@@ -73,7 +81,7 @@ func (h *handler) clusterOverview(req *request) response {
 			o.JobsRunning++
 		}
 	}
-	return ok(o)
+	return o
 }
 
 // ---- GET /config ----
@@ -352,8 +360,12 @@ func (h *handler) taskManagerDetails(req *request) response {
 		m := memoryOf(tm)
 		g := gaugesOf(tm)
 		slots := make([]slotInfo, 0, tm.SlotsNumber-tm.FreeSlots)
-		for range tm.SlotsNumber - tm.FreeSlots {
-			slots = append(slots, slotInfo{Resource: profile(tm, m, 1), JobID: req.view.Job.ID})
+		for i := range tm.SlotsNumber - tm.FreeSlots {
+			jid := req.view.Job.ID
+			if i < len(tm.SlotJobIDs) {
+				jid = tm.SlotJobIDs[i] // a session cluster's: the job holding the slot
+			}
+			slots = append(slots, slotInfo{Resource: profile(tm, m, 1), JobID: jid})
 		}
 		metrics := tmMetricsInfo{
 			HeapUsed: g.heapUsed, HeapCommitted: g.heapMax, HeapMax: g.heapMax,

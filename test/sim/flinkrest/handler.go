@@ -99,7 +99,10 @@ type route struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp := h.serve(r)
+	write(w, h.serve(r))
+}
+
+func write(w http.ResponseWriter, resp response) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.WriteHeader(resp.status)
@@ -107,12 +110,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serve(r *http.Request) response {
-	tokens, valid := pathTokens(r.URL.EscapedPath())
+	tokens, valid := routeTokens(r)
 	if !valid {
 		return notFound(r)
-	}
-	if len(tokens) > 0 && tokens[0] == "v1" {
-		tokens = tokens[1:]
 	}
 	rt, params := h.match(r.Method, tokens)
 	if rt == nil {
@@ -120,9 +120,22 @@ func (h *handler) serve(r *http.Request) response {
 		// wrong method alike: 404 "Not found: <uri>", never 405.
 		return notFound(r)
 	}
+	return rt.fn(h, h.request(r, params))
+}
+
+// request is a call with its path parameters, on the live view.
+func (h *handler) request(r *http.Request, params map[string]string) *request {
 	view := h.live()
-	req := &request{h: h, r: r, params: params, view: view, ver: parseVersion(view.FlinkVersion)}
-	return rt.fn(h, req)
+	return &request{h: h, r: r, params: params, view: view, ver: parseVersion(view.FlinkVersion)}
+}
+
+// routeTokens is the request path's tokens below the optional "/v1".
+func routeTokens(r *http.Request) ([]string, bool) {
+	tokens, valid := pathTokens(r.URL.EscapedPath())
+	if len(tokens) > 0 && tokens[0] == "v1" {
+		tokens = tokens[1:]
+	}
+	return tokens, valid
 }
 
 // pathTokens splits a path as Flink's router does: slashes at both ends are

@@ -76,18 +76,26 @@ func numTasks(vx sim.VertexView) int {
 
 // ---- GET /jobs ----
 
+type idStatus struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
 func (h *handler) jobIDs(req *request) response {
-	type idStatus struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-	}
+	return ok(jobIDsOf([]sim.View{req.view}))
+}
+
+// jobIDsOf is /jobs of a cluster running the jobs of views.
+func jobIDsOf(views []sim.View) any {
 	jobs := []idStatus{}
-	if req.view.Job.ID != "" {
-		jobs = append(jobs, idStatus{ID: req.view.Job.ID, Status: req.view.Job.State})
+	for _, v := range views {
+		if v.Job.ID != "" {
+			jobs = append(jobs, idStatus{ID: v.Job.ID, Status: v.Job.State})
+		}
 	}
-	return ok(struct {
+	return struct {
 		Jobs []idStatus `json:"jobs"`
-	}{jobs})
+	}{jobs}
 }
 
 // ---- GET /jobs/overview ----
@@ -105,9 +113,16 @@ type jobOverview struct {
 }
 
 func (h *handler) jobsOverview(req *request) response {
+	return ok(jobsOverviewOf([]sim.View{req.view}, req.ver))
+}
+
+// jobsOverviewOf is /jobs/overview of a cluster running the jobs of views.
+func jobsOverviewOf(views []sim.View, ver version) any {
 	jobs := []jobOverview{}
-	v := req.view
-	if v.Job.ID != "" {
+	for _, v := range views {
+		if v.Job.ID == "" {
+			continue
+		}
 		start, end, duration := jobTimes(v)
 		counts := map[string]int{}
 		total := 0
@@ -128,14 +143,14 @@ func (h *handler) jobsOverview(req *request) response {
 			StartTime: start, EndTime: end, Duration: duration,
 			LastModification: lastModified, Tasks: tasks,
 		}
-		if req.ver.hasPendingOperators() {
+		if ver.hasPendingOperators() {
 			o.PendingOperators = new(int)
 		}
 		jobs = append(jobs, o)
 	}
-	return ok(struct {
+	return struct {
 		Jobs []jobOverview `json:"jobs"`
-	}{jobs})
+	}{jobs}
 }
 
 // ---- GET /jobs/:jobid/status ----

@@ -222,12 +222,19 @@ func jobManagerStore(v sim.View) *metricStore {
 	s.integer("taskSlotsAvailable", free)
 	s.integer("taskSlotsTotal", total)
 	s.integer("numRegisteredTaskManagers", int64(len(v.TaskManagers)))
-	running := int64(0)
-	if v.Job.ID != "" && !globallyTerminal(v.Job.State) {
-		running = 1
-	}
-	s.integer("numRunningJobs", running)
+	s.integer("numRunningJobs", runningJobs([]sim.View{v}))
 	return s
+}
+
+// runningJobs counts the jobs of views that are not globally terminal.
+func runningJobs(views []sim.View) int64 {
+	n := int64(0)
+	for _, v := range views {
+		if v.Job.ID != "" && !globallyTerminal(v.Job.State) {
+			n++
+		}
+	}
+	return n
 }
 
 // taskManagerStore is a TaskManager's JVM and shuffle gauges.
