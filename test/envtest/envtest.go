@@ -1,6 +1,6 @@
 // Package envtest starts a real kube-apiserver and etcd (controller-runtime's
-// envtest) for flinkscale's integration tests, with a FlinkDeployment CRD
-// installed, and hands tests a client for it.
+// envtest) for flinkscale's integration tests, with the FlinkDeployment and
+// FlinkSessionJob CRDs installed, and hands tests a client for it.
 //
 // # Binaries
 //
@@ -10,14 +10,16 @@
 // Start skips the test with a message saying how to build them, unless CI=true:
 // then it fails, so CI never passes by silently skipping.
 //
-// # The FlinkDeployment CRD
+// # The FlinkDeployment and FlinkSessionJob CRDs
 //
-// By default Start installs test/crds/flink.apache.org_flinkdeployments.yaml,
-// flinkscale's own minimal FlinkDeployment CRD. When the environment variable
-// FLINKSCALE_FLINKDEPLOYMENT_CRD names a readable file (CI points it at the
-// Flink Kubernetes Operator's real CRD), that file is installed instead.
-// FlinkDeployments are handled as unstructured objects: see FlinkDeploymentGVK
-// and NewFlinkDeployment.
+// By default Start installs test/crds/flink.apache.org_flinkdeployments.yaml
+// and test/crds/flink.apache.org_flinksessionjobs.yaml, flinkscale's own
+// minimal CRDs. When the environment variable FLINKSCALE_FLINKDEPLOYMENT_CRD
+// (FLINKSCALE_FLINKSESSIONJOB_CRD) names a readable file (CI points them at
+// the Flink Kubernetes Operator's real CRDs), that file is installed instead;
+// one that names an unreadable file is reported (t.Log) and ours is used.
+// Both kinds are handled as unstructured objects: see FlinkDeploymentGVK,
+// NewFlinkDeployment, FlinkSessionJobGVK and NewFlinkSessionJob.
 //
 // # Sharing and stopping
 //
@@ -75,6 +77,9 @@ const (
 	// EnvFlinkDeploymentCRD names a FlinkDeployment CRD file to install
 	// instead of test/crds' own.
 	EnvFlinkDeploymentCRD = "FLINKSCALE_FLINKDEPLOYMENT_CRD"
+	// EnvFlinkSessionJobCRD names a FlinkSessionJob CRD file to install
+	// instead of test/crds' own.
+	EnvFlinkSessionJobCRD = "FLINKSCALE_FLINKSESSIONJOB_CRD"
 	// EnvLog, when set to a number (0 = info, higher = more verbose), sends
 	// controller-runtime's logs to stderr; otherwise they are discarded.
 	EnvLog = "FLINKSCALE_TEST_LOG"
@@ -82,6 +87,8 @@ const (
 	modulePath = "github.com/flinkscale/flinkscale"
 	// crdFile is our own FlinkDeployment CRD, relative to the repository root.
 	crdFile = "test/crds/flink.apache.org_flinkdeployments.yaml"
+	// sessionJobCRDFile is our own FlinkSessionJob CRD, likewise.
+	sessionJobCRDFile = "test/crds/flink.apache.org_flinksessionjobs.yaml"
 	// binDir holds kube-apiserver and etcd, relative to the repository root.
 	binDir = "bin/k8s"
 )
@@ -92,8 +99,22 @@ var FlinkDeploymentGVK = schema.GroupVersionKind{Group: "flink.apache.org", Vers
 // NewFlinkDeployment returns an empty FlinkDeployment with its kind, namespace
 // and name set, ready for spec fields (unstructured.SetNestedField) and Create.
 func NewFlinkDeployment(namespace, name string) *unstructured.Unstructured {
+	return newObject(FlinkDeploymentGVK, namespace, name)
+}
+
+// FlinkSessionJobGVK is the FlinkSessionJob kind the CRD installs.
+var FlinkSessionJobGVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkSessionJob"}
+
+// NewFlinkSessionJob returns an empty FlinkSessionJob with its kind,
+// namespace and name set, ready for spec fields (spec.deploymentName names
+// its session cluster, a FlinkDeployment without spec.job) and Create.
+func NewFlinkSessionJob(namespace, name string) *unstructured.Unstructured {
+	return newObject(FlinkSessionJobGVK, namespace, name)
+}
+
+func newObject(gvk schema.GroupVersionKind, namespace, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(FlinkDeploymentGVK)
+	u.SetGroupVersionKind(gvk)
 	u.SetNamespace(namespace)
 	u.SetName(name)
 	return u
@@ -126,12 +147,14 @@ type Env struct {
 	// Config reaches the kube-apiserver as an admin (system:masters).
 	Config *rest.Config
 	// Client is a controller-runtime client; its Scheme has the core
-	// Kubernetes types and apiextensions/v1. FlinkDeployments go through it
-	// as *unstructured.Unstructured (FlinkDeploymentGVK).
+	// Kubernetes types and apiextensions/v1. FlinkDeployments and
+	// FlinkSessionJobs go through it as *unstructured.Unstructured
+	// (FlinkDeploymentGVK, FlinkSessionJobGVK).
 	Client client.Client
 	Scheme *runtime.Scheme
-	// FlinkDeploymentCRD is the CRD file that was installed.
-	FlinkDeploymentCRD string
+	// FlinkDeploymentCRD and FlinkSessionJobCRD are the CRD files that were
+	// installed.
+	FlinkDeploymentCRD, FlinkSessionJobCRD string
 
 	env    *crenvtest.Environment
 	shared bool
@@ -175,8 +198,8 @@ func (e *Env) CreateNamespace(t testing.TB, prefix string) string {
 	return ns.Name
 }
 
-// Start returns a running control plane with the FlinkDeployment CRD (and
-// any WithCRDPaths) installed, skipping or failing t as the package comment
+// Start returns a running control plane with the FlinkDeployment and
+// FlinkSessionJob CRDs (and any WithCRDPaths) installed, skipping or failing t as the package comment
 // describes when the binaries are missing. Under Main the Env is shared;
 // otherwise it is stopped on t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Env {
@@ -197,17 +220,17 @@ func Start(t testing.TB, opts ...Option) *Env {
 		}
 		t.Skipf("envtest: %s; skipping (build them with `make envtest-bins`, about 4 minutes cold)", missing)
 	}
-	crd, note := flinkDeploymentCRD(root)
-	if note != "" {
+	crds, notes := flinkCRDs(root)
+	for _, note := range notes {
 		t.Log("envtest: " + note)
 	}
-	paths := append([]string{crd}, o.crdPaths...)
+	paths := append(crds.paths(), o.crdPaths...)
 
 	sharedMu.Lock()
 	if !sharing {
 		sharedMu.Unlock()
 		setLoggerOnce.Do(setLogger)
-		e, err := start(bins, paths, crd, o.startTimeout)
+		e, err := start(bins, paths, crds, o.startTimeout)
 		if err != nil {
 			t.Fatalf("envtest: %v", err)
 		}
@@ -225,7 +248,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		// Start under the lock: tests that want the same Env wait for it.
 		ent = &sharedEnv{}
 		setLoggerOnce.Do(setLogger)
-		ent.env, ent.err = start(bins, paths, crd, o.startTimeout)
+		ent.env, ent.err = start(bins, paths, crds, o.startTimeout)
 		if ent.env != nil {
 			ent.env.shared = true
 		}
@@ -242,8 +265,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 var ErrNoBinaries = errors.New("kube-apiserver and etcd not built")
 
 // StartControlPlane starts a control plane outside tests (the demo, the
-// fleet benchmark): the FlinkDeployment CRD as Start picks it (our own, or
-// the file FLINKSCALE_FLINKDEPLOYMENT_CRD names) and any WithCRDPaths. It
+// fleet benchmark): the FlinkDeployment and FlinkSessionJob CRDs as Start
+// picks them (our own, or the files FLINKSCALE_FLINKDEPLOYMENT_CRD and
+// FLINKSCALE_FLINKSESSIONJOB_CRD name) and any WithCRDPaths. It
 // leaves controller-runtime's logger alone (set it before), and the caller
 // must Stop the Env: etcd and kube-apiserver run in their own process group
 // and would outlive the process.
@@ -260,8 +284,8 @@ func StartControlPlane(opts ...Option) (*Env, error) {
 	if missing != "" {
 		return nil, fmt.Errorf("%w: %s (build them with `make envtest-bins`)", ErrNoBinaries, missing)
 	}
-	crd, _ := flinkDeploymentCRD(root)
-	return start(bins, append([]string{crd}, o.crdPaths...), crd, o.startTimeout)
+	crds, _ := flinkCRDs(root)
+	return start(bins, append(crds.paths(), o.crdPaths...), crds, o.startTimeout)
 }
 
 type sharedEnv struct {
@@ -330,7 +354,7 @@ var setLoggerOnce sync.Once
 
 // start brings up etcd and kube-apiserver from bins and installs the CRDs,
 // within timeout overall.
-func start(bins string, crdPaths []string, crd string, timeout time.Duration) (*Env, error) {
+func start(bins string, crdPaths []string, crds flinkCRDFiles, timeout time.Duration) (*Env, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -387,7 +411,8 @@ func start(bins string, crdPaths []string, crd string, timeout time.Duration) (*
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	ctrllog.Log.WithName("envtest").Info("control plane started", "took", time.Since(began), "crds", crdPaths)
-	return &Env{Config: r.cfg, Client: c, Scheme: scheme, FlinkDeploymentCRD: crd, env: te}, nil
+	return &Env{Config: r.cfg, Client: c, Scheme: scheme,
+		FlinkDeploymentCRD: crds.deployment, FlinkSessionJobCRD: crds.sessionJob, env: te}, nil
 }
 
 func setLogger() {
@@ -431,17 +456,48 @@ func hasBinaries(dir string) bool {
 	return true
 }
 
-// flinkDeploymentCRD picks the CRD file to install, with a note when
-// FLINKSCALE_FLINKDEPLOYMENT_CRD was set but unusable.
+// flinkCRDFiles are the Flink Kubernetes Operator CRD files to install.
+type flinkCRDFiles struct{ deployment, sessionJob string }
+
+func (f flinkCRDFiles) paths() []string { return []string{f.deployment, f.sessionJob} }
+
+// flinkCRDs picks the FlinkDeployment and FlinkSessionJob CRD files, with a
+// note for each environment variable that was set but unusable.
+func flinkCRDs(root string) (flinkCRDFiles, []string) {
+	var notes []string
+	dep, note := flinkDeploymentCRD(root)
+	if note != "" {
+		notes = append(notes, note)
+	}
+	sj, note := flinkSessionJobCRD(root)
+	if note != "" {
+		notes = append(notes, note)
+	}
+	return flinkCRDFiles{deployment: dep, sessionJob: sj}, notes
+}
+
+// flinkDeploymentCRD picks the FlinkDeployment CRD file to install, with a
+// note when FLINKSCALE_FLINKDEPLOYMENT_CRD was set but unusable.
 func flinkDeploymentCRD(root string) (path, note string) {
-	own := filepath.Join(root, crdFile)
-	p := os.Getenv(EnvFlinkDeploymentCRD)
+	return pickCRD(EnvFlinkDeploymentCRD, filepath.Join(root, crdFile))
+}
+
+// flinkSessionJobCRD picks the FlinkSessionJob CRD file to install, with a
+// note when FLINKSCALE_FLINKSESSIONJOB_CRD was set but unusable.
+func flinkSessionJobCRD(root string) (path, note string) {
+	return pickCRD(EnvFlinkSessionJobCRD, filepath.Join(root, sessionJobCRDFile))
+}
+
+// pickCRD returns the file the environment variable env names, or own when
+// it is unset or names no readable file (then with a note saying so).
+func pickCRD(env, own string) (path, note string) {
+	p := os.Getenv(env)
 	if p == "" {
 		return own, ""
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return own, fmt.Sprintf("%s=%s is not readable (%v); using %s", EnvFlinkDeploymentCRD, p, err, own)
+		return own, fmt.Sprintf("%s=%s is not readable (%v); using %s", env, p, err, own)
 	}
 	_ = f.Close()
 	if abs, err := filepath.Abs(p); err == nil {

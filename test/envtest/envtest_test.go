@@ -3,6 +3,7 @@ package envtest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -27,19 +28,25 @@ func TestStart(t *testing.T) {
 	// Shared: a second Start returns the same control plane.
 	assert.Same(t, env, Start(t))
 
-	// The CRD installed is FLINKSCALE_FLINKDEPLOYMENT_CRD's, else ours.
-	t.Logf("FlinkDeployment CRD: %s", env.FlinkDeploymentCRD)
-	if p := os.Getenv(EnvFlinkDeploymentCRD); p != "" {
-		want, err := filepath.Abs(p)
-		require.NoError(t, err)
-		assert.Equal(t, want, env.FlinkDeploymentCRD)
-	} else {
-		assert.Equal(t, crdFile, filepath.ToSlash(env.FlinkDeploymentCRD[len(env.FlinkDeploymentCRD)-len(crdFile):]))
+	// Each CRD installed is its environment variable's file, else ours.
+	for _, c := range []struct{ env, got, own, name, short string }{
+		{EnvFlinkDeploymentCRD, env.FlinkDeploymentCRD, crdFile, "flinkdeployments.flink.apache.org", "flinkdep"},
+		{EnvFlinkSessionJobCRD, env.FlinkSessionJobCRD, sessionJobCRDFile, "flinksessionjobs.flink.apache.org", "sessionjob"},
+	} {
+		t.Logf("%s CRD: %s", c.name, c.got)
+		if p := os.Getenv(c.env); p != "" {
+			want, err := filepath.Abs(p)
+			require.NoError(t, err)
+			assert.Equal(t, want, c.got)
+		} else {
+			assert.Equal(t, filepath.Join(root(t), c.own), c.got)
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		require.NoError(t, env.Client.Get(ctx, types.NamespacedName{Name: c.name}, crd))
+		assert.Equal(t, []string{c.short}, crd.Spec.Names.ShortNames)
+		assert.Equal(t, "v1beta1", crd.Spec.Versions[0].Name)
+		assert.Equal(t, []string{"Job Status", "Lifecycle State"}, printerColumns(crd))
 	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	require.NoError(t, env.Client.Get(ctx, types.NamespacedName{Name: "flinkdeployments.flink.apache.org"}, crd))
-	assert.Equal(t, []string{"flinkdep"}, crd.Spec.Names.ShortNames)
-	assert.Equal(t, "v1beta1", crd.Spec.Versions[0].Name)
 
 	nss := &corev1.NamespaceList{}
 	require.NoError(t, env.Client.List(ctx, nss))
@@ -77,6 +84,68 @@ func TestStart(t *testing.T) {
 	assert.Equal(t, "component=taskmanager,app=orders", selector)
 }
 
+// TestFlinkSessionJob: a FlinkSessionJob's spec and status (the fields the
+// fake operator writes) round-trip, through the status subresource, and a
+// field the operator's CRD does not have in the status is pruned.
+func TestFlinkSessionJob(t *testing.T) {
+	env := Start(t)
+	ctx := context.Background()
+	ns := env.CreateNamespace(t, "envtest")
+	key := types.NamespacedName{Namespace: ns, Name: "orders"}
+
+	sj := NewFlinkSessionJob(ns, key.Name)
+	spec := map[string]any{
+		"deploymentName":     "session",
+		"flinkConfiguration": map[string]any{"pipeline.jobvertex-parallelism-overrides": "bc764cd8ddf7a0cff126f51c16239658:4"},
+		"job":                map[string]any{"jarURI": "local:///job.jar", "parallelism": int64(2), "upgradeMode": "savepoint", "state": "running"},
+	}
+	require.NoError(t, unstructured.SetNestedMap(sj.Object, spec, "spec"))
+	require.NoError(t, env.Client.Create(ctx, sj))
+
+	status := map[string]any{
+		"lifecycleState":     "STABLE",
+		"observedGeneration": int64(1),
+		"error":              "",
+		"jobStatus": map[string]any{
+			"state": "RUNNING", "jobId": "0123456789abcdef0123456789abcdef", "jobName": "orders",
+			"startTime": "1700000000000", "updateTime": "1700000001000", "upgradeSavepointPath": "s3://sp/savepoint-1",
+			"savepointInfo": map[string]any{
+				"triggerId": "", "formatType": "CANONICAL",
+				"lastSavepoint": map[string]any{"location": "s3://sp/savepoint-1", "timeStamp": int64(1700000000500), "triggerType": "UPGRADE", "formatType": "CANONICAL"},
+			},
+		},
+		"reconciliationStatus": map[string]any{
+			"state": "DEPLOYED", "lastReconciledSpec": `{"spec":{}}`, "lastStableSpec": `{"spec":{}}`, "reconciliationTimestamp": int64(1700000000000),
+		},
+	}
+	withExtra := maps.Clone(status)
+	withExtra["jobManagerDeploymentStatus"] = "READY"
+	require.NoError(t, unstructured.SetNestedMap(sj.Object, withExtra, "status"))
+	require.NoError(t, env.Client.Status().Update(ctx, sj))
+
+	got := NewFlinkSessionJob(ns, key.Name)
+	require.NoError(t, env.Client.Get(ctx, key, got))
+	gotSpec, _, _ := unstructured.NestedMap(got.Object, "spec")
+	assert.Equal(t, spec, gotSpec)
+	gotStatus, _, _ := unstructured.NestedMap(got.Object, "status")
+	assert.Equal(t, status, gotStatus, "a session job's status has no jobManagerDeploymentStatus")
+}
+
+func printerColumns(crd *apiextensionsv1.CustomResourceDefinition) []string {
+	var names []string
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+func root(t *testing.T) string {
+	t.Helper()
+	r, err := RepoRoot()
+	require.NoError(t, err)
+	return r
+}
+
 func TestBinaries(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("KUBEBUILDER_ASSETS", dir)
@@ -91,28 +160,45 @@ func TestBinaries(t *testing.T) {
 	assert.Equal(t, dir, got)
 }
 
-func TestFlinkDeploymentCRDChoice(t *testing.T) {
-	root, err := RepoRoot()
-	require.NoError(t, err)
-	own := filepath.Join(root, crdFile)
-	assert.FileExists(t, own)
+func TestCRDChoice(t *testing.T) {
+	root := root(t)
+	for _, c := range []struct {
+		env, own string
+		pick     func(root string) (string, string)
+	}{
+		{EnvFlinkDeploymentCRD, crdFile, flinkDeploymentCRD},
+		{EnvFlinkSessionJobCRD, sessionJobCRDFile, flinkSessionJobCRD},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			own := filepath.Join(root, c.own)
+			assert.FileExists(t, own)
 
-	t.Setenv(EnvFlinkDeploymentCRD, "")
-	p, note := flinkDeploymentCRD(root)
-	assert.Equal(t, own, p)
-	assert.Empty(t, note)
+			t.Setenv(c.env, "")
+			p, note := c.pick(root)
+			assert.Equal(t, own, p)
+			assert.Empty(t, note)
 
-	t.Setenv(EnvFlinkDeploymentCRD, filepath.Join(t.TempDir(), "missing.yaml"))
-	p, note = flinkDeploymentCRD(root)
-	assert.Equal(t, own, p)
-	assert.Contains(t, note, "not readable")
+			t.Setenv(c.env, filepath.Join(t.TempDir(), "missing.yaml"))
+			p, note = c.pick(root)
+			assert.Equal(t, own, p)
+			assert.Contains(t, note, "not readable")
+			assert.Contains(t, note, c.env)
 
-	other := filepath.Join(t.TempDir(), "crd.yaml")
-	require.NoError(t, os.WriteFile(other, []byte("x"), 0o644))
-	t.Setenv(EnvFlinkDeploymentCRD, other)
-	p, note = flinkDeploymentCRD(root)
-	assert.Equal(t, other, p)
-	assert.Empty(t, note)
+			other := filepath.Join(t.TempDir(), "crd.yaml")
+			require.NoError(t, os.WriteFile(other, []byte("x"), 0o644))
+			t.Setenv(c.env, other)
+			p, note = c.pick(root)
+			assert.Equal(t, other, p)
+			assert.Empty(t, note)
+
+			// Both choices together, with one note per unusable variable.
+			t.Setenv(EnvFlinkDeploymentCRD, "/nonexistent/fd.yaml")
+			t.Setenv(EnvFlinkSessionJobCRD, "/nonexistent/sj.yaml")
+			files, notes := flinkCRDs(root)
+			assert.Equal(t, []string{filepath.Join(root, crdFile), filepath.Join(root, sessionJobCRDFile)}, files.paths())
+			assert.Len(t, notes, 2)
+		})
+	}
 }
 
 // tbSpy records Skipf/Fatalf and ends the goroutine, as testing.T does.

@@ -37,6 +37,9 @@ type fakeFlink struct {
 	// autoRun makes a submitted job RUNNING at once (for manager tests).
 	autoRun bool
 	spSeq   int
+	// checkpoint is the external path of the job's latest completed
+	// checkpoint ("" for none).
+	checkpoint string
 }
 
 const (
@@ -64,6 +67,9 @@ func (f *fakeFlink) View() sim.View {
 	}
 	for _, id := range f.vertexIDs {
 		v.Job.Vertices = append(v.Job.Vertices, sim.VertexView{ID: id, Parallelism: f.parallelism[id]})
+	}
+	if f.checkpoint != "" {
+		v.Job.Checkpoints.LatestCompleted = &sim.CheckpointStat{ID: 1, Status: "COMPLETED", ExternalPath: f.checkpoint}
 	}
 	return v
 }
@@ -164,6 +170,20 @@ func (f *fakeFlink) setState(s string) {
 	f.state = s
 }
 
+// setCheckpoint sets the latest completed checkpoint's external path.
+func (f *fakeFlink) setCheckpoint(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkpoint = path
+}
+
+// requirementsOf returns the job's resource requirements.
+func (f *fakeFlink) requirementsOf() map[string]sim.Bounds {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.requirements)
+}
+
 // finishSavepoint completes the latest trigger: a failure if FaultSavepoint
 // is armed (the job keeps running), else success at loc (the job stops).
 func (f *fakeFlink) finishSavepoint(t *testing.T, loc string) {
@@ -210,6 +230,14 @@ func (f *fakeFlink) calls() calls {
 
 // cancelingFlink adds a plain cancel (Canceler), which sim.Job does not have.
 type cancelingFlink struct{ *fakeFlink }
+
+// withCancel is f, with a plain cancel if canceler.
+func withCancel(f *fakeFlink, canceler bool) sim.Deployer {
+	if canceler {
+		return cancelingFlink{f}
+	}
+	return f
+}
 
 func (c cancelingFlink) Cancel(jobID string) error {
 	c.mu.Lock()

@@ -1,14 +1,15 @@
 // Package fakeoperator is a stand-in for the Apache Flink Kubernetes Operator
-// in flinkscale's tests: a controller-runtime reconciler of FlinkDeployment
-// resources (handled as unstructured objects) that drives simulated Flink
-// clusters (sim.Deployer) and writes the status the real operator writes, with
-// the same state transitions, for the parts flinkscale depends on:
+// (release 1.15) in flinkscale's tests: a controller-runtime reconciler of
+// FlinkDeployment and FlinkSessionJob resources (handled as unstructured
+// objects) that drives simulated Flink jobs (sim.Deployer) and writes the
+// status the real operator writes, with the same state transitions, for the
+// parts flinkscale depends on:
 //
 //   - first deployment: submit, DEPLOYED, then STABLE once the job RUNs;
 //   - spec changes sorted into IGNORE, SCALE and UPGRADE as the operator's
-//     spec diff does;
+//     spec diff does (which depends on the deployment mode);
 //   - SCALE in place through the adaptive scheduler's resource requirements
-//     (Flink ≥ 1.18, jobmanager.scheduler: adaptive);
+//     (Flink ≥ 1.18, jobmanager.scheduler: adaptive, native mode);
 //   - UPGRADE by stop-with-savepoint (savepoint and last-state modes) or
 //     cancel (stateless), then a resubmission with a new job id: status goes
 //     through UPGRADING, DEPLOYED and STABLE;
@@ -18,6 +19,13 @@
 //   - a job that FAILs before its new spec became stable is rolled back to
 //     the last stable spec when kubernetes.operator.deployment.rollback.enabled
 //     is true (ROLLING_BACK, ROLLED_BACK), and is FAILED otherwise.
+//
+// A FlinkDeployment without spec.job is a session cluster: it runs no job of
+// its own and needs no simulated cluster; it becomes STABLE with its
+// JobManager READY. Its jobs are FlinkSessionJobs (ReconcileSessionJob): the
+// same state machine, with the Flink version, mode, scheduler and slots of
+// the session cluster that spec.deploymentName names, and the status the
+// operator writes for session jobs (see ReconcileSessionJob).
 //
 // Reconcile never blocks on Flink: a savepoint in flight is kept in the status
 // and polled on later reconciles, and every reconcile asks to be requeued so
@@ -52,14 +60,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flinkscale/flinkscale/test/sim"
 )
 
-// FlinkDeploymentGVK is the kind the operator reconciles.
-var FlinkDeploymentGVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkDeployment"}
+// FlinkDeploymentGVK and FlinkSessionJobGVK are the kinds the operator
+// reconciles.
+var (
+	FlinkDeploymentGVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkDeployment"}
+	FlinkSessionJobGVK = schema.GroupVersionKind{Group: "flink.apache.org", Version: "v1beta1", Kind: "FlinkSessionJob"}
+)
 
 // Event reasons, as the operator names them.
 const (
@@ -72,10 +86,18 @@ const (
 	ReasonRollback         = "Rollback"
 	ReasonSubmitError      = "SubmitError"
 	ReasonValidationError  = "ValidationError"
-	ReasonClusterMissing   = "ClusterMissing"
+	// ReasonUnsupportedFlinkVersion is the operator's warning for a session
+	// job whose session cluster is missing (its Flink version is null) or
+	// runs a Flink older than 1.15.
+	ReasonUnsupportedFlinkVersion = "UnsupportedFlinkVersion"
+	// ReasonClusterMissing is the fake's own: no simulated cluster (or
+	// session job) is registered for the resource.
+	ReasonClusterMissing = "ClusterMissing"
 )
 
-// Registry finds the simulated Flink cluster behind a FlinkDeployment.
+// Registry finds the simulated Flink job behind a FlinkDeployment (its
+// application cluster) or a FlinkSessionJob (its job in a session cluster),
+// by the resource's namespace and name.
 type Registry interface {
 	Get(key types.NamespacedName) (sim.Deployer, bool)
 	Register(key types.NamespacedName, d sim.Deployer)
@@ -119,10 +141,17 @@ type Canceler interface {
 	Cancel(jobID string) error
 }
 
-// Operator reconciles FlinkDeployments against simulated Flink clusters.
+// Operator reconciles FlinkDeployments and FlinkSessionJobs against
+// simulated Flink jobs.
 type Operator struct {
-	Client   client.Client
+	Client client.Client
+	// Clusters finds the simulated cluster of each FlinkDeployment with a
+	// job (a session cluster needs none).
 	Clusters Registry
+	// SessionJobs finds the simulated job of each FlinkSessionJob; nil: the
+	// operator does not reconcile FlinkSessionJobs (and SetupWithManager
+	// does not watch them, so their CRD need not be installed).
+	SessionJobs Registry
 	// Clock stamps status times and times retries; nil is the real clock.
 	Clock clock.PassiveClock
 	// Recorder receives the operator's events; nil drops them
@@ -139,7 +168,14 @@ type Operator struct {
 	NewJobID func() string
 
 	mu      sync.Mutex
-	retries map[types.NamespacedName]*retryState
+	retries map[retryKey]*retryState
+}
+
+// retryKey is a resource: a FlinkDeployment and a FlinkSessionJob may share
+// a name.
+type retryKey struct {
+	kind string
+	types.NamespacedName
 }
 
 // retryState holds back a spec whose last attempt failed.
@@ -154,11 +190,13 @@ type retryState struct {
 const requeueNow = 10 * time.Millisecond
 
 // SetupWithManager registers the operator with mgr: it watches
-// FlinkDeployments (spec changes; status updates are its own) and requeues
-// itself every ResyncInterval. A nil Client becomes a client that reads the
-// API server directly, not the manager's cache: a step acts on the cluster
-// before it writes the status, so it must see the status its predecessor
-// wrote, never a stale copy (which would repeat the side effect).
+// FlinkDeployments (spec changes; status updates are its own), and with
+// SessionJobs set FlinkSessionJobs too (spec changes, and any change of the
+// session cluster they name), and requeues itself every ResyncInterval. A
+// nil Client becomes a client that reads the API server directly, not the
+// manager's cache: a step acts on the cluster before it writes the status,
+// so it must see the status its predecessor wrote, never a stale copy (which
+// would repeat the side effect).
 func (o *Operator) SetupWithManager(mgr ctrl.Manager) error {
 	if o.Client == nil {
 		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
@@ -173,12 +211,27 @@ func (o *Operator) SetupWithManager(mgr ctrl.Manager) error {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(FlinkDeploymentGVK)
 	skip := true
-	return ctrl.NewControllerManagedBy(mgr).
+	err := ctrl.NewControllerManagedBy(mgr).
 		Named("fake-flink-operator").
 		For(u, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Tests may start several managers in one process.
 		WithOptions(controller.Options{SkipNameValidation: &skip}).
 		Complete(o)
+	if err != nil || o.SessionJobs == nil {
+		return err
+	}
+	sj := &unstructured.Unstructured{}
+	sj.SetGroupVersionKind(FlinkSessionJobGVK)
+	cluster := &unstructured.Unstructured{}
+	cluster.SetGroupVersionKind(FlinkDeploymentGVK)
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("fake-flink-operator-sessionjobs").
+		For(sj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// The operator's FlinkDeployment event source: a session cluster's
+		// change (its JobManager becoming READY) reconciles its jobs.
+		Watches(cluster, handler.EnqueueRequestsFromMapFunc(o.sessionJobsOf)).
+		WithOptions(controller.Options{SkipNameValidation: &skip}).
+		Complete(reconcile.Func(o.ReconcileSessionJob))
 }
 
 func (o *Operator) now() time.Time {
@@ -225,36 +278,59 @@ func (o *Operator) newJobID() string {
 //	                                                                         → DEPLOYED, job RECONCILING
 //
 // lifecycleState is derived from the result as the operator derives it.
+//
+// A FlinkDeployment without spec.job is a session cluster (see
+// sessionCluster): it needs no simulated cluster in Clusters.
 func (o *Operator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(FlinkDeploymentGVK)
-	if err := o.Client.Get(ctx, req.NamespacedName, u); err != nil {
-		if apierrors.IsNotFound(err) {
-			o.forget(req.NamespacedName)
-			return ctrl.Result{}, nil
-		}
+	u, err := o.load(ctx, FlinkDeploymentGVK, req.NamespacedName)
+	if u == nil {
 		return ctrl.Result{}, err
 	}
+	r := &run{o: o, ctx: ctx, kind: deploymentKind, key: req.NamespacedName, obj: u, now: o.now()}
+	if _, hasJob, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "job"); hasJob {
+		d, ok := o.Clusters.Get(req.NamespacedName)
+		if !ok {
+			o.event(u, corev1.EventTypeWarning, ReasonClusterMissing, "No simulated Flink cluster is registered for %s", req.NamespacedName)
+			return ctrl.Result{RequeueAfter: o.resync()}, nil
+		}
+		r.d = d
+	}
+	return o.runStep(r)
+}
+
+// load reads the resource of kind gvk at key: nil when it is gone (its retry
+// state is forgotten) or being deleted.
+func (o *Operator) load(ctx context.Context, gvk schema.GroupVersionKind, key types.NamespacedName) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := o.Client.Get(ctx, key, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			o.forget(retryKey{gvk.Kind, key})
+			return nil, nil
+		}
+		return nil, err
+	}
 	if u.GetDeletionTimestamp() != nil {
-		return ctrl.Result{}, nil
+		return nil, nil
 	}
-	d, ok := o.Clusters.Get(req.NamespacedName)
-	if !ok {
-		o.event(u, corev1.EventTypeWarning, ReasonClusterMissing, "No simulated Flink cluster is registered for %s", req.NamespacedName)
-		return ctrl.Result{RequeueAfter: o.resync()}, nil
-	}
-	st, err := ReadStatus(u)
+	return u, nil
+}
+
+// runStep takes r's step from the status it reads, writes the status the step
+// left, with its lifecycleState, and asks to be requeued.
+func (o *Operator) runStep(r *run) (ctrl.Result, error) {
+	st, err := ReadStatus(r.obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r := &run{o: o, ctx: ctx, key: req.NamespacedName, obj: u, d: d, st: &st, now: o.now()}
+	r.st = &st
 	res, stepErr := r.step()
 	st.LifecycleState = deriveLifecycle(&st)
-	if err := o.updateStatus(ctx, u, &st); err != nil {
+	if err := o.updateStatus(r.ctx, r.obj, &st); err != nil {
 		return ctrl.Result{}, errors.Join(stepErr, err)
 	}
 	if stepErr != nil {
-		log.FromContext(ctx).Error(stepErr, "reconcile step failed")
+		log.FromContext(r.ctx).Error(stepErr, "reconcile step failed")
 	}
 	if res.RequeueAfter == 0 {
 		res.RequeueAfter = o.resync()
@@ -281,7 +357,7 @@ func (o *Operator) updateStatus(ctx context.Context, u *unstructured.Unstructure
 			return err
 		}
 		fresh := &unstructured.Unstructured{}
-		fresh.SetGroupVersionKind(FlinkDeploymentGVK)
+		fresh.SetGroupVersionKind(u.GroupVersionKind())
 		if gerr := o.Client.Get(ctx, client.ObjectKeyFromObject(u), fresh); gerr != nil {
 			return gerr
 		}
@@ -299,14 +375,14 @@ func (o *Operator) event(obj runtime.Object, typ, reason, format string, args ..
 	}
 }
 
-func (o *Operator) forget(key types.NamespacedName) {
+func (o *Operator) forget(key retryKey) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.retries, key)
 }
 
 // heldBack reports whether spec failed recently and its backoff is not over.
-func (o *Operator) heldBack(key types.NamespacedName, spec string, now time.Time) (bool, time.Time) {
+func (o *Operator) heldBack(key retryKey, spec string, now time.Time) (bool, time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := o.retries[key]
@@ -317,7 +393,7 @@ func (o *Operator) heldBack(key types.NamespacedName, spec string, now time.Time
 }
 
 // failed records a failed attempt at spec and returns when it may be retried.
-func (o *Operator) failed(key types.NamespacedName, spec string, now time.Time) time.Time {
+func (o *Operator) failed(key retryKey, spec string, now time.Time) time.Time {
 	base, limit := o.RetryBackoff, o.MaxRetryBackoff
 	if base <= 0 {
 		base = 30 * time.Second
@@ -328,7 +404,7 @@ func (o *Operator) failed(key types.NamespacedName, spec string, now time.Time) 
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.retries == nil {
-		o.retries = map[types.NamespacedName]*retryState{}
+		o.retries = map[retryKey]*retryState{}
 	}
 	r := o.retries[key]
 	if r == nil || r.spec != spec {
@@ -344,22 +420,107 @@ func (o *Operator) failed(key types.NamespacedName, spec string, now time.Time) 
 	return r.notBefore
 }
 
-func (o *Operator) succeeded(key types.NamespacedName) { o.forget(key) }
+func (o *Operator) succeeded(key retryKey) { o.forget(key) }
 
-// run is one reconcile of one FlinkDeployment.
+// resourceKind is what the state machine needs to know of the kind it runs.
+type resourceKind struct {
+	gvk schema.GroupVersionKind
+	// session: a FlinkSessionJob, a job in a session cluster. Its spec's
+	// cluster fields come from the cluster (parseSessionJobSpec); its
+	// status has no JobManager or TaskManager fields (they are the
+	// cluster's); its job is submitted to running TaskManagers; and a job
+	// stopped at once (stop-with-savepoint, or nothing left to stop) loses
+	// its id, as the operator's cancelSessionJob clears it.
+	session bool
+}
+
+var (
+	deploymentKind = resourceKind{gvk: FlinkDeploymentGVK}
+	sessionJobKind = resourceKind{gvk: FlinkSessionJobGVK, session: true}
+)
+
+// run is one reconcile of one FlinkDeployment or FlinkSessionJob.
 type run struct {
-	o   *Operator
-	ctx context.Context
-	key types.NamespacedName
-	obj *unstructured.Unstructured
+	o    *Operator
+	ctx  context.Context
+	kind resourceKind
+	key  types.NamespacedName
+	obj  *unstructured.Unstructured
+	// d is the simulated job; nil for a session cluster, which has none.
 	d   sim.Deployer
 	st  *Status
 	now time.Time
+	// cluster is a session job's session cluster (a FlinkDeployment).
+	cluster *unstructured.Unstructured
 
 	view sim.View
 }
 
 func (r *run) ms() int64 { return r.now.UnixMilli() }
+
+func (r *run) retryKey() retryKey { return retryKey{r.kind.gvk.Kind, r.key} }
+
+// parse reads a spec of the run's resource (the desired one, or one recorded
+// in the status) as the job it deploys.
+func (r *run) parse(spec map[string]any) (*deploymentSpec, error) {
+	if r.kind.session {
+		return parseSessionJobSpec(spec, r.cluster)
+	}
+	return parseSpec(spec)
+}
+
+// ready reports whether the job may be observed and reconciled: always for a
+// FlinkDeployment; for a session job once its cluster's JobManager is READY
+// (the operator's SessionJobReconciler.readyToReconcile, and its session job
+// context, which has no Flink service before).
+func (r *run) ready() bool {
+	if !r.kind.session {
+		return true
+	}
+	if r.cluster == nil {
+		return false
+	}
+	jm, _, _ := unstructured.NestedString(r.cluster.Object, "status", "jobManagerDeploymentStatus")
+	return jm == JMReady
+}
+
+// submitted records sub, just submitted with job id id, in the status: the
+// job RECONCILING, and for a FlinkDeployment its JobManager deploying and its
+// TaskManagers.
+func (r *run) submitted(id string, sub sim.Submission) {
+	after := r.d.View()
+	if after.Job.ID != "" {
+		id = after.Job.ID // a simulator that picks its own id
+	}
+	js := &r.st.JobStatus
+	js.JobID, js.JobName, js.State, js.StartTime = id, after.Job.Name, StateReconciling, ""
+	js.UpdateTime = strconv.FormatInt(r.ms(), 10)
+	if !r.kind.session {
+		r.st.JobManagerDeploymentStatus = JMDeploying
+		r.setTaskManagers(sub.TaskManagers)
+	}
+	r.st.Error = ""
+}
+
+// setTaskManagers sets a FlinkDeployment's status.taskManager (the scale
+// subresource's status); a session job has none.
+func (r *run) setTaskManagers(n int) {
+	if r.kind.session {
+		return
+	}
+	r.st.TaskManager = &TaskManagerStatus{Replicas: int32(n), LabelSelector: "component=taskmanager,app=" + r.obj.GetName()}
+}
+
+// stoppedAtOnce records a job stopped at once (stop-with-savepoint done, or
+// nothing left to stop): a session job is FINISHED and its id cleared, as
+// the operator's cancelSessionJob leaves it; a FlinkDeployment keeps its
+// job's id until the next submission.
+func (r *run) stoppedAtOnce() {
+	if r.kind.session {
+		r.st.JobStatus.JobID = ""
+		r.st.JobStatus.State = StateFinished
+	}
+}
 
 func (r *run) event(typ, reason, format string, args ...any) {
 	r.o.event(r.obj, typ, reason, format, args...)
@@ -370,8 +531,10 @@ func (r *run) step() (ctrl.Result, error) {
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	desired, verr := parseSpec(specMap)
-	r.view = r.d.View()
+	desired, verr := r.parseDesired(specMap)
+	if r.d != nil {
+		r.view = r.d.View()
+	}
 	rs := &r.st.ReconciliationStatus
 
 	if verr != nil {
@@ -381,6 +544,13 @@ func (r *run) step() (ctrl.Result, error) {
 			r.event(corev1.EventTypeWarning, ReasonValidationError, "%s", msg)
 		}
 		r.st.Error = msg
+		return ctrl.Result{}, nil
+	}
+	if !desired.hasJob {
+		return r.sessionCluster(desired)
+	}
+	if !r.ready() {
+		// A session job waits for its cluster: nothing is observed or done.
 		return ctrl.Result{}, nil
 	}
 	if rs.LastReconciledSpec == "" {
@@ -413,7 +583,7 @@ func (r *run) step() (ctrl.Result, error) {
 		return ctrl.Result{RequeueAfter: requeueNow}, nil
 	}
 
-	typ, changes := specDiff(last.Spec, desired.raw)
+	typ, changes := specDiff(last.Spec, desired.raw, desired.mode)
 	switch typ {
 	case diffNone:
 		// Nothing to do and the job runs its stable spec: an error left by
@@ -438,7 +608,7 @@ func (r *run) step() (ctrl.Result, error) {
 	}
 
 	specKey := reconciledSpecJSON(desired.raw, 0, false)
-	if held, until := r.o.heldBack(r.key, specKey, r.now); held {
+	if held, until := r.o.heldBack(r.retryKey(), specKey, r.now); held {
 		log.FromContext(r.ctx).V(1).Info("spec change held back after a failure", "until", until)
 		return ctrl.Result{}, nil
 	}
@@ -466,7 +636,7 @@ func (r *run) step() (ctrl.Result, error) {
 func (r *run) observe() {
 	js := &r.st.JobStatus
 	v := r.view.Job
-	if js.JobID == "" || v.ID != js.JobID {
+	if js.JobID == "" || v.ID != js.JobID || !r.ready() {
 		return
 	}
 	if v.State != "" && v.State != js.State {
@@ -482,8 +652,10 @@ func (r *run) observe() {
 	if v.StartTime > 0 {
 		js.StartTime = strconv.FormatInt(v.StartTime, 10)
 	}
-	switch v.State {
-	case StateReconciling, StateInitializing:
+	switch {
+	case r.kind.session:
+		// The JobManager is the session cluster's.
+	case v.State == StateReconciling, v.State == StateInitializing:
 		r.st.JobManagerDeploymentStatus = JMDeployedNotReady
 	default:
 		r.st.JobManagerDeploymentStatus = JMReady
@@ -507,35 +679,20 @@ func (r *run) deploy(spec *deploymentSpec, savepointPath string, first bool) (ct
 		return ctrl.Result{}, nil
 	}
 	specKey := reconciledSpecJSON(spec.raw, 0, false)
-	if held, _ := r.o.heldBack(r.key, specKey, r.now); held {
+	if held, _ := r.o.heldBack(r.retryKey(), specKey, r.now); held {
 		return ctrl.Result{}, nil
 	}
 	id := r.o.newJobID()
-	sub := spec.submission(id, savepointPath, r.view.Job.Vertices)
+	sub := r.submission(spec, id, savepointPath)
 	r.event(corev1.EventTypeNormal, ReasonSubmit, "Starting deployment")
 	if err := r.d.Submit(sub); err != nil {
-		until := r.o.failed(r.key, specKey, r.now)
+		until := r.o.failed(r.retryKey(), specKey, r.now)
 		r.st.Error = "Submit failed: " + err.Error()
 		r.event(corev1.EventTypeWarning, ReasonSubmitError, "%s (retry after %s)", r.st.Error, until.Format(time.RFC3339))
 		return ctrl.Result{}, nil
 	}
-	r.o.succeeded(r.key)
-	after := r.d.View()
-	if after.Job.ID != "" {
-		id = after.Job.ID // a simulator that picks its own id
-	}
-	js := &r.st.JobStatus
-	js.JobID = id
-	js.JobName = after.Job.Name
-	js.State = StateReconciling
-	js.StartTime = ""
-	js.UpdateTime = strconv.FormatInt(r.ms(), 10)
-	r.st.JobManagerDeploymentStatus = JMDeploying
-	r.st.TaskManager = &TaskManagerStatus{
-		Replicas:      int32(sub.TaskManagers),
-		LabelSelector: "component=taskmanager,app=" + r.obj.GetName(),
-	}
-	r.st.Error = ""
+	r.o.succeeded(r.retryKey())
+	r.submitted(id, sub)
 	rs.State = ReconDeployed
 	rs.LastReconciledSpec = reconciledSpecJSON(spec.raw, r.obj.GetGeneration(), first)
 	rs.ReconciliationTimestamp = r.ms()
@@ -551,11 +708,19 @@ func (r *run) restore(desired *deploymentSpec, last *ReconciledSpec) (ctrl.Resul
 	if last.lastUpgradeMode() == UpgradeStateless {
 		path = ""
 	}
-	if r.st.JobStatus.JobID == "" {
+	if last.ResourceMetadata.FirstDeployment {
 		// Created suspended, never run: this is the first deployment.
 		return r.deploy(desired, desired.initialSavepoint, true)
 	}
 	return r.deploy(desired, path, false)
+}
+
+// submission is the sim.Submission of spec as job id, restored from
+// savepointPath ("" for none).
+func (r *run) submission(spec *deploymentSpec, id, savepointPath string) sim.Submission {
+	sub := spec.submission(id, savepointPath, r.view.Job.Vertices)
+	sub.Session = r.kind.session
+	return sub
 }
 
 // rollback redeploys the last stable spec from the upgrade savepoint.
@@ -565,7 +730,7 @@ func (r *run) rollback() (ctrl.Result, error) {
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	spec, err := parseSpec(stable.Spec)
+	spec, err := r.parse(stable.Spec)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("last stable spec: %w", err)
 	}
@@ -574,23 +739,14 @@ func (r *run) rollback() (ctrl.Result, error) {
 		return ctrl.Result{}, nil
 	}
 	id := r.o.newJobID()
-	sub := spec.submission(id, r.st.JobStatus.UpgradeSavepointPath, r.view.Job.Vertices)
+	sub := r.submission(spec, id, r.st.JobStatus.UpgradeSavepointPath)
 	r.event(corev1.EventTypeNormal, ReasonSubmit, "Starting deployment of the last stable spec (rollback)")
 	if err := r.d.Submit(sub); err != nil {
 		r.st.Error = "Rollback submit failed: " + err.Error()
 		r.event(corev1.EventTypeWarning, ReasonSubmitError, "%s", r.st.Error)
 		return ctrl.Result{}, nil
 	}
-	after := r.d.View()
-	if after.Job.ID != "" {
-		id = after.Job.ID
-	}
-	js := &r.st.JobStatus
-	js.JobID, js.JobName, js.State, js.StartTime = id, after.Job.Name, StateReconciling, ""
-	js.UpdateTime = strconv.FormatInt(r.ms(), 10)
-	r.st.JobManagerDeploymentStatus = JMDeploying
-	r.st.TaskManager = &TaskManagerStatus{Replicas: int32(sub.TaskManagers), LabelSelector: "component=taskmanager,app=" + r.obj.GetName()}
-	r.st.Error = ""
+	r.submitted(id, sub)
 	rs.State = ReconRolledBack
 	rs.ReconciliationTimestamp = r.ms()
 	return ctrl.Result{}, nil
@@ -600,7 +756,7 @@ func (r *run) rollback() (ctrl.Result, error) {
 // can): the operator's NativeFlinkService.scale preconditions.
 func (r *run) inPlaceBlocker(desired *deploymentSpec, last *ReconciledSpec) string {
 	switch {
-	case desired.mode == "standalone":
+	case desired.mode == ModeStandalone:
 		return "standalone mode"
 	case !desired.inPlaceScalingEnabled():
 		return KeyInPlaceScaling + " is false"
@@ -613,7 +769,7 @@ func (r *run) inPlaceBlocker(desired *deploymentSpec, last *ReconciledSpec) stri
 	if v.ID != r.st.JobStatus.JobID || terminal(v.State) || v.State == StateReconciling || v.State == StateInitializing {
 		return "job is " + v.State
 	}
-	lastSpec, err := parseSpec(last.Spec)
+	lastSpec, err := r.parse(last.Spec)
 	if err != nil {
 		return err.Error()
 	}
@@ -655,8 +811,8 @@ func (r *run) scaleInPlace(desired *deploymentSpec) error {
 	if tms == 0 {
 		tms = (desired.maxParallelism(r.view.Job.Vertices) + desired.slots - 1) / desired.slots
 	}
-	r.st.TaskManager = &TaskManagerStatus{Replicas: int32(tms), LabelSelector: "component=taskmanager,app=" + r.obj.GetName()}
-	r.o.succeeded(r.key)
+	r.setTaskManagers(tms)
+	r.o.succeeded(r.retryKey())
 	return nil
 }
 
@@ -682,23 +838,35 @@ func (r *run) upgrade(desired *deploymentSpec, typ diffType, changes []string) (
 			mode, path = UpgradeStateless, ""
 		}
 		js.UpgradeSavepointPath = path
+		r.stoppedAtOnce()
 		r.suspended(desired, mode)
 		return ctrl.Result{RequeueAfter: requeueNow}, nil
 	}
 
 	r.event(corev1.EventTypeNormal, ReasonSuspended, "Suspending existing deployment")
-	if desired.upgradeMode == UpgradeStateless {
+	// The operator cancels a stateless job; and a last-state session job,
+	// which it then restores from its latest checkpoint: a session job has
+	// no HA metadata of its own (AbstractJobReconciler.allowLastStateCancel).
+	lastStateCancel := r.kind.session && desired.upgradeMode == UpgradeLastState
+	if desired.upgradeMode == UpgradeStateless || lastStateCancel {
 		if c, ok := r.d.(Canceler); ok {
 			if err := c.Cancel(js.JobID); err != nil {
 				return r.upgradeFailed(desired, "cancel failed: "+err.Error())
 			}
 			js.State = StateCanceled
 			js.UpdateTime = strconv.FormatInt(r.ms(), 10)
-			js.UpgradeSavepointPath = ""
-			r.suspended(desired, UpgradeStateless)
+			mode, path := UpgradeStateless, ""
+			if lastStateCancel {
+				mode, path = UpgradeSavepoint, r.latestCheckpoint()
+			}
+			js.UpgradeSavepointPath = path
+			r.suspended(desired, mode)
 			return ctrl.Result{RequeueAfter: requeueNow}, nil
 		}
 	}
+	// Without a plain cancel: a canceling savepoint (its savepoint ignored)
+	// for a stateless job, else a stop-with-savepoint, which keeps the state
+	// a last-state session job's checkpoint would have kept.
 	req := sim.SavepointRequest{
 		JobID:           js.JobID,
 		TargetDirectory: desired.savepointDir(),
@@ -718,6 +886,19 @@ func (r *run) upgrade(desired *deploymentSpec, typ diffType, changes []string) (
 	js.SavepointInfo.TriggerType = "UPGRADE"
 	js.SavepointInfo.FormatType = req.FormatType
 	return ctrl.Result{}, nil
+}
+
+// latestCheckpoint is what the operator restores a canceled job from: its
+// latest completed checkpoint (SnapshotObserver.observeLatestCheckpoint),
+// else the last savepoint it knows of (restoreJob), else nothing.
+func (r *run) latestCheckpoint() string {
+	if c := r.d.View().Job.Checkpoints.LatestCompleted; c != nil && c.ExternalPath != "" {
+		return c.ExternalPath
+	}
+	if si := r.st.JobStatus.SavepointInfo; si != nil && si.LastSavepoint != nil {
+		return si.LastSavepoint.Location
+	}
+	return ""
 }
 
 func (r *run) pendingTrigger() bool {
@@ -751,6 +932,7 @@ func (r *run) pollSavepoint(desired *deploymentSpec) (ctrl.Result, error) {
 	js.State = StateFinished
 	js.UpgradeSavepointPath = ss.Location
 	si.LastSavepoint = &Savepoint{Location: ss.Location, TimeStamp: r.ms(), TriggerType: "UPGRADE", FormatType: si.FormatType}
+	r.stoppedAtOnce()
 	r.suspended(desired, UpgradeSavepoint)
 	return ctrl.Result{RequeueAfter: requeueNow}, nil
 }
@@ -778,7 +960,7 @@ func (r *run) upgradeFailed(desired *deploymentSpec, cause string) (ctrl.Result,
 	if si := r.st.JobStatus.SavepointInfo; si != nil {
 		si.TriggerID, si.TriggerTimestamp, si.TriggerType = "", 0, ""
 	}
-	until := r.o.failed(r.key, reconciledSpecJSON(desired.raw, 0, false), r.now)
+	until := r.o.failed(r.retryKey(), reconciledSpecJSON(desired.raw, 0, false), r.now)
 	r.st.Error = "Upgrade savepoint failed: " + cause
 	r.event(corev1.EventTypeWarning, ReasonSavepointError, "%s (job %s keeps running its current spec; retry after %s)",
 		r.st.Error, r.st.JobStatus.JobID, until.Format(time.RFC3339))

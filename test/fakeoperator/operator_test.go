@@ -28,8 +28,9 @@ func TestMain(m *testing.M) { envtest.Main(m) }
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// harness drives one FlinkDeployment through Operator.Reconcile, called
-// synchronously, with a fake clock, a recording event sink and a fakeFlink.
+// harness drives one FlinkDeployment through Operator.Reconcile (or one
+// FlinkSessionJob through ReconcileSessionJob), called synchronously, with a
+// fake clock, a recording event sink and a fakeFlink.
 type harness struct {
 	t     *testing.T
 	ctx   context.Context
@@ -39,6 +40,9 @@ type harness struct {
 	rec   *recorder
 	flink *fakeFlink
 	key   types.NamespacedName
+	// session: key is a FlinkSessionJob of the session cluster clusterKey.
+	session    bool
+	clusterKey types.NamespacedName
 }
 
 func baseSpec() map[string]any {
@@ -63,10 +67,28 @@ func baseSpec() map[string]any {
 	}
 }
 
-func conf(spec map[string]any) map[string]any { return spec["flinkConfiguration"].(map[string]any) }
-func job(spec map[string]any) map[string]any  { return spec["job"].(map[string]any) }
+// conf is spec.flinkConfiguration, added if missing.
+func conf(spec map[string]any) map[string]any {
+	c, ok := spec["flinkConfiguration"].(map[string]any)
+	if !ok {
+		c = map[string]any{}
+		spec["flinkConfiguration"] = c
+	}
+	return c
+}
+
+func job(spec map[string]any) map[string]any { return spec["job"].(map[string]any) }
 
 func newHarness(t *testing.T, d sim.Deployer, f *fakeFlink, spec map[string]any) *harness {
+	t.Helper()
+	h := newBareHarness(t, f)
+	h.op.Clusters.Register(h.key, d)
+	h.create(envtest.NewFlinkDeployment(h.key.Namespace, h.key.Name), spec)
+	return h
+}
+
+// newBareHarness is a harness with nothing created yet.
+func newBareHarness(t *testing.T, f *fakeFlink) *harness {
 	t.Helper()
 	env := envtest.Start(t)
 	ns := env.CreateNamespace(t, "fakeop")
@@ -77,23 +99,30 @@ func newHarness(t *testing.T, d sim.Deployer, f *fakeFlink, spec map[string]any)
 		flink: f,
 		key:   types.NamespacedName{Namespace: ns, Name: "orders"},
 	}
-	reg := NewRegistry()
-	reg.Register(h.key, d)
 	var seq atomic.Int64
 	h.op = &Operator{
-		Client: env.Client, Clusters: reg, Clock: h.clock, Recorder: h.rec,
+		Client: env.Client, Clusters: NewRegistry(), SessionJobs: NewRegistry(), Clock: h.clock, Recorder: h.rec,
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xa0+seq.Add(1)) },
 	}
-	u := envtest.NewFlinkDeployment(ns, h.key.Name)
-	require.NoError(t, unstructured.SetNestedField(u.Object, spec, "spec"))
-	require.NoError(t, env.Client.Create(h.ctx, u))
 	return h
 }
 
-// reconcile runs one Reconcile and returns the status it left.
+// create creates u with spec.
+func (h *harness) create(u *unstructured.Unstructured, spec map[string]any) {
+	h.t.Helper()
+	require.NoError(h.t, unstructured.SetNestedField(u.Object, spec, "spec"))
+	require.NoError(h.t, h.env.Client.Create(h.ctx, u))
+}
+
+// reconcile runs one Reconcile (ReconcileSessionJob) and returns the status
+// it left.
 func (h *harness) reconcile() Status {
 	h.t.Helper()
-	res, err := h.op.Reconcile(h.ctx, ctrl.Request{NamespacedName: h.key})
+	rec := h.op.Reconcile
+	if h.session {
+		rec = h.op.ReconcileSessionJob
+	}
+	res, err := rec(h.ctx, ctrl.Request{NamespacedName: h.key})
 	require.NoError(h.t, err)
 	require.Positive(h.t, res.RequeueAfter, "the operator always asks to be requeued")
 	return h.status()
@@ -102,6 +131,9 @@ func (h *harness) reconcile() Status {
 func (h *harness) get() *unstructured.Unstructured {
 	h.t.Helper()
 	u := envtest.NewFlinkDeployment(h.key.Namespace, h.key.Name)
+	if h.session {
+		u = envtest.NewFlinkSessionJob(h.key.Namespace, h.key.Name)
+	}
 	require.NoError(h.t, h.env.Client.Get(h.ctx, h.key, u))
 	return u
 }
@@ -397,8 +429,14 @@ func TestInPlaceScaling(t *testing.T) {
 // TestSavepointFailure: the job keeps running its old spec, the error is
 // reported once, and the spec is retried only after the backoff.
 func TestSavepointFailure(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { testSavepointFailure(t, k.session) })
+	}
+}
+
+func testSavepointFailure(t *testing.T, session bool) {
 	f := newFakeFlink("1.18", "default")
-	h := newHarness(t, f, f, baseSpec())
+	h := newKindHarness(t, session, f, f, baseSpec())
 	id := h.deployStable()
 	stableSpec := h.status().ReconciliationStatus.LastReconciledSpec
 
@@ -481,65 +519,69 @@ func TestSavepointFailureBackoffGrows(t *testing.T) {
 // stable spec is redeployed from the upgrade savepoint, without it the
 // deployment is FAILED.
 func TestRestartFailure(t *testing.T) {
-	for _, rollback := range []bool{true, false} {
-		t.Run(fmt.Sprintf("rollback=%v", rollback), func(t *testing.T) {
-			spec := baseSpec()
-			if rollback {
-				conf(spec)[KeyRollback] = "true"
-			}
-			f := newFakeFlink("1.18", "default")
-			h := newHarness(t, f, f, spec)
-			firstID := h.deployStable()
-
-			h.edit(func(s map[string]any) { conf(s)[KeyOverrides] = vSource + ":4" })
-			h.reconcile()
-			f.finishSavepoint(t, "s3://bucket/savepoints/savepoint-1")
-			require.Equal(t, LifecycleUpgrading, h.reconcile().LifecycleState)
-			f.Inject(sim.FaultRestart)
-			st := h.reconcile()
-			require.Equal(t, LifecycleDeployed, st.LifecycleState)
-			failedID := st.JobStatus.JobID
-			h.rec.take()
-
-			var steps []trace
-			for range 3 {
-				st = h.reconcile()
-				steps = append(steps, traceOf(st))
-			}
-			c := f.calls()
-			if !rollback {
-				assert.Equal(t, []trace{
-					{LifecycleFailed, StateFailed, ReconDeployed},
-					{LifecycleFailed, StateFailed, ReconDeployed},
-					{LifecycleFailed, StateFailed, ReconDeployed},
-				}, steps)
-				assert.Len(t, c.submissions, 2)
-				assert.Equal(t, []string{ReasonJobStatusChanged}, reasons(h.rec.take()))
-				return
-			}
-			assert.Equal(t, []trace{
-				{LifecycleRollingBack, StateFailed, ReconRollingBack},
-				{LifecycleRolledBack, StateReconciling, ReconRolledBack},
-				{LifecycleRolledBack, StateInitializing, ReconRolledBack},
-			}, steps)
-			assert.Equal(t, []string{ReasonJobStatusChanged, ReasonRollback, ReasonSubmit, ReasonJobStatusChanged}, reasons(h.rec.take()))
-			require.Len(t, c.submissions, 3)
-			assert.Equal(t, sim.Submission{
-				JobID: st.JobStatus.JobID, DefaultParallelism: 2, Overrides: map[string]int{},
-				SlotsPerTaskManager: 2, TaskManagers: 1, SavepointPath: "s3://bucket/savepoints/savepoint-1",
-			}, c.submissions[2], "the last stable spec, from the upgrade savepoint")
-			assert.NotContains(t, []string{firstID, failedID}, st.JobStatus.JobID)
-
-			f.setState(StateRunning)
-			st = h.reconcile()
-			assert.Equal(t, trace{LifecycleRolledBack, StateRunning, ReconRolledBack}, traceOf(st))
-			// The failed spec stays the reconciled one: it is not retried.
-			assert.Equal(t, vSource+":4", path(reconciled(t, st.ReconciliationStatus.LastReconciledSpec), "flinkConfiguration", KeyOverrides))
-			h.reconcile()
-			assert.Len(t, f.calls().submissions, 3)
-			assert.Len(t, f.calls().triggers, 1)
-		})
+	for _, k := range kinds {
+		for _, rollback := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/rollback=%v", k.name, rollback), func(t *testing.T) { testRestartFailure(t, k.session, rollback) })
+		}
 	}
+}
+
+func testRestartFailure(t *testing.T, session, rollback bool) {
+	spec := baseSpec()
+	if rollback {
+		conf(spec)[KeyRollback] = "true"
+	}
+	f := newFakeFlink("1.18", "default")
+	h := newKindHarness(t, session, f, f, spec)
+	firstID := h.deployStable()
+
+	h.edit(func(s map[string]any) { conf(s)[KeyOverrides] = vSource + ":4" })
+	h.reconcile()
+	f.finishSavepoint(t, "s3://bucket/savepoints/savepoint-1")
+	require.Equal(t, LifecycleUpgrading, h.reconcile().LifecycleState)
+	f.Inject(sim.FaultRestart)
+	st := h.reconcile()
+	require.Equal(t, LifecycleDeployed, st.LifecycleState)
+	failedID := st.JobStatus.JobID
+	h.rec.take()
+
+	var steps []trace
+	for range 3 {
+		st = h.reconcile()
+		steps = append(steps, traceOf(st))
+	}
+	c := f.calls()
+	if !rollback {
+		assert.Equal(t, []trace{
+			{LifecycleFailed, StateFailed, ReconDeployed},
+			{LifecycleFailed, StateFailed, ReconDeployed},
+			{LifecycleFailed, StateFailed, ReconDeployed},
+		}, steps)
+		assert.Len(t, c.submissions, 2)
+		assert.Equal(t, []string{ReasonJobStatusChanged}, reasons(h.rec.take()))
+		return
+	}
+	assert.Equal(t, []trace{
+		{LifecycleRollingBack, StateFailed, ReconRollingBack},
+		{LifecycleRolledBack, StateReconciling, ReconRolledBack},
+		{LifecycleRolledBack, StateInitializing, ReconRolledBack},
+	}, steps)
+	assert.Equal(t, []string{ReasonJobStatusChanged, ReasonRollback, ReasonSubmit, ReasonJobStatusChanged}, reasons(h.rec.take()))
+	require.Len(t, c.submissions, 3)
+	assert.Equal(t, sim.Submission{
+		JobID: st.JobStatus.JobID, DefaultParallelism: 2, Overrides: map[string]int{},
+		SlotsPerTaskManager: 2, TaskManagers: 1, SavepointPath: "s3://bucket/savepoints/savepoint-1", Session: session,
+	}, c.submissions[2], "the last stable spec, from the upgrade savepoint")
+	assert.NotContains(t, []string{firstID, failedID}, st.JobStatus.JobID)
+
+	f.setState(StateRunning)
+	st = h.reconcile()
+	assert.Equal(t, trace{LifecycleRolledBack, StateRunning, ReconRolledBack}, traceOf(st))
+	// The failed spec stays the reconciled one: it is not retried.
+	assert.Equal(t, vSource+":4", path(reconciled(t, st.ReconciliationStatus.LastReconciledSpec), "flinkConfiguration", KeyOverrides))
+	h.reconcile()
+	assert.Len(t, f.calls().submissions, 3)
+	assert.Len(t, f.calls().triggers, 1)
 }
 
 // TestIgnoredChange: operator and autoscaler keys change nothing deployed.
@@ -570,53 +612,61 @@ func TestIgnoredChange(t *testing.T) {
 // TestStatelessUpgrade: no savepoint is restored; the job is canceled
 // directly when the cluster can, else through a canceling savepoint.
 func TestStatelessUpgrade(t *testing.T) {
-	for _, canceler := range []bool{true, false} {
-		t.Run(fmt.Sprintf("canceler=%v", canceler), func(t *testing.T) {
-			spec := baseSpec()
-			job(spec)["upgradeMode"] = "stateless"
-			f := newFakeFlink("1.18", "default")
-			var d sim.Deployer = f
-			if canceler {
-				d = cancelingFlink{f}
-			}
-			h := newHarness(t, d, f, spec)
-			id := h.deployStable()
-
-			h.edit(func(s map[string]any) { job(s)["parallelism"] = int64(4) })
-			st := h.reconcile()
-			assert.Equal(t, []string{ReasonSpecChanged, ReasonSuspended}, reasons(h.rec.take()))
-			if canceler {
-				assert.Equal(t, []string{id}, f.calls().cancels)
-				assert.Empty(t, f.calls().triggers)
-			} else {
-				c := f.calls()
-				require.Len(t, c.triggers, 1)
-				assert.True(t, c.triggers[0].Cancel)
-				assert.False(t, c.triggers[0].Stop)
-				f.finishSavepoint(t, "s3://bucket/savepoints/ignored")
-				st = h.reconcile()
-			}
-			assert.Equal(t, LifecycleUpgrading, st.LifecycleState)
-			assert.Equal(t, StateCanceled, st.JobStatus.State)
-			assert.Empty(t, st.JobStatus.UpgradeSavepointPath)
-
-			st = h.reconcile()
-			assert.Equal(t, LifecycleDeployed, st.LifecycleState)
-			c := f.calls()
-			require.Len(t, c.submissions, 2)
-			assert.Equal(t, sim.Submission{
-				JobID: st.JobStatus.JobID, DefaultParallelism: 4, Overrides: map[string]int{},
-				SlotsPerTaskManager: 2, TaskManagers: 2,
-			}, c.submissions[1])
-		})
+	for _, k := range kinds {
+		for _, canceler := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/canceler=%v", k.name, canceler), func(t *testing.T) { testStatelessUpgrade(t, k.session, canceler) })
+		}
 	}
+}
+
+func testStatelessUpgrade(t *testing.T, session, canceler bool) {
+	spec := baseSpec()
+	job(spec)["upgradeMode"] = "stateless"
+	f := newFakeFlink("1.18", "default")
+	h := newKindHarness(t, session, withCancel(f, canceler), f, spec)
+	id := h.deployStable()
+
+	h.edit(func(s map[string]any) { job(s)["parallelism"] = int64(4) })
+	st := h.reconcile()
+	assert.Equal(t, []string{ReasonSpecChanged, ReasonSuspended}, reasons(h.rec.take()))
+	if canceler {
+		assert.Equal(t, []string{id}, f.calls().cancels)
+		assert.Empty(t, f.calls().triggers)
+	} else {
+		c := f.calls()
+		require.Len(t, c.triggers, 1)
+		assert.True(t, c.triggers[0].Cancel)
+		assert.False(t, c.triggers[0].Stop)
+		f.finishSavepoint(t, "s3://bucket/savepoints/ignored")
+		st = h.reconcile()
+	}
+	assert.Equal(t, LifecycleUpgrading, st.LifecycleState)
+	assert.Equal(t, StateCanceled, st.JobStatus.State)
+	assert.Equal(t, id, st.JobStatus.JobID, "a cancel keeps the id until the resubmission")
+	assert.Empty(t, st.JobStatus.UpgradeSavepointPath)
+
+	st = h.reconcile()
+	assert.Equal(t, LifecycleDeployed, st.LifecycleState)
+	c := f.calls()
+	require.Len(t, c.submissions, 2)
+	assert.Equal(t, sim.Submission{
+		JobID: st.JobStatus.JobID, DefaultParallelism: 4, Overrides: map[string]int{},
+		SlotsPerTaskManager: 2, TaskManagers: 2, Session: session,
+	}, c.submissions[1])
+	assert.NotEqual(t, id, st.JobStatus.JobID)
 }
 
 // TestSuspendAndResume: job.state suspended stops the job with a savepoint
 // (SUSPENDED); running again restores from it.
 func TestSuspendAndResume(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { testSuspendAndResume(t, k.session) })
+	}
+}
+
+func testSuspendAndResume(t *testing.T, session bool) {
 	f := newFakeFlink("1.18", "default")
-	h := newHarness(t, f, f, baseSpec())
+	h := newKindHarness(t, session, f, f, baseSpec())
 	h.deployStable()
 
 	h.edit(func(s map[string]any) { job(s)["state"] = "suspended" })
@@ -652,15 +702,38 @@ func TestInvalidSpec(t *testing.T) {
 }
 
 // TestWithManager runs the operator under a manager: watches and requeues
-// alone take a FlinkDeployment to STABLE and through an in-place scale.
+// alone take a FlinkDeployment (a FlinkSessionJob, created before its
+// session cluster) to STABLE and through an in-place scale.
 func TestWithManager(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { testWithManager(t, k.session) })
+	}
+}
+
+func testWithManager(t *testing.T, session bool) {
 	env := envtest.Start(t)
 	ns := env.CreateNamespace(t, "fakeop-mgr")
 	key := types.NamespacedName{Namespace: ns, Name: "orders"}
 	f := newFakeFlink("1.18", "adaptive")
 	f.autoRun = true
-	reg := NewRegistry()
-	reg.Register(key, f)
+	ctx := context.Background()
+	create := func(u *unstructured.Unstructured, spec map[string]any) {
+		require.NoError(t, unstructured.SetNestedField(u.Object, spec, "spec"))
+		require.NoError(t, env.Client.Create(ctx, u))
+	}
+	spec := baseSpec()
+	conf(spec)[KeyScheduler] = "adaptive"
+	op := &Operator{Clusters: NewRegistry(), ResyncInterval: 100 * time.Millisecond}
+	newObj := func() *unstructured.Unstructured { return envtest.NewFlinkDeployment(ns, key.Name) }
+	var cluster map[string]any
+	if session {
+		op.SessionJobs = NewRegistry()
+		op.SessionJobs.Register(key, f)
+		newObj = func() *unstructured.Unstructured { return envtest.NewFlinkSessionJob(ns, key.Name) }
+		cluster, spec = sessionSpecs(spec)
+	} else {
+		op.Clusters.Register(key, f)
+	}
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
@@ -668,25 +741,22 @@ func TestWithManager(t *testing.T) {
 		Cache:   cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
 	})
 	require.NoError(t, err)
-	op := &Operator{Clusters: reg, ResyncInterval: 100 * time.Millisecond}
 	require.NoError(t, op.SetupWithManager(mgr))
-	ctx, cancel := context.WithCancel(context.Background())
+	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	go func() { done <- mgr.Start(mctx) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
 	})
 
-	spec := baseSpec()
-	conf(spec)[KeyScheduler] = "adaptive"
-	u := envtest.NewFlinkDeployment(ns, key.Name)
-	require.NoError(t, unstructured.SetNestedField(u.Object, spec, "spec"))
-	require.NoError(t, env.Client.Create(context.Background(), u))
-
+	create(newObj(), spec)
+	if session {
+		create(envtest.NewFlinkDeployment(ns, clusterName), cluster)
+	}
 	get := func() Status {
-		u := envtest.NewFlinkDeployment(ns, key.Name)
-		require.NoError(t, env.Client.Get(context.Background(), key, u))
+		u := newObj()
+		require.NoError(t, env.Client.Get(ctx, key, u))
 		st, err := ReadStatus(u)
 		require.NoError(t, err)
 		return st
@@ -694,10 +764,10 @@ func TestWithManager(t *testing.T) {
 	require.Eventually(t, func() bool { return get().LifecycleState == LifecycleStable }, 30*time.Second, 50*time.Millisecond)
 	id := get().JobStatus.JobID
 
-	u = envtest.NewFlinkDeployment(ns, key.Name)
-	require.NoError(t, env.Client.Get(context.Background(), key, u))
+	u := newObj()
+	require.NoError(t, env.Client.Get(ctx, key, u))
 	require.NoError(t, unstructured.SetNestedField(u.Object, vSource+":3,"+vSink+":2", "spec", "flinkConfiguration", KeyOverrides))
-	require.NoError(t, env.Client.Update(context.Background(), u))
+	require.NoError(t, env.Client.Update(ctx, u))
 	require.Eventually(t, func() bool {
 		st := get()
 		return len(f.calls().puts) == 1 && st.LifecycleState == LifecycleStable && st.ObservedGeneration == 2

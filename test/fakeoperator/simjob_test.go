@@ -13,8 +13,14 @@ import (
 // The whole path on a real simulated job: a FlinkDeployment's parallelism
 // overrides change, the operator stops the job with a savepoint, resubmits
 // it at the new parallelism from that savepoint, and the job runs on with
-// nothing lost or read twice.
+// nothing lost or read twice. The same for a FlinkSessionJob's job.
 func TestUpgradeRescalesASimulatedJob(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { testUpgradeRescalesASimulatedJob(t, k.session) })
+	}
+}
+
+func testUpgradeRescalesASimulatedJob(t *testing.T, session bool) {
 	spec := sim.JobSpec{
 		Name: "orders", FlinkVersion: "1.18", ConsumerGroup: "orders",
 		Topics: []sim.TopicSpec{{Name: "orders", Partitions: 6}},
@@ -30,7 +36,7 @@ func TestUpgradeRescalesASimulatedJob(t *testing.T) {
 	load := sim.TopicRates(spec.Topics, func(string, time.Duration) float64 { return 3000 })
 	j, err := sim.NewJob(spec, sim.Options{Start: t0, Seed: 5, Load: load})
 	require.NoError(t, err)
-	h := newHarness(t, j, nil, baseSpec())
+	h := newKindHarness(t, session, j, nil, baseSpec())
 
 	// Reconcile once per simulated second, as the operator's resync does.
 	until := func(what string, done func(Status) bool) Status {

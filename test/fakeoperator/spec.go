@@ -36,15 +36,23 @@ const (
 
 	JobRunning   = "running"
 	JobSuspended = "suspended"
+
+	// ModeStandalone is spec.mode of a standalone cluster; "" and "native"
+	// are native.
+	ModeStandalone = "standalone"
 )
 
-// deploymentSpec is a FlinkDeployment spec as the fake operator reads it:
-// the whole spec (normalised JSON values, for diffs and lastReconciledSpec)
-// and the fields it acts on.
+// deploymentSpec is a FlinkDeployment spec, or a FlinkSessionJob spec with
+// its session cluster's (parseSessionJobSpec), as the fake operator reads
+// it: the whole spec (normalised JSON values, for diffs and
+// lastReconciledSpec) and the fields it acts on.
 type deploymentSpec struct {
 	raw  map[string]any
 	conf map[string]string // flinkConfiguration, nested maps flattened to dotted keys
 
+	// hasJob: spec.job is set; a FlinkDeployment without one is a session
+	// cluster.
+	hasJob              bool
 	flinkVersion        string
 	mode                string
 	parallelism         int
@@ -101,8 +109,10 @@ func parseSpec(spec map[string]any) (*deploymentSpec, error) {
 	if err := json.Unmarshal(b, &typed); err != nil {
 		return nil, fmt.Errorf("spec: %w", err)
 	}
+	_, hasJob := raw["job"]
 	s := &deploymentSpec{
 		raw:              raw,
+		hasJob:           hasJob,
 		conf:             map[string]string{},
 		flinkVersion:     typed.FlinkVersion,
 		mode:             typed.Mode,
@@ -235,7 +245,13 @@ func (s *deploymentSpec) savepointFormat() string {
 
 // atLeast reports flinkVersion (v<major>_<minor>) ≥ major.minor.
 func (s *deploymentSpec) atLeast(major, minor int) bool {
-	v, ok := strings.CutPrefix(s.flinkVersion, "v")
+	return versionAtLeast(s.flinkVersion, major, minor)
+}
+
+// versionAtLeast reports a spec.flinkVersion (v<major>_<minor>) ≥
+// major.minor; false for a malformed or empty one.
+func versionAtLeast(flinkVersion string, major, minor int) bool {
+	v, ok := strings.CutPrefix(flinkVersion, "v")
 	if !ok {
 		return false
 	}
@@ -275,25 +291,37 @@ func (d diffType) String() string {
 	return [...]string{"NONE", "IGNORE", "SCALE", "UPGRADE"}[d]
 }
 
-// ignoredJobFields change nothing that is deployed (they trigger operations
-// this fake does not simulate, or reset the autoscaler).
-var ignoredJobFields = []string{"savepointTriggerNonce", "checkpointTriggerNonce", "autoscalerResetNonce"}
+// ignoredJobFields change nothing that is deployed: the job spec's
+// @SpecDiff(IGNORE) fields (operator 1.15's JobSpec). The nonces trigger
+// operations this fake does not simulate, or reset the autoscaler; the
+// others take effect on the next upgrade.
+var ignoredJobFields = []string{"savepointTriggerNonce", "checkpointTriggerNonce", "autoscalerResetNonce",
+	"upgradeMode", "initialSavepointPath", "allowNonRestoredState"}
 
-// classifyConfigKey is the diff class of a changed flinkConfiguration key.
-func classifyConfigKey(key string) diffType {
+// onNullIgnored are the spec fields (@SpecDiff onNullIgnore) whose removal
+// changes nothing.
+var onNullIgnored = []string{"spec.restartNonce", "spec.job.savepointRedeployNonce"}
+
+// classifyConfigKey is the diff class of a changed flinkConfiguration key in
+// the given deployment mode: the overrides are a SCALE change in native mode
+// only (AbstractFlinkSpec's @SpecDiff.Entry).
+func classifyConfigKey(key, mode string) diffType {
 	switch {
 	case strings.HasPrefix(key, "job.autoscaler"), strings.HasPrefix(key, "kubernetes.operator"), key == KeyDefaultPar:
 		return diffIgnore
-	case key == KeyOverrides:
+	case key == KeyOverrides && mode != ModeStandalone:
 		return diffScale
 	default:
 		return diffUpgrade
 	}
 }
 
-// specDiff classifies the change from old to new (both normalised) and
-// lists the changed paths with their classes, sorted.
-func specDiff(old, new map[string]any) (diffType, []string) {
+// specDiff classifies the change from old to new (both normalised), as the
+// operator's ReflectiveDiffBuilder does for the deployment mode (spec.mode of
+// a FlinkDeployment, its session cluster's for a session job; "" is native),
+// and lists the changed paths with their classes, sorted. spec.job.parallelism
+// is a SCALE change in standalone mode only.
+func specDiff(old, new map[string]any, mode string) (diffType, []string) {
 	typ := diffNone
 	var changed []string
 	note := func(path string, t diffType) {
@@ -312,7 +340,7 @@ func specDiff(old, new map[string]any) (diffType, []string) {
 		ov, oldOK := oldConf[k]
 		nv, newOK := newConf[k]
 		if ov != nv || oldOK != newOK {
-			note("flinkConfiguration."+k, classifyConfigKey(k))
+			note("flinkConfiguration."+k, classifyConfigKey(k, mode))
 		}
 	}
 
@@ -330,8 +358,13 @@ func specDiff(old, new map[string]any) (diffType, []string) {
 			return
 		}
 		t := diffUpgrade
-		if name, ok := strings.CutPrefix(path, "spec.job."); ok && slices.Contains(ignoredJobFields, name) {
+		name, isJob := strings.CutPrefix(path, "spec.job.")
+		switch {
+		case isJob && slices.Contains(ignoredJobFields, name),
+			b == nil && slices.Contains(onNullIgnored, path):
 			t = diffIgnore
+		case path == "spec.job.parallelism" && mode == ModeStandalone:
+			t = diffScale
 		}
 		note(strings.TrimPrefix(path, "spec."), t)
 	}

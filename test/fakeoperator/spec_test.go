@@ -1,6 +1,7 @@
 package fakeoperator
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -30,32 +31,42 @@ func TestSpecDiff(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
+		mode   string // "" is native
 		change func(map[string]any)
 		want   diffType
 	}{
-		{"nothing", func(map[string]any) {}, diffNone},
-		{"autoscaler key", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)["job.autoscaler.enabled"] = "true" }, diffIgnore},
-		{"operator key", func(s map[string]any) {
+		{"nothing", "", func(map[string]any) {}, diffNone},
+		{"autoscaler key", "", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)["job.autoscaler.enabled"] = "true" }, diffIgnore},
+		{"operator key", "", func(s map[string]any) {
 			s["flinkConfiguration"].(map[string]any)["kubernetes.operator.deployment.rollback.enabled"] = "true"
 		}, diffIgnore},
-		{"parallelism.default", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)["parallelism.default"] = "3" }, diffIgnore},
-		{"savepoint nonce", func(s map[string]any) { s["job"].(map[string]any)["savepointTriggerNonce"] = 1 }, diffIgnore},
-		{"overrides", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)[KeyOverrides] = "a:1" }, diffScale},
-		{"overrides and autoscaler key", func(s map[string]any) {
+		{"parallelism.default", "", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)["parallelism.default"] = "3" }, diffIgnore},
+		{"savepoint nonce", "", func(s map[string]any) { s["job"].(map[string]any)["savepointTriggerNonce"] = 1 }, diffIgnore},
+		{"overrides", "", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)[KeyOverrides] = "a:1" }, diffScale},
+		{"overrides and autoscaler key", "", func(s map[string]any) {
 			s["flinkConfiguration"].(map[string]any)[KeyOverrides] = "a:1"
 			s["flinkConfiguration"].(map[string]any)["job.autoscaler.enabled"] = "true"
 		}, diffScale},
-		{"overrides and slots", func(s map[string]any) {
+		{"overrides and slots", "", func(s map[string]any) {
 			s["flinkConfiguration"].(map[string]any)[KeyOverrides] = "a:1"
 			s["flinkConfiguration"].(map[string]any)[KeySlots] = "4"
 		}, diffUpgrade},
-		{"job parallelism", func(s map[string]any) { s["job"].(map[string]any)["parallelism"] = 3 }, diffUpgrade},
-		{"replicas", func(s map[string]any) { s["taskManager"] = map[string]any{"replicas": 2} }, diffUpgrade},
-		{"image", func(s map[string]any) { s["image"] = "flink:1.19" }, diffUpgrade},
+		{"job parallelism", "", func(s map[string]any) { s["job"].(map[string]any)["parallelism"] = 3 }, diffUpgrade},
+		{"replicas", "", func(s map[string]any) { s["taskManager"] = map[string]any{"replicas": 2} }, diffUpgrade},
+		{"image", "", func(s map[string]any) { s["image"] = "flink:1.19" }, diffUpgrade},
 		// Flink's YAML configuration: a nested key is the same key.
-		{"nested form of the same key", func(s map[string]any) {
+		{"nested form of the same key", "", func(s map[string]any) {
 			s["flinkConfiguration"] = map[string]any{"taskmanager": map[string]any{"numberOfTaskSlots": "2"}}
 		}, diffNone},
+		// The mode decides what SCALE is (operator 1.15's @SpecDiff modes).
+		{"overrides, native", "native", func(s map[string]any) { s["flinkConfiguration"].(map[string]any)[KeyOverrides] = "a:1" }, diffScale},
+		{"overrides, standalone", ModeStandalone, func(s map[string]any) { s["flinkConfiguration"].(map[string]any)[KeyOverrides] = "a:1" }, diffUpgrade},
+		{"job parallelism, standalone", ModeStandalone, func(s map[string]any) { s["job"].(map[string]any)["parallelism"] = 3 }, diffScale},
+		// The job spec's IGNORE fields take effect on the next upgrade.
+		{"upgrade mode", "", func(s map[string]any) { s["job"].(map[string]any)["upgradeMode"] = "last-state" }, diffIgnore},
+		{"initial savepoint", "", func(s map[string]any) { s["job"].(map[string]any)["initialSavepointPath"] = "s3://sp" }, diffIgnore},
+		{"restart nonce set", "", func(s map[string]any) { s["restartNonce"] = 1 }, diffUpgrade},
+		{"session job's deployment name", "", func(s map[string]any) { s["deploymentName"] = "other" }, diffUpgrade},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,10 +76,13 @@ func TestSpecDiff(t *testing.T) {
 			tc.change(n)
 			nn, err := normalize(n)
 			require.NoError(t, err)
-			got, paths := specDiff(old, nn)
+			got, paths := specDiff(old, nn, tc.mode)
 			assert.Equal(t, tc.want, got, "%v", paths)
 		})
 	}
+	// Removing an onNullIgnore field changes nothing deployed.
+	got, _ := specDiff(map[string]any{"restartNonce": json.Number("1")}, map[string]any{}, "")
+	assert.Equal(t, diffIgnore, got)
 }
 
 func TestParseSpec(t *testing.T) {
