@@ -253,12 +253,34 @@ func (w *world) read() *target.Deployment {
 }
 
 // running is the parallelism the simulated job runs, by vertex name.
-func (w *world) running() map[string]int {
+func (w *world) running() map[string]int { return parallelism(w.job) }
+
+// parallelism is the parallelism a simulated job runs, by vertex name.
+func parallelism(j *sim.Job) map[string]int {
 	out := map[string]int{}
-	for _, v := range w.job.View().Job.Vertices {
+	for _, v := range j.View().Job.Vertices {
 		out[v.Name] = v.Parallelism
 	}
 	return out
+}
+
+// reconcileDue reconciles the policy key with ctl when *next is due at
+// now, and sets *next to when it asked to be requeued (30 s without a
+// requeue, 1 s after an error), as a manager would.
+func reconcileDue(t *testing.T, ctx context.Context, ctl *controllers.PolicyReconciler, key types.NamespacedName, now time.Time, next *time.Time) {
+	t.Helper()
+	if now.Before(*next) {
+		return
+	}
+	res, err := ctl.Reconcile(ctx, ctrl.Request{NamespacedName: key})
+	wait := 30 * time.Second
+	if err != nil {
+		t.Logf("%s: %v", now.Format(time.TimeOnly), err)
+		wait = time.Second
+	} else if res.RequeueAfter > 0 {
+		wait = res.RequeueAfter
+	}
+	*next = now.Add(wait)
 }
 
 func (w *world) vertexID(name string) string {

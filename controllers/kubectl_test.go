@@ -34,7 +34,7 @@ func TestKubectlGetAndExplain(t *testing.T) {
 	out := kubectl(t, bin, cfg, "get", "fsp", "-n", w.ns)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2, out)
-	header := []string{"NAME", "TARGET", "MODE", "CURRENT", "RECOMMENDED", "LAG", "READY", "AGE"}
+	header := []string{"NAME", "TARGET", "PATH", "MODE", "CURRENT", "RECOMMENDED", "LAG", "READY", "AGE"}
 	assert.Equal(t, header, strings.Fields(lines[0]))
 	// The cells by the header's columns: one may be empty (a lag of 0,
 	// which the status omits: the readers keep up).
@@ -47,7 +47,9 @@ func TestKubectlGetAndExplain(t *testing.T) {
 		require.GreaterOrEqual(t, end, start, out)
 		row[name] = strings.TrimSpace(lines[1][start:end])
 	}
-	for name, want := range map[string]string{"NAME": "orders", "TARGET": "orders", "MODE": "Apply", "CURRENT": "2/2", "RECOMMENDED": "2/2", "READY": "True"} {
+	// The orders deployment runs the default scheduler: the operator
+	// upgrades it with a savepoint.
+	for name, want := range map[string]string{"NAME": "orders", "TARGET": "orders", "PATH": "OperatorUpgrade", "MODE": "Apply", "CURRENT": "2/2", "RECOMMENDED": "2/2", "READY": "True"} {
 		assert.Equal(t, want, row[name], "%s\n%s", name, out)
 	}
 	if lag := w.policy().Status.LagRecords; lag != 0 {
@@ -56,6 +58,10 @@ func TestKubectlGetAndExplain(t *testing.T) {
 		assert.Empty(t, row["LAG"], out)
 	}
 	assert.NotEmpty(t, row["AGE"], out)
+
+	// -o wide adds the target's kind.
+	wide := strings.Fields(strings.Split(kubectl(t, bin, cfg, "get", "fsp", "-n", w.ns, "-o", "wide"), "\n")[0])
+	assert.Contains(t, wide, "KIND")
 
 	// The category and the long name work too.
 	assert.Contains(t, kubectl(t, bin, cfg, "get", "flinkscale", "-n", w.ns), "orders")

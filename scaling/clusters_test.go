@@ -1,6 +1,7 @@
 package scaling
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -91,6 +92,9 @@ func TestClusterShapes(t *testing.T) {
 			assert.Equal(t, c.spt, d.Recommended.SlotsPerTaskManager)
 			for _, code := range c.codes {
 				assert.Contains(t, allCodes(d), code)
+			}
+			if slices.Contains(c.codes, ReasonClusterCapacity) {
+				assert.Equal(t, ReasonClusterCapacity, vertexByID(d, "hot").Limit, "held below its recommendation: a binding limit")
 			}
 		})
 	}

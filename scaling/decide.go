@@ -425,6 +425,9 @@ func (m *model) plan() (Plan, []Reason, bool) {
 			if narrowed[x.v.ID] {
 				x.reason(code, "held to p=%d by %s", par[x.v.ID], map[ReasonCode]string{ReasonQuotaLimited: "the quota", ReasonClusterCapacity: "the cluster's free slots"}[code])
 				m.ceiling[x.v.ID] = par[x.v.ID]
+				if par[x.v.ID] < m.rec[x.v.ID] {
+					m.limit[x] = code
+				}
 			}
 		}
 	}

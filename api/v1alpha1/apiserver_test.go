@@ -105,7 +105,9 @@ func TestAPIDefaults(t *testing.T) {
 	if s.Mode != v1alpha1.ModeDryRun {
 		t.Errorf("mode = %q, want DryRun", s.Mode)
 	}
-	if s.TargetRef.Kind != "FlinkDeployment" || s.TargetRef.APIVersion != "flink.apache.org/v1beta1" {
+	// No apiVersion default: it depends on the kind (the operator's for
+	// its kinds, apps/v1 for a Deployment), which a CRD default cannot.
+	if s.TargetRef.Kind != "FlinkDeployment" || s.TargetRef.APIVersion != "" {
 		t.Errorf("targetRef = %+v", s.TargetRef)
 	}
 	if s.PollingInterval == nil || s.PollingInterval.Duration != 30*time.Second {
@@ -199,6 +201,21 @@ excludedPeriods:
 	}
 }
 
+// Every target kind is accepted with the fields it may carry.
+func TestAPIAcceptsEveryKind(t *testing.T) {
+	c, ns := startAPI(t)
+	for i, spec := range []string{
+		`{targetRef: {name: j, kind: FlinkSessionJob}}`,
+		`{targetRef: {name: j, kind: FlinkSessionJob, apiVersion: flink.apache.org/v1beta1}}`,
+		`{targetRef: {name: j, kind: Deployment}}`,
+		`{targetRef: {name: jm, kind: Deployment, apiVersion: apps/v1, taskManagerDeployment: tm, jobName: "Word Count"}}`,
+	} {
+		if _, err := createRaw(t, c, ns, "ok-"+string(rune('a'+i)), spec); err != nil {
+			t.Errorf("rejected %s: %v", spec, err)
+		}
+	}
+}
+
 func TestAPIRejects(t *testing.T) {
 	c, ns := startAPI(t)
 	cases := []struct {
@@ -234,6 +251,14 @@ func TestAPIRejects(t *testing.T) {
 			`Unsupported value: "Auto"`},
 		{"bad kind", `{targetRef: {name: j, kind: StatefulSet}}`,
 			"targetRef.kind must be FlinkDeployment"},
+		{"Deployment with the operator's apiVersion", `{targetRef: {name: j, kind: Deployment, apiVersion: flink.apache.org/v1beta1}}`,
+			"targetRef.apiVersion must be apps/v1 for a Deployment"},
+		{"session job with apps/v1", `{targetRef: {name: j, kind: FlinkSessionJob, apiVersion: apps/v1}}`,
+			"flink.apache.org/<version> for the operator's kinds"},
+		{"TaskManager Deployment on a FlinkDeployment", `{targetRef: {name: j, taskManagerDeployment: tm}}`,
+			"apply only to kind Deployment"},
+		{"job name on a session job", `{targetRef: {name: j, kind: FlinkSessionJob, jobName: x}}`,
+			"apply only to kind Deployment"},
 		{"missing target", `{mode: Apply}`,
 			"spec.targetRef: Required value"},
 		{"vertex without id or name", `{targetRef: {name: j}, vertices: [{maxParallelism: 4}]}`,
@@ -348,6 +373,8 @@ func TestCRDPrinterColumns(t *testing.T) {
 	}
 	want := map[string]string{
 		"Target":      ".spec.targetRef.name",
+		"Kind":        ".spec.targetRef.kind",
+		"Path":        ".status.rescalePath",
 		"Mode":        ".spec.mode",
 		"Current":     ".status.currentParallelism",
 		"Recommended": ".status.recommendedParallelism",
@@ -362,7 +389,7 @@ func TestCRDPrinterColumns(t *testing.T) {
 			t.Errorf("column %s: jsonPath %q, want %q", col.Name, col.JSONPath, w)
 		}
 	}
-	if got := strings.Join(order, ","); got != "Target,Mode,Current,Recommended,Lag,Ready,Age" {
+	if got := strings.Join(order, ","); got != "Target,Kind,Path,Mode,Current,Recommended,Lag,Ready,Age" {
 		t.Errorf("columns = %s", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,7 +114,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(r.newObject(), forOpts...).
+		For(r.forObject(), forOpts...).
 		Owns(&v1alpha1.FlinkScalingPolicy{}, ctrlbuilder.WithPredicates(specOrAnnotations)).
 		// When a policy the deployment does not own goes (a conflict
 		// resolved by deleting the user's policy), the deployment of the
@@ -349,6 +350,16 @@ func (r *Reconciler) kind() schema.GroupVersionKind {
 		return target.GVK
 	}
 	return r.Kind
+}
+
+// forObject is the object the controller is built For: a typed Deployment
+// (the builder watches its metadata only, and can still name it as the
+// owner of the policies), else an unstructured object of the kind.
+func (r *Reconciler) forObject() client.Object {
+	if r.kind() == DeploymentGVK {
+		return &appsv1.Deployment{}
+	}
+	return target.NewOf(r.kind())
 }
 
 // newObject is an empty object of the kind to read into: unstructured for

@@ -457,26 +457,7 @@ func TestDefaultedMatchesCRD(t *testing.T) {
 // watches, the cache and the owner-reference mapping.
 func TestReconcilerUnderManager(t *testing.T) {
 	g := newRig(t)
-	mgr, err := ctrl.NewManager(g.env.Config, ctrl.Options{
-		Scheme:                 testScheme(t),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	require.NoError(t, err)
-	rec := record.NewFakeRecorder(100)
-	require.NoError(t, (&Reconciler{Recorder: rec}).SetupWithManager(mgr))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("the manager did not stop")
-		}
-	})
+	g.underManager(&Reconciler{Recorder: record.NewFakeRecorder(100)})
 
 	fd := g.createFD("orders", map[string]string{AnnotationEnabled: "true", AnnotationMaxParallelism: "48"}, nil)
 	require.Eventually(t, func() bool {
@@ -501,6 +482,31 @@ func TestReconcilerUnderManager(t *testing.T) {
 	// Opting out deletes it.
 	g.annotate("orders", map[string]string{AnnotationEnabled: "false"})
 	require.Eventually(t, func() bool { return g.policy("orders") == nil }, 30*time.Second, 100*time.Millisecond, "the policy goes")
+}
+
+// underManager runs r under a manager on the rig's control plane until the
+// test ends.
+func (g *rig) underManager(r *Reconciler) {
+	t := g.t
+	mgr, err := ctrl.NewManager(g.env.Config, ctrl.Options{
+		Scheme:                 testScheme(t),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.SetupWithManager(mgr))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("the manager did not stop")
+		}
+	})
 }
 
 // The shard labels of a deployment follow it to its policy, so that the

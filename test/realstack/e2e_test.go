@@ -57,6 +57,8 @@ type e2eOptions struct {
 	deployer     testbed.DeployerOptions
 	// steady plays the base load throughout (no step).
 	steady bool
+	// standalone runs the job without the operator (realstack.Job.Standalone).
+	standalone bool
 }
 
 // startE2E starts the stack with the step scenario: a policy polling every
@@ -79,7 +81,7 @@ func startE2E(t *testing.T, o e2eOptions) *e2e {
 	t.Cleanup(cancel)
 	job := &realstack.Job{
 		Name: "step", Scenario: s, Scale: testbed.Scale{Rate: 1}, Flink: o.flink, Adaptive: o.adaptive,
-		Slots: o.slots, Sink: o.sink, SavepointDir: o.savepointDir, Deployer: o.deployer,
+		Slots: o.slots, Sink: o.sink, SavepointDir: o.savepointDir, Deployer: o.deployer, Standalone: o.standalone,
 		Policy: func(p *v1alpha1.FlinkScalingPolicy) {
 			p.Spec.MetricsWindow = &metav1.Duration{Duration: time.Minute}
 			p.Spec.WarmUp = &metav1.Duration{Duration: 30 * time.Second}
@@ -404,6 +406,41 @@ func TestRealRescaleInPlace(t *testing.T) {
 	m := e.stepRescale(true)
 	tms, _ := e.taskManagers()
 	assert.Greater(t, tms, tms0, "TaskManagers added for the new slots")
+	e.compare(m, true, slots0, tms0, slots0, tms)
+	e.audit()
+}
+
+// The REST path on a standalone cluster without the operator (Flink 1.20,
+// adaptive scheduler): the policy targets the JobManager Deployment and
+// names the TaskManager Deployment; flinkscale sets the job's resource
+// requirements on the real JobManager and scales the TaskManager
+// Deployment, whose new replica the stack's kubelet starts as a real
+// TaskManager process; the adaptive scheduler takes its slots in place.
+// Every record is accounted for by the exactly-once sink.
+func TestRealRescaleWithoutOperator(t *testing.T) {
+	e := startE2E(t, e2eOptions{flink: flinkFor(t, testbed.Flink120), adaptive: true, standalone: true,
+		sink: &testbed.SinkOptions{Topic: "step-out", Guarantee: "exactly-once"}})
+	e.until("the job runs", 3*time.Minute, func() bool { _, ok := e.running(); return ok })
+	tms0, slots0 := e.taskManagers()
+	assert.Equal(t, 1, tms0, "2 slots on one 2-core TaskManager")
+	e.until("the path is known", 2*time.Minute, func() bool { return e.policy().Status.RescalePath != "" })
+	assert.Equal(t, v1alpha1.PathInPlaceAndTaskManagers, e.policy().Status.RescalePath, e.policy().Status.RescalePathReason)
+	replicas0, err := e.st.TaskManagerReplicas(e.ctx, e.job)
+	require.NoError(t, err)
+	assert.Equal(t, tms0, replicas0)
+
+	m := e.stepRescale(true)
+	replicas, err := e.st.TaskManagerReplicas(e.ctx, e.job)
+	require.NoError(t, err)
+	tms, _ := e.taskManagers()
+	assert.Greater(t, replicas, replicas0, "flinkscale scaled the TaskManager Deployment up")
+	assert.Equal(t, replicas, tms, "each replica is a real TaskManager registered with the JobManager")
+	maxP := 0
+	for _, p := range m.applied {
+		maxP = max(maxP, p)
+	}
+	assert.Equal(t, (maxP+slots0-1)/slots0, replicas, "⌈%d/%d⌉ TaskManagers for the plan", maxP, slots0)
+	assert.Zero(t, e.metric("flinkscale_policy_target_info", "kind", "Deployment", "path", v1alpha1.PathInPlaceAndTaskManagers)-1)
 	e.compare(m, true, slots0, tms0, slots0, tms)
 	e.audit()
 }

@@ -97,6 +97,13 @@ type Job struct {
 	FlinkConfiguration map[string]string
 	// Deployer configures how the testbed plays Kubernetes.
 	Deployer testbed.DeployerOptions
+	// Standalone runs the job as a standalone Flink cluster on Kubernetes
+	// without the operator: Deployments of its JobManager and TaskManagers
+	// (played by the stack's kubelet), the job submitted to Flink
+	// directly, and a policy targeting the JobManager Deployment
+	// (flinkscale's REST path; see standalone.go). OptIn must be the
+	// default.
+	Standalone bool
 
 	// Set by Start.
 	Testbed  *testbed.Testbed
@@ -256,11 +263,23 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := s.Operator.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("realstack: fake operator: %w", err)
 	}
+	if standaloneJobs(o.Jobs) {
+		k := &kubelet{client: mgr.GetClient(), jobs: map[types.NamespacedName]*Job{}}
+		for _, j := range o.Jobs {
+			if j.Standalone {
+				k.jobs[types.NamespacedName{Namespace: o.Namespace, Name: j.TaskManagerDeployment()}] = j
+			}
+		}
+		if err := k.setup(mgr); err != nil {
+			return nil, fmt.Errorf("realstack: kubelet: %w", err)
+		}
+	}
 	s.Metrics = controllers.NewMetrics(o.Registry)
 	pr := &controllers.PolicyReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: s.Events,
-		Sources:  &controllers.ClientSources{Reader: mgr.GetAPIReader(), Timeout: 5 * time.Second},
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  s.Events,
+		Sources:   &controllers.ClientSources{Reader: mgr.GetAPIReader(), Timeout: 5 * time.Second},
 		// Requeues exactly at the polling interval: the tests count polls.
 		Jitter:            -1,
 		TrackInterval:     o.TrackInterval,
@@ -391,6 +410,16 @@ func (s *Stack) createObjects(ctx context.Context, o Options) error {
 		return fmt.Errorf("realstack: namespace %s: %w", o.Namespace, err)
 	}
 	for _, j := range o.Jobs {
+		mode := j.Mode
+		if mode == "" {
+			mode = v1alpha1.ModeApply
+		}
+		if j.Standalone {
+			if err := s.createStandalone(ctx, o, j, mode); err != nil {
+				return fmt.Errorf("realstack: job %s: %w", j.Name, err)
+			}
+			continue
+		}
 		spec, err := j.DeploymentSpec()
 		if err != nil {
 			return fmt.Errorf("realstack: job %s: %w", j.Name, err)
@@ -400,10 +429,6 @@ func (s *Stack) createObjects(ctx context.Context, o Options) error {
 			return fmt.Errorf("realstack: FlinkDeployment %s: %w", j.Name, err)
 		}
 		fd.SetLabels(map[string]string{"app": j.Name})
-		mode := j.Mode
-		if mode == "" {
-			mode = v1alpha1.ModeApply
-		}
 		if j.OptIn == OptInAnnotations {
 			ann := map[string]string{
 				optin.AnnotationEnabled:               "true",
@@ -430,13 +455,7 @@ func (s *Stack) createObjects(ctx context.Context, o Options) error {
 			TargetRef:       v1alpha1.TargetRef{Name: j.Name},
 			Mode:            mode,
 			PollingInterval: &metav1.Duration{Duration: o.PollInterval},
-			Triggers: &v1alpha1.Triggers{
-				Kafka: []v1alpha1.KafkaTrigger{{
-					Name: j.Name, BootstrapServers: []string{j.Testbed.Kafka.Bootstrap()},
-					ConsumerGroup: j.consumer, Topics: j.topics,
-				}},
-				FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: j.Testbed.Flink.RESTURL()}},
-			},
+			Triggers:        j.triggers(),
 		}
 		if j.Policy != nil {
 			j.Policy(pol)
@@ -446,6 +465,18 @@ func (s *Stack) createObjects(ctx context.Context, o Options) error {
 		}
 	}
 	return nil
+}
+
+// triggers are the job's policy's: its consumer group on its broker, and
+// its testbed's REST API.
+func (j *Job) triggers() *v1alpha1.Triggers {
+	return &v1alpha1.Triggers{
+		Kafka: []v1alpha1.KafkaTrigger{{
+			Name: j.Name, BootstrapServers: []string{j.Testbed.Kafka.Bootstrap()},
+			ConsumerGroup: j.consumer, Topics: j.topics,
+		}},
+		FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{URL: j.Testbed.Flink.RESTURL()}},
+	}
 }
 
 // Policy reads a job's policy.

@@ -224,3 +224,29 @@ func stopTaskManagers(ctx context.Context, p taskManagerPool, ids []string) erro
 	}
 	return nil
 }
+
+// ScaleTaskManagers keeps n TaskManagers of the current slot count, as a
+// standalone cluster's TaskManager Deployment does when its replicas
+// change: new ones start (and register with the JobManager on their own),
+// the newest of those beyond n stop. Nothing else sizes the pool then: an
+// adaptive job takes the slots that register, as Flink does without an
+// active resource manager.
+func (d *Deployer) ScaleTaskManagers(ctx context.Context, n int) error {
+	if n < 0 {
+		return fmt.Errorf("testbed: %d TaskManagers", n)
+	}
+	d.poolMu.Lock()
+	defer d.poolMu.Unlock()
+	d.mu.Lock()
+	slots := d.slots
+	d.mu.Unlock()
+	d.say("TaskManager Deployment scaled to %d", n)
+	return d.resize(ctx, n, slots)
+}
+
+// TaskManagerCount is the number of TaskManager processes the pool runs.
+func (d *Deployer) TaskManagerCount() int {
+	d.poolMu.Lock()
+	defer d.poolMu.Unlock()
+	return len(d.pool.TaskManagerIDs())
+}
