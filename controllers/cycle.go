@@ -133,7 +133,11 @@ func (c *cycle) run() ctrl.Result {
 		return wait
 	}
 	sample, collectErr := c.collect(policy)
-	c.pol.Status.RescalePath, c.pol.Status.RescalePathReason = c.d.Path()
+	if c.d.Kind != target.KindDeployment || c.ctl != nil {
+		// (A cluster without the operator's path is known only once Flink
+		// told its scheduler: until then the last one stands.)
+		c.pol.Status.RescalePath, c.pol.Status.RescalePathReason = c.d.Path()
+	}
 	if c.pol.Status.Rescale != nil {
 		readyMsg := "target found; following the rescale in progress"
 		if c.kafkaNote != "" {
