@@ -292,6 +292,9 @@ func observeCluster(ctx context.Context, kubeconfig, ns, name string, f liveFlag
 	fdName := name
 	if pol != nil {
 		fdName = pol.Spec.TargetRef.Name
+		if k := pol.Spec.TargetRef.EffectiveKind(); k != v1alpha1.KindFlinkDeployment {
+			return fail(fmt.Errorf("%s targets %s %s: recommend reads FlinkDeployments from the cluster; observe this job with --flink-url (its JobManager's REST API) instead, or read the policy's own report (kubectl get fsp %s -o yaml)", what, k, fdName, name))
+		}
 	}
 	fd := target.New()
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fdName}, fd); err != nil {

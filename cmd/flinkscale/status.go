@@ -383,7 +383,10 @@ func printDetail(w io.Writer, p *v1alpha1.FlinkScalingPolicy, d policyDetail, re
 	field := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	field("Name", p.Name)
 	field("Namespace", p.Namespace)
-	field("Target", "FlinkDeployment "+p.Spec.TargetRef.Name)
+	field("Target", p.Spec.TargetRef.EffectiveKind()+" "+p.Spec.TargetRef.Name)
+	if p.Status.RescalePath != "" {
+		field("Rescale path", p.Status.RescalePath+": "+p.Status.RescalePathReason)
+	}
 	mode := d.Mode
 	if p.Annotations[v1alpha1.AnnotationPaused] == "true" && p.Spec.Mode != v1alpha1.ModePaused {
 		mode += fmt.Sprintf(" (annotation %s=true; spec.mode %s)", v1alpha1.AnnotationPaused, orNone(string(p.Spec.Mode)))
