@@ -439,6 +439,9 @@ func (m *model) plan() (Plan, []Reason, bool) {
 	// cannot be counted.
 	slots := j.slotsFor(par)
 	free := (slots+spt-1)/spt*spt - slots
+	if budget >= 0 {
+		free = max(0, min(free, budget-slots)) // a cluster's free slots need not fill a TaskManager
+	}
 	if !j.s.SlotSharingUnknown && !m.trending(-1) {
 		floor := (p.Utilization.Min + p.Utilization.Target) / 2
 		for id := range j.fillFreeSlots(par, m.ceiling, free, floor) {

@@ -138,3 +138,53 @@ func FuzzReadPolicy(f *testing.F) {
 		checkInvariants(t, s, p, d)
 	})
 }
+
+// FuzzDecideClusterShapes: random jobs on clusters the job does not own or
+// cannot reshape (fixed slots, TaskManagers that cannot grow, a shared
+// session cluster, reactive mode) keep the invariants, and each shape's
+// promise: fixed slots are kept; a Scale fits the slots the job holds plus
+// those free; reactive plans run every vertex at its group's share.
+func FuzzDecideClusterShapes(f *testing.F) {
+	f.Add(uint64(1), uint64(2), uint8(5), uint8(0b1111), uint16(3))
+	f.Add(uint64(9), uint64(4), uint8(12), uint8(0b0010), uint16(0))
+	f.Add(uint64(3), uint64(3), uint8(2), uint8(0b1000), uint16(40))
+	f.Fuzz(func(t *testing.T, a, b uint64, n, shape uint8, free uint16) {
+		r := rand.New(rand.NewPCG(a, b))
+		s := randomJob(r, 1+int(n%30))
+		p := randomPolicy(r)
+		tm := &s.TaskManagers
+		tm.FixedSlots = shape&1 != 0
+		tm.FixedTaskManagers = shape&2 != 0
+		tm.Shared = shape&4 != 0
+		s.Reactive = shape&8 != 0
+		if tm.FixedTaskManagers || tm.Shared {
+			tm.SlotsAvailable = int(free % 200)
+			tm.SlotsTotal = tm.SlotsAvailable + tm.Slots*tm.Replicas
+		}
+		d := Decide(s, p, History{}, t0)
+		checkInvariants(t, s, p, d)
+		if d.Action != ActionScale {
+			return
+		}
+		if tm.FixedSlots && tm.Slots > 0 && d.Recommended.SlotsPerTaskManager != tm.Slots {
+			t.Fatalf("fixed slots %d, plan has %d per TaskManager", tm.Slots, d.Recommended.SlotsPerTaskManager)
+		}
+		if tm.FixedTaskManagers && tm.SlotsTotal > 0 && !s.Reactive && d.Recommended.Slots > d.Current.Slots+tm.SlotsAvailable {
+			t.Fatalf("plan of %d slots on a cluster where the job holds %d and %d are free", d.Recommended.Slots, d.Current.Slots, tm.SlotsAvailable)
+		}
+		if s.Reactive {
+			groups := map[string]int{}
+			for _, v := range s.Vertices {
+				g := v.SlotSharingGroup
+				q := d.Recommended.Parallelism[v.ID]
+				if v.MaxParallelism > 0 && q == v.MaxParallelism {
+					continue // capped by its max parallelism
+				}
+				if w, ok := groups[g]; ok && w != q {
+					t.Fatalf("reactive plan runs group %q at %d and %d", g, w, q)
+				}
+				groups[g] = q
+			}
+		}
+	})
+}

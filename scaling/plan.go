@@ -261,16 +261,43 @@ func (m *model) reactivePlan(spt int) (Plan, []Reason, bool) {
 	for _, x := range j.vertices {
 		width = max(width, min(m.rec[x.v.ID], max(1, x.maxP)))
 	}
-	tms := (groups*width + spt - 1) / spt
+	// Each group needs a slot at least.
+	least := (groups + spt - 1) / spt
+	tms := max(least, (groups*width+spt-1)/spt)
 	var rs []Reason
 	budget := slotBudget(p, spt, j.cpu)
 	if c, ok := m.clusterCapacity(); ok && (budget < 0 || c < budget) {
 		budget = c
 	}
+	if budget >= 0 && budget < least*spt {
+		return j.makePlan(m.rec, spt, j.cpu), append(rs, Reason{Code: ReasonQuotaUnsatisfiable, Message: fmt.Sprintf(
+			"reactive mode needs whole TaskManagers of %d slots, a slot for each of %d slot-sharing groups; the quota and the cluster allow %d", spt, groups, budget)}), false
+	}
 	if budget >= 0 && tms*spt > budget {
-		tms = max(1, budget/spt)
+		tms = budget / spt
 		rs = append(rs, Reason{Code: ReasonQuotaLimited, Message: fmt.Sprintf(
 			"the quota and the cluster allow %d slots: %d TaskManagers of %d", budget, tms, spt)})
+	}
+	// The policy's bounds cap the share: the TaskManagers are rounded
+	// down to stay within the smallest upper bound a policy sets.
+	bound := 0
+	for _, x := range j.vertices {
+		b := p.MaxParallelism
+		if o, ok := p.override(x.v); ok && o.MaxParallelism > 0 {
+			b = o.MaxParallelism
+		}
+		if b > 0 && (bound == 0 || b < bound) {
+			bound = b
+		}
+	}
+	if bound > 0 && tms*spt/groups > bound {
+		if least*spt/groups > bound {
+			return j.makePlan(m.rec, spt, j.cpu), append(rs, Reason{Code: ReasonReactiveMode, Message: fmt.Sprintf(
+				"reactive mode runs every vertex at its group's slots, and one TaskManager's %d slots already exceed the policy's max parallelism %d", spt, bound)}), false
+		}
+		tms = max(least, bound*groups/spt)
+		rs = append(rs, Reason{Code: ReasonPolicyLimited, Message: fmt.Sprintf(
+			"reactive mode: %d TaskManagers keep every vertex within the policy's max parallelism %d", tms, bound)})
 	}
 	share := max(1, tms*spt/groups)
 	par := make(map[string]int, len(j.vertices))
@@ -286,9 +313,11 @@ func (m *model) reactivePlan(spt int) (Plan, []Reason, bool) {
 	}
 	rs = append(rs, Reason{Code: ReasonReactiveMode, Message: fmt.Sprintf(
 		"reactive mode: %d TaskManagers of %d slots, every vertex at up to %d", tms, spt, share)})
+	// Reactive mode takes every slot of the TaskManagers, whatever the
+	// slot-sharing groups would need.
 	pl := j.makePlan(par, spt, j.cpu)
-	pl.TaskManagers = max(pl.TaskManagers, tms)
-	pl.Cores = float64(pl.TaskManagers) * j.cpu
+	pl.Slots, pl.TaskManagers = tms*spt, tms
+	pl.Cores = float64(tms) * j.cpu
 	return pl, rs, true
 }
 
