@@ -154,3 +154,32 @@ func TestCollectBackoff(t *testing.T) {
 	assert.Equal(t, 10*time.Second, collectBackoff(time.Second, 9))
 	assert.Equal(t, 10*time.Minute, collectBackoff(10*time.Minute, 3))
 }
+
+// FuzzTaskManagerHost: the host read from any TaskManager RPC address is
+// part of it and holds no scheme, user, port or path separator.
+func FuzzTaskManagerHost(f *testing.F) {
+	for _, s := range []string{"pekko.tcp://flink@10.244.1.17:6122/user/rpc/taskmanager_0", "akka.tcp://flink@[fd00::1]:6122/user", "flink@host", "", "@:/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		h := taskManagerHost(path)
+		if h == "" {
+			return
+		}
+		if !strings.Contains(path, h) || strings.ContainsAny(h, "@/") {
+			t.Fatalf("host %q of %q", h, path)
+		}
+	})
+}
+
+func TestTaskManagerHost(t *testing.T) {
+	for path, want := range map[string]string{
+		"pekko.tcp://flink@10.244.1.17:6122/user/rpc/taskmanager_0": "10.244.1.17",
+		"akka.tcp://flink@[fd00::1]:6122/user/rpc/taskmanager_0":    "fd00::1",
+		"no-address": "",
+	} {
+		if got := taskManagerHost(path); got != want {
+			t.Errorf("taskManagerHost(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

@@ -362,7 +362,11 @@ func taskManagerHost(path string) string {
 	if i := strings.LastIndex(hostPort, ":"); i >= 0 {
 		host = hostPort[:i]
 	}
-	return strings.Trim(host, "[]")
+	host = strings.Trim(host, "[]")
+	if strings.ContainsAny(host, "@/") {
+		return "" // not an RPC address
+	}
+	return host
 }
 
 func (f *flinkSource) Collect(ctx context.Context, jobID string) (metrics.FlinkSample, error) {

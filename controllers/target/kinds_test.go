@@ -170,3 +170,38 @@ func TestFlinkVersionTag(t *testing.T) {
 		assert.Equal(t, want, flinkVersionTag(in), in)
 	}
 }
+
+// FuzzObserveFlink: whatever a cluster's REST API says (configuration,
+// version, requirements), reading it never panics, the path is one of the
+// five, and every path but RecommendOnly is in place.
+func FuzzObserveFlink(f *testing.F) {
+	f.Add("adaptive", "reactive", "kubernetes-application", "1.20.3", "2", true, "aaa", 3)
+	f.Add("default", "", "remote", "2.1", "x", false, "", 0)
+	f.Add("ADAPTIVE ", "Reactive", "", "v1_18", "-1", true, "b", -4)
+	f.Fuzz(func(t *testing.T, scheduler, mode, execTarget, version, slots string, tmDeployment bool, vertex string, p int) {
+		var tm *appsv1.Deployment
+		if tmDeployment {
+			tm = taskManagers(2)
+		}
+		d := ReadCluster(jobManager(nil), tm, v1alpha1.TargetRef{Kind: v1alpha1.KindDeployment, Name: "wc"})
+		d.ObserveFlink(FlinkView{
+			Configuration: map[string]string{KeyScheduler: scheduler, KeySchedulerMode: mode, KeyExecutionTarget: execTarget, KeySlots: slots},
+			Version:       version, JobID: "j", JobState: "RUNNING", Requirements: map[string]int{vertex: p},
+		})
+		path, why := d.Path()
+		switch path {
+		case PathInPlace, PathInPlaceAndTaskManagers, PathTaskManagers, PathRecommendOnly:
+		default:
+			t.Fatalf("path %q", path)
+		}
+		if why == "" {
+			t.Fatal("no reason")
+		}
+		if d.RescaleInPlace() != (path != PathRecommendOnly) {
+			t.Fatalf("path %s but in place %v", path, d.RescaleInPlace())
+		}
+		if d.Slots < 1 {
+			t.Fatalf("%d slots", d.Slots)
+		}
+	})
+}
