@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,8 +45,10 @@ type clusterWorld struct {
 	pKey  types.NamespacedName
 	tmKey types.NamespacedName
 	next  time.Time
-	// poolWant is the replicas the kubelet last gave the pool.
+	// poolWant is the replicas the kubelet last gave the pool; pods the
+	// TaskManager pods it keeps, by TaskManager id.
 	poolWant int
+	pods     map[string]bool
 }
 
 type clusterOptions struct {
@@ -137,9 +140,53 @@ func (w *clusterWorld) run(d time.Duration) {
 				w.pool.SetTaskManagers(n)
 				w.poolWant = n
 			}
+			w.syncPods()
 		}
 		reconcileDue(w.t, w.ctx, w.ctl, w.pKey, now, &w.next)
 	}
+}
+
+// syncPods keeps a pod per registered TaskManager, with its IP, as the
+// kubelet would: the controller finds idle TaskManagers' pods by IP.
+func (w *clusterWorld) syncPods() {
+	w.t.Helper()
+	if w.pods == nil {
+		w.pods = map[string]bool{}
+	}
+	live := map[string]bool{}
+	for _, tm := range w.job.View().TaskManagers {
+		live[tm.ID] = true
+		if w.pods[tm.ID] {
+			continue
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: strings.ToLower(tm.ID),
+			Labels: map[string]string{"app": "orders", "component": "taskmanager"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "flink", Image: "flink:1.18"}}}}
+		require.NoError(w.t, w.c.Create(w.ctx, pod))
+		pod.Status.PodIP = tm.Host
+		require.NoError(w.t, w.c.Status().Update(w.ctx, pod))
+		w.pods[tm.ID] = true
+	}
+	for id := range w.pods {
+		if !live[id] {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: strings.ToLower(id)}}
+			require.NoError(w.t, client.IgnoreNotFound(w.c.Delete(w.ctx, pod)))
+			delete(w.pods, id)
+		}
+	}
+}
+
+// markedPods are the TaskManager pods the controller marked to go first.
+func (w *clusterWorld) markedPods() []string {
+	var pods corev1.PodList
+	require.NoError(w.t, w.c.List(w.ctx, &pods, client.InNamespace(w.ns)))
+	var out []string
+	for _, p := range pods.Items {
+		if p.Annotations[controllers.AnnotationPodDeletionCost] == "-1000" {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
 
 func (w *clusterWorld) taskManagerReplicas() int {
@@ -294,5 +341,9 @@ func TestStandaloneClusterScalesInPlaceAndTaskManagers(t *testing.T) {
 	assert.Equal(t, "RUNNING", w.job.View().Job.State)
 	assert.Equal(t, jobID, w.job.View().Job.ID, "never a new job: nothing stopped it")
 	assert.Contains(t, w.rec.dump(), "scaled "+strconv.Itoa(up)+" → "+strconv.Itoa(down))
+	// The idle TaskManagers' pods were marked to go first (the kubelet
+	// deleted them with the TaskManagers; none left marked runs a task).
+	assert.Contains(t, w.rec.dump(), "idle pod(s) marked to go first")
+	assert.Empty(t, w.markedPods(), "the pod left runs the job's tasks: never marked")
 	t.Logf("TaskManagers 1 → %d → %d; parallelism %v after the scale-up, %v now", up, down, run, w.running())
 }
