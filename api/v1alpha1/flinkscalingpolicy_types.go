@@ -79,7 +79,9 @@ func init() {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.minParallelism) || !has(self.maxParallelism) || self.minParallelism <= self.maxParallelism",message="minParallelism must be less than or equal to maxParallelism"
 type FlinkScalingPolicySpec struct {
-	// targetRef names the FlinkDeployment to scale, in the policy's namespace.
+	// targetRef names what to scale, in the policy's namespace: a FlinkDeployment,
+	// a FlinkSessionJob, or the JobManager Deployment of a cluster without the
+	// operator.
 	// +required
 	TargetRef TargetRef `json:"targetRef"`
 

@@ -185,7 +185,7 @@ func TestReferenceTablesWellFormed(t *testing.T) {
 		"## Printer columns", "| Ready | `.status.conditions[?(@.type==\"Ready\")].status` |",
 		"| short names | `fsp` |",
 		"### spec.targetRef", "### spec.utilization", "### spec.behavior", "### spec.triggers", "## status",
-		"**Validation:** `self.kind == 'FlinkDeployment'` — targetRef.kind must be FlinkDeployment",
+		"**Validation:** `self.kind in ['FlinkDeployment', 'FlinkSessionJob', 'Deployment']` — targetRef.kind must be FlinkDeployment, FlinkSessionJob or Deployment",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
