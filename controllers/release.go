@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -67,34 +68,47 @@ func (r *PolicyReconciler) finalize(ctx context.Context, pol *v1alpha1.FlinkScal
 func (r *PolicyReconciler) release(ctx context.Context, pol *v1alpha1.FlinkScalingPolicy) error {
 	key := types.NamespacedName{Namespace: pol.Namespace, Name: pol.Spec.TargetRef.Name}
 	u := target.New()
+	switch pol.Spec.TargetRef.EffectiveKind() {
+	case v1alpha1.KindFlinkSessionJob:
+		u = target.NewOf(target.SessionJobGVK)
+	case v1alpha1.KindDeployment:
+		// Nothing was applied: the requirements live in Flink and the
+		// replicas in the TaskManager Deployment, which stay as they are.
+		return nil
+	}
+	kind := u.GetKind()
 	if err := r.Client.Get(ctx, key, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("reading FlinkDeployment %s to release its fields: %w", key, err)
+		return fmt.Errorf("reading %s %s to release its fields: %w", kind, key, err)
 	}
 	owned, err := target.OwnedFields(u, FieldManager)
 	if err != nil {
-		return fmt.Errorf("FlinkDeployment %s: %w", key, err)
+		return fmt.Errorf("%s %s: %w", kind, key, err)
 	}
 	if len(owned) == 0 {
 		return nil
 	}
-	d, err := target.Read(u)
+	read := target.Read
+	if kind == target.SessionJobGVK.Kind {
+		read = func(u *unstructured.Unstructured) (*target.Deployment, error) { return target.ReadSessionJob(u, nil) }
+	}
+	d, err := read(u)
 	if err != nil {
-		return fmt.Errorf("FlinkDeployment %s: %w (its fields stay owned by %s; remove the finalizer %s to delete the policy anyway)",
-			key, err, FieldManager, FinalizerRelease)
+		return fmt.Errorf("%s %s: %w (its fields stay owned by %s; remove the finalizer %s to delete the policy anyway)",
+			kind, key, err, FieldManager, FinalizerRelease)
 	}
 	keep := d.Managed().Only(target.OwnedMask(owned))
 	handover := d.ApplyObject(keep)
 	if err := r.Client.Patch(ctx, handover, client.Apply, client.FieldOwner(ReleasedFieldManager)); err != nil {
-		return fmt.Errorf("handing the fields of FlinkDeployment %s over to %s: %w", key, ReleasedFieldManager, err)
+		return fmt.Errorf("handing the fields of %s %s over to %s: %w", kind, key, ReleasedFieldManager, err)
 	}
 	d.ResourceVersion = handover.GetResourceVersion()
 	drop := d.ApplyObject(target.Fields{})
 	delete(drop.Object, "spec")
 	if err := r.Client.Patch(ctx, drop, client.Apply, client.FieldOwner(FieldManager)); err != nil {
-		return fmt.Errorf("releasing the fields of FlinkDeployment %s: %w", key, err)
+		return fmt.Errorf("releasing the fields of %s %s: %w", kind, key, err)
 	}
 	paths := make([]string, 0, len(owned))
 	for p := range owned {

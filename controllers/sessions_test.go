@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/controllers/target"
 	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/envtest"
@@ -196,4 +198,23 @@ func TestSessionJobsShareTheirClustersSlots(t *testing.T) {
 	for _, mf := range cluster.GetManagedFields() {
 		assert.NotEqual(t, controllers.FieldManager, mf.Manager)
 	}
+
+	// Deleting the policy hands the session job's overrides over, values
+	// kept, and nothing restarts.
+	key := types.NamespacedName{Namespace: w.ns, Name: "orders"}
+	sj := envtest.NewFlinkSessionJob(w.ns, "orders")
+	require.NoError(t, w.c.Get(w.ctx, key, sj))
+	require.ElementsMatch(t, []string{target.FieldOverrides}, managedBy(t, sj, controllers.FieldManager))
+	overrides, _, _ := unstructured.NestedString(sj.Object, "spec", "flinkConfiguration", target.KeyOverrides)
+	gen, job := sj.GetGeneration(), w.orders.Job.View().Job.ID
+	require.NoError(t, w.c.Delete(w.ctx, w.policy()))
+	w.run(time.Minute)
+	require.True(t, apierrors.IsNotFound(w.c.Get(w.ctx, w.pKey, &v1alpha1.FlinkScalingPolicy{})), "the policy is gone")
+	require.NoError(t, w.c.Get(w.ctx, key, sj))
+	after, _, _ := unstructured.NestedString(sj.Object, "spec", "flinkConfiguration", target.KeyOverrides)
+	assert.Equal(t, overrides, after)
+	assert.Equal(t, gen, sj.GetGeneration(), "the spec did not change")
+	assert.Empty(t, managedBy(t, sj, controllers.FieldManager))
+	assert.ElementsMatch(t, []string{target.FieldOverrides}, managedBy(t, sj, controllers.ReleasedFieldManager))
+	assert.Equal(t, job, w.orders.Job.View().Job.ID)
 }

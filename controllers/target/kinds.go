@@ -52,6 +52,7 @@ func ReadSessionJob(sj, cluster *unstructured.Unstructured) (*Deployment, error)
 	if d.Cluster == "" {
 		return nil, fmt.Errorf("spec.deploymentName is empty: the session job names no session cluster")
 	}
+	d.ownConfiguration = d.Configuration
 	if cluster == nil {
 		return d, nil
 	}
