@@ -111,6 +111,34 @@ type TaskManagerSample struct {
 	CPU      float64 // cores of one TaskManager
 	Slots    int     // task slots of one TaskManager
 	Replicas int     // TaskManagers registered
+	// Memory is what the TaskManagers report of their memory (nil: not
+	// read, or nothing reported).
+	Memory *MemorySample
+}
+
+// MemorySample is the TaskManagers' memory at a poll: their configured
+// memory model (the largest TaskManager's) and what they use, aggregated
+// over the TaskManagers (bytes; nil: not reported). From REST
+// /taskmanagers (memoryConfiguration) and /taskmanagers/metrics.
+type MemorySample struct {
+	// Configured: process, Flink, heap (framework + task), managed,
+	// network and metaspace memory of one TaskManager.
+	Process, Flink, Heap, Managed, Network, Metaspace int64
+	// HeapUsedMax and HeapUsedAvg: JVM heap in use (Status.JVM.Memory.Heap.Used),
+	// over TaskManagers; HeapMax the heap's limit (Heap.Max).
+	HeapUsedMax, HeapUsedAvg, HeapMax *float64
+	// MetaspaceUsedMax: Status.JVM.Memory.Metaspace.Used, the largest.
+	MetaspaceUsedMax *float64
+	// ManagedUsedMax and ManagedTotal: Status.Flink.Memory.Managed.Used
+	// (the largest) and .Total.
+	ManagedUsedMax, ManagedTotal *float64
+	// GCTimeMsPerSecondMax: Status.JVM.GarbageCollector.All.TimeMsPerSecond,
+	// the largest (Flink 1.19+).
+	GCTimeMsPerSecondMax *float64
+	// NetworkSegmentsTotal (the smallest TaskManager's) and
+	// NetworkSegmentsUsedMax: Status.Shuffle.Netty.TotalMemorySegments and
+	// .UsedMemorySegments.
+	NetworkSegmentsTotal, NetworkSegmentsUsedMax *float64
 }
 
 // SlotsSample is the task slots of a cluster's TaskManagers at a poll:

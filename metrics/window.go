@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/flinkscale/flinkscale/scaling"
@@ -177,6 +178,7 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	}
 	if tm := last.TaskManagers; tm != nil {
 		s.TaskManagers = scaling.TaskManagers{CPU: scaling.Float(tm.CPU), Slots: tm.Slots, Replicas: tm.Replicas}
+		s.TaskManagers.Memory = w.memory()
 	} else {
 		miss("TaskManagers: not collected")
 	}
@@ -278,6 +280,65 @@ func (w *Window) atOf(id string, i int) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// memory is the TaskManagers' memory over the window: the newest memory
+// model and limits, the largest use seen, averages of the averages (nil:
+// no sample reported memory).
+func (w *Window) memory() *scaling.Memory {
+	var ms []*MemorySample
+	for _, s := range w.flink {
+		if t := s.TaskManagers; t != nil && t.Memory != nil {
+			ms = append(ms, t.Memory)
+		}
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	last := ms[len(ms)-1]
+	out := &scaling.Memory{
+		ProcessBytes: scaling.Float(last.Process), FlinkBytes: scaling.Float(last.Flink), HeapBytes: scaling.Float(last.Heap),
+		ManagedBytes: scaling.Float(last.Managed), NetworkBytes: scaling.Float(last.Network), MetaspaceBytes: scaling.Float(last.Metaspace),
+		HeapMaxBytes: ptrF(last.HeapMax), ManagedTotalBytes: ptrF(last.ManagedTotal), NetworkSegmentsTotal: ptrF(last.NetworkSegmentsTotal),
+	}
+	series := func(f func(*MemorySample) *float64) []float64 {
+		var xs []float64
+		for _, m := range ms {
+			if v := f(m); v != nil {
+				xs = append(xs, *v)
+			}
+		}
+		return xs
+	}
+	peak := func(xs []float64) *scaling.Float {
+		if len(xs) == 0 {
+			return nil
+		}
+		return scaling.F(floats.Max(xs))
+	}
+	mean := func(xs []float64) *scaling.Float {
+		if len(xs) == 0 {
+			return nil
+		}
+		return scaling.F(stat.Mean(xs, nil))
+	}
+	if mx, av := series(func(m *MemorySample) *float64 { return m.HeapUsedMax }), series(func(m *MemorySample) *float64 { return m.HeapUsedAvg }); len(mx) > 0 {
+		out.HeapUsedBytes = &scaling.Stat{Avg: mean(av), Max: peak(mx)}
+	}
+	out.MetaspaceUsedBytes = peak(series(func(m *MemorySample) *float64 { return m.MetaspaceUsedMax }))
+	out.ManagedUsedBytes = peak(series(func(m *MemorySample) *float64 { return m.ManagedUsedMax }))
+	if gc := series(func(m *MemorySample) *float64 { return m.GCTimeMsPerSecondMax }); len(gc) > 0 {
+		out.GCTimeMsPerSecond = &scaling.Stat{Avg: mean(gc), Max: peak(gc)}
+	}
+	out.NetworkSegmentsUsed = peak(series(func(m *MemorySample) *float64 { return m.NetworkSegmentsUsedMax }))
+	return out
+}
+
+func ptrF(v *float64) *scaling.Float {
+	if v == nil {
+		return nil
+	}
+	return scaling.F(*v)
 }
 
 func (w *Window) meanCheckpointMs() float64 {

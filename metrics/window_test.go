@@ -444,3 +444,41 @@ func TestWindowSlotSharingUnknown(t *testing.T) {
 		assert.Equal(t, unknown, snap.SlotSharingUnknown)
 	}
 }
+
+// The TaskManagers' memory over the window: the newest model and limits,
+// the largest use seen, the average of the averages; a poll that read no
+// memory figures changes nothing.
+func TestWindowMemory(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	const gib = 1 << 30
+	for i, heap := range []float64{0.4, 0.7, 0.5} {
+		s := flinkAt(100+30*i, "j1")
+		s.TaskManagers.Memory = &MemorySample{
+			Process: 4 * gib, Flink: 3 * gib, Heap: gib, Managed: gib, Network: gib / 8, Metaspace: gib / 4,
+			HeapUsedMax: f(heap * gib), HeapUsedAvg: f(heap * gib / 2), HeapMax: f(gib),
+			GCTimeMsPerSecondMax: f(float64(10 * (i + 1))), NetworkSegmentsTotal: f(4096), NetworkSegmentsUsedMax: f(float64(100 * (i + 1))),
+		}
+		w.AddFlink(s)
+	}
+	w.AddFlink(flinkAt(190, "j1")) // no memory read at this poll
+	snap, _ := w.Snapshot()
+	m := snap.TaskManagers.Memory
+	require.NotNil(t, m)
+	assert.Equal(t, scaling.Float(4*gib), m.ProcessBytes)
+	assert.Equal(t, scaling.Float(gib), m.HeapBytes)
+	require.NotNil(t, m.HeapUsedBytes)
+	// Max: the 0.7 GiB poll; avg: (0.2 + 0.35 + 0.25) / 3 GiB.
+	assert.InDelta(t, 0.7*gib, float64(*m.HeapUsedBytes.Max), 1)
+	assert.InDelta(t, 0.8/3*gib, float64(*m.HeapUsedBytes.Avg), 1)
+	// GC: (10 + 20 + 30) / 3 = 20 ms/s on average, 30 at worst.
+	assert.InDelta(t, 20, float64(*m.GCTimeMsPerSecond.Avg), 1e-9)
+	assert.InDelta(t, 30, float64(*m.GCTimeMsPerSecond.Max), 1e-9)
+	assert.InDelta(t, 4096, float64(*m.NetworkSegmentsTotal), 1e-9)
+	assert.InDelta(t, 300, float64(*m.NetworkSegmentsUsed), 1e-9)
+	assert.Nil(t, m.MetaspaceUsedBytes, "not reported")
+
+	w = NewWindow(5 * time.Minute)
+	w.AddFlink(flinkAt(100, "j1"))
+	snap, _ = w.Snapshot()
+	assert.Nil(t, snap.TaskManagers.Memory)
+}

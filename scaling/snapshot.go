@@ -181,10 +181,47 @@ type TaskManagers struct {
 	// whose TaskManagers flinkscale does not scale): a plan holds at most
 	// the slots the job uses now plus SlotsAvailable.
 	FixedTaskManagers bool `json:"fixedTaskManagers,omitempty"`
+	// Memory is the TaskManagers' memory over the window (nil: not
+	// reported). See Memory.
+	Memory *Memory `json:"memory,omitempty"`
 	// Shared is true when the cluster runs other jobs too (a session
 	// cluster): Replicas and SlotsTotal − SlotsAvailable are the cluster's,
 	// and the job's share is counted from its own parallelism.
 	Shared bool `json:"shared,omitempty"`
+}
+
+// Memory is the TaskManagers' memory over the window, in bytes: the memory
+// model one TaskManager is configured with (REST /taskmanagers
+// memoryConfiguration: process, total Flink, heap = framework + task heap,
+// managed, network and metaspace), and what the TaskManagers use (REST
+// /taskmanagers/metrics, aggregated over TaskManagers and the window).
+// Absent figures were not reported.
+type Memory struct {
+	ProcessBytes   Float `json:"processBytes,omitempty"`
+	FlinkBytes     Float `json:"flinkBytes,omitempty"`
+	HeapBytes      Float `json:"heapBytes,omitempty"`
+	ManagedBytes   Float `json:"managedBytes,omitempty"`
+	NetworkBytes   Float `json:"networkBytes,omitempty"`
+	MetaspaceBytes Float `json:"metaspaceBytes,omitempty"`
+	// HeapUsedBytes: Status.JVM.Memory.Heap.Used, the window's average of
+	// the TaskManagers' average (avg) and its largest value on any
+	// TaskManager (max); HeapMaxBytes the heap's limit (Heap.Max).
+	HeapUsedBytes *Stat  `json:"heapUsedBytes,omitempty"`
+	HeapMaxBytes  *Float `json:"heapMaxBytes,omitempty"`
+	// MetaspaceUsedBytes: Status.JVM.Memory.Metaspace.Used, the largest.
+	MetaspaceUsedBytes *Float `json:"metaspaceUsedBytes,omitempty"`
+	// ManagedUsedBytes and ManagedTotalBytes: Status.Flink.Memory.Managed.*.
+	ManagedUsedBytes  *Float `json:"managedUsedBytes,omitempty"`
+	ManagedTotalBytes *Float `json:"managedTotalBytes,omitempty"`
+	// GCTimeMsPerSecond: Status.JVM.GarbageCollector.All.TimeMsPerSecond of
+	// the busiest TaskManager, averaged (avg) and at its worst (max) over
+	// the window (Flink 1.19+).
+	GCTimeMsPerSecond *Stat `json:"gcTimeMsPerSecond,omitempty"`
+	// NetworkSegmentsTotal and NetworkSegmentsUsed:
+	// Status.Shuffle.Netty.TotalMemorySegments (the smallest TaskManager's)
+	// and UsedMemorySegments (the largest, over the window).
+	NetworkSegmentsTotal *Float `json:"networkSegmentsTotal,omitempty"`
+	NetworkSegmentsUsed  *Float `json:"networkSegmentsUsed,omitempty"`
 }
 
 // ReadSnapshot decodes a snapshot and rejects unknown fields, so that a typo

@@ -328,6 +328,24 @@ func (c *Client) VertexMetricIDs(ctx context.Context, jobID, vertexID string) ([
 	return items.ids(), nil
 }
 
+// TaskManagerMetricIDs is GET /taskmanagers/:id/metrics without get: the
+// metric ids one TaskManager has (Status.JVM.*, Status.Flink.Memory.*,
+// Status.Shuffle.Netty.*, …).
+func (c *Client) TaskManagerMetricIDs(ctx context.Context, tmID string) ([]string, error) {
+	var items metricList
+	if err := c.get(ctx, "/taskmanagers/"+url.PathEscape(tmID)+"/metrics", nil, &items); err != nil {
+		return nil, err
+	}
+	return items.ids(), nil
+}
+
+// AggregatedTaskManagerMetrics is GET /taskmanagers/metrics?get=ids&agg=aggs:
+// each id's aggregates over every TaskManager. As for subtasks, ask only
+// for discovered ids.
+func (c *Client) AggregatedTaskManagerMetrics(ctx context.Context, ids, aggs []string) (map[string]AggregatedMetric, error) {
+	return c.aggregated(ctx, "/taskmanagers/metrics", ids, aggs)
+}
+
 // Aggregation names for AggregatedSubtaskMetrics.
 const (
 	AggMin  = "min"
@@ -343,6 +361,12 @@ const (
 // every subtask, so ask only for discovered ids; ids it skipped (non-numeric
 // gauges) are absent from the map.
 func (c *Client) AggregatedSubtaskMetrics(ctx context.Context, jobID, vertexID string, ids, aggs []string) (map[string]AggregatedMetric, error) {
+	return c.aggregated(ctx, vertexPath(jobID, vertexID)+"/subtasks/metrics", ids, aggs)
+}
+
+// aggregated is GET path?get=ids&agg=aggs of an aggregating metrics
+// handler (subtasks, TaskManagers): each id's aggregates.
+func (c *Client) aggregated(ctx context.Context, path string, ids, aggs []string) (map[string]AggregatedMetric, error) {
 	if len(ids) == 0 {
 		return map[string]AggregatedMetric{}, nil
 	}
@@ -351,13 +375,13 @@ func (c *Client) AggregatedSubtaskMetrics(ctx context.Context, jobID, vertexID s
 		q.Set("agg", strings.Join(aggs, ","))
 	}
 	var items []AggregatedMetric
-	if err := c.get(ctx, vertexPath(jobID, vertexID)+"/subtasks/metrics", q, &items); err != nil {
+	if err := c.get(ctx, path, q, &items); err != nil {
 		return nil, err
 	}
 	out := make(map[string]AggregatedMetric, len(items))
 	for _, m := range items {
 		if m.ID == "" {
-			return nil, fmt.Errorf("flink: GET %s/subtasks/metrics: unexpected shape: entry without id", vertexPath(jobID, vertexID))
+			return nil, fmt.Errorf("flink: GET %s: unexpected shape: entry without id", path)
 		}
 		out[m.ID] = m
 	}

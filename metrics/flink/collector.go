@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +96,7 @@ type Collector struct {
 	mu          sync.Mutex
 	cachedJob   string              // job id the caches below belong to
 	ids         map[string][]string // vertex id → discovered ids (non-sources)
+	tmIDs       []string            // the TaskManagers' memory metric ids (nil: not discovered)
 	version     string
 	ckptConf    *ckptConf
 	lastMetrics time.Time // the first metrics request of the latest Collect that made one
@@ -345,7 +347,7 @@ func (c *Collector) resetFor(jobID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cachedJob != jobID {
-		c.cachedJob, c.ids, c.version, c.ckptConf = jobID, map[string][]string{}, "", nil
+		c.cachedJob, c.ids, c.version, c.ckptConf, c.tmIDs = jobID, map[string][]string{}, "", nil, nil
 	}
 }
 
@@ -802,5 +804,102 @@ func (c *Collector) taskManagers(ctx context.Context, missing func(string, ...an
 	if !(out.CPU > 0) {
 		missing("taskmanagers: cpu: not reported")
 	}
+	out.Memory = c.memory(ctx, tms)
 	return out
+}
+
+// Memory metrics of the TaskManagers and how they are aggregated.
+var memoryMetrics = []struct {
+	id  string
+	agg string
+}{
+	{"Status.JVM.Memory.Heap.Used", AggMax},
+	{"Status.JVM.Memory.Heap.Used", AggAvg},
+	{"Status.JVM.Memory.Heap.Max", AggMin},
+	{"Status.JVM.Memory.Metaspace.Used", AggMax},
+	{"Status.Flink.Memory.Managed.Used", AggMax},
+	{"Status.Flink.Memory.Managed.Total", AggMin},
+	{"Status.JVM.GarbageCollector.All.TimeMsPerSecond", AggMax},
+	{"Status.Shuffle.Netty.TotalMemorySegments", AggMin},
+	{"Status.Shuffle.Netty.UsedMemorySegments", AggMax},
+}
+
+// memory reads the TaskManagers' memory model (the largest TaskManager's)
+// and their memory metrics, aggregated over TaskManagers. Which metrics a
+// TaskManager has is discovered once per job (Flink answers nothing at all
+// when one requested id is missing everywhere). Nothing here is ever a
+// hold reason: nil fields are unknown.
+func (c *Collector) memory(ctx context.Context, tms []TaskManagerInfo) *metrics.MemorySample {
+	m := &metrics.MemorySample{}
+	seen := false
+	for _, tm := range tms {
+		mc := tm.MemoryConfiguration
+		if mc == nil || mc.TotalProcessMemory <= m.Process {
+			continue
+		}
+		seen = true
+		m.Process, m.Flink, m.Heap = mc.TotalProcessMemory, mc.TotalFlinkMemory, mc.FrameworkHeap+mc.TaskHeap
+		m.Managed, m.Network, m.Metaspace = mc.ManagedMemory, mc.NetworkMemory, mc.JVMMetaspace
+	}
+	c.mu.Lock()
+	ids := c.tmIDs
+	c.mu.Unlock()
+	if ids == nil {
+		known, err := c.c.TaskManagerMetricIDs(ctx, tms[0].ID)
+		if err != nil {
+			return orNil(m, seen)
+		}
+		ids = []string{}
+		for _, mm := range memoryMetrics {
+			if contains(known, mm.id) && !contains(ids, mm.id) {
+				ids = append(ids, mm.id)
+			}
+		}
+		c.mu.Lock()
+		c.tmIDs = ids
+		c.mu.Unlock()
+	}
+	got, err := c.c.AggregatedTaskManagerMetrics(ctx, ids, []string{AggMin, AggMax, AggAvg})
+	if err != nil || len(got) == 0 {
+		return orNil(m, seen)
+	}
+	pick := func(id, agg string) *float64 {
+		a, ok := got[id]
+		if !ok {
+			return nil
+		}
+		var f *Float
+		switch agg {
+		case AggMin:
+			f = a.Min
+		case AggMax:
+			f = a.Max
+		case AggAvg:
+			f = a.Avg
+		}
+		if f == nil {
+			return nil
+		}
+		v := f.Ptr()
+		if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 {
+			return nil
+		}
+		seen = true
+		return v
+	}
+	m.HeapUsedMax, m.HeapUsedAvg = pick("Status.JVM.Memory.Heap.Used", AggMax), pick("Status.JVM.Memory.Heap.Used", AggAvg)
+	m.HeapMax = pick("Status.JVM.Memory.Heap.Max", AggMin)
+	m.MetaspaceUsedMax = pick("Status.JVM.Memory.Metaspace.Used", AggMax)
+	m.ManagedUsedMax, m.ManagedTotal = pick("Status.Flink.Memory.Managed.Used", AggMax), pick("Status.Flink.Memory.Managed.Total", AggMin)
+	m.GCTimeMsPerSecondMax = pick("Status.JVM.GarbageCollector.All.TimeMsPerSecond", AggMax)
+	m.NetworkSegmentsTotal = pick("Status.Shuffle.Netty.TotalMemorySegments", AggMin)
+	m.NetworkSegmentsUsedMax = pick("Status.Shuffle.Netty.UsedMemorySegments", AggMax)
+	return orNil(m, seen)
+}
+
+func orNil(m *metrics.MemorySample, seen bool) *metrics.MemorySample {
+	if !seen {
+		return nil
+	}
+	return m
 }

@@ -111,8 +111,10 @@ func TestCollectMatchesSimulator(t *testing.T) {
 	s, err = col.Collect(context.Background(), v.Job.ID)
 	require.NoError(t, err)
 	assertMatches(t, j.View(), s)
-	assert.Equal(t, int64(11), ct.n.Load(), "requests per steady-state Collect")
-	assert.Equal(t, int64(15), first, "requests of the first Collect (with job listing)")
+	// (+1 each: the TaskManagers' memory metrics, aggregated; the first
+	// Collect also discovers which a TaskManager has.)
+	assert.Equal(t, int64(12), ct.n.Load(), "requests per steady-state Collect")
+	assert.Equal(t, int64(17), first, "requests of the first Collect (with job listing)")
 
 	// 5 s later: no priming; the store the previous poll fetched.
 	before := j.View()
@@ -120,7 +122,7 @@ func TestCollectMatchesSimulator(t *testing.T) {
 	ct.n.Store(0)
 	s, err = col.Collect(context.Background(), v.Job.ID)
 	require.NoError(t, err)
-	assert.Equal(t, int64(10), ct.n.Load(), "requests per Collect without priming")
+	assert.Equal(t, int64(11), ct.n.Load(), "requests per Collect without priming")
 	assert.Equal(t, j.View().Now.UTC(), s.At)
 	_, _, want := subAgg(before.Job.Vertices[2].Subtasks, func(st sim.SubtaskView) float64 { return st.NumRecordsIn })
 	require.NotNil(t, s.Vertices[2].NumRecordsIn)
@@ -220,7 +222,21 @@ func assertMatches(t *testing.T, v sim.View, s metrics.FlinkSample) {
 		Completed:     cp.Completed, Failed: cp.Failed, InProgress: cp.InProgress,
 	}, *s.Checkpoints)
 	require.NotNil(t, s.TaskManagers)
+	mem := s.TaskManagers.Memory
+	s.TaskManagers.Memory = nil
 	assert.Equal(t, metrics.TaskManagerSample{CPU: 2, Slots: 2, Replicas: len(v.TaskManagers)}, *s.TaskManagers)
+	// The memory model of /taskmanagers and the gauges of
+	// /taskmanagers/metrics, as the simulated TaskManagers report them.
+	require.NotNil(t, mem)
+	assert.Positive(t, mem.Process)
+	assert.Equal(t, mem.Flink-mem.Heap-mem.Managed-mem.Network > 0, true, "off-heap is the rest of Flink memory: %+v", mem)
+	require.NotNil(t, mem.HeapMax)
+	require.NotNil(t, mem.HeapUsedMax)
+	assert.LessOrEqual(t, *mem.HeapUsedMax, *mem.HeapMax)
+	require.NotNil(t, mem.NetworkSegmentsTotal)
+	assert.InDelta(t, float64(mem.Network)/32768, *mem.NetworkSegmentsTotal, 1, "network memory in 32 KiB segments")
+	require.NotNil(t, mem.ManagedTotal)
+	assert.InDelta(t, float64(mem.Managed), *mem.ManagedTotal, 1)
 	// The slots the resource manager reports (/overview).
 	var slots metrics.SlotsSample
 	for _, tm := range v.TaskManagers {
@@ -399,7 +415,7 @@ func TestCollectNaNAndQuirks(t *testing.T) {
 	assert.Equal(t, metrics.TaskManagerSample{CPU: 4, Slots: 2, Replicas: 1}, *s.TaskManagers)
 	assert.Equal(t, "1.20.1", s.FlinkVersion)
 	assert.Equal(t, time.UnixMilli(1717239600000).UTC(), s.RunningSince)
-	assert.Equal(t, int64(11), ct.n.Load(), "with the priming request")
+	assert.Equal(t, int64(12), ct.n.Load(), "with the priming request (and the TaskManagers' metric ids, which this server does not have)")
 }
 
 // The slots the resource manager reports come from /overview at every

@@ -398,6 +398,23 @@ type TaskManagerInfo struct {
 		CPUCores       Float `json:"cpuCores"`
 		PhysicalMemory int64 `json:"physicalMemory"`
 	} `json:"hardware"`
+	// MemoryConfiguration is the TaskManager's memory model in bytes, as
+	// its configuration resolved it (Flink 1.15+; absent before).
+	MemoryConfiguration *MemoryConfiguration `json:"memoryConfiguration"`
+}
+
+// MemoryConfiguration is a TaskManager's memory model (bytes).
+type MemoryConfiguration struct {
+	FrameworkHeap      int64 `json:"frameworkHeap"`
+	TaskHeap           int64 `json:"taskHeap"`
+	FrameworkOffHeap   int64 `json:"frameworkOffHeap"`
+	TaskOffHeap        int64 `json:"taskOffHeap"`
+	NetworkMemory      int64 `json:"networkMemory"`
+	ManagedMemory      int64 `json:"managedMemory"`
+	JVMMetaspace       int64 `json:"jvmMetaspace"`
+	JVMOverhead        int64 `json:"jvmOverhead"`
+	TotalFlinkMemory   int64 `json:"totalFlinkMemory"`
+	TotalProcessMemory int64 `json:"totalProcessMemory"`
 }
 
 // Bounds are a vertex's parallelism bounds in resource requirements (-1:
