@@ -480,6 +480,11 @@ func (m *model) gate(reasons []Reason) Decision {
 		why = append(why, Reason{Code: ReasonNoChange, Message: "no vertex outside the band would change"})
 		return d.hold(append(reasons, why...))
 	}
+	if r := m.memoryPressure(); r != nil {
+		d.Recommended = d.Current
+		d.Vertices = m.vertexDecisions(d.Current.Parallelism)
+		return d.hold(append(reasons, *r))
+	}
 	if r := m.economics(up); r != nil {
 		d.Recommended = d.Current
 		d.Vertices = m.vertexDecisions(d.Current.Parallelism)

@@ -42,9 +42,12 @@ const (
 	ReasonWithinBand           ReasonCode = "WithinBand"
 	ReasonScaleDownStabilizing ReasonCode = "ScaleDownStabilizing"
 	ReasonCheckpointsUnhealthy ReasonCode = "CheckpointsUnhealthy"
-	ReasonGainBelowCost        ReasonCode = "GainBelowCost"
-	ReasonNoChange             ReasonCode = "NoChange"
-	ReasonQuotaUnsatisfiable   ReasonCode = "QuotaUnsatisfiable"
+	// ReasonMemoryPressure: the TaskManagers spend too much time in GC (or
+	// hold too much heap) for a rescale to help; they need memory.
+	ReasonMemoryPressure     ReasonCode = "MemoryPressure"
+	ReasonGainBelowCost      ReasonCode = "GainBelowCost"
+	ReasonNoChange           ReasonCode = "NoChange"
+	ReasonQuotaUnsatisfiable ReasonCode = "QuotaUnsatisfiable"
 )
 
 // Reasons that trigger a rescale.

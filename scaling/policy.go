@@ -62,6 +62,24 @@ type Policy struct {
 	MinChange float64 `json:"minChange"`
 	// Checkpoints says when checkpoints count as unhealthy.
 	Checkpoints CheckpointPolicy `json:"checkpoints"`
+	// Memory says when the TaskManagers' memory holds a rescale back.
+	Memory MemoryPolicy `json:"memory"`
+}
+
+// MemoryPolicy holds back rescales of a job whose TaskManagers are short of
+// memory: more subtasks on TaskManagers of the same size do not fix a
+// GC-bound job, and fewer put more state on each.
+type MemoryPolicy struct {
+	// MaxGCTimeRatio: a rescale waits while the busiest TaskManager spends
+	// more than this share of its time in garbage collection, on average
+	// over the window (Status.JVM.GarbageCollector.All.TimeMsPerSecond /
+	// 1000). In (0,1]; 0 turns the check off.
+	MaxGCTimeRatio float64 `json:"maxGCTimeRatio,omitempty"`
+	// MaxHeapUsage: a rescale waits while the TaskManagers' heap in use,
+	// on average, exceeds this share of the heap. In (0,1]; 0 (the
+	// default) turns it off: heap in use includes garbage not yet
+	// collected, so alone it says little.
+	MaxHeapUsage float64 `json:"maxHeapUsage,omitempty"`
 }
 
 // Utilization is a band of busy fractions in (0,1].
@@ -142,6 +160,7 @@ func DefaultPolicy() Policy {
 		},
 		MinChange:   0.1,
 		Checkpoints: CheckpointPolicy{MaxDurationRatio: 0.5},
+		Memory:      MemoryPolicy{MaxGCTimeRatio: 0.3},
 	}
 }
 
@@ -208,6 +227,12 @@ func (p Policy) Validate() error {
 	}
 	if !(p.Checkpoints.MaxDurationRatio > 0) || math.IsInf(p.Checkpoints.MaxDurationRatio, 0) {
 		bad("checkpoints.maxDurationRatio must be positive, got %g", p.Checkpoints.MaxDurationRatio)
+	}
+	if !(p.Memory.MaxGCTimeRatio >= 0 && p.Memory.MaxGCTimeRatio <= 1) {
+		bad("memory.maxGCTimeRatio must be in [0,1] (0: off), got %g", p.Memory.MaxGCTimeRatio)
+	}
+	if !(p.Memory.MaxHeapUsage >= 0 && p.Memory.MaxHeapUsage <= 1) {
+		bad("memory.maxHeapUsage must be in [0,1] (0: off), got %g", p.Memory.MaxHeapUsage)
 	}
 	return errors.Join(errs...)
 }

@@ -77,6 +77,10 @@ func (s *FlinkScalingPolicySpec) ScalingPolicy() (scaling.Policy, error) {
 	if c := s.Checkpoints; c != nil {
 		setF(&p.Checkpoints.MaxDurationRatio, c.MaxDurationRatio)
 	}
+	if m := s.Memory; m != nil {
+		setF(&p.Memory.MaxGCTimeRatio, m.MaxGCTimeRatio)
+		setF(&p.Memory.MaxHeapUsage, m.MaxHeapUsage)
+	}
 	if err := p.Validate(); err != nil {
 		errs = append(errs, err)
 	}

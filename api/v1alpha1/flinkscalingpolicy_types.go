@@ -253,6 +253,13 @@ type FlinkScalingPolicySpec struct {
 	// +optional
 	Checkpoints *CheckpointPolicy `json:"checkpoints,omitempty"`
 
+	// memory says when the TaskManagers' memory holds a rescale back
+	// (MemoryPressure): a GC-bound job is not fixed by more subtasks on
+	// TaskManagers of the same size.
+	// +kubebuilder:default={}
+	// +optional
+	Memory *MemoryPolicy `json:"memory,omitempty"`
+
 	// excludedPeriods are time windows in which no rescale starts (for
 	// example a nightly batch, or business hours).
 	// +kubebuilder:validation:MaxItems=20
@@ -449,6 +456,25 @@ type CheckpointPolicy struct {
 	// +kubebuilder:validation:XValidation:rule="self > 0.0",message="maxDurationRatio must be positive"
 	// +optional
 	MaxDurationRatio *float64 `json:"maxDurationRatio,omitempty"`
+}
+
+// MemoryPolicy holds back rescales of a job whose TaskManagers are short of
+// memory.
+type MemoryPolicy struct {
+	// maxGCTimeRatio: a rescale waits while the busiest TaskManager spends
+	// more than this share of its time in garbage collection, on average
+	// over the metrics window (Flink 1.19+ reports it). In [0,1]; 0 turns
+	// the check off.
+	// +kubebuilder:default=0.3
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0 && self <= 1.0",message="maxGCTimeRatio must be in [0,1]"
+	// +optional
+	MaxGCTimeRatio *float64 `json:"maxGCTimeRatio,omitempty"`
+	// maxHeapUsage: a rescale waits while the TaskManagers' heap in use
+	// averages more than this share of the heap. In [0,1]; 0 (the default)
+	// turns it off: heap in use includes uncollected garbage.
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0 && self <= 1.0",message="maxHeapUsage must be in [0,1]"
+	// +optional
+	MaxHeapUsage *float64 `json:"maxHeapUsage,omitempty"`
 }
 
 // ExcludedPeriod is a recurring window with no rescale: it starts at each

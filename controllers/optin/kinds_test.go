@@ -116,3 +116,22 @@ func TestDeploymentOptInUnderManager(t *testing.T) {
 		return p != nil && p.DeletionTimestamp == nil
 	}, 30*time.Second, 100*time.Millisecond, "the policy is recreated")
 }
+
+// The operator's GC and heap thresholds carry over to spec.memory; its
+// default 1.0 (never exceeded) is flinkscale's 0 (off).
+func TestMemoryThresholdsCarryOver(t *testing.T) {
+	spec, warns, err := PolicySpec("job", nil, map[string]string{
+		FlinkPrefix + "memory.gc-pressure.threshold": "0.2",
+		FlinkPrefix + "memory.heap-usage.threshold":  "1.0",
+		FlinkPrefix + "memory.tuning.enabled":        "true",
+	})
+	require.NoError(t, err)
+	require.NotNil(t, spec.Memory)
+	assert.InDelta(t, 0.2, *spec.Memory.MaxGCTimeRatio, 1e-12)
+	assert.Zero(t, *spec.Memory.MaxHeapUsage)
+	require.Len(t, warns, 1, "memory tuning has no equivalent yet")
+	assert.Equal(t, FlinkPrefix+"memory.tuning.enabled", warns[0].Key)
+
+	_, _, err = PolicySpec("job", nil, map[string]string{FlinkPrefix + "memory.gc-pressure.threshold": "1.5"})
+	assert.ErrorContains(t, err, "must be a number in [0,1]")
+}

@@ -199,6 +199,7 @@ func PolicySpecFor(ref v1alpha1.TargetRef, annotations, flinkConfiguration map[s
 	b.vertices()
 	b.excludedPeriods()
 	b.quota()
+	b.memory()
 	b.kafka()
 	b.restURL()
 	b.leftovers()
@@ -623,6 +624,36 @@ func (b *builder) quota() {
 	b.spec.Resources = &v1alpha1.Resources{MaxCores: f}
 }
 
+// memory carries the operator's GC and heap thresholds over: the same
+// meaning (skip scaling above the share), where 1.0, the operator's
+// default, can never be exceeded and so is off, as flinkscale's 0.
+func (b *builder) memory() {
+	set := func(key string, to **float64) {
+		k, v, ok := b.flink(key)
+		if !ok {
+			return
+		}
+		f, err := parseFloat(v)
+		if err != nil || !(f >= 0 && f <= 1) {
+			b.bad(k, v, "must be a number in [0,1]")
+			return
+		}
+		if f == 1 {
+			f = 0
+		}
+		if b.spec.Memory == nil {
+			b.spec.Memory = &v1alpha1.MemoryPolicy{}
+		}
+		*to = &f
+	}
+	var m v1alpha1.MemoryPolicy
+	set("memory.gc-pressure.threshold", &m.MaxGCTimeRatio)
+	set("memory.heap-usage.threshold", &m.MaxHeapUsage)
+	if b.spec.Memory != nil {
+		b.spec.Memory.MaxGCTimeRatio, b.spec.Memory.MaxHeapUsage = m.MaxGCTimeRatio, m.MaxHeapUsage
+	}
+}
+
 func (b *builder) kafka() {
 	group, hasGroup := b.ann[AnnotationKafkaConsumerGroup]
 	servers, hasServers := b.ann[AnnotationKafkaBootstrapServers]
@@ -735,7 +766,7 @@ var unmapped = []struct{ prefix, why string }{
 	{"backlog-processing.lag-threshold", "flinkscale sizes for the backlog through catchUpDuration instead"},
 	{"observed-true-processing-rate.", "flinkscale estimates the true processing rate from busy time only"},
 	{"scaling.effectiveness.", "no equivalent: flinkscale does not block scale-ups after an ineffective one"},
-	{"memory.", "no equivalent: flinkscale does not tune TaskManager memory or gate on GC/heap"},
+	{"memory.", "no equivalent: flinkscale does not tune TaskManager memory yet (memory.gc-pressure.threshold and memory.heap-usage.threshold are carried over to spec.memory)"},
 	{"history.", "no equivalent: the rescale history kept in the policy status has fixed limits"},
 	{"metrics.busy-time.aggregator", "no equivalent: flinkscale uses the busiest subtask (the operator's default, MAX)"},
 	{"scaling.event.interval", "no equivalent: events are the controller's"},

@@ -461,6 +461,10 @@ func defaulted(s v1alpha1.FlinkScalingPolicySpec) v1alpha1.FlinkScalingPolicySpe
 		s.Checkpoints = &v1alpha1.CheckpointPolicy{}
 	}
 	f64(&s.Checkpoints.MaxDurationRatio, 0.5)
+	if s.Memory == nil {
+		s.Memory = &v1alpha1.MemoryPolicy{}
+	}
+	f64(&s.Memory.MaxGCTimeRatio, 0.3)
 	return s
 }
 
