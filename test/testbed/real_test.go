@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -194,6 +195,39 @@ func checkSnapshot(t *testing.T, name string, snap scaling.Snapshot, vs []sim.Ve
 	}
 	assert.Equal(t, 2, snap.TaskManagers.Slots, name)
 	assert.Equal(t, 1, snap.TaskManagers.Replicas, name)
+	// The TaskManager's memory, as real Flink reports it over REST: its
+	// memory model, and heap, managed memory and network segments in use
+	// (issue 21). A job this small is never GC-bound.
+	if m := snap.TaskManagers.Memory; assert.NotNil(t, m, "%s memory", name) {
+		t.Logf("%s memory: process %.0f MiB, heap %.0f MiB, managed %.0f MiB, network %.0f MiB; heap used %v of %v; GC %v ms/s; segments %v of %v",
+			name, float64(m.ProcessBytes)/(1<<20), float64(m.HeapBytes)/(1<<20), float64(m.ManagedBytes)/(1<<20), float64(m.NetworkBytes)/(1<<20),
+			statString(m.HeapUsedBytes), floatString(m.HeapMaxBytes), statString(m.GCTimeMsPerSecond), floatString(m.NetworkSegmentsUsed), floatString(m.NetworkSegmentsTotal))
+		assert.Positive(t, float64(m.ProcessBytes), name)
+		assert.Greater(t, float64(m.FlinkBytes), float64(m.HeapBytes+m.ManagedBytes+m.NetworkBytes)-1, name)
+		if assert.NotNil(t, m.NetworkSegmentsTotal, name) {
+			assert.InDelta(t, float64(m.NetworkBytes)/(32<<10), float64(*m.NetworkSegmentsTotal), 1, "%s: network memory in 32 KiB segments", name)
+		}
+		if assert.NotNil(t, m.HeapUsedBytes, name) && assert.NotNil(t, m.HeapMaxBytes, name) {
+			assert.LessOrEqual(t, float64(*m.HeapUsedBytes.Max), float64(*m.HeapMaxBytes), name)
+		}
+		if m.GCTimeMsPerSecond != nil {
+			assert.Less(t, float64(*m.GCTimeMsPerSecond.Avg), 300.0, "%s: GC time", name)
+		}
+	}
+}
+
+func statString(s *scaling.Stat) string {
+	if s == nil || s.Avg == nil || s.Max == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.4g (max %.4g)", float64(*s.Avg), float64(*s.Max))
+}
+
+func floatString(f *scaling.Float) string {
+	if f == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.4g", float64(*f))
 }
 
 // checkReporterAgainstREST compares the two sources vertex by vertex at
