@@ -294,7 +294,8 @@ func TestReactiveClusterScalesTaskManagers(t *testing.T) {
 	assert.Greater(t, replicas, 1)
 	// Reactive mode: every vertex at the slots of the TaskManagers (2 each).
 	assert.Equal(t, map[string]int{"Source: orders": 2 * replicas, "Enrich -> Sink": 2 * replicas}, w.running())
-	assert.Contains(t, w.rec.dump(), "TaskManagers")
+	assert.Contains(t, w.rec.dump(), "(TaskManagers,", "the rescale event names the reactive path")
+	assert.Contains(t, w.rec.dump(), "(in place)")
 	t.Logf("TaskManagers 1 → %d; parallelism %v", replicas, w.running())
 }
 

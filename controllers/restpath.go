@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
@@ -185,11 +184,10 @@ func (c *cycle) releaseTaskManagers(want int) string {
 // markIdlePods sets the lowest deletion cost on the TaskManager pods whose
 // IP is one of hosts, and counts them.
 func (c *cycle) markIdlePods(hosts []string) int {
-	var dep appsv1.Deployment
-	if err := c.r.reader().Get(c.ctx, types.NamespacedName{Namespace: c.d.Namespace, Name: c.d.TaskManagerDeployment}, &dep); err != nil || dep.Spec.Selector == nil {
+	if c.d.TaskManagerSelector == nil {
 		return 0
 	}
-	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+	sel, err := metav1.LabelSelectorAsSelector(c.d.TaskManagerSelector)
 	if err != nil {
 		return 0
 	}

@@ -109,6 +109,7 @@ func ReadCluster(jm, tm *appsv1.Deployment, ref v1alpha1.TargetRef) *Deployment 
 			d.TaskManagerReplicas = int(*tm.Spec.Replicas)
 		}
 		d.ReadyTaskManagers = int(tm.Status.ReadyReplicas)
+		d.TaskManagerSelector = tm.Spec.Selector
 	}
 	// Without the operator, nothing reconciles a spec: the job is as
 	// stable as Flink says it is (ObserveFlink).

@@ -135,6 +135,8 @@ type Deployment struct {
 	// then its spec.replicas and ReadyTaskManagers its ready replicas.
 	TaskManagerDeployment string
 	ReadyTaskManagers     int
+	// TaskManagerSelector selects the TaskManager Deployment's pods.
+	TaskManagerSelector *metav1.LabelSelector
 	// Reactive is scheduler-mode: reactive.
 	Reactive bool
 	// JobName selects the job on a cluster that runs several.
@@ -586,29 +588,14 @@ func OwnedMask(owned map[string]bool) Fields {
 // and later) without a savepoint, in native mode, unless the operator's
 // in-place scaling is turned off.
 func (d *Deployment) RescaleInPlace() bool {
-	switch d.Kind {
-	case KindDeployment:
+	if d.Kind == KindDeployment {
 		p, _ := d.Path()
 		return p != PathRecommendOnly
-	case SessionJobGVK.Kind:
-		if d.Mode == "standalone" {
-			// The operator (1.15) upgrades session jobs of a standalone
-			// session cluster with a savepoint.
-			return false
-		}
 	}
+	// (A standalone session cluster's jobs too: the operator 1.15
+	// upgrades them with a savepoint.)
 	if !d.Adaptive || d.Mode == "standalone" || strings.EqualFold(strings.TrimSpace(d.Configuration[KeyInPlaceScaling]), "false") {
 		return false
 	}
-	v := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d.FlinkVersion)), "v")
-	major, minor, ok := strings.Cut(v, "_")
-	if !ok {
-		return false
-	}
-	ma, err1 := strconv.Atoi(major)
-	mi, err2 := strconv.Atoi(minor)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return ma > 1 || (ma == 1 && mi >= 18)
+	return d.atLeast(1, 18)
 }

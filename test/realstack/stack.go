@@ -450,19 +450,28 @@ func (s *Stack) createObjects(ctx context.Context, o Options) error {
 		if j.OptIn == OptInAnnotations || j.OptIn == OptInNone {
 			continue
 		}
-		pol := &v1alpha1.FlinkScalingPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: j.Name}}
-		pol.Spec = v1alpha1.FlinkScalingPolicySpec{
-			TargetRef:       v1alpha1.TargetRef{Name: j.Name},
-			Mode:            mode,
-			PollingInterval: &metav1.Duration{Duration: o.PollInterval},
-			Triggers:        j.triggers(),
+		if err := s.createPolicy(ctx, o, j, v1alpha1.TargetRef{Name: j.Name}, mode); err != nil {
+			return fmt.Errorf("realstack: %w", err)
 		}
-		if j.Policy != nil {
-			j.Policy(pol)
-		}
-		if err := s.Client.Create(ctx, pol); err != nil {
-			return fmt.Errorf("realstack: creating FlinkScalingPolicy %s: %w", j.Key, err)
-		}
+	}
+	return nil
+}
+
+// createPolicy creates a job's policy for target: its triggers, the
+// stack's polling interval, then the job's own edits.
+func (s *Stack) createPolicy(ctx context.Context, o Options, j *Job, target v1alpha1.TargetRef, mode v1alpha1.Mode) error {
+	pol := &v1alpha1.FlinkScalingPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: j.Name}}
+	pol.Spec = v1alpha1.FlinkScalingPolicySpec{
+		TargetRef:       target,
+		Mode:            mode,
+		PollingInterval: &metav1.Duration{Duration: o.PollInterval},
+		Triggers:        j.triggers(),
+	}
+	if j.Policy != nil {
+		j.Policy(pol)
+	}
+	if err := s.Client.Create(ctx, pol); err != nil {
+		return fmt.Errorf("creating FlinkScalingPolicy %s: %w", j.Key, err)
 	}
 	return nil
 }

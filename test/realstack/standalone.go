@@ -81,21 +81,8 @@ func (s *Stack) createStandalone(ctx context.Context, o Options, j *Job, mode v1
 			return fmt.Errorf("creating Deployment %s: %w", d.Name, err)
 		}
 	}
-	pol := &v1alpha1.FlinkScalingPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: j.Name}}
-	pol.Spec = v1alpha1.FlinkScalingPolicySpec{
-		TargetRef: v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: v1alpha1.KindDeployment, Name: j.JobManagerDeployment(),
-			TaskManagerDeployment: j.TaskManagerDeployment()},
-		Mode:            mode,
-		PollingInterval: &metav1.Duration{Duration: o.PollInterval},
-		Triggers:        j.triggers(),
-	}
-	if j.Policy != nil {
-		j.Policy(pol)
-	}
-	if err := s.Client.Create(ctx, pol); err != nil {
-		return fmt.Errorf("creating FlinkScalingPolicy %s: %w", j.Key, err)
-	}
-	return nil
+	return s.createPolicy(ctx, o, j, v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: v1alpha1.KindDeployment,
+		Name: j.JobManagerDeployment(), TaskManagerDeployment: j.TaskManagerDeployment()}, mode)
 }
 
 // kubelet plays the TaskManager Deployments of standalone jobs: a change of
