@@ -87,11 +87,16 @@ func (m *model) run() Decision {
 			d.Sized = false
 			return d.hold([]Reason{{Code: ReasonCapacityUnmeasured, Message: "no vertex's capacity could be measured: nothing to size on"}})
 		}
-		return d.hold(append([]Reason{{Code: ReasonWithinBand, Message: m.bandSentence()}}, m.notes...))
+		return m.memoryOnly(append([]Reason{{Code: ReasonWithinBand, Message: m.bandSentence()}}, m.notes...))
 	}
 	m.stabilize()
 	m.forwardGroups()
 	pl, quotaReasons, ok := m.plan()
+	if ok {
+		var memReasons []Reason
+		pl, memReasons, ok = m.fitMemory(pl)
+		quotaReasons = append(quotaReasons, memReasons...)
+	}
 	d.Recommended = pl
 	d.Vertices = m.vertexDecisions(pl.Parallelism)
 	if m.changes(pl) {
@@ -472,18 +477,19 @@ func (m *model) gate(reasons []Reason) Decision {
 			for _, r := range v.Reasons {
 				switch r.Code {
 				case ReasonScaleDownStabilizing, ReasonCheckpointsUnhealthy, ReasonPartitionLimited,
-					ReasonMaxParallelismLimited, ReasonPolicyLimited, ReasonScalabilityLimited, ReasonQuotaLimited, ReasonClusterCapacity:
+					ReasonMaxParallelismLimited, ReasonPolicyLimited, ReasonScalabilityLimited, ReasonQuotaLimited, ReasonClusterCapacity,
+					ReasonNetworkMemoryLimited, ReasonHeapMemoryLimited:
 					why = append(why, r)
 				}
 			}
 		}
 		why = append(why, Reason{Code: ReasonNoChange, Message: "no vertex outside the band would change"})
-		return d.hold(append(reasons, why...))
+		return m.memoryOnly(append(reasons, why...))
 	}
-	if r := m.memoryPressure(); r != nil {
+	if m.memoryPressure() != nil {
 		d.Recommended = d.Current
 		d.Vertices = m.vertexDecisions(d.Current.Parallelism)
-		return d.hold(append(reasons, *r))
+		return m.memoryOnly(reasons)
 	}
 	if r := m.economics(up); r != nil {
 		d.Recommended = d.Current
@@ -503,6 +509,13 @@ func (m *model) gate(reasons []Reason) Decision {
 		}
 	}
 	reasons = append(reasons, m.costBenefit())
+	return m.commit(reasons)
+}
+
+// commit turns a decision to restart into Scale, unless a rescale is in
+// progress or the cooldown lasts.
+func (m *model) commit(reasons []Reason) Decision {
+	d := m.d
 	for _, r := range m.h.Rescales {
 		if r.Outcome == OutcomeInProgress {
 			return d.hold(append(reasons, Reason{Code: ReasonRescaleInProgress, Message: fmt.Sprintf(

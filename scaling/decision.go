@@ -50,6 +50,23 @@ const (
 	ReasonQuotaUnsatisfiable ReasonCode = "QuotaUnsatisfiable"
 )
 
+// Memory reasons.
+const (
+	// ReasonNetworkMemoryLimited: the plan was reduced (or held) because
+	// the TaskManagers' network memory cannot hold the buffers it needs.
+	ReasonNetworkMemoryLimited ReasonCode = "NetworkMemoryLimited"
+	// ReasonHeapMemoryLimited: a scale-down was reduced (or held) because
+	// the state it packs onto each TaskManager's heap would not fit.
+	ReasonHeapMemoryLimited ReasonCode = "HeapMemoryLimited"
+	// ReasonManagedMemoryLimited: the plan keeps the slots per TaskManager,
+	// because more slots would split the managed memory (RocksDB's cache)
+	// into smaller shares.
+	ReasonManagedMemoryLimited ReasonCode = "ManagedMemoryLimited"
+	// ReasonMemoryTuning: the plan sets the TaskManagers' memory (policy
+	// memory mode Apply): what it needs, and the recommendation.
+	ReasonMemoryTuning ReasonCode = "MemoryTuning"
+)
+
 // Reasons that trigger a rescale.
 const (
 	ReasonOverloaded         ReasonCode = "Overloaded"
@@ -141,6 +158,10 @@ type Decision struct {
 	// Economics is the cost–benefit behind a sized decision, in slot-hours
 	// (nil when the model did not size the job).
 	Economics *Economics `json:"economics,omitempty"`
+	// Memory is the TaskManager memory recommendation and the network
+	// buffers of the recommended plan (nil: the TaskManagers' memory was
+	// not reported, or the policy's memory mode is Off).
+	Memory *MemoryRecommendation `json:"memory,omitempty"`
 	// Sized is true when the model trusted the snapshot and sized every
 	// vertex; false on a hold for bad or insufficient data, whose
 	// per-vertex numbers are then only the current parallelism.
@@ -209,6 +230,9 @@ type Plan struct {
 	TaskManagers        int     `json:"taskManagers"`
 	CPUPerTaskManager   float64 `json:"cpuPerTaskManager"`
 	Cores               float64 `json:"cores"`
+	// Memory is the TaskManager memory the plan sets in the same restart
+	// (nil: unchanged). See TaskManagerMemory.FlinkConfiguration.
+	Memory *TaskManagerMemory `json:"memory,omitempty"`
 }
 
 // HoldForMissing turns d into a hold because the data behind it is

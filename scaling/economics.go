@@ -128,7 +128,7 @@ func (m *model) startsTaskManagers(pl Plan) bool {
 // the job rescales in place (Snapshot.RescaleInPlace) and the TaskManager
 // shape stays.
 func InPlace(s Snapshot, cur, next Plan) bool {
-	return s.RescaleInPlace && next.SlotsPerTaskManager == cur.SlotsPerTaskManager &&
+	return s.RescaleInPlace && next.Memory == nil && next.SlotsPerTaskManager == cur.SlotsPerTaskManager &&
 		math.Abs(next.CPUPerTaskManager-cur.CPUPerTaskManager) <= 1e-9
 }
 

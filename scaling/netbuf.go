@@ -7,7 +7,7 @@ import (
 
 // Network buffers: the pure arithmetic of how many network memory segments
 // the subtasks deployed on one TaskManager need, and how many the
-// TaskManager has. Not wired into Decide yet (issue 21).
+// TaskManager has. Decide checks every plan with it (memplan.go).
 //
 // The rules follow Flink's sources, for a streaming job (every edge a
 // PIPELINED_BOUNDED result partition, no tiered storage, no hybrid or
@@ -159,27 +159,30 @@ func (c NetworkConfig) TotalSegments() int64 {
 type NetworkUse struct {
 	// Slots is the number of slots the worst TaskManager holds; Subtasks,
 	// Gates and Partitions count what runs in them.
-	Slots, Subtasks, Gates, Partitions int
+	Slots      int `json:"slots"`
+	Subtasks   int `json:"subtasks"`
+	Gates      int `json:"gates"`
+	Partitions int `json:"partitions"`
 	// TaskManagers is the number of TaskManagers the layout needs (or was
 	// given).
-	TaskManagers int
+	TaskManagers int `json:"taskManagers"`
 	// AllLocal is true when every channel is local (one TaskManager): Flink
 	// 1.20 then reserves no exclusive buffers.
-	AllLocal bool
+	AllLocal bool `json:"allLocal,omitempty"`
 	// Required is the sum of the buffer pools' minimums: what Flink must
 	// reserve or fail with "Insufficient number of network buffers".
-	Required int64
+	Required int64 `json:"required"`
 	// MaxUse is the most the tasks use: every pool at its maximum plus the
 	// result partitions' overdraft buffers.
-	MaxUse int64
+	MaxUse int64 `json:"maxUse"`
 	// Available is the TaskManager's total network segments.
-	Available int64
+	Available int64 `json:"available"`
 	// Fits is Required ≤ Available.
-	Fits bool
+	Fits bool `json:"fits"`
 	// MinNetworkBytes is the least network memory that fits: Required ×
 	// segment size (set taskmanager.memory.network.min to at least this,
 	// or raise the fraction).
-	MinNetworkBytes int64
+	MinNetworkBytes int64 `json:"minNetworkBytes"`
 }
 
 type bufCost struct{ req, max int64 }

@@ -70,6 +70,21 @@ type Policy struct {
 // memory: more subtasks on TaskManagers of the same size do not fix a
 // GC-bound job, and fewer put more state on each.
 type MemoryPolicy struct {
+	// Mode says what becomes of the TaskManager memory recommendation:
+	// Off (none is made), Recommend (the default: every report carries it,
+	// nothing changes) or Apply (a plan that needs memory gets it in the
+	// same restart, a rescale that restarts the TaskManagers anyway takes
+	// the recommendation along, and a GC-bound job gets its memory in a
+	// restart of its own). Whatever the mode, no plan is applied that the
+	// TaskManagers' memory cannot hold: without Apply it is reduced.
+	Mode MemoryMode `json:"mode,omitempty"`
+	// Headroom is added on top of the memory the TaskManagers were seen to
+	// use (heap, metaspace) when sizing a recommendation: 0.2 is 20 %.
+	Headroom float64 `json:"headroom,omitempty"`
+	// MinSaving: in Apply mode, a restart of its own only to give back
+	// memory happens when the recommendation frees at least this share of
+	// the TaskManagers' process memory. 0 turns such restarts off.
+	MinSaving float64 `json:"minSaving,omitempty"`
 	// MaxGCTimeRatio: a rescale waits while the busiest TaskManager spends
 	// more than this share of its time in garbage collection, on average
 	// over the window (Status.JVM.GarbageCollector.All.TimeMsPerSecond /
@@ -81,6 +96,16 @@ type MemoryPolicy struct {
 	// collected, so alone it says little.
 	MaxHeapUsage float64 `json:"maxHeapUsage,omitempty"`
 }
+
+// MemoryMode is what the model does with memory recommendations.
+type MemoryMode string
+
+// Memory modes.
+const (
+	MemoryOff       MemoryMode = "Off"
+	MemoryRecommend MemoryMode = "Recommend"
+	MemoryApply     MemoryMode = "Apply"
+)
 
 // Utilization is a band of busy fractions in (0,1].
 type Utilization struct {
@@ -160,7 +185,7 @@ func DefaultPolicy() Policy {
 		},
 		MinChange:   0.1,
 		Checkpoints: CheckpointPolicy{MaxDurationRatio: 0.5},
-		Memory:      MemoryPolicy{MaxGCTimeRatio: 0.3},
+		Memory:      MemoryPolicy{Mode: MemoryRecommend, Headroom: 0.2, MinSaving: 0.3, MaxGCTimeRatio: 0.3},
 	}
 }
 
@@ -233,6 +258,17 @@ func (p Policy) Validate() error {
 	}
 	if !(p.Memory.MaxHeapUsage >= 0 && p.Memory.MaxHeapUsage <= 1) {
 		bad("memory.maxHeapUsage must be in [0,1] (0: off), got %g", p.Memory.MaxHeapUsage)
+	}
+	switch p.Memory.Mode {
+	case "", MemoryOff, MemoryRecommend, MemoryApply:
+	default:
+		bad("memory.mode must be Off, Recommend or Apply, got %q", p.Memory.Mode)
+	}
+	if !(p.Memory.Headroom >= 0 && p.Memory.Headroom <= 10) {
+		bad("memory.headroom must be in [0,10], got %g", p.Memory.Headroom)
+	}
+	if !(p.Memory.MinSaving >= 0 && p.Memory.MinSaving < 1) {
+		bad("memory.minSaving must be in [0,1) (0: off), got %g", p.Memory.MinSaving)
 	}
 	return errors.Join(errs...)
 }

@@ -65,6 +65,15 @@ type Snapshot struct {
 	// vertex runs at the cluster's slots (at most its max parallelism), and
 	// the number of TaskManagers is the only knob.
 	Reactive bool `json:"reactive,omitempty"`
+	// FlinkVersion is the Flink version the job runs ("1.20", "2.1";
+	// spec.flinkVersion or REST /overview). It picks the network buffer
+	// rules: Flink 1.x reserves exclusive buffers per remote channel only,
+	// 2.x per channel. Empty: the 2.x rules (the larger need).
+	FlinkVersion string `json:"flinkVersion,omitempty"`
+	// StateBackend is state.backend.type: "hashmap" (state on the heap),
+	// "rocksdb" or "forst" (state off the heap, managed memory as cache).
+	// Empty: unknown, and the heap and managed memory checks are off.
+	StateBackend string `json:"stateBackend,omitempty"`
 
 	Vertices     []Vertex     `json:"vertices"`
 	Checkpoints  *Checkpoints `json:"checkpoints,omitempty"`
@@ -188,6 +197,27 @@ type TaskManagers struct {
 	// cluster): Replicas and SlotsTotal − SlotsAvailable are the cluster's,
 	// and the job's share is counted from its own parallelism.
 	Shared bool `json:"shared,omitempty"`
+	// Network is the TaskManagers' network buffer settings (nil: Flink's
+	// defaults).
+	Network *NetworkSettings `json:"network,omitempty"`
+}
+
+// NetworkSettings are the flinkConfiguration keys that decide how many
+// network buffers a job needs; zero fields take Flink's defaults.
+type NetworkSettings struct {
+	// SegmentSizeBytes: taskmanager.memory.segment-size (32 KiB).
+	SegmentSizeBytes int64 `json:"segmentSizeBytes,omitempty"`
+	// BuffersPerChannel: taskmanager.network.memory.buffers-per-channel (2).
+	BuffersPerChannel int `json:"buffersPerChannel,omitempty"`
+	// FloatingBuffersPerGate:
+	// taskmanager.network.memory.floating-buffers-per-gate (8).
+	FloatingBuffersPerGate int `json:"floatingBuffersPerGate,omitempty"`
+	// MaxOverdraftBuffersPerGate:
+	// taskmanager.network.memory.max-overdraft-buffers-per-gate (5).
+	MaxOverdraftBuffersPerGate int `json:"maxOverdraftBuffersPerGate,omitempty"`
+	// RequiredPerGateMax:
+	// taskmanager.network.memory.read-buffer.required-per-gate.max (unset).
+	RequiredPerGateMax int `json:"requiredPerGateMax,omitempty"`
 }
 
 // Memory is the TaskManagers' memory over the window, in bytes: the memory
@@ -203,6 +233,14 @@ type Memory struct {
 	ManagedBytes   Float `json:"managedBytes,omitempty"`
 	NetworkBytes   Float `json:"networkBytes,omitempty"`
 	MetaspaceBytes Float `json:"metaspaceBytes,omitempty"`
+	// The rest of the memory model (memoryConfiguration frameworkHeap,
+	// taskHeap, frameworkOffHeap, taskOffHeap, jvmOverhead): with them a
+	// recommendation keeps what it does not size.
+	FrameworkHeapBytes    Float `json:"frameworkHeapBytes,omitempty"`
+	TaskHeapBytes         Float `json:"taskHeapBytes,omitempty"`
+	FrameworkOffHeapBytes Float `json:"frameworkOffHeapBytes,omitempty"`
+	TaskOffHeapBytes      Float `json:"taskOffHeapBytes,omitempty"`
+	OverheadBytes         Float `json:"overheadBytes,omitempty"`
 	// HeapUsedBytes: Status.JVM.Memory.Heap.Used, the window's average of
 	// the TaskManagers' average (avg) and its largest value on any
 	// TaskManager (max); HeapMaxBytes the heap's limit (Heap.Max).
