@@ -8,6 +8,7 @@ package metrics
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/flinkscale/flinkscale/scaling"
@@ -19,6 +20,11 @@ import (
 type FlinkSample struct {
 	At           time.Time
 	FlinkVersion string
+	// StateBackend is the job's state backend as StateBackendType names it
+	// ("hashmap", "rocksdb", "forst"; "": not reported), from REST
+	// /jobs/:jobid/checkpoints/config "state_backend", else the
+	// JobManager's state.backend.type.
+	StateBackend string
 	JobID        string
 	JobName      string
 	// State is Flink's job status (RUNNING, RESTARTING, …).
@@ -124,6 +130,9 @@ type MemorySample struct {
 	// Configured: process, Flink, heap (framework + task), managed,
 	// network and metaspace memory of one TaskManager.
 	Process, Flink, Heap, Managed, Network, Metaspace int64
+	// The rest of its memory model (memoryConfiguration frameworkHeap,
+	// taskHeap, frameworkOffHeap, taskOffHeap, jvmOverhead).
+	FrameworkHeap, TaskHeap, FrameworkOffHeap, TaskOffHeap, Overhead int64
 	// HeapUsedMax and HeapUsedAvg: JVM heap in use (Status.JVM.Memory.Heap.Used),
 	// over TaskManagers; HeapMax the heap's limit (Heap.Max).
 	HeapUsedMax, HeapUsedAvg, HeapMax *float64
@@ -139,6 +148,57 @@ type MemorySample struct {
 	// NetworkSegmentsUsedMax: Status.Shuffle.Netty.TotalMemorySegments and
 	// .UsedMemorySegments.
 	NetworkSegmentsTotal, NetworkSegmentsUsedMax *float64
+}
+
+// StateBackendType names a state backend as state.backend.type does:
+// "hashmap" (state on the heap), "rocksdb" or "forst", from what Flink's
+// REST API reports (the backend's class name: "HashMapStateBackend",
+// "EmbeddedRocksDBStateBackend", "ForStStateBackend", the legacy
+// "MemoryStateBackend", "FsStateBackend", "RocksDBStateBackend") or from a
+// configuration value (state.backend.type, the legacy state.backend:
+// "hashmap", "rocksdb", "forst", "jobmanager", "filesystem", or a factory's
+// class name). "" when it is none of these (e.g. a custom backend).
+func StateBackendType(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if i := strings.LastIndexByte(n, '.'); i >= 0 {
+		n = n[i+1:] // a class name
+	}
+	switch {
+	case n == "":
+		return ""
+	case strings.Contains(n, "rocksdb"):
+		return "rocksdb"
+	case strings.Contains(n, "forst"):
+		return "forst"
+	case n == "hashmap" || n == "jobmanager" || n == "filesystem" || n == "memory" ||
+		n == "hashmapstatebackend" || n == "hashmapstatebackendfactory" || n == "memorystatebackend" || n == "fsstatebackend":
+		return "hashmap"
+	}
+	return ""
+}
+
+// FlinkMinorVersion is a Flink version as "major.minor", from what REST
+// /overview reports ("1.20.1", "2.1-SNAPSHOT") or a FlinkDeployment's
+// spec.flinkVersion ("v1_20", "v2_1"). "" when s is neither.
+func FlinkMinorVersion(s string) string {
+	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "v"), "V")
+	t = strings.ReplaceAll(t, "_", ".")
+	parts := strings.SplitN(t, ".", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	digits := func(x string) string {
+		i := 0
+		for i < len(x) && x[i] >= '0' && x[i] <= '9' {
+			i++
+		}
+		return x[:i]
+	}
+	major, minor := digits(parts[0]), digits(parts[1])
+	if major == "" || major != parts[0] || minor == "" {
+		return ""
+	}
+	return major + "." + minor
 }
 
 // SlotsSample is the task slots of a cluster's TaskManagers at a poll:

@@ -112,6 +112,7 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 		Version: scaling.SnapshotVersion, JobID: last.JobID, JobName: last.JobName, JobState: last.State,
 		RunningSince: last.RunningSince, WindowStart: first.At, WindowEnd: last.At, Samples: len(w.flink),
 		SlotSharingUnknown: last.SlotSharingUnknown,
+		FlinkVersion:       FlinkMinorVersion(last.FlinkVersion), StateBackend: last.StateBackend,
 	}
 	if n := len(w.kafka); n > 0 {
 		// Lag and arrival rates from brokers' samples much older than the
@@ -299,7 +300,10 @@ func (w *Window) memory() *scaling.Memory {
 	out := &scaling.Memory{
 		ProcessBytes: scaling.Float(last.Process), FlinkBytes: scaling.Float(last.Flink), HeapBytes: scaling.Float(last.Heap),
 		ManagedBytes: scaling.Float(last.Managed), NetworkBytes: scaling.Float(last.Network), MetaspaceBytes: scaling.Float(last.Metaspace),
-		HeapMaxBytes: ptrF(last.HeapMax), ManagedTotalBytes: ptrF(last.ManagedTotal), NetworkSegmentsTotal: ptrF(last.NetworkSegmentsTotal),
+		FrameworkHeapBytes: scaling.Float(last.FrameworkHeap), TaskHeapBytes: scaling.Float(last.TaskHeap),
+		FrameworkOffHeapBytes: scaling.Float(last.FrameworkOffHeap), TaskOffHeapBytes: scaling.Float(last.TaskOffHeap),
+		OverheadBytes: scaling.Float(last.Overhead),
+		HeapMaxBytes:  ptrF(last.HeapMax), ManagedTotalBytes: ptrF(last.ManagedTotal), NetworkSegmentsTotal: ptrF(last.NetworkSegmentsTotal),
 	}
 	series := func(f func(*MemorySample) *float64) []float64 {
 		var xs []float64

@@ -455,6 +455,7 @@ func TestWindowMemory(t *testing.T) {
 		s := flinkAt(100+30*i, "j1")
 		s.TaskManagers.Memory = &MemorySample{
 			Process: 4 * gib, Flink: 3 * gib, Heap: gib, Managed: gib, Network: gib / 8, Metaspace: gib / 4,
+			FrameworkHeap: gib / 8, TaskHeap: gib - gib/8, FrameworkOffHeap: gib / 8, TaskOffHeap: int64(i) << 20, Overhead: 3 * gib / 4,
 			HeapUsedMax: f(heap * gib), HeapUsedAvg: f(heap * gib / 2), HeapMax: f(gib),
 			GCTimeMsPerSecondMax: f(float64(10 * (i + 1))), NetworkSegmentsTotal: f(4096), NetworkSegmentsUsedMax: f(float64(100 * (i + 1))),
 		}
@@ -466,6 +467,12 @@ func TestWindowMemory(t *testing.T) {
 	require.NotNil(t, m)
 	assert.Equal(t, scaling.Float(4*gib), m.ProcessBytes)
 	assert.Equal(t, scaling.Float(gib), m.HeapBytes)
+	// The rest of the model, from the newest poll that reported it.
+	assert.Equal(t, scaling.Float(gib/8), m.FrameworkHeapBytes)
+	assert.Equal(t, scaling.Float(gib-gib/8), m.TaskHeapBytes)
+	assert.Equal(t, scaling.Float(gib/8), m.FrameworkOffHeapBytes)
+	assert.Equal(t, scaling.Float(2<<20), m.TaskOffHeapBytes, "the third poll's")
+	assert.Equal(t, scaling.Float(3*gib/4), m.OverheadBytes)
 	require.NotNil(t, m.HeapUsedBytes)
 	// Max: the 0.7 GiB poll; avg: (0.2 + 0.35 + 0.25) / 3 GiB.
 	assert.InDelta(t, 0.7*gib, float64(*m.HeapUsedBytes.Max), 1)
@@ -481,4 +488,45 @@ func TestWindowMemory(t *testing.T) {
 	w.AddFlink(flinkAt(100, "j1"))
 	snap, _ = w.Snapshot()
 	assert.Nil(t, snap.TaskManagers.Memory)
+}
+
+// The Flink version (as major.minor) and the state backend come from the
+// newest Flink sample.
+func TestWindowFlinkVersionAndStateBackend(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	a := flinkAt(100, "j1")
+	a.FlinkVersion, a.StateBackend = "1.20.1", "rocksdb"
+	w.AddFlink(a)
+	snap, _ := w.Snapshot()
+	assert.Equal(t, "1.20", snap.FlinkVersion)
+	assert.Equal(t, "rocksdb", snap.StateBackend)
+	b := flinkAt(130, "j1")
+	b.FlinkVersion, b.StateBackend = "2.1-SNAPSHOT", ""
+	w.AddFlink(b)
+	snap, _ = w.Snapshot()
+	assert.Equal(t, "2.1", snap.FlinkVersion)
+	assert.Empty(t, snap.StateBackend, "the newest sample did not say")
+}
+
+func TestFlinkMinorVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.20.1": "1.20", "2.1-SNAPSHOT": "2.1", "1.18.0": "1.18", "2.2": "2.2",
+		"v1_20": "1.20", "v2_1": "2.1", "v1_17": "1.17", " v2_0 ": "2.0",
+		"": "", "v1": "", "1": "", "x.20": "", "1.x": "", "1a.2": "",
+	} {
+		assert.Equal(t, want, FlinkMinorVersion(in), "%q", in)
+	}
+}
+
+func TestStateBackendType(t *testing.T) {
+	for in, want := range map[string]string{
+		"HashMapStateBackend": "hashmap", "EmbeddedRocksDBStateBackend": "rocksdb", "ForStStateBackend": "forst",
+		"RocksDBStateBackend": "rocksdb", "MemoryStateBackend": "hashmap", "FsStateBackend": "hashmap",
+		"hashmap": "hashmap", "rocksdb": "rocksdb", "ForSt": "forst", "jobmanager": "hashmap", "filesystem": "hashmap",
+		"org.apache.flink.contrib.streaming.state.EmbeddedRocksDBStateBackendFactory": "rocksdb",
+		"org.apache.flink.runtime.state.hashmap.HashMapStateBackendFactory":           "hashmap",
+		"": "", "  ": "", "ChangelogStateBackend": "", "com.example.MyBackendFactory": "",
+	} {
+		assert.Equal(t, want, StateBackendType(in), "%q", in)
+	}
 }

@@ -105,6 +105,9 @@ type Collector struct {
 type ckptConf struct {
 	interval, timeout time.Duration
 	missing           string
+	// backend is the state backend (metrics.StateBackendType; "": not
+	// reported).
+	backend string
 }
 
 // CollectorOption configures a Collector.
@@ -256,9 +259,9 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 		mu.Unlock()
 	})
 	run(func() {
-		cp := c.checkpoints(ctx, d.ID, missing)
+		cp, backend := c.checkpoints(ctx, d.ID, missing)
 		mu.Lock()
-		s.Checkpoints = cp
+		s.Checkpoints, s.StateBackend = cp, backend
 		mu.Unlock()
 	})
 	run(func() {
@@ -670,9 +673,10 @@ func liveOwners(out []metrics.PartitionOwner) []metrics.PartitionOwner {
 	return live
 }
 
-// checkpoints reads the statistics and, once per job, the interval and
-// timeout (checkpoint config, else the JobManager configuration).
-func (c *Collector) checkpoints(ctx context.Context, jobID string, missing func(string, ...any)) *metrics.CheckpointSample {
+// checkpoints reads the statistics and, once per job, the interval,
+// timeout and state backend (checkpoint config, else the JobManager
+// configuration).
+func (c *Collector) checkpoints(ctx context.Context, jobID string, missing func(string, ...any)) (*metrics.CheckpointSample, string) {
 	conf := c.checkpointConf(ctx, jobID)
 	if conf.missing != "" {
 		missing("checkpoints: interval: %s", conf.missing)
@@ -680,7 +684,7 @@ func (c *Collector) checkpoints(ctx context.Context, jobID string, missing func(
 	st, err := c.c.Checkpoints(ctx, jobID)
 	if err != nil {
 		missing("checkpoints: %v", err)
-		return nil
+		return nil, conf.backend
 	}
 	cs := &metrics.CheckpointSample{
 		Interval: conf.interval, Timeout: conf.timeout,
@@ -692,7 +696,7 @@ func (c *Collector) checkpoints(ctx context.Context, jobID string, missing func(
 	} else {
 		missing("checkpoints: lastDuration: no completed checkpoint yet")
 	}
-	return cs
+	return cs, conf.backend
 }
 
 func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
@@ -707,6 +711,7 @@ func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
 	switch {
 	case err == nil:
 		out.interval, out.timeout = cfg.Interval(), cfg.Timeout()
+		out.backend = metrics.StateBackendType(cfg.StateBackend)
 	default:
 		// Not enabled (404) or an older/odd JobManager: read the
 		// configuration instead.
@@ -720,6 +725,7 @@ func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
 			out.missing = "checkpointing is not enabled (" + errString(err) + ")"
 		}
 		out.interval = iv
+		out.backend = metrics.StateBackendType(firstSet(jm["state.backend.type"], jm["state.backend"]))
 		out.timeout = 10 * time.Minute
 		if t, ok := ParseFlinkDuration(jm["execution.checkpointing.timeout"]); ok && t > 0 {
 			out.timeout = t
@@ -732,6 +738,15 @@ func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
 	c.ckptConf = &out
 	c.mu.Unlock()
 	return out
+}
+
+func firstSet(vs ...string) string {
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func errString(err error) string {
@@ -840,6 +855,8 @@ func (c *Collector) memory(ctx context.Context, tms []TaskManagerInfo) *metrics.
 		seen = true
 		m.Process, m.Flink, m.Heap = mc.TotalProcessMemory, mc.TotalFlinkMemory, mc.FrameworkHeap+mc.TaskHeap
 		m.Managed, m.Network, m.Metaspace = mc.ManagedMemory, mc.NetworkMemory, mc.JVMMetaspace
+		m.FrameworkHeap, m.TaskHeap, m.FrameworkOffHeap, m.TaskOffHeap = mc.FrameworkHeap, mc.TaskHeap, mc.FrameworkOffHeap, mc.TaskOffHeap
+		m.Overhead = mc.JVMOverhead
 	}
 	c.mu.Lock()
 	ids := c.tmIDs

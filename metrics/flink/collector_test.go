@@ -237,6 +237,14 @@ func assertMatches(t *testing.T, v sim.View, s metrics.FlinkSample) {
 	assert.InDelta(t, float64(mem.Network)/32768, *mem.NetworkSegmentsTotal, 1, "network memory in 32 KiB segments")
 	require.NotNil(t, mem.ManagedTotal)
 	assert.InDelta(t, float64(mem.Managed), *mem.ManagedTotal, 1)
+	// Every part of the memory model, adding up as Flink derives it.
+	for name, part := range map[string]int64{"frameworkHeap": mem.FrameworkHeap, "taskHeap": mem.TaskHeap,
+		"frameworkOffHeap": mem.FrameworkOffHeap, "jvmOverhead": mem.Overhead} {
+		assert.Positive(t, part, name)
+	}
+	assert.Equal(t, mem.Heap, mem.FrameworkHeap+mem.TaskHeap, "heap = framework + task heap")
+	assert.Equal(t, mem.Flink, mem.FrameworkHeap+mem.TaskHeap+mem.FrameworkOffHeap+mem.TaskOffHeap+mem.Managed+mem.Network, "Flink memory = its parts")
+	assert.Equal(t, mem.Process, mem.Flink+mem.Metaspace+mem.Overhead, "process = Flink + metaspace + overhead")
 	// The slots the resource manager reports (/overview).
 	var slots metrics.SlotsSample
 	for _, tm := range v.TaskManagers {
@@ -289,6 +297,7 @@ func TestCollectVersions(t *testing.T) {
 			s, err := col.Collect(context.Background(), "")
 			require.NoError(t, err)
 			assert.Equal(t, ver+".0", s.FlinkVersion)
+			assert.Equal(t, "hashmap", s.StateBackend, "the simulator's default HashMapStateBackend")
 			assertMatches(t, j.View(), s)
 			assertBottleneck(t, s)
 			// slotSharingGroupId: 1.20+; before, the groups are unknown.
@@ -416,6 +425,54 @@ func TestCollectNaNAndQuirks(t *testing.T) {
 	assert.Equal(t, "1.20.1", s.FlinkVersion)
 	assert.Equal(t, time.UnixMilli(1717239600000).UTC(), s.RunningSince)
 	assert.Equal(t, int64(12), ct.n.Load(), "with the priming request (and the TaskManagers' metric ids, which this server does not have)")
+}
+
+// The state backend comes from the checkpoint config's state_backend, or
+// from the JobManager's state.backend.type (legacy state.backend) when
+// checkpointing is off (404); it is read once per job.
+func TestCollectStateBackend(t *testing.T) {
+	config := func(backend string) string {
+		return `{"mode":"exactly_once","interval":60000,"timeout":600000,"min_pause":0,"max_concurrent":1,"state_backend":"` + backend + `"}`
+	}
+	jmConfig := func(kv ...string) string {
+		var entries []string
+		for i := 0; i+1 < len(kv); i += 2 {
+			entries = append(entries, `{"key":"`+kv[i]+`","value":"`+kv[i+1]+`"}`)
+		}
+		return "[" + strings.Join(entries, ",") + "]"
+	}
+	for _, tc := range []struct {
+		name     string
+		config   string // "" : 404
+		jmConfig string
+		want     string
+	}{
+		{"hashmap", config("HashMapStateBackend"), "", "hashmap"},
+		{"rocksdb", config("EmbeddedRocksDBStateBackend"), "", "rocksdb"},
+		{"forst", config("ForStStateBackend"), "", "forst"},
+		{"legacy rocksdb class", config("RocksDBStateBackend"), "", "rocksdb"},
+		{"custom backend", config("MyStateBackend"), "", ""},
+		{"404, state.backend.type", "", jmConfig("execution.checkpointing.interval", "1 min", "state.backend.type", "rocksdb"), "rocksdb"},
+		{"404, legacy state.backend", "", jmConfig("execution.checkpointing.interval", "1 min", "state.backend", "filesystem"), "hashmap"},
+		{"404, a factory class", "", jmConfig("state.backend.type", "org.apache.flink.state.forst.ForStStateBackendFactory"), "forst"},
+		{"404, nothing said", "", jmConfig("execution.checkpointing.interval", "1 min"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			jm := nanJM()
+			if tc.config != "" {
+				jm["/jobs/"+fJob+"/checkpoints/config"] = tc.config
+			}
+			if tc.jmConfig != "" {
+				jm["/jobmanager/config"] = tc.jmConfig
+			}
+			col, _ := serve(t, jm)
+			for range 2 { // the second poll reads it from the cache
+				s, err := col.Collect(context.Background(), fJob)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, s.StateBackend)
+			}
+		})
+	}
 }
 
 // The slots the resource manager reports come from /overview at every

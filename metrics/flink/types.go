@@ -362,6 +362,10 @@ type CheckpointConfig struct {
 	TimeoutMs     *int64 `json:"timeout"`
 	MinPauseMs    int64  `json:"min_pause"`
 	MaxConcurrent int64  `json:"max_concurrent"`
+	// StateBackend is the job's state backend's class name
+	// ("HashMapStateBackend", "EmbeddedRocksDBStateBackend",
+	// "ForStStateBackend"), the same in 1.18, 1.20 and 2.x.
+	StateBackend string `json:"state_backend"`
 }
 
 func (c *CheckpointConfig) validate() error {
