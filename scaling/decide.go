@@ -704,6 +704,20 @@ func limitNoun(c ReasonCode) string {
 	}
 }
 
+// memoryNoun names the memory a memory limit code is about ("" for other
+// codes).
+func memoryNoun(c ReasonCode) string {
+	switch c {
+	case ReasonNetworkMemoryLimited:
+		return "network memory"
+	case ReasonHeapMemoryLimited:
+		return "heap"
+	case ReasonManagedMemoryLimited:
+		return "managed memory"
+	}
+	return ""
+}
+
 // explain writes one sentence with the numbers behind a vertex's decision.
 func (m *model) explain(x *vertex, vd *VertexDecision) string {
 	var b strings.Builder
@@ -736,6 +750,9 @@ func (m *model) explain(x *vertex, vd *VertexDecision) string {
 	}
 	if vd.Recommended != vd.Current {
 		fmt.Fprintf(&b, " → p=%d, %.0f%% utilized after", vd.Recommended, 100*vd.UtilizationAfter)
+		if n := memoryNoun(vd.Limit); n != "" && vd.Recommended != vd.Required {
+			fmt.Fprintf(&b, " (held by the TaskManagers' %s)", n)
+		}
 	} else {
 		fmt.Fprintf(&b, "; stays at p=%d, %.0f%% utilized", vd.Current, 100*vd.UtilizationNow)
 	}

@@ -267,14 +267,20 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 
 	// Managed: more slots per TaskManager split RocksDB's managed memory.
 	if m.offHeapState() && now.ManagedBytes > 0 && pl.SlotsPerTaskManager > cur.SlotsPerTaskManager && cur.SlotsPerTaskManager > 0 {
-		if apply {
+		msg := fmt.Sprintf("%d slots per TaskManager would leave %s %.0f MiB of managed memory per slot instead of %.0f MiB",
+			pl.SlotsPerTaskManager, m.j.s.StateBackend, float64(now.ManagedBytes)/mib/float64(pl.SlotsPerTaskManager),
+			float64(now.ManagedBytes)/mib/float64(cur.SlotsPerTaskManager))
+		kept := m.j.makePlan(pl.Parallelism, cur.SlotsPerTaskManager, pl.CPUPerTaskManager)
+		switch {
+		case apply:
 			needs = true
-		} else {
-			rs = append(rs, Reason{Code: ReasonManagedMemoryLimited, Message: fmt.Sprintf(
-				"%d slots per TaskManager would leave %s %.0f MiB of managed memory per slot instead of %.0f MiB: the plan keeps %d slots per TaskManager (memory mode Apply would give the TaskManagers more)",
-				pl.SlotsPerTaskManager, m.j.s.StateBackend, float64(now.ManagedBytes)/mib/float64(pl.SlotsPerTaskManager),
-				float64(now.ManagedBytes)/mib/float64(cur.SlotsPerTaskManager), cur.SlotsPerTaskManager)})
-			pl = m.j.makePlan(pl.Parallelism, cur.SlotsPerTaskManager, pl.CPUPerTaskManager)
+		case m.withinBudget(kept):
+			rs = append(rs, Reason{Code: ReasonManagedMemoryLimited, Message: msg + fmt.Sprintf(
+				": the plan keeps %d slots per TaskManager (memory mode Apply would give the TaskManagers more)", cur.SlotsPerTaskManager)})
+			pl = kept
+		default:
+			rs = append(rs, Reason{Code: ReasonManagedMemoryLimited, Message: msg + fmt.Sprintf(
+				"; keeping %d slots per TaskManager would exceed the quota, so each slot gets less (memory mode Apply would give the TaskManagers more)", cur.SlotsPerTaskManager)})
 		}
 	}
 
@@ -283,7 +289,7 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 		if apply {
 			needs = true
 		} else {
-			fits := func(q Plan) bool { f, _, _ := m.heapFits(q, now.HeapBytes()); return f }
+			fits := func(q Plan) bool { f, _, _ := m.heapFits(q, now.HeapBytes()); return f && m.withinBudget(q) }
 			q, found := m.reduceToward(pl, -1, fits)
 			msg := fmt.Sprintf("the scale-down would put %.0f MiB on a heap of %.0f MiB (at most %.0f MiB with %.0f%% headroom): state on the heap grows per TaskManager as slots go",
 				need/mib, float64(now.HeapBytes())/mib, limit/mib, 100*m.p.Memory.Headroom)
@@ -337,6 +343,18 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 	return pl, rs, true
 }
 
+// withinBudget reports whether pl stays within the policy's quota and the
+// cluster's capacity, as plan() fitted it.
+func (m *model) withinBudget(pl Plan) bool {
+	if b := slotBudget(m.p, max(pl.SlotsPerTaskManager, 1), pl.CPUPerTaskManager); b >= 0 && pl.Slots > b {
+		return false
+	}
+	if c, ok := m.clusterCapacity(); ok && pl.Slots > c {
+		return false
+	}
+	return true
+}
+
 // worthChanging reports whether a recommendation differs from the memory
 // now by enough to write it: any part grows, or the process shrinks by
 // 5 % or more.
@@ -383,6 +401,9 @@ func (m *model) reduceToward(pl Plan, dir int, fits func(Plan) bool) (Plan, bool
 			n := x.p + dir*step
 			if dir > 0 {
 				n = x.trimToEfficient(n, x.p)
+			}
+			if x.upper >= x.lower && x.lower > 0 {
+				n = min(max(n, x.lower), x.upper) // the policy's bounds still hold
 			}
 			par[x.v.ID] = n
 		}
