@@ -127,11 +127,14 @@ func TestAPIDefaults(t *testing.T) {
 	for _, p := range []any{s.MetricsWindow, s.MinSamples, s.WarmUp, s.MaxSnapshotAge, s.CooldownPeriod, s.CatchUpDuration,
 		s.RestartTime, s.TaskManagerStartup, s.RestartCost, s.PlanningHorizon, s.MinParallelism, s.MaxParallelism, s.Behavior.ScaleUp.StabilizationWindow, s.Behavior.ScaleUp.MaxFactor,
 		s.Behavior.ScaleDown.StabilizationWindow, s.Behavior.ScaleDown.MaxFactor, s.MinChange, s.Checkpoints.MaxDurationRatio,
-		s.Utilization.Min, s.Utilization.Max} {
+		s.Utilization.Min, s.Utilization.Max, s.Memory.Headroom, s.Memory.MinSaving, s.Memory.MaxGCTimeRatio} {
 		if reflect.ValueOf(p).IsNil() {
 			t.Errorf("a model knob was not defaulted: %+v", s)
 			break
 		}
+	}
+	if s.Memory.Mode != v1alpha1.MemoryRecommend {
+		t.Errorf("memory.mode = %q, want Recommend", s.Memory.Mode)
 	}
 	pol, err := s.ScalingPolicy()
 	if err != nil {
@@ -161,6 +164,7 @@ vertices:
 behavior:
   scaleDown: {maxFactor: 3}
 resources: {slotsPerTaskManager: 4, maxCores: 12.5}
+memory: {mode: Apply, headroom: 0.5}
 triggers:
   kafka:
   - bootstrapServers: ["kafka:9092"]
@@ -196,6 +200,8 @@ excludedPeriods:
 	want.Behavior.ScaleDown.MaxFactor = 3 // the 30m window stays
 	want.Resources.SlotsPerTaskManager = 4
 	want.Resources.MaxCores = 12.5
+	want.Memory.Mode = scaling.MemoryApply
+	want.Memory.Headroom = 0.5 // minSaving and maxGCTimeRatio keep their defaults
 	if !reflect.DeepEqual(pol, want) {
 		t.Errorf("\n got %+v\nwant %+v", pol, want)
 	}
@@ -281,6 +287,14 @@ func TestAPIRejects(t *testing.T) {
 			"minChange must be in [0,1)"},
 		{"maxDurationRatio zero", `{targetRef: {name: j}, checkpoints: {maxDurationRatio: 0}}`,
 			"maxDurationRatio must be positive"},
+		{"bad memory mode", `{targetRef: {name: j}, memory: {mode: Auto}}`,
+			`Unsupported value: "Auto"`},
+		{"negative memory headroom", `{targetRef: {name: j}, memory: {headroom: -0.1}}`,
+			"headroom must be in [0,10]"},
+		{"memory headroom above ten", `{targetRef: {name: j}, memory: {headroom: 11}}`,
+			"headroom must be in [0,10]"},
+		{"memory minSaving one", `{targetRef: {name: j}, memory: {minSaving: 1}}`,
+			"minSaving must be in [0,1)"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,11 @@ func (s *FlinkScalingPolicySpec) ScalingPolicy() (scaling.Policy, error) {
 		setF(&p.Checkpoints.MaxDurationRatio, c.MaxDurationRatio)
 	}
 	if m := s.Memory; m != nil {
+		if m.Mode != "" {
+			p.Memory.Mode = scaling.MemoryMode(m.Mode)
+		}
+		setF(&p.Memory.Headroom, m.Headroom)
+		setF(&p.Memory.MinSaving, m.MinSaving)
 		setF(&p.Memory.MaxGCTimeRatio, m.MaxGCTimeRatio)
 		setF(&p.Memory.MaxHeapUsage, m.MaxHeapUsage)
 	}

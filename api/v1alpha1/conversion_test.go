@@ -121,6 +121,21 @@ func TestScalingPolicyFields(t *testing.T) {
 		{"checkpoints.maxDurationRatio", func(s *v1alpha1.FlinkScalingPolicySpec) {
 			s.Checkpoints = &v1alpha1.CheckpointPolicy{MaxDurationRatio: f64(0.8)}
 		}, func(p *scaling.Policy) { p.Checkpoints.MaxDurationRatio = 0.8 }},
+		{"memory.mode Apply", func(s *v1alpha1.FlinkScalingPolicySpec) {
+			s.Memory = &v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryApply}
+		}, func(p *scaling.Policy) { p.Memory.Mode = scaling.MemoryApply }},
+		{"memory.mode Off", func(s *v1alpha1.FlinkScalingPolicySpec) {
+			s.Memory = &v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryOff}
+		}, func(p *scaling.Policy) { p.Memory.Mode = scaling.MemoryOff }},
+		{"memory.headroom", func(s *v1alpha1.FlinkScalingPolicySpec) {
+			s.Memory = &v1alpha1.MemoryPolicy{Headroom: f64(0.5)}
+		}, func(p *scaling.Policy) { p.Memory.Headroom = 0.5 }},
+		{"memory.minSaving zero turns memory-only restarts off", func(s *v1alpha1.FlinkScalingPolicySpec) {
+			s.Memory = &v1alpha1.MemoryPolicy{MinSaving: f64(0)}
+		}, func(p *scaling.Policy) { p.Memory.MinSaving = 0 }},
+		{"memory thresholds", func(s *v1alpha1.FlinkScalingPolicySpec) {
+			s.Memory = &v1alpha1.MemoryPolicy{MaxGCTimeRatio: f64(0.1), MaxHeapUsage: f64(0.9)}
+		}, func(p *scaling.Policy) { p.Memory.MaxGCTimeRatio = 0.1; p.Memory.MaxHeapUsage = 0.9 }},
 		{"controller-only fields do not touch the model", func(s *v1alpha1.FlinkScalingPolicySpec) {
 			s.TargetRef = v1alpha1.TargetRef{Name: "job", Kind: "FlinkDeployment"}
 			s.Mode = v1alpha1.ModeApply
@@ -175,6 +190,8 @@ func TestScalingPolicyInvalid(t *testing.T) {
 			[]string{`slotsPerTaskManager must be a positive integer or "auto"`}},
 		{"minChange one", v1alpha1.FlinkScalingPolicySpec{MinChange: f64(1)}, []string{"minChange must be in [0,1)"}},
 		{"minSamples zero", v1alpha1.FlinkScalingPolicySpec{MinSamples: i32(0)}, []string{"minSamples must be ≥ 1"}},
+		{"bad memory", v1alpha1.FlinkScalingPolicySpec{Memory: &v1alpha1.MemoryPolicy{Mode: "Auto", Headroom: f64(-1), MinSaving: f64(1)}},
+			[]string{"memory.mode must be Off, Recommend or Apply", "memory.headroom must be in [0,10]", "memory.minSaving must be in [0,1)"}},
 		{"negative cost and horizon", v1alpha1.FlinkScalingPolicySpec{
 			TaskManagerStartup: &metav1.Duration{Duration: -time.Second},
 			RestartCost:        &metav1.Duration{Duration: -time.Minute},

@@ -161,6 +161,35 @@ type DecisionStatus struct {
 	// +listType=atomic
 	// +optional
 	Reasons []ReasonStatus `json:"reasons,omitempty"`
+	// memory is the TaskManager memory recommendation of the decision
+	// (absent: the TaskManagers' memory was not reported, or the policy's
+	// memory mode is Off).
+	// +optional
+	Memory *MemoryDecisionStatus `json:"memory,omitempty"`
+}
+
+// MemoryDecisionStatus is a decision's TaskManager memory recommendation
+// in brief (scaling.MemoryRecommendation), in bytes.
+type MemoryDecisionStatus struct {
+	// currentProcessBytes is one TaskManager's process memory now.
+	CurrentProcessBytes int64 `json:"currentProcessBytes"`
+	// recommendedProcessBytes is the process memory recommended for the
+	// recommended plan.
+	RecommendedProcessBytes int64 `json:"recommendedProcessBytes"`
+	// currentNetworkBytes is one TaskManager's network memory now.
+	// +optional
+	CurrentNetworkBytes int64 `json:"currentNetworkBytes,omitempty"`
+	// recommendedNetworkBytes is the network memory recommended.
+	// +optional
+	RecommendedNetworkBytes int64 `json:"recommendedNetworkBytes,omitempty"`
+	// applied is true when the recommended plan sets the recommended memory
+	// in its restart (memory mode Apply).
+	// +optional
+	Applied bool `json:"applied,omitempty"`
+	// savingBytes is the process memory the recommendation frees over the
+	// recommended plan's TaskManagers (negative: it adds memory).
+	// +optional
+	SavingBytes int64 `json:"savingBytes,omitempty"`
 }
 
 // ReasonStatus is one scaling.Reason.
@@ -238,6 +267,15 @@ type ManagedFields struct {
 	// taskManagerReplicas is spec.taskManager.replicas (standalone mode).
 	// +optional
 	TaskManagerReplicas int32 `json:"taskManagerReplicas,omitempty"`
+	// memoryConfiguration are the flinkConfiguration keys of the
+	// TaskManagers' memory model (taskmanager.memory.*) and their values;
+	// a key not listed is absent.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	MemoryConfiguration map[string]string `json:"memoryConfiguration,omitempty"`
+	// taskManagerMemory is spec.taskManager.resource.memory.
+	// +optional
+	TaskManagerMemory string `json:"taskManagerMemory,omitempty"`
 }
 
 // HistoryStatus is a bounded scaling.History (see ToHistory and

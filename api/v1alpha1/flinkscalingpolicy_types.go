@@ -253,9 +253,11 @@ type FlinkScalingPolicySpec struct {
 	// +optional
 	Checkpoints *CheckpointPolicy `json:"checkpoints,omitempty"`
 
-	// memory says when the TaskManagers' memory holds a rescale back
-	// (MemoryPressure): a GC-bound job is not fixed by more subtasks on
-	// TaskManagers of the same size.
+	// memory says what becomes of the TaskManagers' memory: whether the
+	// model recommends it (mode Recommend) or sets it in the rescale's
+	// restart (mode Apply), with what headroom; and when it holds a rescale
+	// back (MemoryPressure): a GC-bound job is not fixed by more subtasks
+	// on TaskManagers of the same size.
 	// +kubebuilder:default={}
 	// +optional
 	Memory *MemoryPolicy `json:"memory,omitempty"`
@@ -458,9 +460,53 @@ type CheckpointPolicy struct {
 	MaxDurationRatio *float64 `json:"maxDurationRatio,omitempty"`
 }
 
-// MemoryPolicy holds back rescales of a job whose TaskManagers are short of
-// memory.
+// MemoryMode is what the model does with TaskManager memory.
+// +kubebuilder:validation:Enum=Off;Recommend;Apply
+type MemoryMode string
+
+// Memory modes.
+const (
+	// MemoryOff: no memory recommendation is made (every plan is still
+	// checked against the TaskManagers' memory, and reduced to fit).
+	MemoryOff MemoryMode = "Off"
+	// MemoryRecommend: every decision carries a memory recommendation;
+	// nothing but the parallelism changes.
+	MemoryRecommend MemoryMode = "Recommend"
+	// MemoryApply: a plan that needs memory gets it in the same restart,
+	// and a FlinkDeployment's TaskManager memory is written with the plan
+	// (spec.flinkConfiguration taskmanager.memory.* and
+	// spec.taskManager.resource.memory).
+	MemoryApply MemoryMode = "Apply"
+)
+
+// MemoryPolicy says what becomes of the TaskManagers' memory, and holds
+// back rescales of a job whose TaskManagers are short of it.
 type MemoryPolicy struct {
+	// mode is Off, Recommend (the default: the recommendation is reported,
+	// nothing changes) or Apply (a plan that needs memory gets it in the
+	// same restart, a rescale that restarts the TaskManagers anyway takes
+	// the recommendation along, and a GC-bound job gets its memory in a
+	// restart of its own). Only a FlinkDeployment's memory is ever written.
+	// Whatever the mode, no plan is applied that the TaskManagers' memory
+	// cannot hold: without Apply it is reduced.
+	// +kubebuilder:default=Recommend
+	// +optional
+	Mode MemoryMode `json:"mode,omitempty"`
+	// headroom is added on top of the memory the TaskManagers were seen to
+	// use (heap, metaspace, network buffers) when sizing a recommendation:
+	// 0.2 is 20 %. In [0,10].
+	// +kubebuilder:default=0.2
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0 && self <= 10.0",message="headroom must be in [0,10]"
+	// +optional
+	Headroom *float64 `json:"headroom,omitempty"`
+	// minSaving: in mode Apply, a restart of its own only to give memory
+	// back happens when the recommendation frees at least this share of
+	// the TaskManagers' process memory. In [0,1); 0 turns such restarts
+	// off.
+	// +kubebuilder:default=0.3
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0 && self < 1.0",message="minSaving must be in [0,1)"
+	// +optional
+	MinSaving *float64 `json:"minSaving,omitempty"`
 	// maxGCTimeRatio: a rescale waits while the busiest TaskManager spends
 	// more than this share of its time in garbage collection, on average
 	// over the metrics window (Flink 1.19+ reports it). In [0,1]; 0 turns
