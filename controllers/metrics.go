@@ -61,6 +61,8 @@ type Metrics struct {
 	Slots             *prometheus.GaugeVec
 	Cores             *prometheus.GaugeVec
 	PredictedDowntime *prometheus.GaugeVec
+	Memory            *prometheus.GaugeVec
+	NetworkBuffers    *prometheus.GaugeVec
 	RescaleInProgress *prometheus.GaugeVec
 	LastDecision      *prometheus.GaugeVec
 	LastDowntime      *prometheus.GaugeVec
@@ -108,6 +110,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Slots:             gauge("slots", "Task slots the job uses: state=current or recommended.", with("state")),
 		Cores:             gauge("cores", "TaskManager cores the job uses: state=current or recommended.", with("state")),
 		PredictedDowntime: gauge("predicted_downtime_seconds", "Downtime the last decision predicts a rescale would cost (savepoint and restart)."),
+		Memory:            gauge("taskmanager_memory_bytes", "One TaskManager's memory by part (process, heap, managed, network, metaspace, overhead): state=current or recommended (the memory recommendation of the last decision; applied only in memory mode Apply).", with("part", "state")),
+		NetworkBuffers:    gauge("network_buffers", "Network buffers of the recommended plan's worst TaskManager: kind=required (what Flink must reserve to deploy it), max_use (the most its pools can take) or available (the segments a TaskManager has now).", with("kind")),
 		RescaleInProgress: gauge("rescale_in_progress", "1 while a rescale of the job is in progress, else 0."),
 		LastDecision:      gauge("last_decision_timestamp_seconds", "Unix time of the last decision."),
 		LastDowntime:      gauge("last_rescale_downtime_seconds", "Downtime of the last successful rescale, as measured."),
@@ -139,7 +143,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.Parallelism, m.RecommendedParallelism, m.Utilization, m.ExpectedUtilization, m.TrueProcessingRate, m.TargetRate, m.Backpressure,
-		m.Info, m.TargetInfo, m.UtilizationBand, m.LagRecords, m.LagSeconds, m.ArrivalRate, m.Slots, m.Cores, m.PredictedDowntime, m.RescaleInProgress,
+		m.Info, m.TargetInfo, m.UtilizationBand, m.LagRecords, m.LagSeconds, m.ArrivalRate, m.Slots, m.Cores, m.PredictedDowntime, m.Memory, m.NetworkBuffers, m.RescaleInProgress,
 		m.LastDecision, m.LastDowntime, m.Decisions, m.DecisionReasons, m.Holds, m.RescalesStarted, m.Rescales, m.Downtime,
 		m.CollectionErrors, m.CollectionDuration,
 	}
@@ -270,6 +274,7 @@ func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, ar
 		m.Cores.With(p.with("state", "current")).Set(d.Current.Cores)
 		m.Cores.With(p.with("state", "recommended")).Set(d.Recommended.Cores)
 		m.PredictedDowntime.With(p.labels).Set(d.PredictedDowntime.Seconds())
+		p.memory(d.Memory)
 	}
 	m.LastDecision.With(p.labels).Set(float64(d.At.UnixNano()) / 1e9)
 	action := string(d.Action)
@@ -283,6 +288,31 @@ func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, ar
 	}
 	if d.Action == scaling.ActionHold {
 		m.Holds.With(p.with("reason", primaryReason(d))).Inc()
+	}
+}
+
+// memory records the memory recommendation, or deletes its series when
+// the decision has none (not reported, or memory mode Off).
+func (p policyMetrics) memory(rec *scaling.MemoryRecommendation) {
+	m := p.m
+	if rec == nil {
+		match := prometheus.Labels{LabelNamespace: p.labels[LabelNamespace], LabelPolicy: p.labels[LabelPolicy]}
+		m.Memory.DeletePartialMatch(match)
+		m.NetworkBuffers.DeletePartialMatch(match)
+		return
+	}
+	for state, t := range map[string]scaling.TaskManagerMemory{"current": rec.Current, "recommended": rec.Recommended} {
+		for part, b := range map[string]int64{
+			"process": t.ProcessBytes, "heap": t.HeapBytes(), "managed": t.ManagedBytes, "network": t.NetworkBytes,
+			"metaspace": t.MetaspaceBytes, "overhead": t.OverheadBytes,
+		} {
+			m.Memory.With(p.with("part", part, "state", state)).Set(float64(b))
+		}
+	}
+	if n := rec.Network; n != nil {
+		m.NetworkBuffers.With(p.with("kind", "required")).Set(float64(n.Required))
+		m.NetworkBuffers.With(p.with("kind", "max_use")).Set(float64(n.MaxUse))
+		m.NetworkBuffers.With(p.with("kind", "available")).Set(float64(n.Available))
 	}
 }
 

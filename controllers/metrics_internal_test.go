@@ -85,12 +85,30 @@ func TestMetricsOfDecisions(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.DecisionReasons.With(pm.with("action", "Scale", "reason", "Overloaded"))), "once per decision")
 	assert.Equal(t, 0.85, testutil.ToFloat64(m.UtilizationBand.With(pm.with("bound", "max"))))
 
+	// The memory recommendation: one series per part and state, the
+	// plan's network buffers; gone with a decision that has none.
+	d.Memory = &scaling.MemoryRecommendation{
+		Current:     scaling.TaskManagerMemory{ProcessBytes: 1 << 30, FrameworkHeapBytes: 128 << 20, TaskHeapBytes: 200 << 20, NetworkBytes: 1 << 20},
+		Recommended: scaling.TaskManagerMemory{ProcessBytes: 1100 << 20, FrameworkHeapBytes: 128 << 20, TaskHeapBytes: 200 << 20, NetworkBytes: 8 << 20},
+		Network:     &scaling.NetworkUse{Required: 47, MaxUse: 166, Available: 32},
+	}
+	pm.decision(d, band, 3000, shown)
+	assert.Equal(t, float64(328<<20), testutil.ToFloat64(m.Memory.With(pm.with("part", "heap", "state", "current"))), "framework + task heap")
+	assert.Equal(t, float64(8<<20), testutil.ToFloat64(m.Memory.With(pm.with("part", "network", "state", "recommended"))))
+	assert.Equal(t, 47.0, testutil.ToFloat64(m.NetworkBuffers.With(pm.with("kind", "required"))))
+	assert.Equal(t, 32.0, testutil.ToFloat64(m.NetworkBuffers.With(pm.with("kind", "available"))))
+
 	// The job loses vertex b; a hold is counted under its job-level reason.
 	hold := scaling.Decision{At: d.At.Add(time.Minute), Action: scaling.ActionHold, Sized: true,
 		Vertices: d.Vertices[:1],
 		Reasons:  []scaling.Reason{{Code: scaling.ReasonWithinBand, Vertex: "a"}, {Code: scaling.ReasonCooldown}}}
 	pm.decision(hold, band, 3000, shown)
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", string(scaling.ReasonCooldown)))))
+	for _, name := range []string{"flinkscale_taskmanager_memory_bytes", "flinkscale_network_buffers"} {
+		n, err := testutil.GatherAndCount(reg, name)
+		require.NoError(t, err)
+		assert.Zero(t, n, "%s: no memory in the hold, no series", name)
+	}
 	n, err := testutil.GatherAndCount(reg, "flinkscale_vertex_parallelism")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "vertex b's series are gone")

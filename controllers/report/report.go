@@ -80,6 +80,11 @@ type Report struct {
 	// modes), for the charts.
 	Observed []Point `json:"observed,omitempty"`
 
+	// Memory is the TaskManager memory recommendation (nil: the
+	// TaskManagers' memory was not reported, or the policy's memory mode is
+	// Off).
+	Memory *Memory `json:"memory,omitempty"`
+
 	Reasons []Reason `json:"reasons"`
 	// Patch is the server-side apply patch Apply mode would send; nil when
 	// nothing changes.
@@ -125,6 +130,66 @@ type Shape struct {
 	SlotsPerTaskManager int     `json:"slotsPerTaskManager"`
 	TaskManagers        int     `json:"taskManagers"`
 	Cores               float64 `json:"cores"`
+}
+
+// Memory is one TaskManager's memory, now and recommended, in MiB, and the
+// network buffers of the recommended plan.
+type Memory struct {
+	// Parts lists process, heap, managed, network, metaspace, JVM
+	// overhead and the framework and task off-heap memory.
+	Parts []MemoryPart `json:"parts"`
+	// Applied is true when the plan sets the recommended memory in the
+	// same restart (memory mode Apply); otherwise it is advice.
+	Applied bool `json:"applied"`
+	// BuffersRequired is what the plan's worst TaskManager must reserve,
+	// BuffersMaxUse the most its pools can take, BuffersAvailable what a
+	// TaskManager has now (network segments).
+	BuffersRequired  int64 `json:"buffersRequired"`
+	BuffersMaxUse    int64 `json:"buffersMaxUse"`
+	BuffersAvailable int64 `json:"buffersAvailable"`
+	// SavingMiB is the process memory the recommendation frees over the
+	// plan's TaskManagers (negative: it adds memory).
+	SavingMiB float64  `json:"savingMiB"`
+	Reasons   []Reason `json:"reasons,omitempty"`
+}
+
+// MemoryPart is one part of the TaskManager memory model.
+type MemoryPart struct {
+	Name           string  `json:"name"`
+	CurrentMiB     float64 `json:"currentMiB"`
+	RecommendedMiB float64 `json:"recommendedMiB"`
+}
+
+func newMemory(m *scaling.MemoryRecommendation) *Memory {
+	if m == nil {
+		return nil
+	}
+	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
+	c, r := m.Current, m.Recommended
+	out := &Memory{Applied: m.Applied, SavingMiB: mb(m.SavingBytes), Parts: []MemoryPart{
+		{"process", mb(c.ProcessBytes), mb(r.ProcessBytes)},
+		{"heap", mb(c.HeapBytes()), mb(r.HeapBytes())},
+		{"managed", mb(c.ManagedBytes), mb(r.ManagedBytes)},
+		{"network", mb(c.NetworkBytes), mb(r.NetworkBytes)},
+		{"metaspace", mb(c.MetaspaceBytes), mb(r.MetaspaceBytes)},
+		{"JVM overhead", mb(c.OverheadBytes), mb(r.OverheadBytes)},
+		{"off-heap (framework + task)", mb(c.FrameworkOffHeapBytes + c.TaskOffHeapBytes), mb(r.FrameworkOffHeapBytes + r.TaskOffHeapBytes)},
+	}}
+	if n := m.Network; n != nil {
+		out.BuffersRequired, out.BuffersMaxUse, out.BuffersAvailable = n.Required, n.MaxUse, n.Available
+	}
+	for _, x := range m.Reasons {
+		out.Reasons = append(out.Reasons, Reason{Code: string(x.Code), Vertex: x.Vertex, Message: x.Message})
+	}
+	return out
+}
+
+// verb says whether the memory is applied or advice.
+func (m *Memory) verb() string {
+	if m.Applied {
+		return "set in the same restart"
+	}
+	return "recommended, not applied (memory mode Apply applies it)"
 }
 
 // Reason is a machine-readable reason with its sentence.
@@ -221,6 +286,7 @@ func New(d scaling.Decision, s scaling.Snapshot, o Options) Report {
 	for _, x := range d.Reasons {
 		r.Reasons = append(r.Reasons, Reason{Code: string(x.Code), Vertex: x.Vertex, Message: x.Message})
 	}
+	r.Memory = newMemory(d.Memory)
 	if t := o.Target; t != nil {
 		r.TargetKind = t.Kind
 		r.RescalePath, r.RescalePathReason = t.Path()
@@ -384,6 +450,21 @@ func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "\nresources: %s → %s\n", r.Before, r.After)
 	fmt.Fprintf(w, "lag: %.0f records (%.0f s of arrivals); predicted downtime %s, backlog drained %s after the restart\n",
 		r.LagRecords, r.LagSeconds, r.PredictedDowntime, r.PredictedCatchUp)
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(w, "TaskManager memory (%s); network buffers: the plan needs %d of %d per TaskManager (its pools take at most %d)\n",
+			m.verb(), m.BuffersRequired, m.BuffersAvailable, m.BuffersMaxUse)
+		mt := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(mt, "  PART\tNOW\tRECOMMENDED")
+		for _, p := range m.Parts {
+			fmt.Fprintf(mt, "  %s\t%.0f MiB\t%.0f MiB\n", p.Name, p.CurrentMiB, p.RecommendedMiB)
+		}
+		if err := mt.Flush(); err != nil {
+			return err
+		}
+		for _, x := range m.Reasons {
+			fmt.Fprintf(w, "  - %s\n", x.Message)
+		}
+	}
 	fmt.Fprintln(w, "reasons:")
 	for _, x := range r.Reasons {
 		fmt.Fprintf(w, "  - %s\n", x)
@@ -480,6 +561,19 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		r.Before.TaskManagers, r.After.TaskManagers, r.Before.Cores, r.After.Cores)
 	fmt.Fprintf(w, "Lag: %.0f records (%.0f s of arrivals). Predicted downtime %s; the backlog drains %s after the restart.\n\n",
 		r.LagRecords, r.LagSeconds, r.PredictedDowntime, r.PredictedCatchUp)
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(w, "## TaskManager memory\n\nOne TaskManager, %s. Network buffers: the plan needs %d per TaskManager, which has %d; its pools take at most %d.\n\n",
+			m.verb(), m.BuffersRequired, m.BuffersAvailable, m.BuffersMaxUse)
+		fmt.Fprintln(w, "| part | now | recommended |\n|---|---|---|")
+		for _, p := range m.Parts {
+			fmt.Fprintf(w, "| %s | %.0f MiB | %.0f MiB |\n", p.Name, p.CurrentMiB, p.RecommendedMiB)
+		}
+		fmt.Fprintln(w)
+		for _, x := range m.Reasons {
+			fmt.Fprintf(w, "- %s\n", md(x.Message))
+		}
+		fmt.Fprintln(w)
+	}
 	r.writeMarkdownReasons(w)
 	if r.Patch != nil {
 		fmt.Fprintf(w, "\n## Patch\n\nWhat `Apply` mode sends (server-side apply, field manager `%s`):\n\n```yaml\n%s```\n", r.Patch.FieldManager, r.Patch.YAML)

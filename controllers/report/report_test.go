@@ -265,3 +265,48 @@ func TestReportOfEachTargetKind(t *testing.T) {
 	assert.Empty(t, r.Actions)
 	assert.Contains(t, r.RescalePathReason, "default scheduler")
 }
+
+// The memory recommendation is in every rendering: the parts now and
+// recommended, the network buffers, and whether the restart applies it.
+func TestReportOfMemory(t *testing.T) {
+	s, _ := example(t, "orders-surge.json")
+	s.FlinkVersion = "1.20"
+	s.TaskManagers.Memory = &scaling.Memory{
+		ProcessBytes: 2 << 30, HeapBytes: 600 << 20, ManagedBytes: 500 << 20, NetworkBytes: 2 << 20,
+		MetaspaceBytes: 256 << 20, NetworkSegmentsTotal: scaling.F(64),
+		HeapUsedBytes: &scaling.Stat{Avg: scaling.F(300 << 20), Max: scaling.F(450 << 20)}, HeapMaxBytes: scaling.F(600 << 20),
+	}
+	for _, mode := range []scaling.MemoryMode{scaling.MemoryRecommend, scaling.MemoryApply} {
+		p := scaling.DefaultPolicy()
+		p.Memory.Mode = mode
+		d := scaling.Decide(s, p, scaling.History{}, s.WindowEnd)
+		require.NotNil(t, d.Memory, "%s", d.Summary)
+		r := New(d, s, Options{Source: "snapshot"})
+		require.NotNil(t, r.Memory)
+		assert.Equal(t, mode == scaling.MemoryApply, r.Memory.Applied)
+		assert.Equal(t, d.Memory.Network.Required, r.Memory.BuffersRequired)
+		assert.Equal(t, int64(64), r.Memory.BuffersAvailable)
+		heap := r.Memory.Parts[1]
+		require.Equal(t, "heap", heap.Name)
+		assert.Equal(t, 600.0, heap.CurrentMiB)
+		assert.InDelta(t, float64(d.Memory.Recommended.HeapBytes())/(1<<20), heap.RecommendedMiB, 1e-9)
+
+		want := "recommended, not applied"
+		if mode == scaling.MemoryApply {
+			want = "set in the same restart"
+		}
+		for _, format := range []string{"table", "markdown", "html"} {
+			var b bytes.Buffer
+			require.NoError(t, r.Write(&b, format))
+			out := b.String()
+			assert.Contains(t, out, want, format)
+			assert.Contains(t, out, "metaspace", format)
+			assert.Regexp(t, `needs \d+ (of \d+ )?per TaskManager`, out, format)
+		}
+		var b bytes.Buffer
+		require.NoError(t, r.Write(&b, "json"))
+		back, err := Read(&b)
+		require.NoError(t, err)
+		assert.Equal(t, r.Memory, back.Memory)
+	}
+}

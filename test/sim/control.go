@@ -1,6 +1,10 @@
 package sim
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
 
 // Errors of the control operations; the REST layer maps them to Flink's
 // status codes.
@@ -71,6 +75,11 @@ type Submission struct {
 	Session bool
 	// AllowNonRestoredState as the operator's job spec has it.
 	AllowNonRestoredState bool
+	// Memory is the TaskManagers' memory model (the FlinkDeployment's
+	// flinkConfiguration and spec.taskManager.resource.memory, derived);
+	// nil keeps the memory the job's TaskManagers have. A job on a Pool
+	// keeps the pool's.
+	Memory *scaling.TaskManagerMemory
 }
 
 // Fault is an injected failure.

@@ -60,8 +60,15 @@ type deployment struct {
 	waitSince time.Time
 	waitDelay time.Duration
 	setup     func()
-	// failureCause is the root cause of a FAILED job, when it has one.
+	// failureCause is the root cause of a FAILED job, when it has one,
+	// or of the last failed attempt of a job that keeps restarting.
 	failureCause string
+	// failedAttempts counts the attempts in a row that failed to deploy
+	// (the restart strategy's backoff grows with it); netUsed caches the
+	// network segments a TaskManager with n busy slots uses at the
+	// deployment's parallelism (memory.go).
+	failedAttempts int
+	netUsed        map[int]int64
 }
 
 // task is one subtask.
@@ -146,6 +153,8 @@ func (j *Job) Submit(s Submission) error {
 			return err
 		}
 		_, spt = j.pool.TaskManagers()
+	} else if s.Memory != nil {
+		j.mem = *s.Memory
 	}
 	r := &deployment{
 		jobID: jobID, state: "INITIALIZING", timestamps: map[string]int64{"INITIALIZING": ms(j.now)},
@@ -313,6 +322,7 @@ func (r *deployment) newTasks(j *Job) {
 	r.attemptAt = j.now
 	r.nextMeter = j.now.Add(meterUpdateSeconds * time.Second)
 	r.tasks = map[string][]*task{}
+	r.netUsed = nil
 	// Slot-sharing groups take consecutive slot ranges in order of first
 	// appearance; subtask k of a vertex sits in slot base+k of its group.
 	base, next := map[string]int{}, 0
@@ -382,6 +392,11 @@ func (r *deployment) transitions(j *Job) {
 			r.endTime = j.now
 			return
 		}
+		if cause := j.networkFailure(r); cause != "" {
+			r.failAttempt(j, cause)
+			return
+		}
+		r.failedAttempts, r.failureCause = 0, ""
 		r.setState(j, "RUNNING")
 		r.startMeters(j)
 		r.restartKind = ""

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/scaling/assign"
 )
 
@@ -83,7 +84,10 @@ type Job struct {
 	savepoints map[string]*snapshotData
 	triggers   map[string]*trigger
 	faults     map[Fault]int
-	err        error // the first Kafka error; Advance stops on it
+	// mem is the memory of the TaskManagers: the spec's, then the last
+	// submission's that named one (memory.go).
+	mem scaling.TaskManagerMemory
+	err error // the first Kafka error; Advance stops on it
 
 	// Accounting across deployments, for conservation tests and benchmarks.
 	produced    int64   // records appended to the topics
@@ -128,8 +132,12 @@ func NewJob(spec JobSpec, opts Options) (*Job, error) {
 	if spec.ConsumerGroup == "" {
 		spec.ConsumerGroup = spec.Name
 	}
+	mem, err := DeriveTaskManagerMemory(spec.TaskManager)
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", spec.Name, err)
+	}
 	j := &Job{
-		spec: spec, g: g, kafka: opts.Kafka, load: opts.Load, step: opts.Step,
+		spec: spec, mem: mem, g: g, kafka: opts.Kafka, load: opts.Load, step: opts.Step,
 		rng:   rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
 		start: opts.Start, now: opts.Start,
 		end: map[TopicPartition]int64{}, carry: map[TopicPartition]float64{}, tps: map[string][]TopicPartition{},

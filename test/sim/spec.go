@@ -47,6 +47,11 @@ type JobSpec struct {
 	// framing), so a job of small records holds many seconds of them in
 	// flight before it backpressures (see networkBuffers).
 	RecordBytes float64 `json:"recordBytes,omitempty"`
+	// StateBackend is state.backend.type: "hashmap" (Flink's default: the
+	// state lives on the TaskManagers' heap), "rocksdb" or "forst" (off the
+	// heap, managed memory as cache). It shapes the TaskManagers' memory
+	// metrics (memory.go).
+	StateBackend string `json:"stateBackend,omitempty"`
 }
 
 // SchedulerModeReactive is JobSpec.SchedulerMode for reactive mode.
@@ -118,6 +123,11 @@ type TaskManagerSpec struct {
 	Slots int     `json:"slots"`
 	// MemoryBytes of one TaskManager process (reported by /taskmanagers).
 	MemoryBytes float64 `json:"memoryBytes,omitempty"`
+	// FlinkConfiguration holds the TaskManagers' memory and network keys
+	// (taskmanager.memory.*, taskmanager.network.memory.*): the memory
+	// model is derived from them and MemoryBytes as Flink derives it
+	// (scaling.DeriveTaskManagerMemory). Empty: Flink's defaults.
+	FlinkConfiguration map[string]string `json:"flinkConfiguration,omitempty"`
 }
 
 // CheckpointSpec says how checkpoints behave. A checkpoint's duration is

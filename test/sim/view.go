@@ -1,6 +1,10 @@
 package sim
 
-import "time"
+import (
+	"time"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
 
 // View is a read-only copy of a simulated cluster at one instant: everything
 // the REST API and the Prometheus reporter render, with values as Flink
@@ -41,7 +45,9 @@ type JobView struct {
 	NumRestarts, NumRescales int
 	// FailureCause is the root exception of a FAILED job when the
 	// simulator knows it ("class: message"), e.g. a
-	// NoResourceAvailableException after a wait for slots.
+	// NoResourceAvailableException after a wait for slots, or of the last
+	// failed attempt of a job that keeps RESTARTING (an IOException:
+	// Insufficient number of network buffers).
 	FailureCause string
 }
 
@@ -171,4 +177,14 @@ type TaskManagerView struct {
 	// SlotJobIDs is the job holding each slot in use, on a TaskManager
 	// jobs share (a Pool); nil: the view's job holds them.
 	SlotJobIDs []string
+	// Memory is the TaskManager's memory model (its process size is
+	// PhysicalMemory), and the rest what it uses now (memory.go): heap,
+	// managed memory and metaspace in bytes, GC time in ms per second,
+	// network segments in use (of Memory.NetworkBytes / 32 KiB).
+	Memory              scaling.TaskManagerMemory
+	HeapUsed            int64
+	ManagedUsed         int64
+	MetaspaceUsed       int64
+	GCTimeMsPerSecond   float64
+	NetworkSegmentsUsed int64
 }

@@ -34,6 +34,13 @@ func (j *Job) View() View {
 	if j.reactive() {
 		v.JobManagerConfig["scheduler-mode"] = SchedulerModeReactive
 	}
+	// The cluster's configuration holds the TaskManagers' keys too.
+	for k, val := range j.spec.TaskManager.FlinkConfiguration {
+		v.JobManagerConfig[k] = val
+	}
+	if j.spec.StateBackend != "" {
+		v.JobManagerConfig["state.backend.type"] = strings.ToLower(j.spec.StateBackend)
+	}
 	r := j.run
 	if r == nil {
 		v.Job = JobView{State: "INITIALIZING", Timestamps: map[string]int64{}, EndTime: -1}
@@ -230,14 +237,14 @@ func (r *deployment) checkpointsView() CheckpointsView {
 // taskManagerView is TaskManager i (its host derives from i) with slots
 // slots, used of them in use.
 func (j *Job) taskManagerView(i int, id string, slots, used int) TaskManagerView {
-	mem := j.spec.TaskManager.MemoryBytes
-	if mem == 0 {
-		mem = 4 << 30
-	}
+	mem := j.mem.ProcessBytes
 	host := tmHost(i)
+	u := j.taskManagerUsage(used)
 	return TaskManagerView{
 		ID: id, Path: fmt.Sprintf("pekko.tcp://flink@%s:6122/user/rpc/taskmanager_0", host),
 		DataPort: 6121, JMXPort: -1, TimeSinceLastHeartbeat: ms(j.now), SlotsNumber: slots, FreeSlots: slots - used,
-		CPUCores: j.spec.TaskManager.CPU, PhysicalMemory: int64(mem), FreeMemory: int64(mem) / 2, ManagedMemory: int64(mem) / 4, Host: host,
+		CPUCores: j.spec.TaskManager.CPU, PhysicalMemory: mem, FreeMemory: mem / 2, ManagedMemory: j.mem.ManagedBytes, Host: host,
+		Memory: j.mem, HeapUsed: u.heapUsed, ManagedUsed: u.managedUsed, MetaspaceUsed: u.metaspaceUsed,
+		GCTimeMsPerSecond: u.gcMsPerSecond, NetworkSegmentsUsed: u.segmentsUsed,
 	}
 }

@@ -193,6 +193,15 @@ type tmMemory struct {
 func clamp(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
 
 func memoryOf(tm sim.TaskManagerView) tmMemory {
+	if t := tm.Memory; t.ProcessBytes > 0 {
+		return tmMemory{
+			FrameworkHeap: t.FrameworkHeapBytes, TaskHeap: t.TaskHeapBytes,
+			FrameworkOffHeap: t.FrameworkOffHeapBytes, TaskOffHeap: t.TaskOffHeapBytes,
+			NetworkMemory: t.NetworkBytes, ManagedMemory: t.ManagedBytes,
+			JvmMetaspace: t.MetaspaceBytes, JvmOverhead: t.OverheadBytes,
+			TotalFlinkMemory: t.FlinkBytes(), TotalProcessMemory: t.ProcessBytes,
+		}
+	}
 	process := tm.PhysicalMemory
 	if process <= 0 {
 		process = 1728 * mib // taskmanager.memory.process.size of the default flink-conf
@@ -326,10 +335,13 @@ type tmMetricsInfo struct {
 
 const memorySegmentSize = 32 * 1024
 
-// tmGauges are the JVM and shuffle gauges of a TaskManager. The view has no
-// JVM usage, so heap use is a fixed share of the heap.
+// tmGauges are the JVM and shuffle gauges of a TaskManager: what the
+// view says it uses (sim's memory model), or, for a view without one, a
+// fixed share of the heap.
 type tmGauges struct {
 	heapMax, heapUsed, nonHeapMax, nonHeapUsed, directUsed int64
+	metaspaceUsed, managedUsed                             int64
+	gcTimeMsPerSecond                                      float64
 	segmentsTotal, segmentsUsed                            int64
 }
 
@@ -341,8 +353,16 @@ func gaugesOf(tm sim.TaskManagerView) tmGauges {
 		directUsed:  m.NetworkMemory + m.FrameworkOffHeap/4,
 		nonHeapUsed: m.JvmMetaspace / 2,
 	}
-	g.heapUsed = g.heapMax / 4
 	g.segmentsTotal = m.NetworkMemory / memorySegmentSize
+	if tm.Memory.ProcessBytes > 0 {
+		g.heapUsed, g.managedUsed, g.gcTimeMsPerSecond = tm.HeapUsed, tm.ManagedUsed, tm.GCTimeMsPerSecond
+		g.metaspaceUsed = tm.MetaspaceUsed
+		g.nonHeapUsed = tm.MetaspaceUsed + 40*mib // and the code cache
+		g.segmentsUsed = min(tm.NetworkSegmentsUsed, g.segmentsTotal)
+		return g
+	}
+	g.heapUsed = g.heapMax / 4
+	g.metaspaceUsed = g.nonHeapUsed
 	busy := tm.SlotsNumber - tm.FreeSlots
 	if tm.SlotsNumber > 0 {
 		g.segmentsUsed = g.segmentsTotal * int64(busy) / int64(tm.SlotsNumber) / 2

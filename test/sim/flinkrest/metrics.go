@@ -238,7 +238,7 @@ func runningJobs(views []sim.View) int64 {
 }
 
 // taskManagerStore is a TaskManager's JVM and shuffle gauges.
-func taskManagerStore(tm sim.TaskManagerView) *metricStore {
+func taskManagerStore(tm sim.TaskManagerView, ver version) *metricStore {
 	g := gaugesOf(tm)
 	m := memoryOf(tm)
 	s := newStore()
@@ -248,11 +248,19 @@ func taskManagerStore(tm sim.TaskManagerView) *metricStore {
 	s.integer("Status.JVM.Memory.NonHeap.Used", g.nonHeapUsed)
 	s.integer("Status.JVM.Memory.NonHeap.Committed", g.nonHeapUsed)
 	s.integer("Status.JVM.Memory.NonHeap.Max", g.nonHeapMax)
+	s.integer("Status.JVM.Memory.Metaspace.Used", g.metaspaceUsed)
+	s.integer("Status.JVM.Memory.Metaspace.Committed", g.metaspaceUsed)
+	s.integer("Status.JVM.Memory.Metaspace.Max", m.JvmMetaspace)
 	s.integer("Status.Shuffle.Netty.TotalMemorySegments", g.segmentsTotal)
 	s.integer("Status.Shuffle.Netty.UsedMemorySegments", g.segmentsUsed)
 	s.integer("Status.Shuffle.Netty.AvailableMemorySegments", g.segmentsTotal-g.segmentsUsed)
 	s.integer("Status.Flink.Memory.Managed.Total", m.ManagedMemory)
-	s.integer("Status.Flink.Memory.Managed.Used", 0)
+	s.integer("Status.Flink.Memory.Managed.Used", g.managedUsed)
+	if ver.atLeast(1, 19) {
+		// The collectors' sum (FLINK-33318, Flink 1.19): a MeterView of
+		// their time, in ms per second.
+		s.double("Status.JVM.GarbageCollector.All.TimeMsPerSecond", g.gcTimeMsPerSecond)
+	}
 	return s
 }
 
@@ -353,7 +361,7 @@ func (h *handler) taskManagerMetrics(req *request) response {
 	if st := req.metricStore(); st != nil {
 		for _, tm := range st.TaskManagers {
 			if tm.ID == id {
-				return metricsResponse(req, taskManagerStore(tm))
+				return metricsResponse(req, taskManagerStore(tm, req.ver))
 			}
 		}
 	}
@@ -617,13 +625,13 @@ func (h *handler) taskManagersAggregatedMetrics(req *request) response {
 	ids := req.queryList("taskmanagers")
 	if len(ids) == 0 {
 		for _, tm := range tms {
-			stores = append(stores, taskManagerStore(tm))
+			stores = append(stores, taskManagerStore(tm, req.ver))
 		}
 	} else {
 		for _, id := range ids {
 			for _, tm := range tms {
 				if tm.ID == id {
-					stores = append(stores, taskManagerStore(tm))
+					stores = append(stores, taskManagerStore(tm, req.ver))
 				}
 			}
 		}

@@ -133,6 +133,14 @@ func (v *validator) job(s *Scenario) {
 		v.bad("job.taskManager.slots", "must be at least 1, not %d", j.TaskManager.Slots)
 	}
 	v.atLeast("job.taskManager.memoryBytes", j.TaskManager.MemoryBytes, 0)
+	if _, err := sim.DeriveTaskManagerMemory(j.TaskManager); err != nil {
+		v.bad("job.taskManager", "%v", err)
+	}
+	switch strings.ToLower(j.StateBackend) {
+	case "", "hashmap", "rocksdb", "forst":
+	default:
+		v.bad("job.stateBackend", "must be hashmap, rocksdb or forst, not %q", j.StateBackend)
+	}
 	c := j.Checkpoints
 	v.duration("job.checkpoints.interval", c.Interval, time.Millisecond)
 	v.duration("job.checkpoints.timeout", c.Timeout, time.Millisecond)
