@@ -31,11 +31,12 @@ import (
 //     LocalInputChannel reads the producer's buffers and reserves none.
 //     So required = r·e + (requiredPerGate − n·e), at most r·e + n·b + f − n·e,
 //     r = remote channels.
-//   - Flink 2.x (master; FLINK-33668), InputGateSpecUtils: expected = min =
-//     min(T, n·b + 1), max = n·b + f, all in the gate's LocalBufferPool
-//     (SingleInputGateFactory.createBufferPoolFactory(expected, min, max));
-//     BufferManager.requestExclusiveBuffers takes the exclusive buffers from
-//     that pool, so local and remote channels count alike.
+//   - Flink 2.0 and 2.1 behave the same, as measured on real Flink
+//     (test/testbed/testdata/network-buffers.json: a job on one
+//     TaskManager reserves exactly the 1.20 figures, and the layouts the two
+//     lines refuse are the same). Flink's master branch moves the exclusive
+//     buffers into the gate's pool (FLINK-33668, every channel counted);
+//     when a release does, Version will pick the rule.
 //
 // Result partitions (one per output edge of a subtask, s subpartitions):
 // ResultPartitionFactory.createBufferPoolFactory with
@@ -76,6 +77,7 @@ const (
 // NetworkConfig is a TaskManager's network configuration.
 type NetworkConfig struct {
 	// Version is Flink120 or Flink2 (anything else is read as Flink2).
+	// Both follow the same rules today (measured; see above).
 	Version string
 	// SegmentSize is taskmanager.memory.segment-size in bytes (32 KiB).
 	SegmentSize int64
@@ -260,9 +262,6 @@ func NetworkNeed(vertices []Vertex, par map[string]int, slotsPerTM, taskManagers
 			req = int64(cfg.RequiredPerGateMax)
 		}
 		mx := max(n*b+f, req)
-		if cfg.Version != Flink120 {
-			return bufCost{req, mx}
-		}
 		e := min(b, (req-1)/n)
 		r := n
 		if allLocal {

@@ -98,9 +98,10 @@ func TestNetworkNeed(t *testing.T) {
 		// takes b = 2 exclusive buffers from the global pool plus 1 required
 		// floating buffer per gate: the same 9 per gate; at most r·b+f = 16.
 		{"hash 4→8, 2 slots, 1.20", Flink120, hash48, nil, 2, 0, 0, 36, 90, 4, false},
-		// 8 slots per TaskManager, 2.x: all 8 slots on one TaskManager:
-		// 4 × 18 + 4 × 9 = 108 required, 4 × 45 + 4 × 16 = 244 at most.
-		{"hash 4→8, 8 slots, 2.x", Flink2, hash48, nil, 8, 0, 0, 108, 244, 1, true},
+		// 8 slots per TaskManager, 2.x: all 8 slots on one TaskManager,
+		// every channel local: as on 1.20 below (real Flink 2.x reserves
+		// the same as 1.20 on one TaskManager: TestNetworkNeedMatchesRealFlink).
+		{"hash 4→8, 8 slots, 2.x", Flink2, hash48, nil, 8, 0, 0, 44, 180, 1, true},
 		// The same on Flink 1.20: every channel is local, no exclusive
 		// buffers; a gate requires 9 − 4·2 = 1 floating buffer, at most
 		// 16 − 8 = 8. Slots 0–3: 9 + 1 = 10, at most 29 + 8 = 37; slots
@@ -127,10 +128,11 @@ func TestNetworkNeed(t *testing.T) {
 		// at most 19 + 19 = 38 (the costliest slots by each measure).
 		{"two groups", Flink2, []Vertex{nbV("src", 2, "a"), nbV("sink", 3, "b", nbIn("src", ShipHash))}, nil, 2, 0, 0, 10, 38, 3, false},
 		// Two outputs: a (p=2) → HASH → b (p=2) and a → FORWARD → c (p=2),
-		// 2 slots: a's partitions 2+1 = 3 (2·2+8+5 = 17) and 1+1 = 2 (15);
-		// b's gate 2 channels 5 (12); c's gate 1 channel 3 (10); slot 13
-		// (54); × 2 = 26 (108).
-		{"two outputs", Flink2, []Vertex{nbV("a", 2, ""), nbV("b", 2, "", nbIn("a", ShipHash)), nbV("c", 2, "", nbIn("a", ShipForward))}, nil, 2, 0, 0, 26, 108, 1, true},
+		// 2 slots, one TaskManager, every channel local: a's partitions
+		// 2+1 = 3 (2·2+8+5 = 17) and 1+1 = 2 (15); b's gate of 2 channels
+		// 5 − 2·2 = 1 (12 − 4 = 8); c's gate of 1 channel 3 − 2 = 1
+		// (10 − 2 = 8); slot 7 (48); × 2 = 14 (96).
+		{"two outputs", Flink2, []Vertex{nbV("a", 2, ""), nbV("b", 2, "", nbIn("a", ShipHash)), nbV("c", 2, "", nbIn("a", ShipForward))}, nil, 2, 0, 0, 14, 96, 1, true},
 		// read-buffer.required-per-gate.max = 5, hash 8 → 8, 1 slot per
 		// TaskManager: gate required min(5, 8·2+1) = 5, at most 8·2+8 = 24;
 		// partition 9 (29). Slot: 14 (53).

@@ -66,9 +66,8 @@ type Snapshot struct {
 	// the number of TaskManagers is the only knob.
 	Reactive bool `json:"reactive,omitempty"`
 	// FlinkVersion is the Flink version the job runs ("1.20", "2.1";
-	// spec.flinkVersion or REST /overview). It picks the network buffer
-	// rules: Flink 1.x reserves exclusive buffers per remote channel only,
-	// 2.x per channel. Empty: the 2.x rules (the larger need).
+	// spec.flinkVersion or REST /overview), for the network buffer rules
+	// (NetworkConfig.Version), which real Flink 1.20 and 2.x follow alike.
 	FlinkVersion string `json:"flinkVersion,omitempty"`
 	// StateBackend is state.backend.type: "hashmap" (state on the heap),
 	// "rocksdb" or "forst" (state off the heap, managed memory as cache).
