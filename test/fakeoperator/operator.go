@@ -141,6 +141,13 @@ type Canceler interface {
 	Cancel(jobID string) error
 }
 
+// Aborter is optionally implemented by a sim.Deployer whose job can be
+// ended at once, as deleting its cluster does (sim.Job.Abort): the
+// operator's last-state upgrade of a job that keeps failing.
+type Aborter interface {
+	Abort(jobID string) error
+}
+
 // Operator reconciles FlinkDeployments and FlinkSessionJobs against
 // simulated Flink jobs.
 type Operator struct {
@@ -821,6 +828,28 @@ func (r *run) upgrade(desired *deploymentSpec, typ diffType, changes []string) (
 	js := &r.st.JobStatus
 	v := r.view.Job
 	ours := v.ID != "" && v.ID == js.JobID
+	if ours && v.State == "RESTARTING" && v.FailureCause != "" && desired.upgradeMode != UpgradeStateless {
+		if a, ok := r.d.(Aborter); ok {
+			// A job that keeps failing (it never ran its new spec) cannot
+			// take a savepoint: the operator's last-state fallback
+			// (kubernetes.operator.job.upgrade.last-state-fallback.enabled)
+			// deletes the cluster and restores the new spec from the job's
+			// latest checkpoint, else the savepoint it was started from.
+			r.event(corev1.EventTypeNormal, ReasonSpecChanged, "%s change(s) detected: %v", typ, changes)
+			r.event(corev1.EventTypeNormal, ReasonSuspended, "Job %s is not running (%s): deleting the cluster for a last-state upgrade", js.JobID, v.FailureCause)
+			if err := a.Abort(js.JobID); err != nil {
+				return r.upgradeFailed(desired, "deleting the cluster: "+err.Error())
+			}
+			js.State = StateCanceled
+			js.UpdateTime = strconv.FormatInt(r.ms(), 10)
+			if c := v.Checkpoints.LatestCompleted; c != nil && c.ExternalPath != "" {
+				js.UpgradeSavepointPath = c.ExternalPath
+			}
+			r.stoppedAtOnce()
+			r.suspended(desired, UpgradeSavepoint)
+			return ctrl.Result{RequeueAfter: requeueNow}, nil
+		}
+	}
 	if ours && !terminal(v.State) && v.State != StateRunning {
 		// Savepoints need a running job: wait for it to settle.
 		return ctrl.Result{}, nil

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/sim"
 )
@@ -65,6 +66,20 @@ func baseSpec() map[string]any {
 		"jobManager":  map[string]any{"replicas": int64(1), "resource": map[string]any{"cpu": int64(1), "memory": "2048m"}},
 		"taskManager": map[string]any{"resource": map[string]any{"cpu": 1.5, "memory": "4096m"}},
 	}
+}
+
+// specMemory is the TaskManager memory baseSpec's 4096m derive with
+// Flink's defaults; a session job's submission carries none (its
+// cluster's TaskManagers run already).
+func specMemory(session bool) *scaling.TaskManagerMemory {
+	if session {
+		return nil
+	}
+	m, err := scaling.DeriveTaskManagerMemory(nil, 4096<<20)
+	if err != nil {
+		panic(err)
+	}
+	return &m
 }
 
 // conf is spec.flinkConfiguration, added if missing.
@@ -209,7 +224,7 @@ func TestFirstDeploymentBecomesStable(t *testing.T) {
 	require.Len(t, c.submissions, 1)
 	assert.Equal(t, sim.Submission{
 		JobID: st.JobStatus.JobID, DefaultParallelism: 2, Overrides: map[string]int{},
-		SlotsPerTaskManager: 2, TaskManagers: 1,
+		SlotsPerTaskManager: 2, TaskManagers: 1, Memory: specMemory(false),
 	}, c.submissions[0])
 	assert.Len(t, st.JobStatus.JobID, 32)
 	assert.Equal(t, "orders", st.JobStatus.JobName)
@@ -306,7 +321,7 @@ func TestSavepointUpgrade(t *testing.T) {
 	assert.NotEqual(t, oldID, newID)
 	assert.Equal(t, sim.Submission{
 		JobID: newID, DefaultParallelism: 2, Overrides: map[string]int{vSource: 4, vSink: 3},
-		SlotsPerTaskManager: 2, TaskManagers: 2, SavepointPath: "s3://bucket/savepoints/savepoint-1",
+		SlotsPerTaskManager: 2, TaskManagers: 2, SavepointPath: "s3://bucket/savepoints/savepoint-1", Memory: specMemory(false),
 	}, c.submissions[1])
 	assert.Equal(t, JMDeploying, st.JobManagerDeploymentStatus)
 	assert.Equal(t, int32(2), st.TaskManager.Replicas)
@@ -571,6 +586,7 @@ func testRestartFailure(t *testing.T, session, rollback bool) {
 	assert.Equal(t, sim.Submission{
 		JobID: st.JobStatus.JobID, DefaultParallelism: 2, Overrides: map[string]int{},
 		SlotsPerTaskManager: 2, TaskManagers: 1, SavepointPath: "s3://bucket/savepoints/savepoint-1", Session: session,
+		Memory: specMemory(session),
 	}, c.submissions[2], "the last stable spec, from the upgrade savepoint")
 	assert.NotContains(t, []string{firstID, failedID}, st.JobStatus.JobID)
 
@@ -651,7 +667,7 @@ func testStatelessUpgrade(t *testing.T, session, canceler bool) {
 	require.Len(t, c.submissions, 2)
 	assert.Equal(t, sim.Submission{
 		JobID: st.JobStatus.JobID, DefaultParallelism: 4, Overrides: map[string]int{},
-		SlotsPerTaskManager: 2, TaskManagers: 2, Session: session,
+		SlotsPerTaskManager: 2, TaskManagers: 2, Session: session, Memory: specMemory(session),
 	}, c.submissions[1])
 	assert.NotEqual(t, id, st.JobStatus.JobID)
 }

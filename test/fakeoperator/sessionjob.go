@@ -149,6 +149,9 @@ func parseSessionJobSpec(spec map[string]any, cluster *unstructured.Unstructured
 	if err != nil {
 		return nil, err
 	}
+	// The session cluster's TaskManagers run already, with the cluster's
+	// memory: a session job does not reshape them.
+	s.memory = nil
 	if s.raw, err = normalize(spec); err != nil {
 		return nil, fmt.Errorf("spec: %w", err)
 	}

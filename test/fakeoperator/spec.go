@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/sim"
 )
 
@@ -64,6 +65,11 @@ type deploymentSpec struct {
 
 	overrides map[string]int
 	slots     int
+	// memory is the TaskManagers' memory model when the spec says one
+	// (spec.taskManager.resource.memory, which the operator writes into
+	// taskmanager.memory.process.size, or taskmanager.memory.* keys):
+	// derived as Flink derives it; nil keeps the simulated cluster's.
+	memory *scaling.TaskManagerMemory
 }
 
 // normalize round-trips v through JSON so specs from the API server (int64,
@@ -103,6 +109,9 @@ func parseSpec(spec map[string]any) (*deploymentSpec, error) {
 		} `json:"job"`
 		TaskManager struct {
 			Replicas json.Number `json:"replicas"`
+			Resource struct {
+				Memory string `json:"memory"`
+			} `json:"resource"`
 		} `json:"taskManager"`
 	}
 	b, _ := json.Marshal(raw)
@@ -164,7 +173,41 @@ func parseSpec(spec map[string]any) (*deploymentSpec, error) {
 	if s.overrides, err = ParseOverrides(s.conf[KeyOverrides]); err != nil {
 		return nil, err
 	}
+	if s.memory, err = taskManagerMemory(s.conf, typed.TaskManager.Resource.Memory); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// taskManagerMemory derives the TaskManagers' memory from the
+// flinkConfiguration and spec.taskManager.resource.memory as the operator
+// and Flink do: the operator sets taskmanager.memory.process.size from the
+// resource's memory unless the configuration sets it, and Flink derives
+// the rest (scaling.DeriveTaskManagerMemory). Nil when the spec says
+// nothing of memory.
+func taskManagerMemory(conf map[string]string, resource string) (*scaling.TaskManagerMemory, error) {
+	says := strings.TrimSpace(resource) != ""
+	for _, k := range append(slices.Clone(scaling.MemoryKeys), scaling.KeyManagedFraction, scaling.KeyNetworkFraction, scaling.KeyOverheadFraction) {
+		if _, ok := conf[k]; ok {
+			says = true
+		}
+	}
+	if !says {
+		return nil, nil
+	}
+	var process int64
+	if strings.TrimSpace(resource) != "" {
+		b, err := scaling.ParseMemorySize(resource)
+		if err != nil {
+			return nil, fmt.Errorf("spec.taskManager.resource.memory: %w", err)
+		}
+		process = b
+	}
+	m, err := scaling.DeriveTaskManagerMemory(conf, process)
+	if err != nil {
+		return nil, fmt.Errorf("TaskManager memory: %w", err)
+	}
+	return &m, nil
 }
 
 // flatten writes a flinkConfiguration map as Flink reads it (nested maps
@@ -193,6 +236,7 @@ func (s *deploymentSpec) submission(jobID, savepointPath string, vertices []sim.
 		TaskManagers:          tms,
 		SavepointPath:         savepointPath,
 		AllowNonRestoredState: s.allowNonRestored,
+		Memory:                s.memory,
 	}
 }
 
