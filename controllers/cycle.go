@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,10 @@ import (
 const (
 	ReasonSpecAlreadyApplied = "SpecAlreadyApplied"
 	ReasonApplyConflict      = "ApplyConflict"
+	// ReasonMemoryNotSettable: a plan sets the TaskManagers' memory on a
+	// target whose TaskManagers are not its own (never expected: the model
+	// does not).
+	ReasonMemoryNotSettable = "MemoryNotSettable"
 )
 
 // cycle is one reconcile of one policy.
@@ -184,7 +189,17 @@ func (c *cycle) run() ctrl.Result {
 		c.settleStalled()
 		return wait
 	}
-	dec, snap := c.decide(policy)
+	network, err := c.d.NetworkSettings()
+	if err != nil {
+		// The plan's network buffers would be counted for settings the
+		// job does not run with: no decision on a half-read spec.
+		msg := fmt.Sprintf("%s %s: %v", c.d.Kind, c.d.Name, err)
+		c.condition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidTarget, msg)
+		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonInvalidTarget, "no decision: "+msg)
+		c.setStalled(v1alpha1.ReasonInvalidTarget, msg)
+		return wait
+	}
+	dec, snap := c.decide(policy, network)
 	if c.pol.EffectiveMode() == v1alpha1.ModeDryRun || c.pol.Status.RescalePath == target.PathRecommendOnly {
 		c.writeReport(dec, snap, policy)
 	}
@@ -487,9 +502,11 @@ func (c *cycle) observe(fs metrics.FlinkSample) {
 }
 
 // decide assembles the snapshot, runs the model, and records the decision
-// in the status (last decision, vertices, history).
-func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
+// in the status (last decision, vertices, history). network is the
+// TaskManagers' network buffer settings (nil: Flink's defaults).
+func (c *cycle) decide(p scaling.Policy, network *scaling.NetworkSettings) (scaling.Decision, scaling.Snapshot) {
 	snap, missing := c.st.window.Snapshot()
+	targetFacts(&snap, c.d, network)
 	snap.UpgradeMode = c.d.UpgradeMode
 	snap.RescaleInPlace = c.d.RescaleInPlace()
 	snap.Reactive = c.d.Reactive
@@ -544,12 +561,56 @@ func (c *cycle) decide(p scaling.Policy) (scaling.Decision, scaling.Snapshot) {
 	return dec, snap
 }
 
-func coresChange(d scaling.Decision) string {
-	return fmt.Sprintf("%d → %d slots, %.4g → %.4g cores", d.Current.Slots, d.Recommended.Slots, d.Current.Cores, d.Recommended.Cores)
+// targetFacts fills in what the target says of the job's memory model:
+// the Flink version its spec says (spec.flinkVersion, the session
+// cluster's, or what REST /overview reports of a cluster without the
+// operator; else the collected one stays), the state backend from its
+// configuration when Flink did not report one, and the network buffer
+// settings.
+func targetFacts(snap *scaling.Snapshot, d *target.Deployment, network *scaling.NetworkSettings) {
+	if v := metrics.FlinkMinorVersion(d.FlinkVersion); v != "" {
+		snap.FlinkVersion = v
+	}
+	if snap.StateBackend == "" {
+		snap.StateBackend = metrics.StateBackendType(firstSet(d.Configuration[keyStateBackendType], d.Configuration[keyStateBackendLegacy]))
+	}
+	snap.TaskManagers.Network = network
 }
 
+// Flink's state backend keys: state.backend.type, and before Flink 1.17
+// state.backend.
+const (
+	keyStateBackendType   = "state.backend.type"
+	keyStateBackendLegacy = "state.backend"
+)
+
+func firstSet(vs ...string) string {
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func coresChange(d scaling.Decision) string {
+	s := fmt.Sprintf("%d → %d slots, %.4g → %.4g cores", d.Current.Slots, d.Recommended.Slots, d.Current.Cores, d.Recommended.Cores)
+	if m := d.Recommended.Memory; m != nil && d.Memory != nil {
+		s += fmt.Sprintf(", TaskManager memory %s → %s", mib(d.Memory.Current.ProcessBytes), mib(m.ProcessBytes))
+	}
+	return s
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// planKey identifies a plan: its parallelism, shape and the TaskManager
+// memory it sets (a memory-only restart keeps the parallelism).
 func planKey(p scaling.Plan) string {
-	return target.FormatOverrides(p.Parallelism) + "/" + strconv.Itoa(p.SlotsPerTaskManager) + "/" + strconv.Itoa(p.TaskManagers)
+	key := target.FormatOverrides(p.Parallelism) + "/" + strconv.Itoa(p.SlotsPerTaskManager) + "/" + strconv.Itoa(p.TaskManagers)
+	if p.Memory != nil {
+		key += "/" + strconv.FormatInt(p.Memory.ProcessBytes, 10)
+	}
+	return key
 }
 
 func decisionStatus(d scaling.Decision) *v1alpha1.DecisionStatus {
@@ -559,6 +620,13 @@ func decisionStatus(d scaling.Decision) *v1alpha1.DecisionStatus {
 			break
 		}
 		out.Reasons = append(out.Reasons, v1alpha1.ReasonStatus{Code: string(r.Code), Vertex: r.Vertex, Message: r.Message})
+	}
+	if m := d.Memory; m != nil {
+		out.Memory = &v1alpha1.MemoryDecisionStatus{
+			CurrentProcessBytes: m.Current.ProcessBytes, RecommendedProcessBytes: m.Recommended.ProcessBytes,
+			CurrentNetworkBytes: m.Current.NetworkBytes, RecommendedNetworkBytes: m.Recommended.NetworkBytes,
+			Applied: m.Applied && d.Action == scaling.ActionScale && d.Recommended.Memory != nil, SavingBytes: m.SavingBytes,
+		}
 	}
 	return out
 }
@@ -634,6 +702,13 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 			return false
 		}
 	}
+	if dec.Recommended.Memory != nil && !c.d.SetsMemory() {
+		// The model sets memory only where the TaskManagers are the job's
+		// own (FixedSlots is set for the other kinds): never write part of
+		// a plan.
+		c.block(ReasonMemoryNotSettable, fmt.Sprintf("the plan sets the TaskManagers' memory, which a %s's plan cannot", c.d.Kind))
+		return false
+	}
 	if c.d.Kind == target.KindDeployment {
 		return c.actREST(dec, snap)
 	}
@@ -681,7 +756,8 @@ func (c *cycle) act(dec scaling.Decision, snap scaling.Snapshot, periods []sched
 		c.pol.Status.CurrentParallelism, c.pol.Status.RecommendedParallelism, coresChange(dec),
 		dec.PredictedDowntime.Round(time.Second), dec.Summary)
 	c.log.Info("rescale started", "deployment", c.d.Name, "from", c.pol.Status.CurrentParallelism,
-		"to", c.pol.Status.RecommendedParallelism, "overrides", fields.Overrides, "slots", fields.Slots)
+		"to", c.pol.Status.RecommendedParallelism, "overrides", fields.Overrides, "slots", fields.Slots,
+		"taskManagerMemory", fields.ResourceMemory)
 	c.commit(func() {
 		c.st.blocked = ""
 		c.pm.rescaleStarted()
@@ -762,12 +838,14 @@ func direction(d scaling.Decision) (up, down bool) {
 }
 
 func managedStatus(f target.Fields) *v1alpha1.ManagedFields {
-	return &v1alpha1.ManagedFields{Overrides: f.Overrides, Slots: f.Slots, Parallelism: int32(f.Parallelism), TaskManagerReplicas: int32(f.TaskManagerReplicas)}
+	return &v1alpha1.ManagedFields{Overrides: f.Overrides, Slots: f.Slots, Parallelism: int32(f.Parallelism), TaskManagerReplicas: int32(f.TaskManagerReplicas),
+		MemoryConfiguration: maps.Clone(f.Memory), TaskManagerMemory: f.ResourceMemory}
 }
 
 func managedFields(m *v1alpha1.ManagedFields) target.Fields {
 	if m == nil {
 		return target.Fields{}
 	}
-	return target.Fields{Overrides: m.Overrides, Slots: m.Slots, Parallelism: int(m.Parallelism), TaskManagerReplicas: int(m.TaskManagerReplicas)}
+	return target.Fields{Overrides: m.Overrides, Slots: m.Slots, Parallelism: int(m.Parallelism), TaskManagerReplicas: int(m.TaskManagerReplicas),
+		Memory: maps.Clone(m.MemoryConfiguration), ResourceMemory: m.TaskManagerMemory}
 }

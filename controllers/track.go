@@ -223,7 +223,7 @@ func (c *cycle) revert(rs *v1alpha1.RescaleStatus) string {
 	}
 	prev := managedFields(rs.Previous)
 	applied := managedFields(rs.Applied)
-	if c.d.Managed().Only(applied) == prev {
+	if c.d.Managed().Only(applied).Equal(prev) {
 		return "the deployment already says what the job runs"
 	}
 	if rs.Applied != nil && !c.d.Says(applied) {

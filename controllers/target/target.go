@@ -11,6 +11,9 @@
 //	spec.flinkConfiguration["taskmanager.numberOfTaskSlots"]
 //	spec.job.parallelism (standalone mode)
 //	spec.taskManager.replicas (standalone mode)
+//	spec.flinkConfiguration[scaling.MemoryKeys] and
+//	spec.taskManager.resource.memory (a plan that sets the TaskManagers'
+//	memory: policy memory mode Apply)
 package target
 
 import (
@@ -111,6 +114,9 @@ type Deployment struct {
 	TaskManagerCPU float64
 	// TaskManagerReplicas is spec.taskManager.replicas (0: unset).
 	TaskManagerReplicas int
+	// TaskManagerMemory is spec.taskManager.resource.memory as written
+	// ("": unset).
+	TaskManagerMemory string
 	// Adaptive is jobmanager.scheduler: adaptive.
 	Adaptive bool
 	// Configuration is spec.flinkConfiguration, flattened.
@@ -188,6 +194,9 @@ func Read(u *unstructured.Unstructured) (*Deployment, error) {
 		return nil, fmt.Errorf("spec.taskManager.replicas: %w", err)
 	} else if ok {
 		d.TaskManagerReplicas = int(v)
+	}
+	if v, ok, _ := unstructured.NestedFieldNoCopy(obj, "spec", "taskManager", "resource", "memory"); ok && v != nil {
+		d.TaskManagerMemory = fmt.Sprint(v)
 	}
 	conf, err := FlinkConfiguration(u)
 	if err != nil {
@@ -386,9 +395,24 @@ type Fields struct {
 	Slots               string
 	Parallelism         int
 	TaskManagerReplicas int
+	// Memory are the TaskManager memory keys of spec.flinkConfiguration
+	// (among scaling.MemoryKeys) and their values; a key not in the map is
+	// absent (nil: none). Only a FlinkDeployment has them.
+	Memory map[string]string
+	// ResourceMemory is spec.taskManager.resource.memory (FlinkDeployment
+	// only).
+	ResourceMemory string
 }
 
-// Only keeps the fields of f that mask has (non-empty), blanking the rest.
+// Equal reports whether f and g are the same fields (a nil and an empty
+// Memory alike).
+func (f Fields) Equal(g Fields) bool {
+	return f.Overrides == g.Overrides && f.Slots == g.Slots && f.Parallelism == g.Parallelism &&
+		f.TaskManagerReplicas == g.TaskManagerReplicas && maps.Equal(f.Memory, g.Memory) && f.ResourceMemory == g.ResourceMemory
+}
+
+// Only keeps the fields of f that mask has (non-empty), blanking the rest;
+// of Memory, the keys mask.Memory has that f has too.
 func (f Fields) Only(mask Fields) Fields {
 	var out Fields
 	if mask.Overrides != "" {
@@ -403,21 +427,52 @@ func (f Fields) Only(mask Fields) Fields {
 	if mask.TaskManagerReplicas != 0 {
 		out.TaskManagerReplicas = f.TaskManagerReplicas
 	}
+	for k := range mask.Memory {
+		if v, ok := f.Memory[k]; ok && v != "" {
+			if out.Memory == nil {
+				out.Memory = map[string]string{}
+			}
+			out.Memory[k] = v
+		}
+	}
+	if mask.ResourceMemory != "" {
+		out.ResourceMemory = f.ResourceMemory
+	}
 	return out
 }
 
 // Managed returns the managed fields as the deployment has them now.
 func (d *Deployment) Managed() Fields {
-	if d.Kind == SessionJobGVK.Kind {
+	switch d.Kind {
+	case SessionJobGVK.Kind:
 		return Fields{Overrides: d.ownConfiguration[KeyOverrides], Parallelism: d.Parallelism}
+	case KindDeployment:
+		return Fields{Overrides: d.Configuration[KeyOverrides], Slots: d.Configuration[KeySlots],
+			Parallelism: d.Parallelism, TaskManagerReplicas: d.TaskManagerReplicas}
 	}
-	return Fields{
+	f := Fields{
 		Overrides:           d.Configuration[KeyOverrides],
 		Slots:               d.Configuration[KeySlots],
 		Parallelism:         d.Parallelism,
 		TaskManagerReplicas: d.TaskManagerReplicas,
+		ResourceMemory:      d.TaskManagerMemory,
 	}
+	for _, k := range scaling.MemoryKeys {
+		if v, ok := d.Configuration[k]; ok && v != "" {
+			if f.Memory == nil {
+				f.Memory = map[string]string{}
+			}
+			f.Memory[k] = v
+		}
+	}
+	return f
 }
+
+// SetsMemory reports whether the kind of target can take a plan's
+// TaskManager memory: only a FlinkDeployment's TaskManagers are its own
+// to reshape (a session job's are its cluster's; a cluster without the
+// operator has no spec to write).
+func (d *Deployment) SetsMemory() bool { return d.Kind == GVK.Kind }
 
 // PlanFields turns a recommended plan into the fields to write, changing no
 // more than the plan needs:
@@ -431,6 +486,10 @@ func (d *Deployment) Managed() Fields {
 //     in-place rescale, and the overrides already set every vertex; Flink's
 //     resource manager starts the TaskManagers the slots need. A
 //     spec.job.parallelism owned from before keeps its value.
+//   - the TaskManager memory (FlinkDeployment only): when the plan sets it
+//     (p.Memory), every key of its FlinkConfiguration and
+//     spec.taskManager.resource.memory = the process size; otherwise the
+//     memory fields owned from before keep their values.
 //
 // owned are the fields flinkscale's field manager owns now (OwnedFields).
 func (d *Deployment) PlanFields(p scaling.Plan, owned map[string]bool) Fields {
@@ -464,6 +523,13 @@ func (d *Deployment) PlanFields(p scaling.Plan, owned map[string]bool) Fields {
 	} else if owned[FieldParallelism] {
 		f.Parallelism = d.Parallelism
 	}
+	if p.Memory != nil {
+		f.Memory = p.Memory.FlinkConfiguration()
+		f.ResourceMemory = scaling.FormatMemorySize(p.Memory.ProcessBytes)
+	} else {
+		mem := d.Managed().Only(OwnedMask(owned))
+		f.Memory, f.ResourceMemory = mem.Memory, mem.ResourceMemory
+	}
 	return f
 }
 
@@ -473,7 +539,13 @@ const (
 	FieldSlots        = "spec.flinkConfiguration." + KeySlots
 	FieldParallelism  = "spec.job.parallelism"
 	FieldTaskManagers = "spec.taskManager.replicas"
+	// FieldResourceMemory is the TaskManagers' process memory.
+	FieldResourceMemory = "spec.taskManager.resource.memory"
 )
+
+// FieldConfig is the path of a flinkConfiguration key, as OwnedFields
+// names it.
+func FieldConfig(key string) string { return "spec.flinkConfiguration." + key }
 
 // OwnedFields lists the leaf fields manager owns through server-side apply,
 // as dotted paths ("spec.job.parallelism").
@@ -526,7 +598,26 @@ func (d *Deployment) Says(f Fields) bool {
 	if f.Parallelism != 0 && f.Parallelism != d.Parallelism {
 		return false
 	}
+	for k, v := range f.Memory {
+		if !sameSize(v, d.Configuration[k]) {
+			return false
+		}
+	}
+	if f.ResourceMemory != "" && !sameSize(f.ResourceMemory, d.TaskManagerMemory) {
+		return false
+	}
 	return f.TaskManagerReplicas == 0 || f.TaskManagerReplicas == d.TaskManagerReplicas
+}
+
+// sameSize reports whether two memory sizes are the same: as sizes when
+// both parse ("1g" and "1048576k"), else as strings.
+func sameSize(a, b string) bool {
+	x, errA := scaling.ParseMemorySize(a)
+	y, errB := scaling.ParseMemorySize(b)
+	if errA == nil && errB == nil {
+		return x == y
+	}
+	return strings.TrimSpace(a) == strings.TrimSpace(b)
 }
 
 // ApplyObject is the server-side apply object that sets f: the identity, the
@@ -550,14 +641,26 @@ func (d *Deployment) ApplyObject(f Fields) *unstructured.Unstructured {
 	if f.Slots != "" {
 		conf[KeySlots] = f.Slots
 	}
+	for k, v := range f.Memory {
+		if v != "" {
+			conf[k] = v
+		}
+	}
 	if len(conf) > 0 {
 		spec["flinkConfiguration"] = conf
 	}
 	if f.Parallelism > 0 {
 		spec["job"] = map[string]any{"parallelism": int64(f.Parallelism)}
 	}
+	tm := map[string]any{}
 	if f.TaskManagerReplicas > 0 {
-		spec["taskManager"] = map[string]any{"replicas": int64(f.TaskManagerReplicas)}
+		tm["replicas"] = int64(f.TaskManagerReplicas)
+	}
+	if f.ResourceMemory != "" {
+		tm["resource"] = map[string]any{"memory": f.ResourceMemory}
+	}
+	if len(tm) > 0 {
+		spec["taskManager"] = tm
 	}
 	u.Object["spec"] = spec
 	return u
@@ -578,6 +681,17 @@ func OwnedMask(owned map[string]bool) Fields {
 	}
 	if owned[FieldTaskManagers] {
 		m.TaskManagerReplicas = 1
+	}
+	for _, k := range scaling.MemoryKeys {
+		if owned[FieldConfig(k)] {
+			if m.Memory == nil {
+				m.Memory = map[string]string{}
+			}
+			m.Memory[k] = "owned"
+		}
+	}
+	if owned[FieldResourceMemory] {
+		m.ResourceMemory = "owned"
 	}
 	return m
 }
