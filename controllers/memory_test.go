@@ -155,6 +155,20 @@ func TestMemoryApplyRescaleSetsAndRestoresTheTaskManagersMemory(t *testing.T) {
 	assert.Equal(t, before.Configuration, after.Configuration, "the flinkConfiguration is what it was")
 	assert.Greater(t, w.deployment().GetGeneration(), genBefore)
 	assert.Equal(t, map[string]int{"Source: orders": 2, "Enrich -> Sink": 2}, w.running())
+
+	// Writing them back left flinkscale owning the memory fields that
+	// exist: deleting the policy hands them over, values unchanged.
+	written := []string{target.FieldResourceMemory, target.FieldConfig(scaling.KeyMetaspace)}
+	assert.ElementsMatch(t, written, managedBy(t, w.deployment(), controllers.FieldManager))
+	gen := w.deployment().GetGeneration()
+	require.NoError(t, w.c.Delete(w.ctx, w.policy()))
+	w.run(time.Minute)
+	u := w.deployment()
+	assert.Empty(t, managedBy(t, u, controllers.FieldManager), "flinkscale owns nothing")
+	assert.ElementsMatch(t, written, managedBy(t, u, controllers.ReleasedFieldManager))
+	assert.Equal(t, gen, u.GetGeneration(), "released without a spec change")
+	assert.Equal(t, before.Configuration, w.read().Configuration)
+	assert.Equal(t, "4096m", w.read().TaskManagerMemory)
 }
 
 // In memory mode Recommend, the same load rescales with the overrides
