@@ -100,6 +100,10 @@ const (
 	// AnnotationJobName is spec.targetRef.jobName (on a JobManager
 	// Deployment only): the job to scale on a cluster that runs several.
 	AnnotationJobName = "flinkscale.io/job-name"
+	// AnnotationMemoryMode is spec.memory.mode: Off, Recommend or Apply
+	// (case-insensitive). It overrides the operator's
+	// memory.tuning.enabled.
+	AnnotationMemoryMode = "flinkscale.io/memory-mode"
 )
 
 // Prefixes of the Flink Kubernetes Operator's autoscaler options.
@@ -160,6 +164,7 @@ var knownAnnotations = map[string]bool{
 	AnnotationCooldownPeriod: true, AnnotationMetricsWindow: true,
 	AnnotationPollingInterval: true, AnnotationFlinkRESTURL: true,
 	AnnotationTaskManagerStartup: true, AnnotationRestartCost: true, AnnotationPlanningHorizon: true,
+	AnnotationMemoryMode: true,
 }
 
 // PolicySpec builds the spec of the policy a deployment named deploymentName
@@ -624,11 +629,16 @@ func (b *builder) quota() {
 	b.spec.Resources = &v1alpha1.Resources{MaxCores: f}
 }
 
-// memory carries the operator's GC and heap thresholds over: the same
-// meaning (skip scaling above the share), where 1.0, the operator's
-// default, can never be exceeded and so is off, as flinkscale's 0.
+// memory carries the operator's memory settings over: memory tuning
+// (memory.tuning.enabled: true is mode Apply, false Recommend; the
+// flinkscale.io/memory-mode annotation overrides it) with its overhead as
+// the headroom, and the GC and heap thresholds, with the same meaning (skip
+// scaling above the share), where 1.0, the operator's default, can never be
+// exceeded and so is off, as flinkscale's 0.
 func (b *builder) memory() {
-	set := func(key string, to **float64) {
+	var m v1alpha1.MemoryPolicy
+	set := false
+	threshold := func(key string, to **float64) {
 		k, v, ok := b.flink(key)
 		if !ok {
 			return
@@ -641,16 +651,44 @@ func (b *builder) memory() {
 		if f == 1 {
 			f = 0
 		}
-		if b.spec.Memory == nil {
-			b.spec.Memory = &v1alpha1.MemoryPolicy{}
-		}
-		*to = &f
+		*to, set = &f, true
 	}
-	var m v1alpha1.MemoryPolicy
-	set("memory.gc-pressure.threshold", &m.MaxGCTimeRatio)
-	set("memory.heap-usage.threshold", &m.MaxHeapUsage)
-	if b.spec.Memory != nil {
-		b.spec.Memory.MaxGCTimeRatio, b.spec.Memory.MaxHeapUsage = m.MaxGCTimeRatio, m.MaxHeapUsage
+	threshold("memory.gc-pressure.threshold", &m.MaxGCTimeRatio)
+	threshold("memory.heap-usage.threshold", &m.MaxHeapUsage)
+	if k, v, fromAnn, ok := b.pick(AnnotationMemoryMode, "memory.tuning.enabled"); ok {
+		switch on, err := parseBool(v); {
+		case fromAnn:
+			for _, mode := range []v1alpha1.MemoryMode{v1alpha1.MemoryOff, v1alpha1.MemoryRecommend, v1alpha1.MemoryApply} {
+				if strings.EqualFold(strings.TrimSpace(v), string(mode)) {
+					m.Mode = mode
+				}
+			}
+			if m.Mode == "" {
+				b.bad(k, v, "must be Off, Recommend or Apply")
+			}
+		case err != nil:
+			b.bad(k, v, "must be \"true\" or \"false\"")
+		case on:
+			m.Mode = v1alpha1.MemoryApply
+			b.warn(k, "carried over as spec.memory.mode Apply: unlike the operator's tuning, flinkscale may give the TaskManagers more memory than the spec says when a plan needs it")
+		default:
+			m.Mode = v1alpha1.MemoryRecommend
+		}
+		if m.Mode == v1alpha1.MemoryApply && b.spec.TargetRef.Kind != v1alpha1.KindFlinkDeployment {
+			b.warn(k, "only a FlinkDeployment's TaskManager memory is ever written; for a %s, Apply only recommends", b.spec.TargetRef.Kind)
+		}
+		set = set || m.Mode != ""
+	}
+	if k, v, ok := b.flink("memory.tuning.overhead"); ok {
+		f, err := parseFloat(v)
+		if err != nil || !(f >= 0 && f <= 10) {
+			b.bad(k, v, "must be a number in [0,10]")
+		} else {
+			m.Headroom, set = &f, true
+		}
+	}
+	if set {
+		b.spec.Memory = &m
 	}
 }
 
@@ -766,7 +804,9 @@ var unmapped = []struct{ prefix, why string }{
 	{"backlog-processing.lag-threshold", "flinkscale sizes for the backlog through catchUpDuration instead"},
 	{"observed-true-processing-rate.", "flinkscale estimates the true processing rate from busy time only"},
 	{"scaling.effectiveness.", "no equivalent: flinkscale does not block scale-ups after an ineffective one"},
-	{"memory.", "no equivalent: flinkscale does not tune TaskManager memory yet (memory.gc-pressure.threshold and memory.heap-usage.threshold are carried over to spec.memory)"},
+	{"memory.tuning.maximize-managed-memory", "no equivalent: flinkscale sizes managed memory from its use (none when nothing uses it, RocksDB's and ForSt's share per slot kept)"},
+	{"memory.tuning.scale-down-compensation.", "no equivalent: flinkscale always counts the state a scale-down adds to each TaskManager's heap"},
+	{"memory.", "no equivalent (memory.tuning.enabled, memory.tuning.overhead, memory.gc-pressure.threshold and memory.heap-usage.threshold are carried over to spec.memory)"},
 	{"history.", "no equivalent: the rescale history kept in the policy status has fixed limits"},
 	{"metrics.busy-time.aggregator", "no equivalent: flinkscale uses the busiest subtask (the operator's default, MAX)"},
 	{"scaling.event.interval", "no equivalent: events are the controller's"},

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/scaling"
 )
 
 func TestEnabled(t *testing.T) {
@@ -255,7 +256,7 @@ func TestWarnings(t *testing.T) {
 		"job.autoscaler.excluded.periods: period \"0 * * ? * *\" not carried over: only a seconds field of *",
 		"job.autoscaler.excluded.periods: period \"* * * L * ?\" not carried over",
 		"job.autoscaler.excluded.periods: period \"* 0 8 ? * * 2030\" not carried over",
-		"job.autoscaler.memory.tuning.enabled: no equivalent",
+		"job.autoscaler.memory.tuning.enabled: carried over as spec.memory.mode Apply",
 		"job.autoscaler.no-such-option: unknown option",
 		"job.autoscaler.quota.memory: no equivalent",
 		"job.autoscaler.restart.time-tracking.limit: flinkscale always measures",
@@ -427,6 +428,10 @@ func TestInvalid(t *testing.T) {
 		{nil, map[string]string{"job.autoscaler.vertex.exclude.ids": "source"}, []string{"job.autoscaler.vertex.exclude.ids", `"source"`, "JobVertexID"}},
 		{nil, map[string]string{"job.autoscaler.quota.cpu": "0"}, []string{"job.autoscaler.quota.cpu"}},
 		{nil, map[string]string{"job.autoscaler.utilization.min": "0.8", "job.autoscaler.utilization.target": "0.7"}, []string{"min 0.8", "job.autoscaler.utilization.min"}},
+		{map[string]string{AnnotationMemoryMode: "Tune"}, nil, []string{AnnotationMemoryMode, `"Tune"`, "Off, Recommend or Apply"}},
+		{nil, map[string]string{"job.autoscaler.memory.tuning.enabled": "sometimes"}, []string{"job.autoscaler.memory.tuning.enabled", `"sometimes"`}},
+		{nil, map[string]string{"job.autoscaler.memory.tuning.overhead": "-0.1"}, []string{"job.autoscaler.memory.tuning.overhead", "[0,10]"}},
+		{nil, map[string]string{"job.autoscaler.memory.gc-pressure.threshold": "1.5"}, []string{"job.autoscaler.memory.gc-pressure.threshold", "[0,1]"}},
 		// every error at once
 		{map[string]string{AnnotationMode: "x", AnnotationMinParallelism: "y"}, nil, []string{AnnotationMode, AnnotationMinParallelism}},
 	} {
@@ -516,6 +521,7 @@ var fuzzKeys = []string{
 	"job.autoscaler.vertex.min-parallelism", "kubernetes.operator.job.autoscaler.vertex.max-parallelism",
 	"job.autoscaler.catch-up.duration", "job.autoscaler.restart.time", "job.autoscaler.vertex.exclude.ids",
 	"job.autoscaler.excluded.periods", "job.autoscaler.quota.cpu", "job.autoscaler.memory.tuning.enabled",
+	"job.autoscaler.memory.tuning.overhead", AnnotationMemoryMode,
 	AnnotationTaskManagerStartup, AnnotationRestartCost, AnnotationPlanningHorizon,
 }
 
@@ -593,4 +599,78 @@ func TestPollingIntervalAndRESTURLAnnotations(t *testing.T) {
 		require.Error(t, err, "%s=%s", ann, v)
 		assert.Contains(t, err.Error(), ann)
 	}
+}
+
+// The operator's memory tuning carries over to spec.memory: enabled true
+// is mode Apply, false Recommend, the overhead is the headroom; the
+// flinkscale.io/memory-mode annotation overrides it; the thresholds keep
+// their meaning (1.0, never exceeded, is 0: off).
+func TestMemoryMappings(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name      string
+		ann, conf map[string]string
+		want      *v1alpha1.MemoryPolicy
+		warnings  []string // prefixes of the warnings
+	}{
+		{"nothing said", nil, map[string]string{"job.autoscaler.metrics.window": "5 min"}, nil, nil},
+		{"tuning enabled", nil, map[string]string{"job.autoscaler.memory.tuning.enabled": "true"},
+			&v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryApply}, []string{"job.autoscaler.memory.tuning.enabled: carried over as spec.memory.mode Apply"}},
+		{"tuning disabled, legacy prefix", nil, map[string]string{"kubernetes.operator.job.autoscaler.memory.tuning.enabled": "false"},
+			&v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryRecommend}, nil},
+		{"overhead", nil, map[string]string{"job.autoscaler.memory.tuning.enabled": "false", "job.autoscaler.memory.tuning.overhead": "0.35"},
+			&v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryRecommend, Headroom: f(0.35)}, nil},
+		{"overhead alone", nil, map[string]string{"job.autoscaler.memory.tuning.overhead": "0"},
+			&v1alpha1.MemoryPolicy{Headroom: f(0)}, nil},
+		{"annotation", map[string]string{AnnotationMemoryMode: " apply "}, nil, &v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryApply}, nil},
+		{"annotation overrides tuning", map[string]string{AnnotationMemoryMode: "Off"}, map[string]string{"job.autoscaler.memory.tuning.enabled": "true"},
+			&v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryOff}, []string{"job.autoscaler.memory.tuning.enabled: ignored: annotation " + AnnotationMemoryMode + " overrides it"}},
+		{"thresholds with tuning", nil, map[string]string{"job.autoscaler.memory.gc-pressure.threshold": "1.0",
+			"job.autoscaler.memory.heap-usage.threshold": "0.9", "job.autoscaler.memory.tuning.enabled": "false"},
+			&v1alpha1.MemoryPolicy{Mode: v1alpha1.MemoryRecommend, MaxGCTimeRatio: f(0), MaxHeapUsage: f(0.9)}, nil},
+		{"options with no equivalent", nil, map[string]string{"job.autoscaler.memory.tuning.maximize-managed-memory": "true",
+			"job.autoscaler.memory.tuning.scale-down-compensation.enabled": "false"}, nil,
+			[]string{"job.autoscaler.memory.tuning.maximize-managed-memory: no equivalent: flinkscale sizes managed memory",
+				"job.autoscaler.memory.tuning.scale-down-compensation.enabled: no equivalent: flinkscale always counts"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, w := mustSpec(t, tc.ann, tc.conf)
+			assert.Equal(t, tc.want, s.Memory)
+			var got []string
+			for _, x := range w {
+				got = append(got, x.String())
+			}
+			require.Len(t, got, len(tc.warnings), "%v", got)
+			for i, p := range tc.warnings {
+				assert.True(t, strings.HasPrefix(got[i], p), "warning %q does not start with %q", got[i], p)
+			}
+			if tc.want != nil {
+				pol, err := s.ScalingPolicy()
+				require.NoError(t, err)
+				if tc.want.Mode != "" {
+					assert.Equal(t, scaling.MemoryMode(tc.want.Mode), pol.Memory.Mode)
+				}
+			}
+		})
+	}
+}
+
+// Memory tuning on a target whose TaskManagers are not its own is carried
+// over, with a warning that it only recommends there.
+func TestMemoryApplyOnOtherKindsWarns(t *testing.T) {
+	for _, kind := range []string{v1alpha1.KindFlinkSessionJob, v1alpha1.KindDeployment} {
+		ref := v1alpha1.TargetRef{APIVersion: "flink.apache.org/v1beta1", Kind: kind, Name: "j"}
+		if kind == v1alpha1.KindDeployment {
+			ref.APIVersion = "apps/v1"
+		}
+		s, w, err := PolicySpecFor(ref, map[string]string{AnnotationMemoryMode: "Apply"}, nil)
+		require.NoError(t, err)
+		assert.Equal(t, v1alpha1.MemoryApply, s.Memory.Mode)
+		require.Len(t, w, 1, kind)
+		assert.Equal(t, AnnotationMemoryMode, w[0].Key)
+		assert.Contains(t, w[0].Message, "for a "+kind+", Apply only recommends")
+	}
+	_, w, err := PolicySpec("j", map[string]string{AnnotationMemoryMode: "Apply"}, nil)
+	require.NoError(t, err)
+	assert.Empty(t, w, "a FlinkDeployment's memory is written")
 }

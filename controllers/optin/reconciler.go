@@ -464,6 +464,11 @@ func defaulted(s v1alpha1.FlinkScalingPolicySpec) v1alpha1.FlinkScalingPolicySpe
 	if s.Memory == nil {
 		s.Memory = &v1alpha1.MemoryPolicy{}
 	}
+	if s.Memory.Mode == "" {
+		s.Memory.Mode = v1alpha1.MemoryRecommend
+	}
+	f64(&s.Memory.Headroom, 0.2)
+	f64(&s.Memory.MinSaving, 0.3)
 	f64(&s.Memory.MaxGCTimeRatio, 0.3)
 	return s
 }
