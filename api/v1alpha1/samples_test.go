@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
+	"github.com/flinkscale/flinkscale/scaling"
 )
 
 // The samples in config/samples are accepted by the API server as written,
@@ -35,6 +36,8 @@ func TestSamplesAreAccepted(t *testing.T) {
 			assert.Equal(t, 64, policy.MaxParallelism)
 			assert.Equal(t, 4.0, policy.Behavior.ScaleUp.MaxFactor)
 			assert.Equal(t, 48.0, policy.Resources.MaxCores)
+			assert.Equal(t, scaling.MemoryRecommend, policy.Memory.Mode)
+			assert.Equal(t, 0.25, policy.Memory.Headroom)
 			require.Len(t, policy.Vertices, 1)
 			assert.True(t, policy.Vertices[0].Exclude)
 		}
