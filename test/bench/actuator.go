@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/sim"
 )
 
@@ -37,7 +38,22 @@ type actuator struct {
 	trigger   string
 	jobID     string
 	inPlace   bool
+	// What a rollback goes back to: the TaskManagers' memory and slots
+	// before the plan, the savepoint the new job started from, and when
+	// it was submitted (or rescaled in place).
+	fromMem     scaling.TaskManagerMemory
+	fromSlots   int
+	savepoint   string
+	submittedAt time.Time
 }
+
+// RollbackAfter is how long a rescaled job may fail to run before the
+// actuator rolls it back to the layout it ran before, as the operator does
+// with kubernetes.operator.deployment.rollback.enabled after
+// kubernetes.operator.deployment.readiness.timeout (5 min): a job whose
+// TaskManagers lack network buffers keeps failing and never runs. The
+// rescale counts as failed.
+const RollbackAfter = 5 * time.Minute
 
 type phase int
 
@@ -114,17 +130,22 @@ func (a *actuator) start(plan Plan, now time.Time) (Event, bool) {
 			to[id] = q
 		}
 	}
-	if maps.Equal(to, cur) && slots == a.slotsPerTM {
+	mem := a.job.TaskManagerMemory()
+	if plan.Memory != nil && *plan.Memory == mem {
+		plan.Memory = nil
+	}
+	if maps.Equal(to, cur) && slots == a.slotsPerTM && plan.Memory == nil {
 		return Event{}, false
 	}
 	v := a.job.View()
 	if v.Job.State != "RUNNING" {
 		return Event{}, false
 	}
-	a.plan = Plan{Parallelism: to, SlotsPerTaskManager: slots, Reason: plan.Reason}
+	a.plan = Plan{Parallelism: to, SlotsPerTaskManager: slots, Memory: plan.Memory, Reason: plan.Reason}
 	a.from, a.decidedAt, a.jobID = cur, now, v.Job.ID
-	ev := Event{From: cur, To: to, Reason: plan.Reason}
-	if slots == a.slotsPerTM && v.Scheduler == "adaptive" && atLeast118(v.FlinkVersion) {
+	a.fromMem, a.fromSlots, a.savepoint = mem, a.slotsPerTM, ""
+	ev := Event{From: cur, To: to, Reason: plan.Reason, Memory: plan.Memory != nil}
+	if slots == a.slotsPerTM && plan.Memory == nil && v.Scheduler == "adaptive" && atLeast118(v.FlinkVersion) {
 		req, err := a.job.ResourceRequirements(v.Job.ID)
 		if err == nil {
 			for id, p := range to {
@@ -132,7 +153,7 @@ func (a *actuator) start(plan Plan, now time.Time) (Event, bool) {
 				req[id] = sim.Bounds{LowerBound: min(p, max(b.LowerBound, 1)), UpperBound: p}
 			}
 			if err := a.job.UpdateResourceRequirements(v.Job.ID, req); err == nil {
-				a.phase, a.inPlace = restarting, true
+				a.phase, a.inPlace, a.submittedAt = restarting, true, now
 				ev.InPlace = true
 				return ev, true
 			}
@@ -164,16 +185,19 @@ func (a *actuator) step(now time.Time) *Rescale {
 		// No TaskManager count: Flink starts what the slots need.
 		sub := sim.Submission{
 			DefaultParallelism: maxOf(a.plan.Parallelism), Overrides: a.plan.Parallelism,
-			SlotsPerTaskManager: a.plan.SlotsPerTaskManager, SavepointPath: st.Location,
+			SlotsPerTaskManager: a.plan.SlotsPerTaskManager, SavepointPath: st.Location, Memory: a.plan.Memory,
 		}
 		if err := a.job.Submit(sub); err != nil {
 			return a.fail(now)
 		}
 		a.slotsPerTM = sub.SlotsPerTaskManager
-		a.phase = restarting
+		a.phase, a.savepoint, a.submittedAt, a.jobID = restarting, st.Location, now, a.job.View().Job.ID
 	case restarting:
 		v := a.job.View()
 		if v.Job.State != "RUNNING" {
+			if v.Job.FailureCause != "" && now.Sub(a.submittedAt) >= RollbackAfter {
+				return a.rollback(now, v)
+			}
 			return nil
 		}
 		for _, x := range v.Job.Vertices {
@@ -191,6 +215,35 @@ func (a *actuator) step(now time.Time) *Rescale {
 		return &Rescale{DecidedAt: a.decidedAt, CompletedAt: now, Downtime: down, From: a.from, To: a.plan.Parallelism, InPlace: a.inPlace}
 	}
 	return nil
+}
+
+// rollback puts back the layout the job ran before a rescale whose job
+// keeps failing: the old resource requirements in place, or the failing
+// job's cluster deleted and the old parallelism, slots and memory
+// restored from the savepoint the new job started from. The rescale
+// failed; the job runs again after its restart.
+func (a *actuator) rollback(now time.Time, v sim.View) *Rescale {
+	if a.inPlace {
+		req := map[string]sim.Bounds{}
+		for id, p := range a.from {
+			req[id] = sim.Bounds{LowerBound: 1, UpperBound: p}
+		}
+		if err := a.job.UpdateResourceRequirements(v.Job.ID, req); err != nil {
+			return nil // tried again at the next step
+		}
+		return a.fail(now)
+	}
+	if err := a.job.Abort(v.Job.ID); err != nil {
+		return nil
+	}
+	mem := a.fromMem
+	sub := sim.Submission{DefaultParallelism: maxOf(a.from), Overrides: a.from, SlotsPerTaskManager: a.fromSlots,
+		SavepointPath: a.savepoint, Memory: &mem}
+	if err := a.job.Submit(sub); err != nil {
+		return nil
+	}
+	a.slotsPerTM = a.fromSlots
+	return a.fail(now)
 }
 
 func (a *actuator) fail(now time.Time) *Rescale {

@@ -23,6 +23,8 @@ func NewPolicy(name string, s *scenario.Scenario) (Policy, error) {
 	switch name {
 	case "flinkscale":
 		return NewFlinkscale(), nil
+	case FlinkscaleMemoryName:
+		return NewFlinkscaleMemory(), nil
 	case "flink-operator":
 		return NewFlinkOperator(), nil
 	case "flink-operator-1.16":
@@ -35,7 +37,7 @@ func NewPolicy(name string, s *scenario.Scenario) (Policy, error) {
 	case "static":
 		return Static{}, nil
 	}
-	return nil, fmt.Errorf("unknown policy %q (known: %s)", name, strings.Join(Policies, ", "))
+	return nil, fmt.Errorf("unknown policy %q (known: %s)", name, strings.Join(append(slices.Clone(Policies), FlinkscaleMemoryName), ", "))
 }
 
 // Report is the side-by-side comparison of one run of the library.
@@ -373,7 +375,7 @@ func dur(d time.Duration) string {
 // row per policy, then the goals and the scenarios' expectations.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpolicy\trescales\treversals\tconverge\tover SLO\tmax lag (s)\tused slot-h\tTM slot-h\t× oracle\tcore-h\t× oracle\tlost\texpect\t")
+	fmt.Fprintln(tw, "scenario\tpolicy\trescales\tfailed\treversals\tconverge\tover SLO\tmax lag (s)\tused slot-h\tTM slot-h\t× oracle\tcore-h\t× oracle\tlost\texpect\t")
 	last := ""
 	for _, x := range r.Results {
 		name := x.Scenario
@@ -386,7 +388,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if x.Policy == OracleName {
 			resc, rev, conv, lost, expect = fmt.Sprintf("(%d)", len(x.Unavoidable)), "-", "-", "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.2f\t%s\t%s\t\n", name, x.Policy, resc, rev, conv,
+		failed := fmt.Sprint(x.Failed)
+		if x.Policy == OracleName {
+			failed = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.2f\t%s\t%s\t\n", name, x.Policy, resc, failed, rev, conv,
 			dur(x.OverSLO), x.MaxLagSeconds, x.UsedSlotHours, x.SlotHours, r.SlotRatio(x), x.CoreHours, r.CoreRatio(x), lost, expect)
 	}
 	if err := tw.Flush(); err != nil {

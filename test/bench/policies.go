@@ -22,6 +22,7 @@ type Flinkscale struct {
 
 	window *metrics.Window
 	hist   scaling.History
+	name   string
 }
 
 // NewFlinkscale is the default policy at the default 30s polling interval.
@@ -29,7 +30,25 @@ func NewFlinkscale() *Flinkscale {
 	return &Flinkscale{Policy: scaling.DefaultPolicy(), PollingInterval: 30 * time.Second, UpgradeMode: "savepoint"}
 }
 
-func (f *Flinkscale) Name() string            { return "flinkscale" }
+// NewFlinkscaleMemory is the default policy with memory mode Apply: a plan
+// that needs more TaskManager memory than there is gets it in the same
+// restart.
+func NewFlinkscaleMemory() *Flinkscale {
+	f := NewFlinkscale()
+	f.Policy.Memory.Mode = scaling.MemoryApply
+	f.name = FlinkscaleMemoryName
+	return f
+}
+
+// FlinkscaleMemoryName is NewFlinkscaleMemory's policy name.
+const FlinkscaleMemoryName = "flinkscale-memory-apply"
+
+func (f *Flinkscale) Name() string {
+	if f.name != "" {
+		return f.name
+	}
+	return "flinkscale"
+}
 func (f *Flinkscale) Interval() time.Duration { return f.PollingInterval }
 
 func (f *Flinkscale) Observe(o Observation) *Plan {
@@ -74,7 +93,8 @@ func (f *Flinkscale) Observe(o Observation) *Plan {
 			why += "; " + string(r.Code) + ": " + r.Message
 		}
 	}
-	return &Plan{Parallelism: d.Recommended.Parallelism, SlotsPerTaskManager: d.Recommended.SlotsPerTaskManager, Reason: why}
+	return &Plan{Parallelism: d.Recommended.Parallelism, SlotsPerTaskManager: d.Recommended.SlotsPerTaskManager,
+		Memory: d.Recommended.Memory, Reason: why}
 }
 
 func (f *Flinkscale) Rescaled(r Rescale) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flinkscale/flinkscale/metrics"
+	"github.com/flinkscale/flinkscale/scaling"
 )
 
 // Observation is what a policy sees at one of its decision points: the
@@ -60,6 +61,9 @@ type Plan struct {
 	Parallelism map[string]int
 	// SlotsPerTaskManager changes the TaskManagers' slots (0: keep).
 	SlotsPerTaskManager int
+	// Memory changes the TaskManagers' memory in the same restart (nil:
+	// keep), as flinkscale's memory mode Apply writes it.
+	Memory *scaling.TaskManagerMemory
 	// Reason is a short note for the run's log.
 	Reason string
 }

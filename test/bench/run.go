@@ -69,8 +69,10 @@ type Event struct {
 	From      map[string]int `json:"from"`
 	To        map[string]int `json:"to"`
 	InPlace   bool           `json:"inPlace,omitempty"`
-	Failed    bool           `json:"failed,omitempty"`
-	Reason    string         `json:"reason,omitempty"`
+	// Memory: the rescale also set the TaskManagers' memory.
+	Memory bool   `json:"memory,omitempty"`
+	Failed bool   `json:"failed,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Result is one policy on one scenario.
