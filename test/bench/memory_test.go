@@ -73,14 +73,23 @@ func TestNetworkMemoryBoundsTheScaleUp(t *testing.T) {
 		policy Policy
 		// failed: some rescale fails; fits: every plan fits 256
 		// segments; reaches: the keyed vertex ends with what 80k/s
-		// needs.
-		failed, fits, reaches bool
+		// needs; limited: flinkscale says its plans were held back by
+		// the network memory.
+		failed, fits, reaches, limited bool
 	}{
 		{policy: NewFlinkOperator(), failed: true, fits: false, reaches: false},
-		{policy: NewFlinkscale(), failed: false, fits: true, reaches: false},
+		{policy: NewFlinkscale(), failed: false, fits: true, reaches: false, limited: true},
 		{policy: NewFlinkscaleMemory(), failed: false, fits: false, reaches: true},
 	} {
 		t.Run(tc.policy.Name(), func(t *testing.T) {
+			limited := false
+			if f, ok := tc.policy.(*Flinkscale); ok {
+				f.OnDecision = func(d scaling.Decision) {
+					for _, r := range d.Reasons {
+						limited = limited || r.Code == scaling.ReasonNetworkMemoryLimited
+					}
+				}
+			}
 			r, err := Run(context.Background(), s, tc.policy, Options{})
 			require.NoError(t, err)
 			t.Logf("%s: %+v", r.Policy, summary(r))
@@ -113,6 +122,7 @@ func TestNetworkMemoryBoundsTheScaleUp(t *testing.T) {
 			}
 			assert.Equal(t, tc.reaches, float64(keyed(r, final))*perSubtask >= peak,
 				"the keyed vertex's %d subtasks against %.0f records/s", keyed(r, final), peak)
+			assert.Equal(t, tc.limited, limited, "decisions held back by the network memory (NetworkMemoryLimited)")
 		})
 	}
 }

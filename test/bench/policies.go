@@ -20,6 +20,9 @@ type Flinkscale struct {
 	PollingInterval time.Duration
 	UpgradeMode     string
 
+	// OnDecision, when set, sees every decision (tests and reports).
+	OnDecision func(scaling.Decision)
+
 	window *metrics.Window
 	hist   scaling.History
 	name   string
@@ -77,6 +80,9 @@ func (f *Flinkscale) Observe(o Observation) *Plan {
 	d := scaling.Decide(snap, f.Policy, f.hist, o.Now)
 	if d.Action == scaling.ActionScale {
 		d = d.HoldForMissing(missing)
+	}
+	if f.OnDecision != nil {
+		f.OnDecision(d)
 	}
 	keep := f.Policy.HistoryKeep(f.PollingInterval)
 	f.hist = f.hist.Record(d, keep)
