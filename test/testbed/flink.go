@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -139,9 +140,16 @@ type Cluster struct {
 	restURL   string
 	client    *http.Client
 
-	// The memory options BashJavaUtils derived, computed once.
+	// The memory options BashJavaUtils derived, computed at the start
+	// (the TaskManagers' again by SetTaskManagerConfig).
 	jmJVM, jmDynamic, tmJVM, tmDynamic []string
 	jmOpts, tmOpts                     []string // env.java.opts.*
+	// cfg is config.yaml as last written; tmConfDir the --configDir of
+	// the TaskManagers started next (confDir unless SetTaskManagerConfig
+	// gave them their own); tmConfs counts those. Under mu.
+	cfg       map[string]string
+	tmConfDir string
+	tmConfs   int
 
 	jm       *proc
 	jmReport int // the JobManager's reporter port
@@ -240,8 +248,12 @@ func StartFlink(ctx context.Context, opts FlinkOptions) (_ *Cluster, err error) 
 	memoKey := renderYAML(flinkConfig(o, "", 0, 0)) // the configuration without this run's directories
 	var jmErr, tmErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { c.jmJVM, c.jmDynamic, jmErr = c.bashJavaUtils(ctx, "GET_JM_RESOURCE_PARAMS", memoKey) })
-	wg.Go(func() { c.tmJVM, c.tmDynamic, tmErr = c.bashJavaUtils(ctx, "GET_TM_RESOURCE_PARAMS", memoKey) })
+	wg.Go(func() {
+		c.jmJVM, c.jmDynamic, jmErr = c.bashJavaUtils(ctx, c.confDir, "GET_JM_RESOURCE_PARAMS", memoKey)
+	})
+	wg.Go(func() {
+		c.tmJVM, c.tmDynamic, tmErr = c.bashJavaUtils(ctx, c.confDir, "GET_TM_RESOURCE_PARAMS", memoKey)
+	})
 	wg.Wait()
 	if err := errors.Join(jmErr, tmErr); err != nil {
 		return nil, err
@@ -260,7 +272,7 @@ func StartFlink(ctx context.Context, opts FlinkOptions) (_ *Cluster, err error) 
 
 	jm := Process{Name: "jobmanager", Log: filepath.Join(c.logDir, "jobmanager.log"), Output: filepath.Join(c.logDir, "jobmanager.out")}
 	dyn := append(slices.Clone(c.jmDynamic), "-D", "metrics.reporter.prom.port="+strconv.Itoa(c.jmReport))
-	if c.jm, err = startProc(jm, c.dir, c.javaArgv(jm, c.jmJVM, c.jmOpts, mainJobManager, dyn)); err != nil {
+	if c.jm, err = startProc(jm, c.dir, c.javaArgv(jm, c.confDir, c.jmJVM, c.jmOpts, mainJobManager, dyn)); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -288,7 +300,49 @@ func StartFlink(ctx context.Context, opts FlinkOptions) (_ *Cluster, err error) 
 func (c *Cluster) log4jFile() string { return filepath.Join(c.confDir, "log4j.properties") }
 
 func (c *Cluster) writeConfig(cfg map[string]string) error {
+	c.mu.Lock()
+	c.cfg = maps.Clone(cfg)
+	c.mu.Unlock()
 	return os.WriteFile(filepath.Join(c.confDir, "config.yaml"), []byte(renderYAML(cfg)), 0o644)
+}
+
+// SetTaskManagerConfig makes the TaskManagers started from now on run with
+// extra on top of the cluster's configuration (nil: the cluster's own), as
+// new pods of another flinkConfiguration would: their own config.yaml, and
+// the JVM options and memory Flink's BashJavaUtils derives from it (a
+// memory configuration Flink rejects fails here). Running TaskManagers
+// keep theirs: stop them for the new ones to replace them.
+func (c *Cluster) SetTaskManagerConfig(ctx context.Context, extra map[string]string) error {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return errors.New("the cluster is stopped")
+	}
+	cfg := maps.Clone(c.cfg)
+	c.tmConfs++
+	n := c.tmConfs
+	c.mu.Unlock()
+	key := flinkConfig(c.opts, "", 0, 0) // as Start's memo key: without this run's directories
+	dir := c.confDir
+	if len(extra) > 0 {
+		maps.Copy(cfg, extra)
+		maps.Copy(key, extra)
+		dir = filepath.Join(c.dir, fmt.Sprintf("conf-taskmanager-%d", n))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(renderYAML(cfg)), 0o644); err != nil {
+			return err
+		}
+	}
+	jvm, dyn, err := c.bashJavaUtils(ctx, dir, "GET_TM_RESOURCE_PARAMS", renderYAML(key))
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.tmConfDir, c.tmJVM, c.tmDynamic = dir, jvm, dyn
+	c.mu.Unlock()
+	return nil
 }
 
 // reporter is a process and its Prometheus reporter port.
@@ -334,14 +388,14 @@ func (c *Cluster) waitReporters(ctx context.Context, rs []reporter) error {
 }
 
 // javaArgv is the command line of a Flink process.
-func (c *Cluster) javaArgv(p Process, memory, opts []string, main string, dynamic []string) []string {
+func (c *Cluster) javaArgv(p Process, confDir string, memory, opts []string, main string, dynamic []string) []string {
 	argv := []string{c.java}
 	argv = append(argv, memory...)
 	argv = append(argv, javaOpens...)
 	argv = append(argv, "-Djava.io.tmpdir="+c.tmpDir)
 	argv = append(argv, log4jArgs(c.log4jFile(), p.Log)...)
 	argv = append(argv, opts...)
-	argv = append(argv, "-cp", c.classpath, main, "--configDir", c.confDir)
+	argv = append(argv, "-cp", c.classpath, main, "--configDir", confDir)
 	return append(argv, dynamic...)
 }
 
@@ -355,7 +409,7 @@ var memoryParams struct {
 
 // bashJavaUtils runs Flink's BashJavaUtils as the start scripts do, to
 // split the process memory into JVM options and dynamic properties.
-func (c *Cluster) bashJavaUtils(ctx context.Context, command, memoKey string) (jvm, dynamic []string, err error) {
+func (c *Cluster) bashJavaUtils(ctx context.Context, confDir, command, memoKey string) (jvm, dynamic []string, err error) {
 	key := strings.Join([]string{command, c.java, c.classpath, memoKey}, "\x00")
 	memoryParams.Lock()
 	r, ok := memoryParams.m[key]
@@ -364,7 +418,7 @@ func (c *Cluster) bashJavaUtils(ctx context.Context, command, memoKey string) (j
 		return slices.Clone(r[0]), slices.Clone(r[1]), nil
 	}
 	logFile := filepath.Join(c.logDir, "bash-java-utils-"+strings.ToLower(command)+".log")
-	args := append(log4jArgs(c.log4jFile(), logFile), "-cp", c.classpath, mainBashJavaUtils, command, "--configDir", c.confDir)
+	args := append(log4jArgs(c.log4jFile(), logFile), "-cp", c.classpath, mainBashJavaUtils, command, "--configDir", confDir)
 	cmd := exec.CommandContext(ctx, c.java, args...)
 	cmd.Dir = c.dir
 	cmd.SysProcAttr = sysProcAttr()
@@ -536,7 +590,11 @@ func (c *Cluster) startTaskManager() (*taskManager, error) {
 		"-D", "taskmanager.resource-id="+id,
 		"-D", "taskmanager.numberOfTaskSlots="+strconv.Itoa(c.slots),
 		"-D", "metrics.reporter.prom.port="+strconv.Itoa(port))
-	pr, err := startProc(p, c.dir, c.javaArgv(p, c.tmJVM, c.tmOpts, mainTaskManager, dyn))
+	confDir := c.tmConfDir
+	if confDir == "" {
+		confDir = c.confDir
+	}
+	pr, err := startProc(p, c.dir, c.javaArgv(p, confDir, c.tmJVM, c.tmOpts, mainTaskManager, dyn))
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,13 @@ const EnvFlink = "FLINKSCALE_TESTBED_FLINK"
 // fixtures in testdata/golden/ from the real processes.
 const EnvUpdateGolden = "FLINKSCALE_UPDATE_GOLDEN"
 
+// eachFlink runs f as a subtest "flink-<v>" for every tested Flink line.
+func eachFlink(t *testing.T, f func(*testing.T, Flink)) {
+	for _, v := range testedVersions(t) {
+		t.Run("flink-"+string(v), func(t *testing.T) { f(t, v) })
+	}
+}
+
 func testedVersions(t *testing.T) []Flink {
 	if v := os.Getenv(EnvFlink); v != "" {
 		require.NoError(t, Flink(v).Validate())
