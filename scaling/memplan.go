@@ -294,8 +294,8 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 			msg := fmt.Sprintf("the scale-down would put %.0f MiB on a heap of %.0f MiB (at most %.0f MiB with %.0f%% headroom): state on the heap grows per TaskManager as slots go",
 				need/mib, float64(now.HeapBytes())/mib, limit/mib, 100*m.p.Memory.Headroom)
 			if !found {
-				m.d.Memory = m.memoryReport(pl, now, false)
-				return pl, append(rs, Reason{Code: ReasonHeapMemoryLimited, Message: msg + "; no smaller scale-down fits"}), false
+				m.d.Memory = m.memoryReport(cur, now, false)
+				return cur, append(rs, Reason{Code: ReasonHeapMemoryLimited, Message: msg + "; no smaller scale-down within the policy's bounds and quota fits"}), false
 			}
 			m.markLimited(pl, q, ReasonHeapMemoryLimited, "the TaskManagers' heap")
 			rs = append(rs, Reason{Code: ReasonHeapMemoryLimited, Message: msg + fmt.Sprintf("; the scale-down stops at %d slots", q.Slots)})
@@ -317,8 +317,8 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 			msg := fmt.Sprintf("the plan needs %d network buffers on its worst TaskManager (%d subtasks, %d input gates, %d result partitions), which has %d (%.0f MiB of network memory): Flink would refuse to deploy it",
 				u.Required, u.Subtasks, u.Gates, u.Partitions, avail, float64(now.NetworkBytes)/mib)
 			if !found {
-				m.d.Memory = m.memoryReport(pl, now, false)
-				return pl, append(rs, Reason{Code: ReasonNetworkMemoryLimited, Message: msg + "; no smaller plan fits: give the TaskManagers more network memory (memory mode Apply)"}), false
+				m.d.Memory = m.memoryReport(cur, now, false)
+				return cur, append(rs, Reason{Code: ReasonNetworkMemoryLimited, Message: msg + "; no smaller plan within the policy's bounds fits (a lower bound above the current parallelism binds): give the TaskManagers more network memory (memory mode Apply) or lower the bound"}), false
 			}
 			m.markLimited(pl, q, ReasonNetworkMemoryLimited, "the TaskManagers' network memory")
 			rs = append(rs, Reason{Code: ReasonNetworkMemoryLimited, Message: msg + fmt.Sprintf("; reduced to a plan that needs %d", m.networkUse(q, avail).Required)})
@@ -327,14 +327,19 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 	}
 
 	rep := m.memoryReport(pl, now, false)
-	if apply && (needs || (!InPlace(*m.j.s, cur, pl) && worthChanging(rep))) {
+	tune := rep != nil && !InPlace(*m.j.s, cur, pl) && worthChanging(rep)
+	if apply && (needs || tune) {
 		mem := rep.Recommended
-		pl.Memory = &mem
-		rep.Applied = true
 		what := "the TaskManagers restart anyway"
-		if needs {
+		if !tune {
+			// Only what the plan needs: no part shrinks on the strength
+			// of one window when the restart is for the plan.
+			mem = growOnly(now, mem)
+			rep.Recommended = mem
 			what = "the plan needs it"
 		}
+		pl.Memory = &mem
+		rep.Applied = true
 		rs = append(rs, Reason{Code: ReasonMemoryTuning, Message: fmt.Sprintf(
 			"the TaskManagers' memory changes in the same restart (%s): process %.0f → %.0f MiB", what,
 			float64(now.ProcessBytes)/mib, float64(mem.ProcessBytes)/mib)})
@@ -353,6 +358,17 @@ func (m *model) withinBudget(pl Plan) bool {
 		return false
 	}
 	return true
+}
+
+// growOnly is the recommendation rec with no part smaller than now: heap,
+// managed, network and metaspace at the larger of the two.
+func growOnly(now, rec TaskManagerMemory) TaskManagerMemory {
+	out := now
+	out.TaskHeapBytes = max(now.TaskHeapBytes, rec.TaskHeapBytes)
+	out.ManagedBytes = max(now.ManagedBytes, rec.ManagedBytes)
+	out.NetworkBytes = max(now.NetworkBytes, rec.NetworkBytes)
+	out.MetaspaceBytes = max(now.MetaspaceBytes, rec.MetaspaceBytes)
+	return out.withProcess()
 }
 
 // worthChanging reports whether a recommendation differs from the memory

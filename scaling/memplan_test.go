@@ -229,6 +229,30 @@ func TestNetworkMemoryCalibratedByTheRunningJob(t *testing.T) {
 	assert.Equal(t, 2, d.Recommended.Parallelism["keyed"])
 }
 
+// A lower bound the network memory cannot hold: the decision holds and
+// recommends the plan that runs, never the one Flink would refuse (the
+// real testbed found a hold recommending 4/4/1).
+func TestNetworkMemoryBelowALowerBoundHolds(t *testing.T) {
+	p := testPolicy()
+	p.Vertices = []VertexOverride{{ID: "keyed", MinParallelism: 4}}
+	d := Decide(memJob(20, "2.1"), p, History{}, t0) // p=4 needs 23 of 20
+	require.Equal(t, ActionHold, d.Action, "%s %v", d.Summary, d.Reasons)
+	assert.Contains(t, codes(d.Reasons), ReasonNetworkMemoryLimited)
+	assert.Equal(t, 2, d.Recommended.Parallelism["keyed"], "the current plan, not one Flink refuses")
+	assert.Contains(t, d.Summary, "lower the bound")
+
+	p.Memory.Mode = MemoryApply
+	d = mustScale(t, memJob(20, "2.1"), p)
+	require.NotNil(t, d.Recommended.Memory)
+	// The restart is for the plan: nothing but the network grows, nothing
+	// shrinks (memJob reports no heap or metaspace in use).
+	now := d.Memory.Current
+	m := *d.Recommended.Memory
+	assert.Equal(t, now.HeapBytes(), m.HeapBytes())
+	assert.Equal(t, now.MetaspaceBytes, m.MetaspaceBytes)
+	assert.Greater(t, m.NetworkBytes, now.NetworkBytes)
+}
+
 // A scale-down of a job with its state on the heap stops where the state
 // each TaskManager gains still fits the heap with headroom, or (Apply)
 // gives the heap the room.
