@@ -338,6 +338,8 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 			rep.Recommended = mem
 			what = "the plan needs it"
 		}
+		mem = mem.Normalized()
+		rep.Recommended = mem
 		pl.Memory = &mem
 		rep.Applied = true
 		rs = append(rs, Reason{Code: ReasonMemoryTuning, Message: fmt.Sprintf(
@@ -492,7 +494,8 @@ func (m *model) memoryOnly(reasons []Reason) Decision {
 	for id, q := range cur.Parallelism {
 		pl.Parallelism[id] = q
 	}
-	mem := rep.Recommended
+	mem := rep.Recommended.Normalized()
+	rep.Recommended = mem
 	pl.Memory = &mem
 	rep.Applied = true
 	d.Recommended = pl

@@ -78,12 +78,22 @@ func TestDeriveTaskManagerMemory(t *testing.T) {
 	}
 }
 
-// What FlinkConfiguration writes, Flink derives back exactly (sizes in
-// KiB): every part explicit, so nothing else the user set can move it.
+// What FlinkConfiguration writes, Flink derives back exactly as the
+// normalized model (every part rounded down to whole KiB, the process
+// their sum): every part explicit, so nothing else the user set can move
+// it. The parts are any number of bytes, as Flink's fractions make them
+// (the simulator found 4 GiB's overhead, 429496729 bytes, broke a
+// per-part rounding).
 func TestTaskManagerMemoryRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 4))
+	def, err := DeriveTaskManagerMemory(map[string]string{}, 4<<30)
+	require.NoError(t, err)
+	require.Equal(t, int64(429496729), def.OverheadBytes)
+	got, err := DeriveTaskManagerMemory(def.FlinkConfiguration(), 0)
+	require.NoError(t, err)
+	require.Equal(t, def.Normalized(), got)
 	for i := 0; i < 500; i++ {
-		kib := func(lo, hi int64) int64 { return (lo + r.Int64N(hi-lo+1)) << 10 }
+		kib := func(lo, hi int64) int64 { return lo<<10 + r.Int64N((hi-lo+1)<<10) }
 		m := TaskManagerMemory{
 			FrameworkHeapBytes: kib(0, 256<<10), TaskHeapBytes: kib(0, 8<<20), FrameworkOffHeapBytes: kib(0, 256<<10),
 			TaskOffHeapBytes: kib(0, 1<<20), ManagedBytes: kib(0, 8<<20), NetworkBytes: kib(1, 2<<20),
@@ -94,7 +104,8 @@ func TestTaskManagerMemoryRoundTrip(t *testing.T) {
 		conf[KeyManagedFraction], conf[KeyNetworkFraction], conf[KeyOverheadFraction] = "0.9", "0.5", "0.3"
 		got, err := DeriveTaskManagerMemory(conf, 0)
 		require.NoError(t, err, "%+v", m)
-		require.Equal(t, m, got)
+		require.Equal(t, m.Normalized(), got)
+		require.Equal(t, got, got.Normalized(), "normalizing is idempotent")
 	}
 }
 

@@ -65,15 +65,28 @@ var MemoryKeys = []string{
 	KeyManagedSize, KeyNetworkMin, KeyNetworkMax, KeyMetaspace, KeyOverheadMin, KeyOverheadMax,
 }
 
+// Normalized is t with every part rounded down to a whole KiB and the
+// process size their sum: what FlinkConfiguration writes and Flink then
+// derives (Flink's parts, from fractions, are seldom whole KiB).
+func (t TaskManagerMemory) Normalized() TaskManagerMemory {
+	kib := func(b int64) int64 { return max(b, 0) / 1024 * 1024 }
+	t.FrameworkHeapBytes, t.TaskHeapBytes = kib(t.FrameworkHeapBytes), kib(t.TaskHeapBytes)
+	t.FrameworkOffHeapBytes, t.TaskOffHeapBytes = kib(t.FrameworkOffHeapBytes), kib(t.TaskOffHeapBytes)
+	t.ManagedBytes, t.NetworkBytes = kib(t.ManagedBytes), kib(t.NetworkBytes)
+	t.MetaspaceBytes, t.OverheadBytes = kib(t.MetaspaceBytes), kib(t.OverheadBytes)
+	return t.withProcess()
+}
+
 // FlinkConfiguration is the flinkConfiguration that makes a TaskManager
-// derive exactly t: every component explicit (network and JVM overhead
+// derive exactly t.Normalized(): every component explicit (network and JVM overhead
 // with min = max), so that no fraction or other key a user set can change
 // the outcome, and Flink's consistency checks (total Flink memory = the
 // sum of its parts, process = Flink + metaspace + overhead) pass. Sizes
 // are written in whole KiB ("1048576k"), which Flink and the operator both
-// parse. The pod's memory (spec.taskManager.resource.memory) must say
+// parse; each part is rounded down first, and the process is their sum. The pod's memory (spec.taskManager.resource.memory) must say
 // ProcessBytes too.
 func (t TaskManagerMemory) FlinkConfiguration() map[string]string {
+	t = t.Normalized()
 	return map[string]string{
 		KeyProcessSize:      FormatMemorySize(t.ProcessBytes),
 		KeyFlinkSize:        FormatMemorySize(t.FlinkBytes()),
