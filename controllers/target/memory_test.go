@@ -34,7 +34,14 @@ func TestPlanFieldsMemory(t *testing.T) {
 	applied := func(t *testing.T) *Deployment {
 		u := fd(t, stable)
 		conf, _, _ := unstructured.NestedMap(u.Object, "spec", "flinkConfiguration")
-		for k, v := range (scaling.TaskManagerMemory{ProcessBytes: 3 << 30, NetworkBytes: 256 * mib}).FlinkConfiguration() {
+		// 3 GiB with 256 MiB of network: 128 + 1216 + 128 + 640 + 256 +
+		// 256 + 448 MiB.
+		earlier := scaling.TaskManagerMemory{
+			FrameworkHeapBytes: 128 * mib, TaskHeapBytes: 1216 * mib, FrameworkOffHeapBytes: 128 * mib,
+			ManagedBytes: 640 * mib, NetworkBytes: 256 * mib, MetaspaceBytes: 256 * mib, OverheadBytes: 448 * mib,
+			ProcessBytes: 3 << 30,
+		}
+		for k, v := range earlier.FlinkConfiguration() {
 			conf[k] = v
 		}
 		require.NoError(t, unstructured.SetNestedMap(u.Object, conf, "spec", "flinkConfiguration"))
