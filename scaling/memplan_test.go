@@ -437,3 +437,39 @@ func FuzzDecideMemory(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDeriveTaskManagerMemory: any configuration either fails or derives a
+// model whose parts are not negative and add up to the process size, and
+// which, written back, derives to itself normalized.
+func FuzzDeriveTaskManagerMemory(f *testing.F) {
+	f.Add("1024m", "", "0.1", "", "", "", int64(0))
+	f.Add("", "2g", "", "1m", "1m", "", int64(0))
+	f.Add("", "", "", "", "", "300m", int64(2<<30))
+	f.Add("300m", "", "", "", "", "", int64(0))
+	f.Fuzz(func(t *testing.T, process, flink, managedFraction, netMin, netMax, taskHeap string, podBytes int64) {
+		conf := map[string]string{}
+		for k, v := range map[string]string{KeyProcessSize: process, KeyFlinkSize: flink, KeyManagedFraction: managedFraction,
+			KeyNetworkMin: netMin, KeyNetworkMax: netMax, KeyTaskHeap: taskHeap} {
+			if v != "" {
+				conf[k] = v
+			}
+		}
+		m, err := DeriveTaskManagerMemory(conf, podBytes)
+		if err != nil {
+			return
+		}
+		for name, b := range map[string]int64{"task heap": m.TaskHeapBytes, "managed": m.ManagedBytes, "network": m.NetworkBytes,
+			"overhead": m.OverheadBytes, "metaspace": m.MetaspaceBytes} {
+			if b < 0 {
+				t.Fatalf("%s %d in %+v from %v", name, b, m, conf)
+			}
+		}
+		if m.ProcessBytes != m.FlinkBytes()+m.MetaspaceBytes+m.OverheadBytes {
+			t.Fatalf("parts do not add up: %+v", m)
+		}
+		back, err := DeriveTaskManagerMemory(m.FlinkConfiguration(), 0)
+		if err != nil || back != m.Normalized() {
+			t.Fatalf("%+v written back derives %+v, %v", m.Normalized(), back, err)
+		}
+	})
+}

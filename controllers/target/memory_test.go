@@ -216,3 +216,35 @@ func TestNetworkSettings(t *testing.T) {
 		})
 	}
 }
+
+// FuzzNetworkSettings: whatever the keys say, the settings read are
+// either an error or values Flink would accept (a power-of-two segment of
+// at least 4 KiB, counts ≥ 0), and reading is deterministic.
+func FuzzNetworkSettings(f *testing.F) {
+	f.Add("32kb", "2", "8", "5", "")
+	f.Add("3000", "-1", "x", "", "1000")
+	f.Add("", "", "", "", "")
+	f.Fuzz(func(t *testing.T, seg, perChannel, floating, overdraft, perGate string) {
+		d := &Deployment{Configuration: map[string]string{}}
+		for k, v := range map[string]string{KeySegmentSize: seg, KeyBuffersPerChannel: perChannel, KeyFloatingBuffersPerGate: floating,
+			KeyMaxOverdraftBuffersPerGate: overdraft, KeyRequiredPerGateMax: perGate} {
+			if v != "" {
+				d.Configuration[k] = v
+			}
+		}
+		n, err := d.NetworkSettings()
+		again, err2 := d.NetworkSettings()
+		if (err == nil) != (err2 == nil) || (n == nil) != (again == nil) || (n != nil && *n != *again) {
+			t.Fatalf("not deterministic: %+v %v / %+v %v", n, err, again, err2)
+		}
+		if err != nil || n == nil {
+			return
+		}
+		if s := n.SegmentSizeBytes; s != 0 && (s < minSegmentSize || s&(s-1) != 0) {
+			t.Fatalf("segment size %d accepted", s)
+		}
+		if n.BuffersPerChannel < 0 || n.FloatingBuffersPerGate < 0 || n.MaxOverdraftBuffersPerGate < 0 || n.RequiredPerGateMax < 0 {
+			t.Fatalf("negative count accepted: %+v", n)
+		}
+	})
+}
