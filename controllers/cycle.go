@@ -572,25 +572,9 @@ func targetFacts(snap *scaling.Snapshot, d *target.Deployment, network *scaling.
 		snap.FlinkVersion = v
 	}
 	if snap.StateBackend == "" {
-		snap.StateBackend = metrics.StateBackendType(firstSet(d.Configuration[keyStateBackendType], d.Configuration[keyStateBackendLegacy]))
+		snap.StateBackend = metrics.ConfiguredStateBackend(d.Configuration)
 	}
 	snap.TaskManagers.Network = network
-}
-
-// Flink's state backend keys: state.backend.type, and before Flink 1.17
-// state.backend.
-const (
-	keyStateBackendType   = "state.backend.type"
-	keyStateBackendLegacy = "state.backend"
-)
-
-func firstSet(vs ...string) string {
-	for _, v := range vs {
-		if strings.TrimSpace(v) != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func coresChange(d scaling.Decision) string {

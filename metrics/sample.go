@@ -177,6 +177,18 @@ func StateBackendType(name string) string {
 	return ""
 }
 
+// ConfiguredStateBackend is the state backend a Flink configuration names
+// (state.backend.type, or before Flink 1.17 state.backend), as
+// StateBackendType names it.
+func ConfiguredStateBackend(conf map[string]string) string {
+	for _, k := range []string{"state.backend.type", "state.backend"} {
+		if v := strings.TrimSpace(conf[k]); v != "" {
+			return StateBackendType(v)
+		}
+	}
+	return ""
+}
+
 // FlinkMinorVersion is a Flink version as "major.minor", from what REST
 // /overview reports ("1.20.1", "2.1-SNAPSHOT") or a FlinkDeployment's
 // spec.flinkVersion ("v1_20", "v2_1"). "" when s is neither.

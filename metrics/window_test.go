@@ -530,3 +530,20 @@ func TestStateBackendType(t *testing.T) {
 		assert.Equal(t, want, StateBackendType(in), "%q", in)
 	}
 }
+
+// The configuration's state.backend.type wins over the legacy
+// state.backend; blank values do not count.
+func TestConfiguredStateBackend(t *testing.T) {
+	for _, c := range []struct {
+		conf map[string]string
+		want string
+	}{
+		{map[string]string{"state.backend.type": "rocksdb", "state.backend": "hashmap"}, "rocksdb"},
+		{map[string]string{"state.backend.type": " ", "state.backend": "filesystem"}, "hashmap"},
+		{map[string]string{"state.backend": "forst"}, "forst"},
+		{map[string]string{}, ""},
+		{nil, ""},
+	} {
+		assert.Equal(t, c.want, ConfiguredStateBackend(c.conf), "%v", c.conf)
+	}
+}

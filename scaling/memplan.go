@@ -91,11 +91,7 @@ func (m *model) memoryNow() (TaskManagerMemory, bool) {
 // networkConfig is the TaskManagers' network configuration with the
 // network memory mem.
 func (m *model) networkConfig(networkBytes int64) NetworkConfig {
-	v := Flink2
-	if strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(m.j.s.FlinkVersion), "v"), "1") {
-		v = Flink120
-	}
-	c := DefaultNetworkConfig(v)
+	c := DefaultNetworkConfig(NetworkRules(m.j.s.FlinkVersion))
 	if n := m.j.s.TaskManagers.Network; n != nil {
 		if n.SegmentSizeBytes > 0 {
 			c.SegmentSize = n.SegmentSizeBytes
@@ -125,21 +121,17 @@ func (m *model) segmentsNow(now TaskManagerMemory) int64 {
 	return m.networkConfig(now.NetworkBytes).TotalSegments()
 }
 
-func (m *model) vertexList() []Vertex {
-	vs := make([]Vertex, len(m.j.s.Vertices))
-	copy(vs, m.j.s.Vertices)
-	return vs
-}
-
 // networkUse is the buffers plan pl needs on its worst TaskManager, with
 // available segments.
 func (m *model) networkUse(pl Plan, available int64) NetworkUse {
-	c := m.networkConfig(available * m.networkConfig(0).SegmentSize)
+	c := m.networkConfig(0)
+	c.NetworkMemory = available * c.SegmentSize
 	tms := pl.TaskManagers
 	if m.j.s.TaskManagers.Shared {
 		tms = 0 // other jobs' TaskManagers: never count on one
 	}
-	return NetworkNeed(m.vertexList(), pl.Parallelism, max(pl.SlotsPerTaskManager, 1), tms, c)
+	// NetworkNeed only reads the vertices.
+	return NetworkNeed(m.j.s.Vertices, pl.Parallelism, max(pl.SlotsPerTaskManager, 1), tms, c)
 }
 
 // memoryChangeable reports whether a plan may set the TaskManagers'
@@ -193,7 +185,7 @@ func (m *model) heapFits(pl Plan, heapBytes int64) (bool, float64, float64) {
 }
 
 // recommendMemory sizes the TaskManager memory for plan pl.
-func (m *model) recommendMemory(pl Plan, now TaskManagerMemory, pressure bool) (TaskManagerMemory, []Reason) {
+func (m *model) recommendMemory(pl Plan, use NetworkUse, now TaskManagerMemory, pressure bool) (TaskManagerMemory, []Reason) {
 	h := 1 + m.p.Memory.Headroom
 	mem := m.j.s.TaskManagers.Memory
 	rec := now
@@ -205,7 +197,6 @@ func (m *model) recommendMemory(pl Plan, now TaskManagerMemory, pressure bool) (
 
 	// Network: the most the plan's buffer pools can take, plus headroom.
 	seg := m.networkConfig(0).SegmentSize
-	use := m.networkUse(pl, m.segmentsNow(now))
 	rec.NetworkBytes = roundUpMiB(float64(use.MaxUse) * float64(seg) * h)
 	say("network %.0f MiB: the plan's worst TaskManager needs %d buffers and its pools take at most %d (%d KiB each), plus %.0f%%",
 		mb(rec.NetworkBytes), use.Required, use.MaxUse, seg>>10, 100*m.p.Memory.Headroom)
@@ -241,14 +232,6 @@ func (m *model) recommendMemory(pl Plan, now TaskManagerMemory, pressure bool) (
 		say("managed 0 MiB: no TaskManager used any over the window")
 	}
 	return rec.withProcess(), rs
-}
-
-// memoryFit holds what fitMemory found for the recommended plan.
-type memoryFit struct {
-	now      TaskManagerMemory
-	rec      TaskManagerMemory
-	recWhy   []Reason
-	pressure bool
 }
 
 // fitMemory checks plan pl against the TaskManagers' memory and returns
@@ -309,7 +292,7 @@ func (m *model) fitMemory(pl Plan) (Plan, []Reason, bool) {
 	avail := m.segmentsNow(now)
 	curReq := m.networkUse(cur, avail).Required
 	netFits := func(q Plan) bool { return m.networkUse(q, avail).Required <= max(avail, curReq) }
-	if u := m.networkUse(pl, avail); !netFits(pl) {
+	if u := m.networkUse(pl, avail); u.Required > max(avail, curReq) {
 		if apply {
 			needs = true
 		} else {
@@ -389,8 +372,8 @@ func (m *model) memoryReport(pl Plan, now TaskManagerMemory, pressure bool) *Mem
 	if m.p.Memory.Mode == MemoryOff {
 		return nil
 	}
-	rec, why := m.recommendMemory(pl, now, pressure)
 	use := m.networkUse(pl, m.segmentsNow(now))
+	rec, why := m.recommendMemory(pl, use, now, pressure)
 	tms := int64(max(pl.TaskManagers, 1))
 	return &MemoryRecommendation{
 		Current: now, Recommended: rec, Network: &use, Reasons: why,

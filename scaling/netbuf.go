@@ -3,6 +3,7 @@ package scaling
 import (
 	"math"
 	"sort"
+	"strings"
 )
 
 // Network buffers: the pure arithmetic of how many network memory segments
@@ -105,6 +106,15 @@ type NetworkConfig struct {
 	// configured or reported (/taskmanagers/:id memoryConfiguration
 	// networkMemory); it overrides the fraction.
 	NetworkMemory int64
+}
+
+// NetworkRules is the buffer rules (Flink120 or Flink2) of a Flink version
+// ("1.20", "v1_20", "2.1"): Flink120 for any 1.x, else Flink2.
+func NetworkRules(flinkVersion string) string {
+	if strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(flinkVersion), "v"), "1") {
+		return Flink120
+	}
+	return Flink2
 }
 
 // DefaultNetworkConfig returns Flink's defaults for version (Flink120 or

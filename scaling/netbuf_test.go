@@ -250,3 +250,11 @@ func FuzzNetworkBuffers(f *testing.F) {
 		}
 	})
 }
+
+func TestNetworkRules(t *testing.T) {
+	for in, want := range map[string]string{"1.20": Flink120, "v1_18": Flink120, "1.19.1": Flink120, "2.1": Flink2, "v2_0": Flink2, "": Flink2} {
+		if got := NetworkRules(in); got != want {
+			t.Errorf("NetworkRules(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -443,20 +443,19 @@ func (f Fields) Only(mask Fields) Fields {
 
 // Managed returns the managed fields as the deployment has them now.
 func (d *Deployment) Managed() Fields {
-	switch d.Kind {
-	case SessionJobGVK.Kind:
+	if d.Kind == SessionJobGVK.Kind {
 		return Fields{Overrides: d.ownConfiguration[KeyOverrides], Parallelism: d.Parallelism}
-	case KindDeployment:
-		return Fields{Overrides: d.Configuration[KeyOverrides], Slots: d.Configuration[KeySlots],
-			Parallelism: d.Parallelism, TaskManagerReplicas: d.TaskManagerReplicas}
 	}
 	f := Fields{
 		Overrides:           d.Configuration[KeyOverrides],
 		Slots:               d.Configuration[KeySlots],
 		Parallelism:         d.Parallelism,
 		TaskManagerReplicas: d.TaskManagerReplicas,
-		ResourceMemory:      d.TaskManagerMemory,
 	}
+	if !d.SetsMemory() {
+		return f
+	}
+	f.ResourceMemory = d.TaskManagerMemory
 	for _, k := range scaling.MemoryKeys {
 		if v, ok := d.Configuration[k]; ok && v != "" {
 			if f.Memory == nil {

@@ -725,7 +725,7 @@ func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
 			out.missing = "checkpointing is not enabled (" + errString(err) + ")"
 		}
 		out.interval = iv
-		out.backend = metrics.StateBackendType(firstSet(jm["state.backend.type"], jm["state.backend"]))
+		out.backend = metrics.ConfiguredStateBackend(jm)
 		out.timeout = 10 * time.Minute
 		if t, ok := ParseFlinkDuration(jm["execution.checkpointing.timeout"]); ok && t > 0 {
 			out.timeout = t
@@ -738,15 +738,6 @@ func (c *Collector) checkpointConf(ctx context.Context, jobID string) ckptConf {
 	c.ckptConf = &out
 	c.mu.Unlock()
 	return out
-}
-
-func firstSet(vs ...string) string {
-	for _, v := range vs {
-		if strings.TrimSpace(v) != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func errString(err error) string {

@@ -60,19 +60,11 @@ func (j *Job) TaskManagerMemory() scaling.TaskManagerMemory {
 	return j.mem
 }
 
-// networkVersion is the buffer rules of the job's Flink version.
-func (j *Job) networkVersion() string {
-	if strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(j.spec.FlinkVersion), "v"), "1.") {
-		return scaling.Flink120
-	}
-	return scaling.Flink2
-}
-
 // networkConfig is the TaskManagers' network configuration: Flink's
 // defaults for the job's version, with the network memory of j.mem and
 // the buffer keys of the spec's flinkConfiguration.
 func (j *Job) networkConfig() scaling.NetworkConfig {
-	c := scaling.DefaultNetworkConfig(j.networkVersion())
+	c := scaling.DefaultNetworkConfig(scaling.NetworkRules(j.spec.FlinkVersion))
 	conf := j.spec.TaskManager.FlinkConfiguration
 	if v, ok := conf["taskmanager.memory.segment-size"]; ok {
 		if b, err := scaling.ParseMemorySize(v); err == nil && b > 0 {
