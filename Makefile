@@ -375,32 +375,51 @@ $(ETCD)-$(ETCD_VERSION): $(TOOLS)/etcd/go.mod $(TOOLS)/etcd/go.sum
 
 ##@ Image
 
-# The controller image the Helm chart runs (Dockerfile; docs/helm.md). These
-# targets need a container engine and are for users: `make test` and CI never
-# build the image (test/chart/image_test.go checks the Dockerfile without one).
-# The repository part of IMAGE is the chart's default image.repository.
-IMAGE ?= ghcr.io/flinkscale/flinkscale:dev
-# docker, or a compatible CLI (DOCKER=podman).
-DOCKER ?= docker
-# What `flinkscale version` prints (main.version): the git description of
-# HEAD, "dev" outside a git checkout.
+# The controller image the Helm chart runs (docs/helm.md), built without a
+# container engine: a static binary (-tags controller: the controller's
+# commands only) and hack/image, which puts it FROM scratch with
+# /etc/passwd, /etc/group, /home/nonroot and /tmp (user 65532) and writes
+# bin/image/flinkscale.tar, an OCI layout that is also a docker-save archive
+# (docker/podman load, kind load image-archive, ctr images import, skopeo
+# oci-archive:, crane push), and its digest in bin/image/flinkscale.digest.
+# Reproducible: the created time is SOURCE_DATE_EPOCH, else HEAD's commit
+# time, so the same commit and Go release give the same digest. test/image
+# builds it in `make test`.
+#
+# The default IMAGE is the chart's default image: image.repository and, as
+# tag, the chart's appVersion.
+CHART_APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/flinkscale/Chart.yaml)
+IMAGE ?= ghcr.io/flinkscale/flinkscale:$(CHART_APP_VERSION)
+# The image's platform, linux and the Go toolchain's architecture by
+# default (IMAGE_ARCH=arm64 for arm64 nodes: Go cross-compiles).
+IMAGE_OS ?= linux
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+# What `flinkscale version` prints (main.version) and the image's version
+# label: the git description of HEAD, "dev" outside a git checkout.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# More flags for docker build, e.g. DOCKER_BUILD_FLAGS='--platform linux/amd64'
-# on an arm64 laptop for an amd64 cluster (the Dockerfile cross-compiles).
-DOCKER_BUILD_FLAGS ?=
+IMAGE_DIR := $(BIN)/image
 
-.PHONY: image image-push
-image: ## Build the controller image IMAGE (default ghcr.io/flinkscale/flinkscale:dev) with DOCKER (default docker)
-	$(DOCKER) build -t $(IMAGE) --build-arg VERSION=$(VERSION) $(if $(DOCKER_BUILD_FLAGS),$(DOCKER_BUILD_FLAGS) ).
+HACK_IMAGE = $(GO) run ./hack/image --binary $(IMAGE_DIR)/flinkscale-bin --image $(IMAGE) --version $(VERSION) \
+  --os $(IMAGE_OS) --arch $(IMAGE_ARCH) --out $(IMAGE_DIR)/flinkscale.tar
 
-image-push: image ## Build, then push IMAGE to its registry (docker login first)
-	$(DOCKER) push $(IMAGE)
+.PHONY: image image-push image-bin
+image: image-bin ## Build the controller image IMAGE (default: the chart's) into bin/image/flinkscale.tar, no Docker needed [IMAGE_ARCH=arm64]
+	$(HACK_IMAGE)
+
+image-push: image-bin ## Build the image, then push it to IMAGE (credentials from the docker config: docker login or crane auth login)
+	$(HACK_IMAGE) --push
+
+image-bin:
+	@mkdir -p $(IMAGE_DIR)
+	CGO_ENABLED=0 GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) $(GO) build -tags controller -trimpath \
+	  -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/flinkscale-bin ./cmd/flinkscale
 
 ##@ Housekeeping
 
 .PHONY: clean
 clean: ## Remove build and test outputs (keeps the cached tools in bin/)
 	rm -f $(BIN)/flinkscale $(BIN)/kubectl-flinkscale cover*.out coverage.* *.prof *.test
+	rm -rf $(BIN)/image
 
 .PHONY: distclean
 distclean: clean ## clean, and also remove every cached tool (all of bin/)

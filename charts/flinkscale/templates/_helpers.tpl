@@ -56,6 +56,18 @@ Image tag: image.tag, else the chart's appVersion.
 {{- end }}
 
 {{/*
+Container image: repository@digest when image.digest is set (the tag is then
+only the version label), else repository:tag.
+*/}}
+{{- define "flinkscale.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "flinkscale.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
 ServiceAccount name.
 */}}
 {{- define "flinkscale.serviceAccountName" -}}
