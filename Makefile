@@ -78,13 +78,20 @@ endef
 ##@ Build
 
 .PHONY: build
-build: flinkscale-bin ## Compile every package and build bin/flinkscale (and bin/kubectl-flinkscale, the kubectl plugin)
+build: flinkscale-bin ## Compile every package and build bin/flinkscale (and bin/kubectl-flinkscale, the kubectl plugin, with its completion bin/kubectl_complete-flinkscale)
 	$(GO) build ./...
+	$(GO) vet -tags controller ./cmd/flinkscale
 
+# bin/flinkscale is the full command line (the simulator, the demo, the
+# benchmarks and the testbed included); hard-linked as kubectl-flinkscale it
+# is the kubectl plugin, and as kubectl_complete-flinkscale it answers
+# kubectl's plugin completion. The controller image's binary is built with
+# -tags controller (make image).
 .PHONY: flinkscale-bin
 flinkscale-bin:
 	$(GO) build -o $(BIN)/flinkscale ./cmd/flinkscale
 	ln -f $(BIN)/flinkscale $(BIN)/kubectl-flinkscale
+	ln -f $(BIN)/flinkscale $(BIN)/kubectl_complete-flinkscale
 
 # The demo needs kube-apiserver and etcd (built once into bin/k8s, about 4
 # minutes cold) and bin/flinkscale (about 2); kubectl is not required (`make
@@ -276,6 +283,7 @@ lint-fast: ## Cheap checks (what CI runs): gofmt -s check, go vet, go.mod tidy
 	  echo "gofmt -s would change these files (run 'make fmt'):"; echo "$$unformatted"; exit 1; \
 	fi
 	$(GO) vet ./...
+	$(GO) vet -tags controller ./cmd/flinkscale
 	$(GO) mod tidy -diff
 
 .PHONY: lint
@@ -418,7 +426,7 @@ image-bin:
 
 .PHONY: clean
 clean: ## Remove build and test outputs (keeps the cached tools in bin/)
-	rm -f $(BIN)/flinkscale $(BIN)/kubectl-flinkscale cover*.out coverage.* *.prof *.test
+	rm -f $(BIN)/flinkscale $(BIN)/kubectl-flinkscale $(BIN)/kubectl_complete-flinkscale cover*.out coverage.* *.prof *.test
 	rm -rf $(BIN)/image
 
 .PHONY: distclean

@@ -1,9 +1,10 @@
+//go:build !controller
+
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -186,17 +187,6 @@ func printReal(rr *realReport, scenarios []*scenario.Scenario, a benchRealArgs, 
 		}
 	}
 	return nil
-}
-
-// flagSet reports whether the flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
 }
 
 // writeJSON writes v, indented, to path.

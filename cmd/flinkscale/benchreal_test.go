@@ -1,3 +1,5 @@
+//go:build !controller
+
 package main
 
 import (

@@ -1,63 +1,95 @@
+//go:build !controller
+
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/flinkscale/flinkscale/test/scale"
 )
 
+func newBenchScaleCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench-scale [--jobs 1000] [--duration 5m] [--concurrency 8] [-o table|json]",
+		Short: "Measure one controller replica's cost with a fleet of simulated FlinkDeployments",
+		Long: `Measure one controller replica's CPU, memory, calls and decision latency
+with a fleet of simulated FlinkDeployments polled every 30 s (needs make
+envtest-bins).`,
+		Example: examplesFor("  flinkscale bench-scale --jobs 1000 --duration 5m --warmup 5m --faulty 0.1"),
+		GroupID: groupDevelop,
+		Args:    cobra.NoArgs,
+	}
+	var o benchScaleArgs
+	fs := cmd.Flags()
+	fs.IntVar(&o.jobs, "jobs", 1000, "FlinkDeployments (simulated jobs of 10 vertices, one topic of 10 partitions each)")
+	fs.DurationVar(&o.duration, "duration", 5*time.Minute, "measured steady period, after the warm-up")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "the policy controller's MaxConcurrentReconciles")
+	fs.DurationVar(&o.warmup, "warmup", 0, "least warm-up after the controller starts (default two polling intervals; 5m makes every measured decision see a full metrics window)")
+	fs.Float64Var(&o.faulty, "faulty", 0, "fraction of jobs whose Flink REST API fails (half hang past the timeout, half answer 503), e.g. 0.1")
+	fs.DurationVar(&o.flinkTimeout, "flink-timeout", 10*time.Second, "the controller's per-request Flink timeout")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
+	fs.StringVarP(&o.out, "output", "o", "table", "output: table or json")
+	fixedValues(cmd, "output", "table", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.command = commandLine(cmd)
+		return benchScaleCmd(cmd.Context(), o, a.stdout, a.stderr)
+	}
+	return cmd
+}
+
+// benchScaleArgs are bench-scale's flags, and the command line to record.
+type benchScaleArgs struct {
+	jobs, concurrency              int
+	duration, warmup, flinkTimeout time.Duration
+	faulty                         float64
+	memprofile, out, command       string
+}
+
 // benchScaleCmd measures one controller replica managing a fleet of
 // simulated FlinkDeployments (test/scale).
-func benchScaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench-scale", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	jobs := fs.Int("jobs", 1000, "FlinkDeployments (simulated jobs of 10 vertices, one topic of 10 partitions each)")
-	duration := fs.Duration("duration", 5*time.Minute, "measured steady period, after the warm-up")
-	concurrency := fs.Int("concurrency", 8, "the policy controller's MaxConcurrentReconciles")
-	warmup := fs.Duration("warmup", 0, "least warm-up after the controller starts (default two polling intervals; 5m makes every measured decision see a full metrics window)")
-	faultyFrac := fs.Float64("faulty", 0, "fraction of jobs whose Flink REST API fails (half hang past the timeout, half answer 503), e.g. 0.1")
-	flinkTimeout := fs.Duration("flink-timeout", 10*time.Second, "the controller's per-request Flink timeout")
-	memprofile := fs.String("memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
-	out := fs.String("o", "table", "output: table or json")
-	if err := fs.Parse(args); err != nil {
-		return err
+func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writer) error {
+	if o.out != "table" && o.out != "json" {
+		return fmt.Errorf("bench-scale: -o must be table or json, not %q", o.out)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("bench-scale: unexpected arguments %q", fs.Args())
-	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("bench-scale: -o must be table or json, not %q", *out)
-	}
-	if *faultyFrac < 0 || *faultyFrac >= 1 || *flinkTimeout <= 0 {
+	if o.faulty < 0 || o.faulty >= 1 || o.flinkTimeout <= 0 {
 		return fmt.Errorf("bench-scale: --faulty must be in [0, 1) and --flink-timeout positive")
 	}
-	if *jobs < 1 || *duration <= 0 || *concurrency < 1 {
+	if o.jobs < 1 || o.duration <= 0 || o.concurrency < 1 {
 		return fmt.Errorf("bench-scale: --jobs and --concurrency must be positive and --duration longer than 0")
 	}
 	rep, err := scale.Run(ctx, scale.Config{
-		Jobs:         *jobs,
-		Duration:     *duration,
-		Concurrency:  *concurrency,
-		MinWarmup:    *warmup,
-		Faulty:       *faultyFrac,
-		FlinkTimeout: *flinkTimeout,
-		HeapProfile:  *memprofile,
-		Command:      strings.Join(append([]string{"flinkscale", "bench-scale"}, args...), " "),
+		Jobs:         o.jobs,
+		Duration:     o.duration,
+		Concurrency:  o.concurrency,
+		MinWarmup:    o.warmup,
+		Faulty:       o.faulty,
+		FlinkTimeout: o.flinkTimeout,
+		HeapProfile:  o.memprofile,
+		Command:      o.command,
 		Progress:     stderr,
 	})
 	if err != nil {
 		return fmt.Errorf("bench-scale: %w", err)
 	}
-	if *out == "json" {
+	if o.out == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	return rep.WriteTable(stdout)
+}
+
+// commandLine is the command as given: its path and the flags set.
+func commandLine(cmd *cobra.Command) string {
+	parts := []string{cmd.CommandPath()}
+	cmd.Flags().Visit(func(f *pflag.Flag) { parts = append(parts, "--"+f.Name+"="+f.Value.String()) })
+	return strings.Join(parts, " ")
 }

@@ -25,6 +25,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/optin"
@@ -51,9 +54,9 @@ type controllerConfig struct {
 	restConfigForTest *rest.Config
 }
 
-func controllerFlags(cfg *controllerConfig, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// controllerFlags defines the controller's flags on fs, and the zap
+// logger's (--zap-log-level, --zap-encoder, ...).
+func controllerFlags(cfg *controllerConfig, fs *pflag.FlagSet) {
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (\"0\" disables it)")
 	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes (\"0\" disables them)")
@@ -68,22 +71,35 @@ func controllerFlags(cfg *controllerConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.rescaleBackoff, "rescale-backoff", controllers.DefaultRescaleBackoff, "wait after a failed rescale before the next (doubles per failure, up to 2h)")
 	fs.BoolVar(&cfg.disableOptIn, "disable-opt-in", false, "do not create policies for FlinkDeployments annotated flinkscale.io/enabled")
 	fs.DurationVar(&cfg.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "how long in-flight reconciles may finish on shutdown")
+	// controller-runtime's zap options bind to a standard library flag set.
+	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	cfg.zapOpts = zap.Options{Development: false}
-	cfg.zapOpts.BindFlags(fs)
-	return fs
+	cfg.zapOpts.BindFlags(zapFlags)
+	fs.AddGoFlagSet(zapFlags)
 }
 
-// controllerCmd runs the controller manager until ctx ends.
-func controllerCmd(ctx context.Context, args []string, stderr io.Writer) error {
+func newControllerCommand(a *app) *cobra.Command {
 	var cfg controllerConfig
-	fs := controllerFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "controller [--kubeconfig FILE] [--namespaces a,b] [--shard-selector SEL] [--leader-elect=true] [flags]",
+		Short: "Run the Kubernetes controller",
+		Long: `Run the Kubernetes controller: FlinkScalingPolicy resources and
+FlinkDeployments, FlinkSessionJobs and Deployments annotated
+flinkscale.io/enabled. Interrupt or SIGTERM stops it gracefully: in-flight
+reconciles finish (--graceful-shutdown-timeout) and the leader Lease is
+released.`,
+		Example: examplesFor(`  flinkscale controller --kubeconfig ~/.kube/config --leader-elect=false --zap-log-level=debug`),
+		GroupID: groupOperate,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runManager(cmd.Context(), cfg, a.stderr)
+		},
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("controller: unexpected arguments %q", fs.Args())
-	}
-	return runManager(ctx, cfg, stderr)
+	controllerFlags(&cfg, cmd.Flags())
+	anyFiles(cmd, "kubeconfig")
+	fixedValues(cmd, "zap-log-level", "debug", "info", "error")
+	fixedValues(cmd, "zap-encoder", "json", "console")
+	return cmd
 }
 
 // shardKeys are the label keys a selector constrains (copied from

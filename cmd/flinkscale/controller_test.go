@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +26,17 @@ import (
 )
 
 func TestMain(m *testing.M) { envtest.Main(m) }
+
+// controllerCmd runs `flinkscale controller args` until ctx ends, logging
+// to stderr.
+func controllerCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	cmd := newControllerCommand(&app{stdout: io.Discard, stderr: stderr})
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	return cmd.ExecuteContext(ctx)
+}
 
 // `flinkscale controller` against a real API server: it becomes ready,
 // takes the leader Lease, serves its probes and metrics, and stops cleanly
@@ -93,4 +110,112 @@ func TestControllerCommandRejectsBadFlags(t *testing.T) {
 		err := controllerCmd(context.Background(), args, &logs)
 		assert.Error(t, err, fmt.Sprint(args))
 	}
+}
+
+// buildBinary builds ./cmd/flinkscale into dir as `make image` does
+// (static, -trimpath, stripped, the version stamped) with the build tags,
+// and returns its path.
+func buildBinary(t *testing.T, dir, versionStamp string, tags ...string) string {
+	t.Helper()
+	root, err := envtest.RepoRoot()
+	require.NoError(t, err)
+	bin := filepath.Join(dir, "flinkscale")
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + versionStamp, "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	build := exec.CommandContext(t.Context(), "go", append(args, "./cmd/flinkscale")...)
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// The controller image's binary (-tags controller): the commands a pod
+// needs and nothing from test/; a SIGTERM, as the kubelet sends on a
+// rolling update, stops it gracefully: exit 0 and the Lease released.
+func TestControllerBinary(t *testing.T) {
+	root, err := envtest.RepoRoot()
+	require.NoError(t, err)
+	list := exec.Command("go", "list", "-deps", "-tags", "controller", "./cmd/flinkscale")
+	list.Dir = root
+	deps, err := list.Output()
+	require.NoError(t, err)
+	for _, p := range strings.Fields(string(deps)) {
+		assert.False(t, strings.HasPrefix(p, "github.com/flinkscale/flinkscale/test/"), "the controller build links %s", p)
+		assert.NotEqual(t, "testing", p, "the controller build links the testing package")
+	}
+
+	bin := buildBinary(t, t.TempDir(), "v0.0.0-test", "controller")
+	st, err := os.Stat(bin)
+	require.NoError(t, err)
+	t.Logf("controller binary (-tags controller, -s -w): %.1f MiB", float64(st.Size())/(1<<20))
+
+	runBin := func(args ...string) (int, string, string) {
+		cmd := exec.CommandContext(t.Context(), bin, args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), out.String(), errOut.String()
+		}
+		require.NoError(t, err)
+		return 0, out.String(), errOut.String()
+	}
+	code, out, errOut := runBin("version", "-ojson")
+	require.Equal(t, 0, code, errOut)
+	var v versionInfo
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	assert.Equal(t, "v0.0.0-test", v.Version)
+	assert.Equal(t, "controller", v.Build)
+
+	code, out, _ = runBin("--help")
+	require.Equal(t, 0, code)
+	for _, c := range []string{"controller", "status", "recommend", "render", "decide", "version", "completion"} {
+		assert.Contains(t, out, "\n  "+c+" ", c)
+	}
+	for _, c := range []string{"sim", "demo", "bench", "bench-scale", "testbed", "fidelity"} {
+		assert.NotContains(t, out, "\n  "+c+" ", c)
+		code, _, errOut := runBin(c, "--help")
+		assert.Equal(t, exitError, code, c)
+		assert.Contains(t, errOut, `unknown command "`+c+`" for "flinkscale"`)
+	}
+	// Exit codes as the full build's: 3 for a recommended rescale.
+	code, _, errOut = runBin("decide", "--snapshot", filepath.Join(root, "scaling/examples/orders-surge.json"))
+	assert.Equal(t, exitScale, code, errOut)
+
+	env, _ := fixtures.StartEnv(t)
+	ns := env.CreateNamespace(t, "sigterm")
+	probes := fixtures.FreeAddr(t)
+	ctl := exec.Command(bin, "controller", "--kubeconfig", env.WriteKubeconfig(t),
+		"--metrics-bind-address", "0", "--health-probe-bind-address", probes,
+		"--leader-election-namespace", ns, "--leader-election-id", "flinkscale-sigterm", "--namespaces", ns)
+	var logs fixtures.SyncBuffer
+	ctl.Stdout, ctl.Stderr = &logs, &logs
+	require.NoError(t, ctl.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- ctl.Wait() }()
+	t.Cleanup(func() {
+		_ = ctl.Process.Kill()
+		<-exited
+	})
+	var lease coordinationv1.Lease
+	key := types.NamespacedName{Namespace: ns, Name: "flinkscale-sigterm"}
+	require.Eventually(t, func() bool {
+		err := env.Client.Get(t.Context(), key, &lease)
+		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != ""
+	}, 60*time.Second, 100*time.Millisecond, "the leader Lease is held; logs:\n%s", &logs)
+
+	require.NoError(t, ctl.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", &logs)
+	case <-time.After(45 * time.Second):
+		t.Fatalf("the controller did not stop on SIGTERM; logs:\n%s", &logs)
+	}
+	require.NoError(t, env.Client.Get(t.Context(), key, &lease))
+	assert.True(t, lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "", "lease released on SIGTERM: %v", lease.Spec.HolderIdentity)
 }

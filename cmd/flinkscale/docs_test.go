@@ -1,86 +1,89 @@
 package main
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
+	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// flagMethods are the flag.FlagSet methods that define a flag, with the
-// index of the argument that names it.
-var flagMethods = map[string]int{
-	"String": 0, "Bool": 0, "Int": 0, "Float64": 0, "Duration": 0, "Var": 1, "Func": 0,
-	"StringVar": 1, "BoolVar": 1, "IntVar": 1, "Float64Var": 1, "DurationVar": 1,
-}
-
-// commandFlags lists the flags the command line defines, read from its
-// source: every call of a defining method on a *flag.FlagSet named fl or
-// fs, per file.
-func commandFlags(t *testing.T) map[string][]string {
+// commandFlags lists the flags each command defines (help aside), read from
+// the command tree itself: command path → flags.
+func commandFlags(t *testing.T) map[string][]*pflag.Flag {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
-	require.NoError(t, err)
-	out := map[string][]string{}
-	fset := token.NewFileSet()
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
+	root := newRootCommand(&app{stdout: io.Discard, stderr: io.Discard})
+	out := map[string][]*pflag.Flag{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "completion" || c.Name() == "help" {
+			return
 		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		require.NoError(t, err)
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "help" && f.Name != "version" {
+				out[c.CommandPath()] = append(out[c.CommandPath()], f)
 			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			recv, ok := sel.X.(*ast.Ident)
-			i, known := flagMethods[sel.Sel.Name]
-			if !ok || !known || (recv.Name != "fl" && recv.Name != "fs") || len(call.Args) <= i {
-				return true
-			}
-			if lit, ok := call.Args[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				name, err := strconv.Unquote(lit.Value)
-				require.NoError(t, err)
-				out[path] = append(out[path], name)
-			}
-			return true
 		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
 	}
+	walk(root)
 	return out
 }
 
 // docs/cli.md documents every flag of every command: each appears there
-// as `--name` (or `-n` for one letter), in a table or an example.
+// as `--name`, and a flag with a shorthand as `-x` too, in a table or an
+// example.
 func TestEveryFlagIsDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/cli.md")
+	b, err := os.ReadFile("../../docs/cli.md")
 	require.NoError(t, err)
+	doc := string(b)
 	flags := commandFlags(t)
 	total := 0
-	for file, names := range flags {
-		for _, name := range names {
+	for cmd, fs := range flags {
+		for _, f := range fs {
 			total++
-			want := "`--" + name
-			if len(name) == 1 {
-				want = "`-" + name
+			assert.Contains(t, doc, "`--"+f.Name, "%s defines --%s", cmd, f.Name)
+			if f.Shorthand != "" {
+				assert.Contains(t, doc, "`-"+f.Shorthand, "%s defines -%s", cmd, f.Shorthand)
 			}
-			assert.Contains(t, string(doc), want, "%s defines -%s", file, name)
 		}
 	}
-	// The parse found the flag sets (a rename of fl/fs would hide them).
-	assert.Greater(t, total, 50)
-	for _, file := range []string{"recommend.go", "status.go", "controller.go", "bench.go", "benchscale.go", "sim.go", "render.go", "main.go"} {
-		assert.NotEmpty(t, flags[file], file)
+	assert.Greater(t, total, 70)
+	for _, cmd := range []string{"recommend", "status", "controller", "render", "decide", "version", "bench", "bench-scale", "sim", "demo", "testbed", "fidelity"} {
+		assert.NotEmpty(t, flags["flinkscale "+cmd], cmd)
 	}
+}
+
+// Every command prints its help the same way with -h and --help, exits 0,
+// and every flag of the same name means the same thing: one style.
+func TestEveryCommandHasHelp(t *testing.T) {
+	shorthands := map[string]string{}
+	for cmd, fs := range commandFlags(t) {
+		name := strings.TrimPrefix(cmd, "flinkscale")
+		args := strings.Fields(name)
+		for _, h := range []string{"-h", "--help"} {
+			code, out, errOut := runCLI(append(args, h)...)
+			assert.Equal(t, exitNoChange, code, "%s %s: %s", cmd, h, errOut)
+			assert.Empty(t, errOut, "%s %s", cmd, h)
+			assert.Contains(t, out, "Usage:\n  "+cmd, "%s %s", cmd, h)
+			assert.Contains(t, out, "\nFlags:\n", "%s %s", cmd, h)
+			assert.Contains(t, out, "  -h, --help ", "%s %s", cmd, h)
+		}
+		for _, f := range fs {
+			if prev, ok := shorthands[f.Name]; ok {
+				assert.Equal(t, prev, f.Shorthand, "--%s has two shorthands", f.Name)
+			}
+			shorthands[f.Name] = f.Shorthand
+		}
+	}
+	// kubectl's conventions for the flags it shares.
+	assert.Equal(t, "o", shorthands["output"])
+	assert.Equal(t, "n", shorthands["namespace"])
+	assert.Equal(t, "A", shorthands["all-namespaces"])
 }

@@ -96,44 +96,6 @@ func TestDecideBadInput(t *testing.T) {
 	}
 }
 
-// Bad demo flags are refused before anything starts (test/demo runs the
-// demo itself).
-func TestDemoRefusesBadFlags(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		msg  string
-	}{
-		{[]string{"demo", "--speed", "0.5"}, "speed 0.5: must be between 1 and 600"},
-		{[]string{"demo", "--speed", "1000"}, "speed 1000: must be between 1 and 600"},
-		{[]string{"demo", "--real", "--speed", "100"}, "speed 100: must be between 1 and 60 on real Flink"},
-		{[]string{"demo", "--duration", "-1m"}, "must not be negative"},
-		{[]string{"demo", "now"}, `unexpected arguments ["now"]`},
-		{[]string{"demo", "--bogus"}, "flag provided but not defined: -bogus"},
-	} {
-		code, _, errOut := runCLI(tc.args...)
-		assert.Equal(t, exitError, code, tc.args)
-		assert.Contains(t, errOut, tc.msg, tc.args)
-	}
-}
-
-func TestSimServesTheScenario(t *testing.T) {
-	// A minute of step-up-3x at 600× speed for 300 ms of wall time, on
-	// ephemeral ports.
-	var out bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	err := simulate(ctx, []string{"--scenario", "../../test/scenarios/step-up-3x.yaml", "--speed", "600",
-		"--rest", "127.0.0.1:0", "--prometheus", "127.0.0.1:0", "--duration", "300ms"}, &out)
-	require.NoError(t, err)
-	assert.Contains(t, out.String(), "Kafka bootstrap servers: 127.0.0.1:")
-	assert.Contains(t, out.String(), "Flink REST API:          http://127.0.0.1:")
-	assert.Contains(t, out.String(), "stopped at")
-
-	code, _, errOut := runCLI("sim", "--scenario", "nope.yaml")
-	assert.Equal(t, exitError, code)
-	assert.Contains(t, errOut, "nope.yaml")
-}
-
 func TestRecommendExitCodesAndFormats(t *testing.T) {
 	code, out, _ := runCLI("recommend", "--snapshot", example(t, "orders-surge.json"), "-n", "streaming")
 	require.Equal(t, exitScale, code, "a rescale is recommended")
@@ -331,16 +293,15 @@ func TestRender(t *testing.T) {
 	assert.Equal(t, exitScale, code)
 	assert.Equal(t, md, out, "the same Markdown as recommend's")
 
-	var b bytes.Buffer
-	code, err := renderCmd([]string{"-", "-o", "table"}, strings.NewReader(js), &b)
-	require.NoError(t, err)
-	assert.Equal(t, exitScale, code)
+	// Flags after the file, and the report on standard input.
+	var b, e bytes.Buffer
+	code = runIO([]string{"render", "-", "-otable"}, strings.NewReader(js), &b, &e)
+	require.Equal(t, exitScale, code, e.String())
 	assert.Contains(t, b.String(), "orders_agg: Scale")
 
 	_, hold, _ := runCLI("recommend", "--snapshot", example(t, "idle-night.json"), "-o", "json")
-	code, err = renderCmd([]string{"-"}, strings.NewReader(hold), io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, exitNoChange, code)
+	code = runIO([]string{"render", "-"}, strings.NewReader(hold), io.Discard, &e)
+	assert.Equal(t, exitNoChange, code, e.String())
 
 	for _, c := range []struct {
 		args []string

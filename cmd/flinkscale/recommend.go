@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/spf13/cobra"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
@@ -27,43 +28,66 @@ import (
 	"github.com/flinkscale/flinkscale/scaling"
 )
 
-// recommend writes the recommendation report of a saved snapshot, or of a
-// live job observed over a window (the in-cluster mode comes next). Exit
-// codes: 0 no change, 3 a rescale is recommended, 1 an error.
-func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fl := flag.NewFlagSet("recommend", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	snapPath := fl.String("snapshot", "", "snapshot JSON file to replay (docs/snapshot.md)")
-	policyPath := fl.String("policy", "", "policy JSON file; default: the default policy")
-	historyPath := fl.String("history", "", "history JSON file; default: none")
-	nowFlag := fl.String("now", "", "decision time (RFC 3339); default: the snapshot's windowEnd")
-	output := fl.String("o", "table", "output: table, json, yaml, markdown or html")
-	name := fl.String("name", "", "the FlinkDeployment's name, for the patch (default: the job name)")
-	namespace := fl.String("n", "", "the FlinkDeployment's namespace, for the patch")
-	mode := fl.String("mode", "native", "the deployment mode (native or standalone): which fields the patch sets")
-	var live liveFlags
-	fl.StringVar(&live.flinkURL, "flink-url", "", "live mode: the JobManager REST API (http://host:8081)")
-	fl.StringVar(&live.jobID, "job-id", "", "live mode: the job (default: the only running job)")
-	fl.StringVar(&live.brokers, "kafka-brokers", "", "live mode: comma-separated Kafka bootstrap servers (lag and arrival rates from the brokers)")
-	fl.StringVar(&live.group, "kafka-group", "", "live mode: the job's Kafka consumer group")
-	fl.StringVar(&live.topics, "kafka-topics", "", "live mode: comma-separated topics (default: every topic the group has offsets for)")
-	fl.DurationVar(&live.observe, "observe", 2*time.Minute, "live mode: how long to sample")
-	fl.DurationVar(&live.interval, "interval", 15*time.Second, "live mode: time between samples")
-	kubeconfig := fl.String("kubeconfig", "", "cluster mode: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-	saveSnapshot := fl.String("save-snapshot", "", "write what was observed to this file (for replay with --snapshot and bug reports)")
-	quiet := fl.Bool("quiet", false, "live mode: no progress bar")
-	// Flags may come before and after the object's name (kubectl style).
-	var names []string
-	for rest := args; ; {
-		if err := fl.Parse(rest); err != nil {
-			return exitError, fmt.Errorf("recommend: %w", err)
-		}
-		if fl.NArg() == 0 {
-			break
-		}
-		names = append(names, fl.Arg(0))
-		rest = fl.Args()[1:]
+// recommendOptions are recommend's flags.
+type recommendOptions struct {
+	snapshot, policy, history, now, output string
+	name, namespace, mode                  string
+	kubeconfig, saveSnapshot               string
+	quiet                                  bool
+	live                                   liveFlags
+}
+
+func newRecommendCommand(a *app) *cobra.Command {
+	var o recommendOptions
+	cmd := &cobra.Command{
+		Use:   "recommend (--snapshot FILE | --flink-url URL [--kafka-brokers B --kafka-group G] | NAME [-n NAMESPACE]) [flags]",
+		Short: "What flinkscale would do with a job, and why: from a snapshot, a live job or a cluster object",
+		Long: `The recommendation report of a saved snapshot (--snapshot), a live job
+observed over a window (--flink-url, --kafka-brokers, --kafka-group), or a
+FlinkScalingPolicy or FlinkDeployment in a cluster (NAME): per vertex current
+→ recommended parallelism and why, the resource plan, lag, predicted
+downtime, and the patch Apply mode would send.
+
+Exit code 0: no change; 3: a rescale is recommended; 1: error.`,
+		Example: examplesFor(`  flinkscale recommend --snapshot scaling/examples/orders-surge.json -n streaming
+  flinkscale recommend --flink-url http://127.0.0.1:8081 --kafka-brokers 127.0.0.1:9092 --kafka-group orders --observe 2m
+  flinkscale recommend orders -n flink-jobs -ohtml > orders.html`),
+		GroupID: groupOperate,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.setCode(recommend(cmd.Context(), o, args, a.stdout, a.stderr))
+		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.snapshot, "snapshot", "", "snapshot JSON file to replay (docs/snapshot.md)")
+	fl.StringVar(&o.policy, "policy", "", "policy JSON file; default: the default policy")
+	fl.StringVar(&o.history, "history", "", "history JSON file; default: none")
+	fl.StringVar(&o.now, "now", "", "decision time (RFC 3339); default: the snapshot's windowEnd")
+	fl.StringVarP(&o.output, "output", "o", "table", "output: "+strings.Join(report.Formats, ", "))
+	fl.StringVar(&o.name, "name", "", "the FlinkDeployment's name, for the patch (default: the job name)")
+	fl.StringVarP(&o.namespace, "namespace", "n", "", "cluster mode: the namespace of NAME; otherwise the FlinkDeployment's namespace, for the patch")
+	fl.StringVar(&o.mode, "mode", "native", "the deployment mode (native or standalone): which fields the patch sets")
+	fl.StringVar(&o.live.flinkURL, "flink-url", "", "live mode: the JobManager REST API (http://host:8081)")
+	fl.StringVar(&o.live.jobID, "job-id", "", "live mode: the job (default: the only running job)")
+	fl.StringVar(&o.live.brokers, "kafka-brokers", "", "live mode: comma-separated Kafka bootstrap servers (lag and arrival rates from the brokers)")
+	fl.StringVar(&o.live.group, "kafka-group", "", "live mode: the job's Kafka consumer group")
+	fl.StringVar(&o.live.topics, "kafka-topics", "", "live mode: comma-separated topics (default: every topic the group has offsets for)")
+	fl.DurationVar(&o.live.observe, "observe", 2*time.Minute, "live mode: how long to sample")
+	fl.DurationVar(&o.live.interval, "interval", 15*time.Second, "live mode: time between samples")
+	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "cluster mode: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fl.StringVar(&o.saveSnapshot, "save-snapshot", "", "write what was observed to this file (for replay with --snapshot and bug reports)")
+	fl.BoolVar(&o.quiet, "quiet", false, "live mode: no progress bar")
+	jsonFiles(cmd, "snapshot", "policy", "history", "save-snapshot")
+	anyFiles(cmd, "kubeconfig")
+	fixedValues(cmd, "output", report.Formats...)
+	fixedValues(cmd, "mode", "native", "standalone")
+	clusterCompletion(cmd, policyAndDeploymentNames)
+	return cmd
+}
+
+// recommend writes the recommendation report of a saved snapshot, a live
+// job observed over a window, or a policy or FlinkDeployment in a cluster.
+// Exit codes: 0 no change, 3 a rescale is recommended, 1 an error.
+func recommend(ctx context.Context, o recommendOptions, names []string, stdout, stderr io.Writer) (int, error) {
 	object := ""
 	switch len(names) {
 	case 0:
@@ -73,60 +97,60 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		return exitError, fmt.Errorf("recommend: one FlinkScalingPolicy or FlinkDeployment name at most, got %q", names)
 	}
 	switch {
-	case object != "" && *snapPath != "":
+	case object != "" && o.snapshot != "":
 		return exitError, errors.New("recommend: give a snapshot or a cluster object, not both")
-	case object == "" && (*snapPath == "") == (live.flinkURL == ""):
+	case object == "" && (o.snapshot == "") == (o.live.flinkURL == ""):
 		return exitError, errors.New("recommend: give --snapshot FILE (replay), --flink-url URL (live) or a FlinkScalingPolicy or FlinkDeployment name (cluster)")
 	}
-	if !slices.Contains(report.Formats, *output) {
-		return exitError, fmt.Errorf("recommend: -o must be one of %s, got %q", strings.Join(report.Formats, ", "), *output)
+	if !slices.Contains(report.Formats, o.output) {
+		return exitError, fmt.Errorf("recommend: -o must be one of %s, got %q", strings.Join(report.Formats, ", "), o.output)
 	}
-	if *mode != "native" && *mode != "standalone" {
-		return exitError, fmt.Errorf("recommend: --mode must be native or standalone, got %q", *mode)
+	if o.mode != "native" && o.mode != "standalone" {
+		return exitError, fmt.Errorf("recommend: --mode must be native or standalone, got %q", o.mode)
 	}
 	var snap scaling.Snapshot
 	var d scaling.Decision
 	var obs observation
-	source := "snapshot " + filepath.Base(*snapPath)
-	if *snapPath != "" {
+	source := "snapshot " + filepath.Base(o.snapshot)
+	if o.snapshot != "" {
 		var err error
-		if snap, obs.policy, d, err = decideFiles(*snapPath, *policyPath, *historyPath, *nowFlag); err != nil {
+		if snap, obs.policy, d, err = decideFiles(o.snapshot, o.policy, o.history, o.now); err != nil {
 			return exitError, fmt.Errorf("recommend: %w", err)
 		}
 	} else {
 		var bar *progressBar
-		if !*quiet {
+		if !o.quiet {
 			bar = &progressBar{w: stderr, width: 30}
 		}
 		var err error
 		if object != "" {
 			var where clusterTarget
-			if snap, d, where, obs, err = observeCluster(ctx, *kubeconfig, *namespace, object, live, bar); err != nil {
+			if snap, d, where, obs, err = observeCluster(ctx, o.kubeconfig, o.namespace, object, o.live, bar); err != nil {
 				return exitError, fmt.Errorf("recommend: %w", err)
 			}
-			source = fmt.Sprintf("%s, job %s, observed for %s", where.what, snap.JobID, live.observe)
-			*name, *namespace, *mode = where.name, where.namespace, where.mode
+			source = fmt.Sprintf("%s, job %s, observed for %s", where.what, snap.JobID, o.live.observe)
+			o.name, o.namespace, o.mode = where.name, where.namespace, where.mode
 		} else {
-			if snap, d, obs, err = observeLive(ctx, live, *policyPath, *historyPath, bar); err != nil {
+			if snap, d, obs, err = observeLive(ctx, o.live, o.policy, o.history, bar); err != nil {
 				return exitError, fmt.Errorf("recommend: %w", err)
 			}
-			source = fmt.Sprintf("job %s at %s, observed for %s", snap.JobID, live.flinkURL, live.observe)
+			source = fmt.Sprintf("job %s at %s, observed for %s", snap.JobID, o.live.flinkURL, o.live.observe)
 		}
 	}
-	if *saveSnapshot != "" {
+	if o.saveSnapshot != "" {
 		b, err := json.MarshalIndent(snap, "", "  ")
 		if err == nil {
-			err = os.WriteFile(*saveSnapshot, append(b, '\n'), 0o644)
+			err = os.WriteFile(o.saveSnapshot, append(b, '\n'), 0o644)
 		}
 		if err != nil {
 			return exitError, fmt.Errorf("recommend: --save-snapshot: %w", err)
 		}
 	}
 	r := report.New(d, snap, report.Options{
-		Source: source, Name: *name, Namespace: *namespace, Mode: *mode,
+		Source: source, Name: o.name, Namespace: o.namespace, Mode: o.mode,
 		Policy: &obs.policy, Observed: obs.points,
 	})
-	if err := r.Write(stdout, *output); err != nil {
+	if err := r.Write(stdout, o.output); err != nil {
 		return exitError, fmt.Errorf("recommend: writing the report: %w", err)
 	}
 	if r.Change {

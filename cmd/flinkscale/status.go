@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -23,26 +21,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/spf13/cobra"
+
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/report"
 )
-
-const statusUsage = `Usage:
-  %[1]s status [NAME] [-n NAMESPACE | -A] [--kubeconfig FILE] [-o table|wide|json|yaml]
-
-Without NAME, list the FlinkScalingPolicies of a namespace (-n, else the
-kubeconfig context's namespace, else "default"; -A: every namespace) with
-their status, parallelism, lag and last decision. With NAME, describe one
-policy: conditions, last decision and its reasons, vertices, the rescale in
-progress and the last rescales. Flags may come before or after NAME.
-
-Flags:
-  -n, --namespace NAMESPACE   the namespace
-  -A, --all-namespaces        list every namespace (not with NAME)
-      --kubeconfig FILE       kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)
-  -o, --output FORMAT         table (default), wide, json or yaml
-`
 
 // statusNow is the clock `status` renders ages with; tests fix it.
 var statusNow = time.Now
@@ -53,37 +37,47 @@ const reasonsWidth = 40
 // historyShown is how many of the last rescales the detail view shows.
 const historyShown = 5
 
-// statusCmd is `flinkscale status`: the FlinkScalingPolicies of a namespace
-// as a table (or JSON/YAML), or one policy described. now gives the time
-// ages are computed against.
-func statusCmd(ctx context.Context, args []string, stdout io.Writer, now func() time.Time) error {
-	fl := flag.NewFlagSet("status", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	var namespace, output, kubeconfig string
-	var all bool
-	fl.StringVar(&namespace, "n", "", "namespace")
-	fl.StringVar(&namespace, "namespace", "", "namespace")
-	fl.BoolVar(&all, "A", false, "all namespaces")
-	fl.BoolVar(&all, "all-namespaces", false, "all namespaces")
-	fl.StringVar(&output, "o", "table", "output: table, wide, json or yaml")
-	fl.StringVar(&output, "output", "table", "output: table, wide, json or yaml")
-	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file")
-	// Flags may come before and after the object's name (kubectl style).
-	var names []string
-	for rest := args; ; {
-		if err := fl.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(stdout, statusUsage, progName)
-				return nil
-			}
-			return fmt.Errorf("status: %w", err)
-		}
-		if fl.NArg() == 0 {
-			break
-		}
-		names = append(names, fl.Arg(0))
-		rest = fl.Args()[1:]
+// statusOptions are status's flags.
+type statusOptions struct {
+	namespace, output, kubeconfig string
+	all                           bool
+}
+
+// newStatusCommand is `flinkscale status`: the FlinkScalingPolicies of a
+// namespace as a table (or JSON/YAML), or one policy described.
+func newStatusCommand(a *app) *cobra.Command {
+	var o statusOptions
+	cmd := &cobra.Command{
+		Use:   "status [NAME] [-n NAMESPACE | -A] [--kubeconfig FILE] [-o table|wide|json|yaml]",
+		Short: "The FlinkScalingPolicies of a namespace, or one policy described",
+		Long: `Without NAME, list the FlinkScalingPolicies of a namespace (-n, else the
+kubeconfig context's namespace, else "default"; -A: every namespace) with
+their status, parallelism, lag and last decision. With NAME, describe one
+policy: conditions, last decision and its reasons, vertices, the rescale in
+progress and the last rescales. Flags may come before or after NAME.`,
+		Example: examplesFor(`  flinkscale status -n flink-jobs
+  flinkscale status orders -n flink-jobs -ojson
+  flinkscale status -A`),
+		GroupID: groupOperate,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return statusCmd(cmd.Context(), o, args, a.stdout, statusNow)
+		},
 	}
+	fl := cmd.Flags()
+	fl.StringVarP(&o.namespace, "namespace", "n", "", "the namespace (default: the kubeconfig context's, else default)")
+	fl.BoolVarP(&o.all, "all-namespaces", "A", false, "list every namespace (not with NAME)")
+	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fl.StringVarP(&o.output, "output", "o", "table", "output: table, wide, json or yaml")
+	fixedValues(cmd, "output", "table", "wide", "json", "yaml")
+	anyFiles(cmd, "kubeconfig")
+	clusterCompletion(cmd, policyNames)
+	return cmd
+}
+
+// statusCmd lists or describes the policies; now gives the time ages are
+// computed against.
+func statusCmd(ctx context.Context, o statusOptions, names []string, stdout io.Writer, now func() time.Time) error {
+	namespace, output, kubeconfig, all := o.namespace, o.output, o.kubeconfig, o.all
 	if len(names) > 1 {
 		return fmt.Errorf("status: one FlinkScalingPolicy name at most, got %q", names)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -536,7 +537,7 @@ func TestStatusErrors(t *testing.T) {
 		{"bad output with a name", []string{"status", "orders", "-o", "markdown", "--kubeconfig", f.kubeconfig}, `status: -o must be table, wide, json or yaml, got "markdown"`},
 		{"two names", []string{"status", "orders", "clicks", "-n", f.nsA, "--kubeconfig", f.kubeconfig}, `status: one FlinkScalingPolicy name at most, got ["orders" "clicks"]`},
 		{"name and -A", []string{"status", "orders", "-A", "--kubeconfig", f.kubeconfig}, "status: -A lists every namespace; describe orders with -n NAMESPACE instead"},
-		{"unknown flag", []string{"status", "--watch", "--kubeconfig", f.kubeconfig}, "status: flag provided but not defined: -watch"},
+		{"unknown flag", []string{"status", "--watch", "--kubeconfig", f.kubeconfig}, "status: unknown flag: --watch"},
 		{"missing kubeconfig", []string{"status", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, "status: kubernetes client configuration:"},
 		{"unreachable server", []string{"status", "-n", "x", "--kubeconfig", down}, "status: listing FlinkScalingPolicies in namespace x: "},
 		{"unreachable server, all namespaces", []string{"status", "-A", "--kubeconfig", down}, "status: listing FlinkScalingPolicies in all namespaces: "},
@@ -557,23 +558,43 @@ func TestStatusErrors(t *testing.T) {
 	})
 }
 
-// The usage names the command as kubectl runs the plugin.
+// Names complete from the cluster: the policies of the namespace for
+// status, the policies and FlinkDeployments for recommend, namespaces
+// for -n.
+func TestCompletionFromTheCluster(t *testing.T) {
+	f := newStatusFixture(t)
+	names, d := complete(t, "status", "--kubeconfig", f.kubeconfig, "-n", f.nsA, "")
+	assert.Equal(t, []string{"clicks", "orders"}, names)
+	assert.Equal(t, cobra.ShellCompDirectiveNoFileComp, d)
+	names, _ = complete(t, "status", "--kubeconfig", f.kubeconfig, "-n", f.nsA, "o")
+	assert.Equal(t, []string{"orders"}, names)
+	names, _ = complete(t, "status", "orders", "--kubeconfig", f.kubeconfig, "-n", f.nsA, "")
+	assert.Empty(t, names, "one name at most")
+	names, _ = complete(t, "status", "--kubeconfig", f.kubeconfig, "-n", "")
+	assert.Contains(t, names, f.nsA)
+	assert.Contains(t, names, "default")
+	names, _ = complete(t, "recommend", "--kubeconfig", f.kubeconfig, "-n", f.nsA, "")
+	assert.Subset(t, names, []string{"clicks", "orders"})
+}
+
+// The help names the command as kubectl runs the plugin, examples
+// included.
 func TestPluginUsage(t *testing.T) {
 	old := progName
 	t.Cleanup(func() { progName = old })
 	code, plain, _ := runCLI("help")
 	require.Equal(t, exitNoChange, code)
+	assert.Contains(t, plain, "Usage:\n  flinkscale [command]\n")
 	progName = "kubectl flinkscale"
-	code, out, _ := runCLI("help")
+	code, out, _ := runCLI("--help")
 	require.Equal(t, exitNoChange, code)
-	assert.Contains(t, out, "\n  kubectl flinkscale status [NAME] [-n NAMESPACE | -A]")
-	assert.Contains(t, out, "\n  kubectl flinkscale controller [--kubeconfig FILE]")
-	assert.Contains(t, out, `"kubectl flinkscale controller -h" lists every flag`)
+	assert.Contains(t, out, "Usage:\n  kubectl flinkscale [command]\n")
+	assert.Contains(t, out, `Use "kubectl flinkscale [command] --help"`)
+	code, out, _ = runCLI("status", "-h")
+	require.Equal(t, exitNoChange, code)
+	assert.Contains(t, out, "Usage:\n  kubectl flinkscale status [NAME] [-n NAMESPACE | -A]")
+	assert.Contains(t, out, "\n  kubectl flinkscale status orders -n flink-jobs -ojson\n")
 	assert.NotContains(t, out, "\n  flinkscale ")
-	// Continuation lines stay under their command's flags.
-	assert.Contains(t, out, "\n"+strings.Repeat(" ", 32)+"[--metrics-bind-address :8080]")
-	assert.Contains(t, plain, "\n"+strings.Repeat(" ", 24)+"[--metrics-bind-address :8080]")
-	assert.Equal(t, strings.Count(plain, "\n"), strings.Count(out, "\n"))
 }
 
 // The binary installed on the PATH as kubectl-flinkscale is a kubectl
@@ -592,6 +613,8 @@ func TestStatusPlugin(t *testing.T) {
 	build.Dir = root
 	b, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", b)
+	// kubectl's plugin completion runs kubectl_complete-flinkscale.
+	require.NoError(t, os.Link(plugin, filepath.Join(dir, "kubectl_complete-flinkscale")))
 
 	env := append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	kc := func(args ...string) (string, string, error) {
@@ -611,7 +634,7 @@ func TestStatusPlugin(t *testing.T) {
 	}
 	assert.Contains(t, out, plugin)
 
-	out, errOut, err = kc("flinkscale", "help")
+	out, errOut, err = kc("flinkscale", "status", "--help")
 	require.NoError(t, err, errOut)
 	assert.Contains(t, out, "\n  kubectl flinkscale status [NAME]")
 	assert.NotContains(t, out, "\n  flinkscale ")
@@ -636,6 +659,18 @@ func TestStatusPlugin(t *testing.T) {
 	require.NoError(t, err, errOut)
 	t.Logf("kubectl flinkscale status orders:\n%s", out)
 	assert.True(t, hasLine(out, "Phase:", "Restarting"), out)
+
+	// Completion through kubectl: commands, flag values, and the
+	// policies of the namespace from the cluster.
+	out, errOut, err = kc("__complete", "flinkscale", "st")
+	require.NoError(t, err, errOut)
+	assert.Equal(t, "status\tThe FlinkScalingPolicies of a namespace, or one policy described\n:4\n", out)
+	out, errOut, err = kc("__complete", "flinkscale", "status", "-n", f.nsA, "--kubeconfig", f.kubeconfig, "")
+	require.NoError(t, err, errOut)
+	assert.Equal(t, "clicks\norders\n:4\n", out)
+	out, errOut, err = kc("__complete", "flinkscale", "recommend", "-o", "")
+	require.NoError(t, err, errOut)
+	assert.Equal(t, "table\njson\nyaml\nmarkdown\nhtml\n:4\n", out)
 
 	// Errors keep the exit code through kubectl.
 	_, errOut, err = kc("flinkscale", "status", "nope", "-n", f.nsA, "--kubeconfig", f.kubeconfig)

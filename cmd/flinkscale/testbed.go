@@ -1,48 +1,70 @@
+//go:build !controller
+
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/flinkscale/flinkscale/test/sim/scenario"
 	"github.com/flinkscale/flinkscale/test/testbed"
 )
 
+func newTestbedCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "testbed --scenario FILE [--flink 1.20|2] [--scheduler adaptive|default] [--rate-scale R] [--time-scale T] [--state-backend hashmap|rocksdb] [--dir DIR] [--hold]",
+		Short: "Play a scenario on real Apache Flink and a real Kafka broker started here",
+		Long: `Play a scenario on real Apache Flink and a real Kafka broker started here
+as plain JVM processes (needs java 17 and mvn; docs/testbed.md); prints the
+REST URL, the reporter endpoints and the bootstrap servers. Ctrl-C or the
+scenario's end stops every process.`,
+		Example: examplesFor("  flinkscale testbed --scenario test/testbed/scenarios/saturate-step.yaml --flink 2 --hold"),
+		GroupID: groupDevelop,
+		Args:    cobra.NoArgs,
+	}
+	fl := cmd.Flags()
+	var file, flinkLine string
+	var hold bool
+	var opts testbed.Options
+	fl.StringVar(&file, "scenario", "", "scenario file (docs/scenarios.md)")
+	fl.StringVar(&flinkLine, "flink", string(testbed.Flink120), "Flink line: 1.20 or 2")
+	fl.StringVar(&opts.Scheduler, "scheduler", "", "jobmanager.scheduler: adaptive or default (default: the scenario's)")
+	fl.StringVar(&opts.StateBackend, "state-backend", "hashmap", "state.backend.type: hashmap or rocksdb")
+	fl.Float64Var(&opts.Scale.Rate, "rate-scale", 0, "multiply arrival rates and capacities by this (0: the largest the testbed realises)")
+	fl.Float64Var(&opts.Scale.Time, "time-scale", 1, "play the scenario this many times faster (load, duration, checkpoint interval)")
+	fl.Float64Var(&opts.Scale.State, "state-scale", 0, "multiply state sizes by this (0: fit 64 MiB)")
+	fl.IntVar(&opts.SpareTaskManagers, "spare-taskmanagers", 0, "TaskManagers to start beyond those the job needs")
+	fl.StringVar(&opts.Dir, "dir", "", "keep the run's files (logs, configuration, checkpoints) here; default a temporary directory, removed at the end")
+	fl.BoolVar(&hold, "hold", false, "keep everything running after the scenario ends, until interrupted")
+	filesWith(cmd, "yaml", "scenario")
+	directories(cmd, "dir")
+	fixedValues(cmd, "flink", "1.20", "2")
+	fixedValues(cmd, "scheduler", "adaptive", "default")
+	fixedValues(cmd, "state-backend", "hashmap", "rocksdb")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		opts.Flink = testbed.Flink(flinkLine)
+		return testbedCmd(cmd.Context(), file, opts, hold, a.stdout, a.stderr)
+	}
+	return cmd
+}
+
 // testbedCmd plays a scenario on real Apache Flink and a real Kafka broker
 // (test/testbed, docs/testbed.md) and prints where to reach them.
-func testbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("testbed", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	file := fl.String("scenario", "", "scenario file (docs/scenarios.md)")
-	version := fl.String("flink", string(testbed.Flink120), "Flink line: 1.20 or 2")
-	scheduler := fl.String("scheduler", "", "jobmanager.scheduler: adaptive or default (default: the scenario's)")
-	backend := fl.String("state-backend", "hashmap", "state.backend.type: hashmap or rocksdb")
-	rate := fl.Float64("rate-scale", 0, "multiply arrival rates and capacities by this (0: the largest the testbed realises)")
-	timeScale := fl.Float64("time-scale", 1, "play the scenario this many times faster (load, duration, checkpoint interval)")
-	stateScale := fl.Float64("state-scale", 0, "multiply state sizes by this (0: fit 64 MiB)")
-	spare := fl.Int("spare-taskmanagers", 0, "TaskManagers to start beyond those the job needs")
-	dir := fl.String("dir", "", "keep the run's files (logs, configuration, checkpoints) here; default a temporary directory, removed at the end")
-	hold := fl.Bool("hold", false, "keep everything running after the scenario ends, until interrupted")
-	if err := fl.Parse(args); err != nil {
-		return err
-	}
-	if *file == "" {
+func testbedCmd(ctx context.Context, file string, opts testbed.Options, hold bool, stdout, stderr io.Writer) error {
+	if file == "" {
 		return errors.New("testbed: --scenario is required")
 	}
-	s, err := scenario.Load(*file)
+	s, err := scenario.Load(file)
 	if err != nil {
 		return err
 	}
-	tb, err := testbed.Start(ctx, testbed.Options{
-		Scenario: s,
-		Scale:    testbed.Scale{Rate: *rate, Time: *timeScale, State: *stateScale},
-		Flink:    testbed.Flink(*version), Scheduler: *scheduler, StateBackend: *backend,
-		SpareTaskManagers: *spare, Dir: *dir, Progress: stdout,
-	})
+	opts.Scenario, opts.Progress = s, stdout
+	tb, err := testbed.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -77,7 +99,7 @@ func testbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return nil
 			}
 			fmt.Fprintf(stdout, "scenario played: %d records produced\n", tb.Producer.Total())
-			if *hold && ctx.Err() == nil {
+			if hold && ctx.Err() == nil {
 				fmt.Fprintln(stdout, "holding until interrupted")
 				<-ctx.Done()
 			}
