@@ -157,6 +157,63 @@ func TestImage(t *testing.T) {
 		}
 	})
 
+	// skopeo (containers/image, the library podman, buildah and CRI-O
+	// use) is an independent reader of both formats: it inspects the
+	// archive as oci-archive: and as docker-archive:, and copies it into
+	// an OCI layout with the manifest, hence the digest, unchanged.
+	t.Run("skopeo reads it", func(t *testing.T) {
+		skopeo, err := exec.LookPath("skopeo")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("skopeo not found; CI=true, so this fails instead of skipping (apt-get install skopeo)")
+			}
+			t.Skip("skopeo not found (apt-get install skopeo)")
+		}
+		path := filepath.Join(t.TempDir(), "flinkscale.tar")
+		if err := os.WriteFile(path, archive, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run := func(args ...string) []byte {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, skopeo, args...).Output()
+			if err != nil {
+				var exit *exec.ExitError
+				if errors.As(err, &exit) {
+					t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, exit.Stderr)
+				}
+				t.Fatalf("skopeo %s: %v", strings.Join(args, " "), err)
+			}
+			return out
+		}
+		for _, transport := range []string{"oci-archive:", "docker-archive:"} {
+			var cfg v1.ConfigFile
+			if err := yaml.Unmarshal(run("inspect", "--config", transport+path), &cfg); err != nil {
+				t.Fatalf("%s config: %v", transport, err)
+			}
+			if cfg.Config.User != "65532:65532" || !slices.Equal(cfg.Config.Entrypoint, ociimage.Entrypoint) ||
+				!slices.Equal(cfg.Config.Cmd, ociimage.Cmd) || cfg.Architecture != runtime.GOARCH ||
+				cfg.Config.Labels[ociimage.LabelVersion] != version {
+				t.Errorf("%s: skopeo reads user %q, entrypoint %q, cmd %q, architecture %s, version %q",
+					transport, cfg.Config.User, cfg.Config.Entrypoint, cfg.Config.Cmd, cfg.Architecture, cfg.Config.Labels[ociimage.LabelVersion])
+			}
+		}
+		copied := filepath.Join(t.TempDir(), "layout")
+		run("copy", "--quiet", "oci-archive:"+path, "oci:"+copied+":"+version)
+		cidx, err := layout.ImageIndexFromPath(copied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cim, err := cidx.IndexManifest()
+		if err != nil || len(cim.Manifests) != 1 {
+			t.Fatalf("the copied layout's index: %v, %v", cim, err)
+		}
+		if cim.Manifests[0].Digest != digest {
+			t.Errorf("skopeo copied the image to digest %s, want %s", cim.Manifests[0].Digest, digest)
+		}
+	})
+
 	t.Run("docker manifest.json", func(t *testing.T) {
 		// tarball reads manifest.json as docker load does.
 		tag, err := name.NewTag(ref, name.StrictValidation)
