@@ -138,6 +138,12 @@ func (c *cycle) run() ctrl.Result {
 		return wait
 	}
 	sample, collectErr := c.collect(policy)
+	var primed primingWait
+	if errors.As(collectErr, &primed) {
+		// Only the metric fetcher was primed: nothing observed, nothing
+		// decided; back after its wait.
+		return ctrl.Result{RequeueAfter: primed.wait}
+	}
 	if c.d.Kind != target.KindDeployment || c.ctl != nil {
 		// (A cluster without the operator's path is known only once Flink
 		// told its scheduler: until then the last one stands.)
@@ -302,6 +308,24 @@ func failures(h *v1alpha1.HistoryStatus) (int, *v1alpha1.RescaleRecordStatus) {
 // group without committed offsets takes its lag from Flink the same way
 // (the brokers' arrival rates stand). c.kafkaNote says so for the Ready
 // condition, with one KafkaUnavailable event per outage of the brokers.
+// primingWait is what collect returns when it only primed Flink's metric
+// fetcher (PolicyReconciler.PrimeAhead): the cycle ends and comes back
+// after wait.
+type primingWait struct{ wait time.Duration }
+
+func (p primingWait) Error() string {
+	return fmt.Sprintf("priming Flink's metric fetcher: collecting in %s", p.wait)
+}
+
+type primedHookKey struct{}
+
+// WithPrimedHook returns a context whose reconciles call f when they only
+// primed Flink's metric fetcher and requeued, deciding nothing: for
+// harnesses that count polls (test/scale).
+func WithPrimedHook(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, primedHookKey{}, f)
+}
+
 func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	if c.st.window == nil || c.st.windowLength != p.MetricsWindow.Duration {
 		c.st.window = metrics.NewWindow(p.MetricsWindow.Duration)
@@ -320,6 +344,19 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	}
 	if c.d.JobID == "" {
 		return metrics.FlinkSample{}, fmt.Errorf("the %s reports no job yet (status.jobStatus.jobId is empty)", c.d.Kind)
+	}
+	if p, ok := src.(FlinkPrimer); ok && c.r.PrimeAhead {
+		wait, err := p.PrimeAhead(c.ctx, c.d.JobID)
+		if err != nil {
+			c.pm.collection(SourceFlink, 0, err)
+			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
+		}
+		if wait > 0 {
+			if hook, ok := c.ctx.Value(primedHookKey{}).(func()); ok {
+				hook()
+			}
+			return metrics.FlinkSample{}, primingWait{wait}
+		}
 	}
 	start := time.Now()
 	fs, err := src.Collect(c.ctx, c.d.JobID)

@@ -76,6 +76,13 @@ type Metrics struct {
 
 	CollectionErrors   *prometheus.CounterVec
 	CollectionDuration *prometheus.HistogramVec
+
+	// targetOf holds each policy's TargetInfo labels (kind, path), so that
+	// a change deletes the old series alone: a DeletePartialMatch on every
+	// reconcile scans every policy's series (5 % of the controller's CPU
+	// at 1,000 policies, make bench-scale's CPU profile).
+	targetMu sync.Mutex
+	targetOf map[string][2]string
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -206,10 +213,34 @@ func (p policyMetrics) start() {
 
 // forget deletes every series of the policy (namespace and name), whatever
 // its deployment label.
+// setTarget records a policy's TargetInfo labels, calling drop with the
+// previous ones (nil: none recorded) when they change.
+func (m *Metrics) setTarget(namespace, name string, cur [2]string, drop func(prev *[2]string)) {
+	key := namespace + "/" + name
+	m.targetMu.Lock()
+	defer m.targetMu.Unlock()
+	prev, ok := m.targetOf[key]
+	switch {
+	case !ok:
+		drop(nil)
+	case prev != cur:
+		drop(&prev)
+	default:
+		return
+	}
+	if m.targetOf == nil {
+		m.targetOf = map[string][2]string{}
+	}
+	m.targetOf[key] = cur
+}
+
 func (m *Metrics) forget(namespace, name string) {
 	if m == nil {
 		return
 	}
+	m.targetMu.Lock()
+	delete(m.targetOf, namespace+"/"+name)
+	m.targetMu.Unlock()
 	match := prometheus.Labels{LabelNamespace: namespace, LabelPolicy: name}
 	for _, c := range m.collectors() {
 		switch v := c.(type) {
@@ -403,7 +434,14 @@ func (p policyMetrics) status(pol *v1alpha1.FlinkScalingPolicy) {
 	p.m.Info.With(p.with("mode", mode)).Set(1)
 	kind, path := pol.Spec.TargetRef.EffectiveKind(), pol.Status.RescalePath
 	target := p.with("kind", kind, "path", path)
-	p.m.TargetInfo.DeletePartialMatch(prometheus.Labels{LabelNamespace: p.labels[LabelNamespace], LabelPolicy: p.labels[LabelPolicy]})
+	p.m.setTarget(p.labels[LabelNamespace], p.labels[LabelPolicy], [2]string{kind, path}, func(prev *[2]string) {
+		if prev == nil {
+			// First seen by this process: whatever is there goes.
+			p.m.TargetInfo.DeletePartialMatch(prometheus.Labels{LabelNamespace: p.labels[LabelNamespace], LabelPolicy: p.labels[LabelPolicy]})
+			return
+		}
+		p.m.TargetInfo.Delete(p.with("kind", prev[0], "path", prev[1]))
+	})
 	p.m.TargetInfo.With(target).Set(1)
 	v := 0.0
 	if pol.Status.Rescale != nil {

@@ -201,3 +201,44 @@ func TestTaskManagerHost(t *testing.T) {
 		}
 	}
 }
+
+// The target info series follows the policy's rescale path: one series a
+// policy, the old one deleted when the path changes, other policies'
+// untouched; forgetting the policy removes it.
+func TestTargetInfoFollowsThePath(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	orders, clicks := testPolicy("ns", "orders", "orders-fd"), testPolicy("ns", "clicks", "clicks-fd")
+	series := func() []string {
+		var out []string
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != "flinkscale_policy_target_info" {
+				continue
+			}
+			for _, s := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, p := range s.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				out = append(out, l["policy"]+":"+l["kind"]+":"+l["path"])
+			}
+		}
+		return out
+	}
+	orders.Status.RescalePath = v1alpha1.PathOperatorUpgrade
+	m.policy(orders).status(orders)
+	m.policy(clicks).status(clicks)
+	m.policy(orders).status(orders) // unchanged: nothing deleted, nothing added
+	assert.ElementsMatch(t, []string{"orders:FlinkDeployment:OperatorUpgrade", "clicks:FlinkDeployment:"}, series())
+
+	orders.Status.RescalePath = v1alpha1.PathInPlace
+	m.policy(orders).status(orders)
+	assert.ElementsMatch(t, []string{"orders:FlinkDeployment:InPlace", "clicks:FlinkDeployment:"}, series())
+
+	m.forget("ns", "orders")
+	assert.ElementsMatch(t, []string{"clicks:FlinkDeployment:"}, series())
+	m.policy(orders).status(orders)
+	assert.ElementsMatch(t, []string{"orders:FlinkDeployment:InPlace", "clicks:FlinkDeployment:"}, series())
+}

@@ -257,6 +257,22 @@ type FlinkControl interface {
 	IdleTaskManagers(ctx context.Context) ([]string, error)
 }
 
+// FlinkPrimer is a FlinkSource that can prime Flink's metric fetcher ahead
+// of a Collect (flink.Collector.PrimeAhead): the REST source, when it reads
+// the metrics from the REST API. A wrapper of a FlinkSource passes it on.
+type FlinkPrimer interface {
+	PrimeAhead(ctx context.Context, jobID string) (time.Duration, error)
+}
+
+// PrimeAhead primes the JobManager's metric fetcher when the metrics come
+// from its REST API (not from Prometheus) and the next Collect would.
+func (f *flinkSource) PrimeAhead(ctx context.Context, jobID string) (time.Duration, error) {
+	if f.prom != nil {
+		return 0, nil
+	}
+	return f.rest.PrimeAhead(ctx, jobID)
+}
+
 func (f *flinkSource) Observe(ctx context.Context, jobName string) (target.FlinkView, error) {
 	var v target.FlinkView
 	conf, err := f.client.JobManagerConfig(ctx)

@@ -36,6 +36,7 @@ envtest-bins).`,
 	fs.Float64Var(&o.faulty, "faulty", 0, "fraction of jobs whose Flink REST API fails (half hang past the timeout, half answer 503), e.g. 0.1")
 	fs.DurationVar(&o.flinkTimeout, "flink-timeout", 10*time.Second, "the controller's per-request Flink timeout")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the steady period")
 	fs.StringVarP(&o.out, "output", "o", "table", "output: table or json")
 	fixedValues(cmd, "output", "table", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -47,10 +48,10 @@ envtest-bins).`,
 
 // benchScaleArgs are bench-scale's flags, and the command line to record.
 type benchScaleArgs struct {
-	jobs, concurrency              int
-	duration, warmup, flinkTimeout time.Duration
-	faulty                         float64
-	memprofile, out, command       string
+	jobs, concurrency                    int
+	duration, warmup, flinkTimeout       time.Duration
+	faulty                               float64
+	memprofile, cpuprofile, out, command string
 }
 
 // benchScaleCmd measures one controller replica managing a fleet of
@@ -73,6 +74,7 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 		Faulty:       o.faulty,
 		FlinkTimeout: o.flinkTimeout,
 		HeapProfile:  o.memprofile,
+		CPUProfile:   o.cpuprofile,
 		Command:      o.command,
 		Progress:     stderr,
 	})

@@ -187,6 +187,7 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		RescaleTimeout:    cfg.rescaleTimeout,
 		RescaleBackoff:    cfg.rescaleBackoff,
 		MaxRescaleBackoff: controllers.DefaultMaxRescaleBackoff,
+		PrimeAhead:        true,
 	}
 	if err := rec.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: cfg.concurrency}); err != nil {
 		return fmt.Errorf("setting up the policy controller: %w", err)

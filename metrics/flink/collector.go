@@ -100,6 +100,7 @@ type Collector struct {
 	version     string
 	ckptConf    *ckptConf
 	lastMetrics time.Time // the first metrics request of the latest Collect that made one
+	primeVertex string    // the vertex the latest Collect of cachedJob primed with (PrimeAhead)
 }
 
 type ckptConf struct {
@@ -294,6 +295,9 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing f
 	c.mu.Lock()
 	last := c.lastMetrics
 	c.lastMetrics = now
+	if jobID == c.cachedJob {
+		c.primeVertex = vertexID
+	}
 	c.mu.Unlock()
 	if c.wait <= 0 {
 		return nil
@@ -319,6 +323,36 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing f
 		missing("metrics fetcher: waiting after priming: %v", err)
 	}
 	return nil
+}
+
+// PrimeAhead primes the fetcher for the next Collect of jobID without
+// waiting: a caller that can come back later (the controller requeues the
+// policy) sends the priming request now, frees its worker, and collects
+// after the returned wait, when Collect reads at once from the refreshed
+// store instead of priming and sleeping itself. It sends nothing and
+// returns 0 when that Collect would not prime: priming disabled, a metrics
+// request less than the update interval ago, or no Collect of jobID yet
+// (the first one primes itself: the vertex to prime with is not known).
+// A failed priming request is returned: the JobManager did not answer.
+func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration, error) {
+	now := c.now()
+	c.mu.Lock()
+	last, vertex := c.lastMetrics, c.primeVertex
+	known := jobID != "" && jobID == c.cachedJob && vertex != ""
+	c.mu.Unlock()
+	if c.wait <= 0 || !known {
+		return 0, nil
+	}
+	if since := now.Sub(last); !last.IsZero() && since >= 0 && since < c.interval {
+		return 0, nil
+	}
+	if _, err := c.c.AggregatedSubtaskMetrics(ctx, jobID, vertex, []string{mIn}, []string{AggSum}); err != nil {
+		return 0, fmt.Errorf("flink: priming the metric fetcher of job %s: %w", jobID, err)
+	}
+	c.mu.Lock()
+	c.lastMetrics = now
+	c.mu.Unlock()
+	return c.wait, nil
 }
 
 // runningJob is the id of the single job that is not globally terminal.
@@ -350,7 +384,7 @@ func (c *Collector) resetFor(jobID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cachedJob != jobID {
-		c.cachedJob, c.ids, c.version, c.ckptConf, c.tmIDs = jobID, map[string][]string{}, "", nil, nil
+		c.cachedJob, c.ids, c.version, c.ckptConf, c.tmIDs, c.primeVertex = jobID, map[string][]string{}, "", nil, nil, ""
 	}
 }
 

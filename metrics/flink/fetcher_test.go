@@ -327,3 +327,65 @@ func TestCollectPrimeWaitCancelled(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 10*time.Second)
 }
+
+// PrimeAhead primes without waiting, and the Collect that follows the
+// wait reads current values at once, without priming or sleeping itself:
+// the same values as a Collect that primes and waits, with no worker
+// held through the wait.
+func TestPrimeAhead(t *testing.T) {
+	deployed := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: deployed}
+	jm := newFetcherJM(clock)
+	col, _ := serve(t, jm)
+	sl := &sleeps{clock: clock}
+	col = NewCollector(col.c, WithClock(clock.Now), WithSleep(sl.Sleep), WithFetcherWait(time.Second))
+	ctx := context.Background()
+
+	// Before the first Collect the vertex to prime with is unknown: nothing
+	// is sent, and that Collect primes itself.
+	clock.Set(deployed.Add(30 * time.Second))
+	wait, err := col.PrimeAhead(ctx, fjJob)
+	require.NoError(t, err)
+	assert.Zero(t, wait)
+	assert.Equal(t, 0, jm.primeCount())
+	s, err := col.Collect(ctx, fjJob)
+	require.NoError(t, err)
+	assert.Equal(t, 1, sl.n, "the first Collect primed and waited")
+	assert.Equal(t, time.Duration(0), s.At.Sub(readAt(t, jm, s)))
+
+	for i, at := range []time.Duration{60 * time.Second, 90 * time.Second, 120 * time.Second} {
+		clock.Set(deployed.Add(at))
+		wait, err := col.PrimeAhead(ctx, fjJob)
+		require.NoError(t, err)
+		assert.Equal(t, time.Second, wait, "poll %d: the wait to come back after", i)
+		assert.Equal(t, 2+i, jm.primeCount())
+		// Within the update interval, a second PrimeAhead sends nothing.
+		again, err := col.PrimeAhead(ctx, fjJob)
+		require.NoError(t, err)
+		assert.Zero(t, again)
+		assert.Equal(t, 2+i, jm.primeCount())
+
+		clock.Advance(wait)
+		s, err := col.Collect(ctx, fjJob)
+		require.NoError(t, err)
+		assert.Empty(t, s.Missing)
+		assert.Equal(t, 1, sl.n, "poll %d: Collect neither primed nor slept", i)
+		assert.Equal(t, 2+i, jm.primeCount())
+		// Values fetched by the priming request, a wait before the read:
+		// what a Collect that primes and sleeps reads.
+		assert.Equal(t, s.At.Add(-time.Second), readAt(t, jm, s), "poll %d", i)
+	}
+
+	// Another job id (the job was redeployed): nothing sent.
+	clock.Advance(30 * time.Second)
+	wait, err = col.PrimeAhead(ctx, "00000000000000000000000000000000")
+	require.NoError(t, err)
+	assert.Zero(t, wait)
+
+	// A JobManager that does not answer: the error, and no wait.
+	jm.setFailPrime(true)
+	wait, err = col.PrimeAhead(ctx, fjJob)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "priming the metric fetcher of job "+fjJob)
+	assert.Zero(t, wait)
+}
