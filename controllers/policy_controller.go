@@ -183,24 +183,21 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	res := c.run()
 	pol.Status.ObservedGeneration = pol.Generation
-	if equality.Semantic.DeepEqual(pol.Status, c.orig.Status) {
-		// Nothing to write (a poll that only primed the metric fetcher):
-		// no request to the API server.
-		c.commitEvents()
-		c.pm.status(&pol)
-		return res, nil
-	}
-	if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(c.orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
-			return ctrl.Result{}, nil
+	// A status that did not change (a poll that only primed the metric
+	// fetcher) is not written: no request to the API server.
+	if !equality.Semantic.DeepEqual(pol.Status, c.orig.Status) {
+		if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(c.orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsNotFound(err) {
+				r.forget(req.NamespacedName)
+				return ctrl.Result{}, nil
+			}
+			// The cycle's side effects are in the status it could not write:
+			// run again at once on a fresh read. A rescale is never among them:
+			// act writes status.rescale before it patches the FlinkDeployment,
+			// and track adopts or drops an intent whose apply did or did not
+			// happen (see cycle.persistIntent).
+			return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 		}
-		// The cycle's side effects are in the status it could not write:
-		// run again at once on a fresh read. A rescale is never among them:
-		// act writes status.rescale before it patches the FlinkDeployment,
-		// and track adopts or drops an intent whose apply did or did not
-		// happen (see cycle.persistIntent).
-		return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 	}
 	c.commitEvents()
 	c.pm.status(&pol)

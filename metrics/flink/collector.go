@@ -302,9 +302,7 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing f
 	if c.wait <= 0 {
 		return nil
 	}
-	// A clock that went back (a harness's virtual clock) tells nothing:
-	// prime.
-	if since := now.Sub(last); !last.IsZero() && since >= 0 && since < c.interval {
+	if c.storeFresh(now, last) {
 		return nil
 	}
 	// Any metrics handler triggers the fetcher; this one answers a few
@@ -343,7 +341,7 @@ func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration
 	if c.wait <= 0 || !known {
 		return 0, nil
 	}
-	if since := now.Sub(last); !last.IsZero() && since >= 0 && since < c.interval {
+	if c.storeFresh(now, last) {
 		return 0, nil
 	}
 	if _, err := c.c.AggregatedSubtaskMetrics(ctx, jobID, vertex, []string{mIn}, []string{AggSum}); err != nil {
@@ -353,6 +351,15 @@ func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration
 	c.lastMetrics = now
 	c.mu.Unlock()
 	return c.wait, nil
+}
+
+// storeFresh reports whether a metrics request at last, less than the
+// fetcher's update interval before now, left the JobManager's store fresh
+// enough not to prime. A clock that went back (a harness's virtual clock)
+// tells nothing: prime.
+func (c *Collector) storeFresh(now, last time.Time) bool {
+	since := now.Sub(last)
+	return !last.IsZero() && since >= 0 && since < c.interval
 }
 
 // runningJob is the id of the single job that is not globally terminal.
