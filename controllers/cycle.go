@@ -190,7 +190,7 @@ func (c *cycle) run() ctrl.Result {
 	if c.pol.EffectiveMode() == v1alpha1.ModePaused {
 		c.observe(sample)
 		vs := c.pol.Status.Vertices
-		c.commit(func() { c.pm.observed(vs, c.st.shown) })
+		c.commit(func() { c.pm.observed(vs) })
 		c.condition(v1alpha1.ConditionScaling, metav1.ConditionFalse, v1alpha1.ReasonPaused, "paused: observing only, no decision")
 		c.settleStalled()
 		return wait
@@ -584,7 +584,7 @@ func (c *cycle) decide(p scaling.Policy, network *scaling.NetworkSettings) (scal
 			arrival += float64(*v.ArrivalRatePerSecond)
 		}
 	}
-	c.commit(func() { c.pm.decision(dec, p.Utilization, arrival, c.st.shown) })
+	c.commit(func() { c.pm.decision(dec, p.Utilization, arrival) })
 	if dec.Action == scaling.ActionScale {
 		key := planKey(dec.Recommended)
 		if key != c.st.announced {

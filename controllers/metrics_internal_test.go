@@ -14,6 +14,7 @@ import (
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/scaling"
+	"github.com/flinkscale/flinkscale/test/fixtures"
 )
 
 func testPolicy(ns, name, target string) *v1alpha1.FlinkScalingPolicy {
@@ -56,7 +57,6 @@ func TestMetricsOfDecisions(t *testing.T) {
 	other := m.policy(testPolicy("ns", "clicks", "clicks-fd"))
 	pm.start()
 	other.start()
-	shown := map[vertexKey]bool{}
 	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
 	d := scaling.Decision{
 		At: time.Unix(1700000000, 0), Action: scaling.ActionScale, Sized: true, LagRecords: 1200, LagSeconds: 4,
@@ -70,20 +70,20 @@ func TestMetricsOfDecisions(t *testing.T) {
 			{Code: scaling.ReasonOverloaded, Vertex: "a"}, {Code: scaling.ReasonOverloaded, Vertex: "b"},
 		},
 	}
-	pm.decision(d, band, 3000, shown)
-	v := func(g *prometheus.GaugeVec, vertex, id string) float64 {
-		return testutil.ToFloat64(g.With(pm.with(LabelVertex, vertex, LabelVertexID, id)))
+	pm.decision(d, band, 3000)
+	g := func(name string, labels ...string) float64 {
+		return gaugeValue(t, reg, name, append([]string{"policy", "orders"}, labels...)...)
 	}
-	assert.Equal(t, 4.0, v(m.RecommendedParallelism, "Source", "a"))
-	assert.Equal(t, 1.2, v(m.Utilization, "Source", "a"))
-	assert.Equal(t, 0.25, v(m.Backpressure, "Source", "a"), "250 ms/s")
-	assert.Equal(t, 3000.0, testutil.ToFloat64(m.ArrivalRate.With(pm.labels)))
-	assert.Equal(t, 10.0, testutil.ToFloat64(m.Slots.With(pm.with("state", "recommended"))))
-	assert.Equal(t, 36.0, testutil.ToFloat64(m.PredictedDowntime.With(pm.labels)))
-	assert.Equal(t, 1700000000.0, testutil.ToFloat64(m.LastDecision.With(pm.labels)))
+	assert.Equal(t, 4.0, g("flinkscale_vertex_recommended_parallelism", "vertex", "Source", "vertex_id", "a"))
+	assert.Equal(t, 1.2, g("flinkscale_vertex_utilization", "vertex", "Source"))
+	assert.Equal(t, 0.25, g("flinkscale_vertex_backpressure_ratio", "vertex", "Source"), "250 ms/s")
+	assert.Equal(t, 3000.0, g("flinkscale_arrival_rate"))
+	assert.Equal(t, 10.0, g("flinkscale_slots", "state", "recommended"))
+	assert.Equal(t, 36.0, g("flinkscale_predicted_downtime_seconds"))
+	assert.Equal(t, 1700000000.0, g("flinkscale_last_decision_timestamp_seconds"))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Decisions.With(pm.with("action", "Scale"))))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.DecisionReasons.With(pm.with("action", "Scale", "reason", "Overloaded"))), "once per decision")
-	assert.Equal(t, 0.85, testutil.ToFloat64(m.UtilizationBand.With(pm.with("bound", "max"))))
+	assert.Equal(t, 0.85, g("flinkscale_utilization_band", "bound", "max"))
 
 	// The memory recommendation: one series per part and state, the
 	// plan's network buffers; gone with a decision that has none.
@@ -92,17 +92,17 @@ func TestMetricsOfDecisions(t *testing.T) {
 		Recommended: scaling.TaskManagerMemory{ProcessBytes: 1100 << 20, FrameworkHeapBytes: 128 << 20, TaskHeapBytes: 200 << 20, NetworkBytes: 8 << 20},
 		Network:     &scaling.NetworkUse{Required: 47, MaxUse: 166, Available: 32},
 	}
-	pm.decision(d, band, 3000, shown)
-	assert.Equal(t, float64(328<<20), testutil.ToFloat64(m.Memory.With(pm.with("part", "heap", "state", "current"))), "framework + task heap")
-	assert.Equal(t, float64(8<<20), testutil.ToFloat64(m.Memory.With(pm.with("part", "network", "state", "recommended"))))
-	assert.Equal(t, 47.0, testutil.ToFloat64(m.NetworkBuffers.With(pm.with("kind", "required"))))
-	assert.Equal(t, 32.0, testutil.ToFloat64(m.NetworkBuffers.With(pm.with("kind", "available"))))
+	pm.decision(d, band, 3000)
+	assert.Equal(t, float64(328<<20), g("flinkscale_taskmanager_memory_bytes", "part", "heap", "state", "current"), "framework + task heap")
+	assert.Equal(t, float64(8<<20), g("flinkscale_taskmanager_memory_bytes", "part", "network", "state", "recommended"))
+	assert.Equal(t, 47.0, g("flinkscale_network_buffers", "kind", "required"))
+	assert.Equal(t, 32.0, g("flinkscale_network_buffers", "kind", "available"))
 
 	// The job loses vertex b; a hold is counted under its job-level reason.
 	hold := scaling.Decision{At: d.At.Add(time.Minute), Action: scaling.ActionHold, Sized: true,
 		Vertices: d.Vertices[:1],
 		Reasons:  []scaling.Reason{{Code: scaling.ReasonWithinBand, Vertex: "a"}, {Code: scaling.ReasonCooldown}}}
-	pm.decision(hold, band, 3000, shown)
+	pm.decision(hold, band, 3000)
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", string(scaling.ReasonCooldown)))))
 	for _, name := range []string{"flinkscale_taskmanager_memory_bytes", "flinkscale_network_buffers"} {
 		n, err := testutil.GatherAndCount(reg, name)
@@ -119,7 +119,7 @@ func TestMetricsOfDecisions(t *testing.T) {
 	pm.collection(SourceFlink, 20*time.Millisecond, assert.AnError)
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", v1alpha1.ReasonExcludedPeriod))))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Rescales.With(pm.with("outcome", "Succeeded"))))
-	assert.Equal(t, 40.0, testutil.ToFloat64(m.LastDowntime.With(pm.labels)))
+	assert.Equal(t, 40.0, g("flinkscale_last_rescale_downtime_seconds"))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.CollectionErrors.With(pm.with("source", "flink"))))
 
 	m.forget("ns", "orders")
@@ -139,11 +139,11 @@ func TestMetricsOfDecisions(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, 0.0, testutil.ToFloat64(other.m.RescaleInProgress.With(other.labels)), "the other policy keeps its series")
+	assert.Equal(t, 0.0, gaugeValue(t, reg, "flinkscale_rescale_in_progress", "policy", "clicks"), "the other policy keeps its series")
 
 	// A nil *Metrics records nothing and does not panic.
 	var none *Metrics
-	none.policy(testPolicy("ns", "x", "y")).decision(d, band, 0, map[vertexKey]bool{})
+	none.policy(testPolicy("ns", "x", "y")).decision(d, band, 0)
 	none.forget("ns", "x")
 }
 
@@ -241,4 +241,62 @@ func TestTargetInfoFollowsThePath(t *testing.T) {
 	assert.ElementsMatch(t, []string{"clicks:FlinkDeployment:"}, series())
 	m.policy(orders).status(orders)
 	assert.ElementsMatch(t, []string{"orders:FlinkDeployment:InPlace", "clicks:FlinkDeployment:"}, series())
+}
+
+// gaugeValue is the value of the gauge name's series whose labels include
+// the given pairs (summed; the tests name one series); it fails the test
+// when there is none.
+func gaugeValue(t *testing.T, reg prometheus.Gatherer, name string, pairs ...string) float64 {
+	t.Helper()
+	v, err := fixtures.Metric(reg, name, pairs...)
+	require.NoError(t, err)
+	require.NotEqual(t, -1.0, v, "%s%v: no series", name, pairs)
+	return v
+}
+
+// A decision that could not size the job updates the parallelism alone and
+// keeps the last sized figures; a sized decision of a vertex it cannot
+// measure (no true processing rate) removes its utilization and rate
+// series instead of writing zeros; Paused (observed) sets the parallelism.
+func TestVertexGaugesAcrossDecisions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	pm := m.policy(testPolicy("ns", "orders", "orders-fd"))
+	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
+	at := time.Unix(1700000000, 0)
+	sized := scaling.Decision{At: at, Action: scaling.ActionHold, Sized: true, Vertices: []scaling.VertexDecision{
+		{ID: "a", Name: "Source", Current: 2, Recommended: 2, UtilizationNow: 0.6, UtilizationAfter: 0.6, TrueProcessingRate: 5000, TargetRate: 3000},
+	}}
+	pm.decision(sized, band, 3000)
+	g := func(name string) float64 { return gaugeValue(t, reg, name, "vertex_id", "a") }
+	count := func(name string) int {
+		n, err := testutil.GatherAndCount(reg, name)
+		require.NoError(t, err)
+		return n
+	}
+
+	unsized := scaling.Decision{At: at.Add(30 * time.Second), Action: scaling.ActionHold, Vertices: []scaling.VertexDecision{
+		{ID: "a", Name: "Source", Current: 3, Recommended: 3},
+	}}
+	pm.decision(unsized, band, 0)
+	assert.Equal(t, 3.0, g("flinkscale_vertex_parallelism"))
+	assert.Equal(t, 0.6, g("flinkscale_vertex_utilization"), "the last sized figure stays")
+	assert.Equal(t, 5000.0, g("flinkscale_vertex_true_processing_rate"))
+
+	idle := sized
+	idle.Vertices = []scaling.VertexDecision{{ID: "a", Name: "Source", Current: 3, Recommended: 3, TargetRate: 0}}
+	pm.decision(idle, band, 0)
+	assert.Zero(t, count("flinkscale_vertex_utilization"), "not measurable: no series, not a zero")
+	assert.Zero(t, count("flinkscale_vertex_true_processing_rate"))
+	assert.Equal(t, 0.0, g("flinkscale_vertex_target_rate"))
+
+	pm.observed([]v1alpha1.VertexStatus{{ID: "a", Name: "Source", Current: 5}, {ID: "b", Name: "Sink", Current: 1}})
+	assert.Equal(t, 5.0, g("flinkscale_vertex_parallelism"))
+	assert.Equal(t, 3.0, g("flinkscale_vertex_recommended_parallelism"), "kept: Paused decides nothing")
+	assert.Equal(t, 2, count("flinkscale_vertex_parallelism"), "the new vertex has its parallelism")
+	assert.Equal(t, 1, count("flinkscale_vertex_recommended_parallelism"), "and nothing else")
+
+	problems, err := testutil.CollectAndLint(m.gauges)
+	require.NoError(t, err)
+	assert.Empty(t, problems, "the collector's series follow Prometheus' conventions")
 }

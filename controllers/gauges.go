@@ -1,0 +1,258 @@
+package controllers
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Gauge families, per vertex and per policy. Their series are made at
+// scrape time from each policy's record (gaugeStore).
+type gaugeFamily int
+
+const (
+	// Per vertex (vertexLabels).
+	gParallelism gaugeFamily = iota
+	gRecommendedParallelism
+	gUtilization
+	gExpectedUtilization
+	gTrueProcessingRate
+	gTargetRate
+	gBackpressure
+
+	// Per policy (jobLabels, plus the labels named in gaugeSpecs).
+	gInfo            // mode
+	gTargetInfo      // kind, path
+	gUtilizationBand // bound
+	gLagRecords
+	gLagSeconds
+	gArrivalRate
+	gSlots // state
+	gCores // state
+	gPredictedDowntime
+	gMemory         // part, state
+	gNetworkBuffers // kind
+	gRescaleInProgress
+	gLastDecision
+	gLastDowntime
+	numGauges
+)
+
+// numVertexGauges counts the per-vertex families, which come first.
+const numVertexGauges = gInfo
+
+// gaugeSpecs are the families' names, help and extra labels.
+var gaugeSpecs = [numGauges]struct {
+	name, help string
+	extra      []string
+}{
+	gParallelism:            {"vertex_parallelism", "Subtasks a vertex runs now.", nil},
+	gRecommendedParallelism: {"vertex_recommended_parallelism", "Subtasks the last decision recommends for a vertex.", nil},
+	gUtilization:            {"vertex_utilization", "Busy fraction of a vertex's busiest subtask at its target rate and current parallelism (0-1, may exceed 1 when overloaded).", nil},
+	gExpectedUtilization:    {"vertex_expected_utilization", "Busy fraction of a vertex's busiest subtask at its target rate and the recommended parallelism.", nil},
+	gTrueProcessingRate:     {"vertex_true_processing_rate", "Records per second a vertex could process at 100% busy at its current parallelism (DS2 true processing rate).", nil},
+	gTargetRate:             {"vertex_target_rate", "Records per second a vertex must sustain (for a source, the arrival rate).", nil},
+	gBackpressure:           {"vertex_backpressure_ratio", "Fraction of time a vertex's most backpressured subtask is backpressured (0-1).", nil},
+
+	gInfo:              {"policy_info", "Always 1: a policy and the mode it acts in (mode=Apply, DryRun or Paused, the paused annotation applied).", []string{"mode"}},
+	gTargetInfo:        {"policy_target_info", "Always 1: the kind of a policy's target (FlinkDeployment, FlinkSessionJob, Deployment) and how a rescale of it happens (path=OperatorUpgrade, InPlace, InPlaceAndTaskManagers, TaskManagers or RecommendOnly; empty until the target was read).", []string{"kind", "path"}},
+	gUtilizationBand:   {"utilization_band", "The policy's utilization band: bound=min (scale-down threshold), target, max (scale-up threshold).", []string{"bound"}},
+	gLagRecords:        {"lag_records", "Kafka consumer lag in records, summed over the job's sources.", nil},
+	gLagSeconds:        {"lag_seconds", "Kafka consumer lag in seconds of arrivals (the worst source).", nil},
+	gArrivalRate:       {"arrival_rate", "Records per second arriving on the job's sources (broker end-offset growth), summed.", nil},
+	gSlots:             {"slots", "Task slots the job uses: state=current or recommended.", []string{"state"}},
+	gCores:             {"cores", "TaskManager cores the job uses: state=current or recommended.", []string{"state"}},
+	gPredictedDowntime: {"predicted_downtime_seconds", "Downtime the last decision predicts a rescale would cost (savepoint and restart).", nil},
+	gMemory:            {"taskmanager_memory_bytes", "One TaskManager's memory by part (process, heap, managed, network, metaspace, overhead): state=current or recommended (the memory recommendation of the last decision; applied only in memory mode Apply).", []string{"part", "state"}},
+	gNetworkBuffers:    {"network_buffers", "Network buffers of the recommended plan's worst TaskManager: kind=required (what Flink must reserve to deploy it), max_use (the most its pools can take) or available (the segments a TaskManager has now).", []string{"kind"}},
+	gRescaleInProgress: {"rescale_in_progress", "1 while a rescale of the job is in progress, else 0.", nil},
+	gLastDecision:      {"last_decision_timestamp_seconds", "Unix time of the last decision.", nil},
+	gLastDowntime:      {"last_rescale_downtime_seconds", "Downtime of the last successful rescale, as measured.", nil},
+}
+
+// Values of the label that tells a policy-level family's series apart, in
+// the order a record holds them.
+var (
+	bandBounds   = [3]string{"min", "target", "max"}
+	planStates   = [2]string{"current", "recommended"}
+	memoryParts  = [6]string{"process", "heap", "managed", "network", "metaspace", "overhead"}
+	networkKinds = [3]string{"required", "max_use", "available"}
+)
+
+// vertexGauges are one vertex's gauges; set marks those with a series.
+type vertexGauges struct {
+	name, id string
+	v        [numVertexGauges]float64
+	set      [numVertexGauges]bool
+}
+
+// policyGauges are one policy's gauges. A family's series exist from the
+// first time it is set; the zero value has none.
+type policyGauges struct {
+	deployment string
+
+	mode             string // policy_info; "" before the first status
+	kind, path       string // policy_target_info; kind "" before the first status
+	band             [3]float64
+	hasBand          bool
+	sized            bool // lag, arrival, slots, cores and downtime are set
+	lagRecords       float64
+	lagSeconds       float64
+	arrival          float64
+	slots, cores     [2]float64
+	predicted        float64
+	memory           *[2][6]float64 // by state, part; nil: no series
+	network          *[3]float64
+	rescaleInProg    float64
+	hasRescaleInProg bool
+	lastDecision     float64
+	hasLastDecision  bool
+	lastDowntime     float64
+	hasLastDowntime  bool
+
+	vertices []vertexGauges
+}
+
+type policyRef struct{ namespace, name string }
+
+// gaugeStore holds every policy's gauges and is the prometheus.Collector
+// that exports them.
+type gaugeStore struct {
+	descs [numGauges]*prometheus.Desc
+
+	mu   sync.RWMutex
+	pols map[policyRef]*policyGauges
+}
+
+func newGaugeStore() *gaugeStore {
+	s := &gaugeStore{pols: map[policyRef]*policyGauges{}}
+	for f, spec := range gaugeSpecs {
+		labels := jobLabels
+		if gaugeFamily(f) < numVertexGauges {
+			labels = vertexLabels
+		}
+		labels = append(append([]string{}, labels...), spec.extra...)
+		s.descs[f] = prometheus.NewDesc(prometheus.BuildFQName(MetricsNamespace, "", spec.name), spec.help, labels, nil)
+	}
+	return s
+}
+
+// update runs f on the policy's record under the store's lock, creating
+// the record (labeled with deployment) if there is none.
+func (s *gaugeStore) update(ref policyRef, deployment string, f func(*policyGauges)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.pols[ref]
+	if g == nil {
+		g = &policyGauges{deployment: deployment}
+		s.pols[ref] = g
+	}
+	f(g)
+}
+
+func (s *gaugeStore) forget(ref policyRef) {
+	s.mu.Lock()
+	delete(s.pols, ref)
+	s.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (s *gaugeStore) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range s.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: the series of every policy's
+// record. The store is read-locked while they are sent (a scrape of 1,000
+// jobs takes tens of milliseconds); reconciles wait for it only to write
+// their gauges.
+func (s *gaugeStore) Collect(ch chan<- prometheus.Metric) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for ref, g := range s.pols {
+		s.collect(ch, ref, g)
+	}
+}
+
+func (s *gaugeStore) collect(ch chan<- prometheus.Metric, ref policyRef, g *policyGauges) {
+	job := [3]string{ref.namespace, ref.name, g.deployment}
+	emit := func(f gaugeFamily, v float64, extra ...string) {
+		lv := make([]string, 0, 5)
+		lv = append(append(lv, job[:]...), extra...)
+		ch <- prometheus.MustNewConstMetric(s.descs[f], prometheus.GaugeValue, v, lv...)
+	}
+	for i := range g.vertices {
+		vg := &g.vertices[i]
+		for f := gaugeFamily(0); f < numVertexGauges; f++ {
+			if vg.set[f] {
+				emit(f, vg.v[f], vg.name, vg.id)
+			}
+		}
+	}
+	if g.mode != "" {
+		emit(gInfo, 1, g.mode)
+	}
+	if g.kind != "" {
+		emit(gTargetInfo, 1, g.kind, g.path)
+	}
+	if g.hasBand {
+		for i, b := range bandBounds {
+			emit(gUtilizationBand, g.band[i], b)
+		}
+	}
+	if g.sized {
+		emit(gLagRecords, g.lagRecords)
+		emit(gLagSeconds, g.lagSeconds)
+		emit(gArrivalRate, g.arrival)
+		for i, st := range planStates {
+			emit(gSlots, g.slots[i], st)
+			emit(gCores, g.cores[i], st)
+		}
+		emit(gPredictedDowntime, g.predicted)
+	}
+	if g.memory != nil {
+		for i, st := range planStates {
+			for j, part := range memoryParts {
+				emit(gMemory, g.memory[i][j], part, st)
+			}
+		}
+	}
+	if g.network != nil {
+		for i, k := range networkKinds {
+			emit(gNetworkBuffers, g.network[i], k)
+		}
+	}
+	if g.hasRescaleInProg {
+		emit(gRescaleInProgress, g.rescaleInProg)
+	}
+	if g.hasLastDecision {
+		emit(gLastDecision, g.lastDecision)
+	}
+	if g.hasLastDowntime {
+		emit(gLastDowntime, g.lastDowntime)
+	}
+}
+
+// setVertices replaces the vertices' gauges with next: a vertex gone from
+// the job loses its series; of a vertex that stays, the families in keep
+// keep their value (a decision that could not size the job sets the
+// parallelism alone), the others are as next has them (set, or no series).
+func (g *policyGauges) setVertices(next []vertexGauges, keep [numVertexGauges]bool) {
+	for i := range next {
+		n := &next[i]
+		for j := range g.vertices {
+			old := &g.vertices[j]
+			if old.id != n.id || old.name != n.name {
+				continue
+			}
+			for f, k := range keep {
+				if k {
+					n.v[f], n.set[f] = old.v[f], old.set[f]
+				}
+			}
+			break
+		}
+	}
+	g.vertices = next
+}

@@ -1,0 +1,81 @@
+package controllers
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flinkscale/flinkscale/scaling"
+)
+
+// fleetDecision is a sized decision of a 10-vertex job, as make
+// bench-scale's jobs get every poll.
+func fleetDecision(at time.Time) scaling.Decision {
+	d := scaling.Decision{At: at, Action: scaling.ActionHold, Sized: true, LagRecords: 100, LagSeconds: 1,
+		Current: scaling.Plan{Slots: 4, Cores: 4}, Recommended: scaling.Plan{Slots: 4, Cores: 4},
+		Reasons: []scaling.Reason{{Code: scaling.ReasonWithinBand}}}
+	for v := 0; v < 10; v++ {
+		d.Vertices = append(d.Vertices, scaling.VertexDecision{ID: fmt.Sprintf("%032x", v+1), Name: fmt.Sprintf("Operator %d", v),
+			Current: 4, Recommended: 4, UtilizationNow: 0.6, UtilizationAfter: 0.6, TrueProcessingRate: 5000, TargetRate: 3000, BackPressuredMsPerSecond: 10})
+	}
+	return d
+}
+
+// recordFleet records one decision for each of n policies, as a poll of
+// every job does.
+func recordFleet(m *Metrics, n int, at time.Time) {
+	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
+	d := fleetDecision(at)
+	for i := 0; i < n; i++ {
+		pm := m.policy(testPolicy(fmt.Sprintf("ns-%d", i%10), fmt.Sprintf("job-%d", i), fmt.Sprintf("job-%d", i)))
+		pm.decision(d, band, 3000)
+	}
+}
+
+// The metrics of a fleet of 1,000 jobs of 10 vertices: what they keep on
+// the heap (B/job, after a GC), what recording every job's decision once
+// costs (one poll of the fleet), and what a scrape of them all costs.
+//
+//	go test ./controllers -run '^$' -bench MetricsFleet -benchmem
+func BenchmarkMetricsFleet(b *testing.B) {
+	const jobs = 1000
+	at := time.Unix(1700000000, 0)
+	b.Run("retained", func(b *testing.B) {
+		var ms runtime.MemStats
+		for i := 0; i < b.N; i++ {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			before := ms.HeapAlloc
+			m := NewMetrics(prometheus.NewRegistry())
+			recordFleet(m, jobs, at)
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapAlloc-before)/jobs, "B/job")
+			runtime.KeepAlive(m)
+		}
+	})
+	b.Run("poll", func(b *testing.B) {
+		m := NewMetrics(prometheus.NewRegistry())
+		recordFleet(m, jobs, at)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			recordFleet(m, jobs, at.Add(time.Duration(i)*time.Second))
+		}
+	})
+	b.Run("scrape", func(b *testing.B) {
+		reg := prometheus.NewRegistry()
+		m := NewMetrics(reg)
+		recordFleet(m, jobs, at)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := reg.Gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
