@@ -90,6 +90,13 @@ type PolicyReconciler struct {
 	// Metrics records the flinkscale_* Prometheus metrics; nil records
 	// none (SetupWithManager sets DefaultMetrics).
 	Metrics *Metrics
+	// Shards, when set, admits only the policies of the shards this
+	// replica holds now (a shard.Manager): the others return at once,
+	// untouched. Nil reconciles every policy (one replica, or
+	// --shard-selector).
+	Shards interface {
+		Enter(key types.NamespacedName) (done func(), ok bool)
+	}
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]*policyState
@@ -147,9 +154,33 @@ func (r *PolicyReconciler) forget(key types.NamespacedName) {
 	}
 }
 
+// ForgetWhere forgets the in-memory state, metric sources and series of
+// the policies match selects (those of a shard this replica no longer
+// holds): their new owner exports them.
+func (r *PolicyReconciler) ForgetWhere(match func(types.NamespacedName) bool) {
+	r.mu.Lock()
+	var keys []types.NamespacedName
+	for k := range r.states {
+		if match(k) {
+			keys = append(keys, k)
+		}
+	}
+	r.mu.Unlock()
+	for _, k := range keys {
+		r.forget(k)
+	}
+}
+
 // Reconcile runs one cycle for one policy: load, collect, decide, act and
 // patch the status once. See run for the steps.
 func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.Shards != nil {
+		done, ok := r.Shards.Enter(req.NamespacedName)
+		if !ok {
+			return ctrl.Result{}, nil // another replica's shard
+		}
+		defer done()
+	}
 	var pol v1alpha1.FlinkScalingPolicy
 	if err := r.Client.Get(ctx, req.NamespacedName, &pol); err != nil {
 		if apierrors.IsNotFound(err) {

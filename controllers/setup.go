@@ -11,9 +11,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers/target"
@@ -33,6 +35,9 @@ type Options struct {
 	// Wrap, when set, wraps the reconciler the controller runs (to time or
 	// count reconciles in benchmarks); watches and index are unchanged.
 	Wrap func(reconcile.Reconciler) reconcile.Reconciler
+	// Wake, when set, is a source of policies to reconcile at once (those
+	// of a shard this replica just acquired: shard.Manager.Watch).
+	Wake <-chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=flinkscale.io,resources=flinkscalingpolicies,verbs=get;list;watch
@@ -79,6 +84,9 @@ func (r *PolicyReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 		For(&v1alpha1.FlinkScalingPolicy{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: n, SkipNameValidation: &skip})
+	if opts.Wake != nil {
+		b = b.WatchesRawSource(source.Channel(opts.Wake, &handler.EnqueueRequestForObject{}))
+	}
 	// The operator's kinds wake the policies that follow them; a cluster
 	// without the operator may have neither CRD installed. Deployments
 	// are not watched (polling follows them): a watch would cache every

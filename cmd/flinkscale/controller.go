@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,6 +34,7 @@ import (
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/optin"
+	"github.com/flinkscale/flinkscale/controllers/shard"
 	"github.com/flinkscale/flinkscale/controllers/target"
 )
 
@@ -44,6 +48,8 @@ type controllerConfig struct {
 	leaderElectionNS  string
 	namespaces        string
 	shardSelector     string
+	shards            int
+	shardIdentity     string
 	concurrency       int
 	flinkTimeout      time.Duration
 	rescaleTimeout    time.Duration
@@ -65,6 +71,8 @@ func controllerFlags(cfg *controllerConfig, fs *pflag.FlagSet) {
 	fs.StringVar(&cfg.leaderElectionNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
 	fs.StringVar(&cfg.namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.StringVar(&cfg.shardSelector, "shard-selector", "", "label selector on FlinkDeployments and FlinkScalingPolicies: replicas with disjoint selectors split a fleet (e.g. flinkscale.io/shard=a)")
+	fs.IntVar(&cfg.shards, "shards", 1, "split the policies over this many shards, each a Lease <leader-election-id>-shard-<i> held by one replica (1: one leader does all; >1 turns --leader-elect off)")
+	fs.StringVar(&cfg.shardIdentity, "shard-identity", "", "this replica's name in the shard Leases; a StatefulSet ordinal suffix (-2) makes that shard its home (default: $POD_NAME, else the hostname)")
 	fs.IntVar(&cfg.concurrency, "max-concurrent-reconciles", 4, "policies reconciled at once")
 	fs.DurationVar(&cfg.flinkTimeout, "flink-timeout", 10*time.Second, "timeout of each Flink REST or Prometheus request")
 	fs.DurationVar(&cfg.rescaleTimeout, "rescale-timeout", controllers.DefaultRescaleTimeout, "a rescale not complete after this long fails")
@@ -116,6 +124,9 @@ func shardKeys(sel labels.Selector) []string {
 }
 
 func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) error {
+	if cfg.shards < 1 {
+		return fmt.Errorf("--shards must be at least 1, not %d", cfg.shards)
+	}
 	logger := zap.New(zap.UseFlagOptions(&cfg.zapOpts), zap.WriteTo(stderr))
 	ctrl.SetLogger(logger)
 	log := logger.WithName("setup")
@@ -161,6 +172,10 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 			deploymentMetadata():               {Label: sel},
 		}
 	}
+	if cfg.shards > 1 {
+		// The shard Leases gate every reconcile: all replicas run.
+		cfg.leaderElect = false
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme: scheme,
 		Cache:  cacheOpts,
@@ -189,7 +204,16 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		MaxRescaleBackoff: controllers.DefaultMaxRescaleBackoff,
 		PrimeAhead:        true,
 	}
-	if err := rec.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: cfg.concurrency}); err != nil {
+	setupOpts := controllers.Options{MaxConcurrentReconciles: cfg.concurrency}
+	shards, err := shardManager(cfg, restCfg, scheme, mgr, rec)
+	if err != nil {
+		return err
+	}
+	if shards != nil {
+		rec.Shards = shards
+		setupOpts.Wake = shards.Watch(func() client.ObjectList { return &v1alpha1.FlinkScalingPolicyList{} })
+	}
+	if err := rec.SetupWithManager(mgr, setupOpts); err != nil {
 		return fmt.Errorf("setting up the policy controller: %w", err)
 	}
 	if !cfg.disableOptIn {
@@ -198,7 +222,12 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 				log.Info("kind not served by the API server: its opt-in annotations are not watched", "kind", gvk.String())
 				continue
 			}
-			if err := (&optin.Reconciler{Kind: gvk, CopyLabels: copyLabels}).SetupWithManager(mgr); err != nil {
+			or := &optin.Reconciler{Kind: gvk, CopyLabels: copyLabels}
+			if shards != nil {
+				or.Shards = shards
+				or.Wake = shards.Watch(optinList(gvk))
+			}
+			if err := or.SetupWithManager(mgr); err != nil {
 				return fmt.Errorf("setting up the opt-in controller of %s: %w", gvk.Kind, err)
 			}
 		}
@@ -217,11 +246,70 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		return err
 	}
 	log.Info("starting the flinkscale controller", "version", version, "namespaces", cfg.namespaces,
-		"shardSelector", cfg.shardSelector, "leaderElection", cfg.leaderElect)
+		"shardSelector", cfg.shardSelector, "leaderElection", cfg.leaderElect, "shards", cfg.shards)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
+}
+
+// shardManager is the shard.Manager of --shards > 1 (nil for 1), added to
+// mgr: its Leases are <leader-election-id>-shard-<i> in the Lease
+// namespace, read and written with an uncached client (no Lease watch).
+func shardManager(cfg controllerConfig, restCfg *rest.Config, scheme *runtime.Scheme, mgr ctrl.Manager, rec *controllers.PolicyReconciler) (*shard.Manager, error) {
+	if cfg.shards <= 1 {
+		return nil, nil
+	}
+	id := cfg.shardIdentity
+	if id == "" {
+		id = os.Getenv("POD_NAME")
+	}
+	if id == "" {
+		var err error
+		if id, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("--shard-identity: %w", err)
+		}
+	}
+	ns := cfg.leaderElectionNS
+	if ns == "" {
+		b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+		if err != nil {
+			return nil, errors.New("--shards: --leader-election-namespace is required outside a cluster")
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	c, err := client.New(restCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("lease client: %w", err)
+	}
+	n := cfg.shards
+	sm, err := shard.New(shard.Options{
+		Shards: n, Identity: id, Namespace: ns, Prefix: cfg.leaderElectionID,
+		Client: c, Reader: mgr.GetCache(), Log: ctrl.Log.WithName("shards"),
+		OnRelease: func(i int) {
+			rec.ForgetWhere(func(k types.NamespacedName) bool { return shard.Of(k, n) == i })
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sm, mgr.Add(sm)
+}
+
+// optinList lists the annotated objects of kind gvk as the opt-in watch
+// caches them (metadata only for Deployments).
+func optinList(gvk schema.GroupVersionKind) func() client.ObjectList {
+	return func() client.ObjectList {
+		lk := gvk.GroupVersion().WithKind(gvk.Kind + "List")
+		if gvk == optin.DeploymentGVK {
+			l := &metav1.PartialObjectMetadataList{}
+			l.SetGroupVersionKind(lk)
+			return l
+		}
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(lk)
+		return l
+	}
 }
 
 // deploymentMetadata is the metadata-only Deployment the opt-in watch

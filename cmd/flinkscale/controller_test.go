@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/flinkscale/flinkscale/test/envtest"
@@ -38,6 +39,37 @@ func controllerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	return cmd.ExecuteContext(ctx)
 }
 
+// startController runs `flinkscale controller args` in the background;
+// stop cancels it and fails t unless it returns nil within a minute.
+func startController(t *testing.T, args ...string) (logs *fixtures.SyncBuffer, stop func()) {
+	logs = &fixtures.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- controllerCmd(ctx, args, logs) }()
+	return logs, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "logs:\n%s", logs)
+		case <-time.After(60 * time.Second):
+			t.Fatal("the controller did not stop")
+		}
+	}
+}
+
+// metricsBody is the metrics endpoint's text ("" when unreachable).
+func metricsBody(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // `flinkscale controller` against a real API server: it becomes ready,
 // takes the leader Lease, serves its probes and metrics, and stops cleanly
 // (releasing the Lease) when its context ends.
@@ -45,19 +77,12 @@ func TestControllerCommandRunsAManager(t *testing.T) {
 	env, _ := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "ctl")
 	metrics, probes := fixtures.FreeAddr(t), fixtures.FreeAddr(t)
-	var logs fixtures.SyncBuffer
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- controllerCmd(ctx, []string{
-			"--kubeconfig", env.WriteKubeconfig(t),
-			"--metrics-bind-address", metrics, "--health-probe-bind-address", probes,
-			"--leader-election-namespace", ns, "--leader-election-id", "flinkscale-test",
-			"--namespaces", ns + ",other", "--shard-selector", "flinkscale.io/shard=a",
-		}, &logs)
-	}()
+	ctx := context.Background()
+	logs, stop := startController(t,
+		"--kubeconfig", env.WriteKubeconfig(t),
+		"--metrics-bind-address", metrics, "--health-probe-bind-address", probes,
+		"--leader-election-namespace", ns, "--leader-election-id", "flinkscale-test",
+		"--namespaces", ns+",other", "--shard-selector", "flinkscale.io/shard=a")
 
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
@@ -71,7 +96,7 @@ func TestControllerCommandRunsAManager(t *testing.T) {
 	require.Eventually(t, func() bool {
 		code, _ := get("http://" + probes + "/readyz")
 		return code == http.StatusOK
-	}, 60*time.Second, 100*time.Millisecond, "ready; logs:\n%s", &logs)
+	}, 60*time.Second, 100*time.Millisecond, "ready; logs:\n%s", logs)
 	code, _ := get("http://" + probes + "/healthz")
 	assert.Equal(t, http.StatusOK, code)
 
@@ -82,28 +107,53 @@ func TestControllerCommandRunsAManager(t *testing.T) {
 	}, 60*time.Second, 100*time.Millisecond, "the leader Lease is held")
 
 	require.Eventually(t, func() bool {
-		code, body := get("http://" + metrics + "/metrics")
-		return code == http.StatusOK && strings.Contains(body, `controller_runtime_reconcile_total{controller="flinkscale-policy"`) &&
+		body := metricsBody(metrics)
+		return strings.Contains(body, `controller_runtime_reconcile_total{controller="flinkscale-policy"`) &&
 			strings.Contains(body, `controller="flinkscale-optin"`)
 	}, 30*time.Second, 100*time.Millisecond, "both controllers report metrics")
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "logs:\n%s", &logs)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the controller did not stop")
-	}
+	stop()
 	assert.Contains(t, logs.String(), "starting the flinkscale controller")
 	// Released on cancel: the next leader need not wait the lease out.
 	require.NoError(t, env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "flinkscale-test"}, &lease))
 	assert.True(t, lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "", "lease released: %v", lease.Spec.HolderIdentity)
 }
 
+// `flinkscale controller --shards 2` as the chart's StatefulSet runs it:
+// no leader Lease; the replica takes its home shard's Lease (its identity
+// ends in -0), says so in flinkscale_shard_owned, and releases it on stop.
+func TestControllerCommandShards(t *testing.T) {
+	env, _ := fixtures.StartEnv(t)
+	ns := env.CreateNamespace(t, "ctl-shards")
+	metrics := fixtures.FreeAddr(t)
+	ctx := context.Background()
+	logs, stop := startController(t,
+		"--kubeconfig", env.WriteKubeconfig(t), "--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
+		"--leader-election-namespace", ns, "--leader-election-id", "flinkscale-test",
+		"--shards", "2", "--shard-identity", "flinkscale-0")
+	home := types.NamespacedName{Namespace: ns, Name: "flinkscale-test-shard-0"}
+	var lease coordinationv1.Lease
+	require.Eventually(t, func() bool {
+		err := env.Client.Get(ctx, home, &lease)
+		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == "flinkscale-0"
+	}, 60*time.Second, 100*time.Millisecond, "the home shard's Lease is held; logs:\n%s", logs)
+	require.Eventually(t, func() bool {
+		return strings.Contains(metricsBody(metrics), `flinkscale_shard_owned{shard="0"} 1`)
+	}, 30*time.Second, 100*time.Millisecond, "flinkscale_shard_owned")
+	err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "flinkscale-test"}, &coordinationv1.Lease{})
+	assert.True(t, apierrors.IsNotFound(err), "no leader election Lease: %v", err)
+
+	stop()
+	require.NoError(t, env.Client.Get(ctx, home, &lease))
+	assert.Equal(t, "", *lease.Spec.HolderIdentity, "released on stop")
+	assert.Contains(t, logs.String(), `"shards":2`)
+}
+
 func TestControllerCommandRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--shard-selector", "a in (", "--kubeconfig", "/nonexistent"},
 		{"--kubeconfig", "/nonexistent/kubeconfig"},
+		{"--shards", "0"},
 		{"stray"},
 	} {
 		var logs bytes.Buffer

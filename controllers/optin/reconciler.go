@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers/target"
@@ -79,6 +81,15 @@ type Reconciler struct {
 	// (and kept in sync): the keys of the controller's shard selector, so
 	// that the replica that owns a deployment also sees its policy.
 	CopyLabels []string
+	// Shards, when set, admits only the objects of the shards this replica
+	// holds (a shard.Manager; keyed by the annotated object's
+	// namespace/name, which is its policy's too). Nil admits all.
+	Shards interface {
+		Enter(key types.NamespacedName) (done func(), ok bool)
+	}
+	// Wake, when set, is a source of annotated objects to reconcile at
+	// once (those of a shard this replica just acquired).
+	Wake <-chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=flink.apache.org,resources=flinkdeployments,verbs=get;list;watch
@@ -112,7 +123,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Deployment's spec and status out of the cache.
 		forOpts = append(forOpts, ctrlbuilder.OnlyMetadata)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Wake != nil {
+		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		Named(name).
 		For(r.forObject(), forOpts...).
 		Owns(&v1alpha1.FlinkScalingPolicy{}, ctrlbuilder.WithPredicates(specOrAnnotations)).
@@ -138,6 +153,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // conflicts), so that controller-runtime retries; bad annotations are
 // reported as events and wait for the next edit of the deployment.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.Shards != nil {
+		done, ok := r.Shards.Enter(req.NamespacedName)
+		if !ok {
+			return ctrl.Result{}, nil // another replica's shard
+		}
+		defer done()
+	}
 	log := ctrllog.FromContext(ctx)
 
 	gvk := r.kind()

@@ -40,6 +40,7 @@ func TestServerSideDryRun(t *testing.T) {
 	}{
 		{name: "defaults", ns: "flinkscale-system"},
 		{name: "all features", ns: "flinkscale", values: allFeatures, namespaces: []string{"a", "b"}},
+		{name: "shards", ns: "flinkscale-shards", values: shardedValues},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, ns := range append([]string{tc.ns}, tc.namespaces...) {
@@ -71,11 +72,14 @@ func TestServerSideDryRun(t *testing.T) {
 					t.Errorf("%s: %q not in the kubectl output", o, ref)
 				}
 			}
-			want := []string{"ServiceAccount", "Deployment", "Service", "ConfigMap", "Role", "RoleBinding", "CustomResourceDefinition"}
-			if tc.values == "" {
-				want = append(want, "ClusterRole", "ClusterRoleBinding")
-			} else {
-				want = append(want, "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget")
+			want := []string{"ServiceAccount", "Service", "ConfigMap", "Role", "RoleBinding", "CustomResourceDefinition"}
+			switch tc.values {
+			case "":
+				want = append(want, "Deployment", "ClusterRole", "ClusterRoleBinding")
+			case shardedValues:
+				want = append(want, "StatefulSet", "ClusterRole", "ClusterRoleBinding", "PodDisruptionBudget")
+			default:
+				want = append(want, "Deployment", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget")
 			}
 			for _, k := range want {
 				if !kinds[k] {

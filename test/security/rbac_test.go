@@ -65,9 +65,9 @@ var allowed = []grant{
 	{"apps", "deployments/scale", "update", "controllers/restpath.go scaleTaskManagers: SubResource(\"scale\").Update of the TaskManager Deployment (never deployments themselves)"},
 	{"", "secrets", "get", "controllers/sources.go secret: APIReader Get (uncached) of an authenticationRef; namespaced Roles only"},
 
-	{"coordination.k8s.io", "leases", "get", "controller-runtime leader election (resourcelock.LeaseLock.Get)"},
-	{"coordination.k8s.io", "leases", "create", "controller-runtime leader election (LeaseLock.Create) the first time"},
-	{"coordination.k8s.io", "leases", "update", "controller-runtime leader election: renewals, and the release on shutdown (LeaderElectionReleaseOnCancel)"},
+	{"coordination.k8s.io", "leases", "get", "controller-runtime leader election (resourcelock.LeaseLock.Get), and the shard Leases (shard.Manager, uncached)"},
+	{"coordination.k8s.io", "leases", "create", "controller-runtime leader election (LeaseLock.Create) the first time, and a shard's Lease"},
+	{"coordination.k8s.io", "leases", "update", "controller-runtime leader election: renewals, and the release on shutdown (LeaderElectionReleaseOnCancel); shard Leases: renewals, takeovers, hand-back requests and releases"},
 }
 
 // forbiddenVerbs are never granted, on anything: each lets the holder gain
@@ -146,6 +146,7 @@ var chartValues = []struct{ name, values string }{
 	{"secretNamespaces", "rbac: {secretNamespaces: [a, b]}\n"},
 	{"watchNamespaces", "watchNamespaces: [a, b]\nrbac: {secretNamespaces: [a]}\nreplicaCount: 2\n"},
 	{"no leader election", "leaderElection: {enabled: false}\n"},
+	{"shards", "shards: 3\nleaderElection: {enabled: false}\n"},
 }
 
 // reporter is the part of testing.T checkRules reports through.
