@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -546,4 +547,48 @@ func TestConfiguredStateBackend(t *testing.T) {
 	} {
 		assert.Equal(t, c.want, ConfiguredStateBackend(c.conf), "%v", c.conf)
 	}
+}
+
+// A window keeps every sample but the newest compact (no partition owners,
+// no missing list, strings shared): its snapshots and series are what a
+// window that keeps every sample whole gives, poll after poll, through a
+// restart of the job, and the caller's samples are not modified.
+func TestWindowCompactionChangesNothingRead(t *testing.T) {
+	compact, whole := NewWindow(5*time.Minute), NewWindow(5*time.Minute)
+	whole.keepWhole = true
+	var given []FlinkSample
+	for i := 0; i < 30; i++ {
+		job := "a"
+		if i >= 18 {
+			job = "b" // a restart empties both
+		}
+		s := flinkAt(30*i, job)
+		s.Missing = []string{fmt.Sprintf("poll %d: something", i)}
+		if i%4 == 3 {
+			s.Vertices[0].Partitions = nil // not reported at this poll
+		}
+		given = append(given, s)
+		compact.AddFlink(s)
+		whole.AddFlink(s)
+		if i%3 != 1 {
+			compact.AddKafka(kafkaAt(30 * i))
+			whole.AddKafka(kafkaAt(30 * i))
+		}
+		gotSnap, gotMissing := compact.Snapshot()
+		wantSnap, wantMissing := whole.Snapshot()
+		require.Equal(t, wantSnap, gotSnap, "poll %d", i)
+		require.Equal(t, wantMissing, gotMissing, "poll %d", i)
+		require.Equal(t, whole.Series(), compact.Series(), "poll %d", i)
+		q1, ok1 := compact.BusyQuantile("sink", 0.9)
+		q2, ok2 := whole.BusyQuantile("sink", 0.9)
+		require.Equal(t, q2, q1)
+		require.Equal(t, ok2, ok1)
+	}
+	require.Len(t, compact.flink, len(whole.flink))
+	for _, s := range compact.flink[:len(compact.flink)-1] {
+		assert.Nil(t, s.Missing)
+		assert.Nil(t, s.Vertices[0].Partitions, "older samples keep no partition owners")
+	}
+	assert.NotEmpty(t, given[len(given)-2].Vertices[0].Partitions, "the caller's sample is as it gave it")
+	assert.NotEmpty(t, given[len(given)-2].Missing)
 }
