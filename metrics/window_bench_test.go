@@ -22,7 +22,7 @@ func decodedSample(at time.Time) FlinkSample {
 		TaskManagers: &TaskManagerSample{CPU: 2, Slots: 2, Replicas: 2}}
 	for v := 0; v < 10; v++ {
 		vs := VertexSample{ID: clone(fmt.Sprintf("%032x", v+1)), Name: clone(fmt.Sprintf("Operator %d -> Map", v)), Parallelism: 4, MaxParallelism: 128,
-			SlotSharingGroup: clone("default"),
+			SlotSharingGroup:    clone("default"),
 			BusyTimeMsPerSecond: &Agg{500, 600}, BackPressuredTimeMsPerSecond: &Agg{0, 0},
 			NumRecordsIn: f(1e6), NumRecordsOut: f(1e6), NumRecordsInPerSecond: f(1000), NumRecordsOutPerSecond: f(1000)}
 		if v == 0 {
