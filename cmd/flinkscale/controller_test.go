@@ -119,36 +119,6 @@ func TestControllerCommandRunsAManager(t *testing.T) {
 	assert.True(t, lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "", "lease released: %v", lease.Spec.HolderIdentity)
 }
 
-// `flinkscale controller --shards 2` as the chart's StatefulSet runs it:
-// no leader Lease; the replica takes its home shard's Lease (its identity
-// ends in -0), says so in flinkscale_shard_owned, and releases it on stop.
-func TestControllerCommandShards(t *testing.T) {
-	env, _ := fixtures.StartEnv(t)
-	ns := env.CreateNamespace(t, "ctl-shards")
-	metrics := fixtures.FreeAddr(t)
-	ctx := context.Background()
-	logs, stop := startController(t,
-		"--kubeconfig", env.WriteKubeconfig(t), "--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
-		"--leader-election-namespace", ns, "--leader-election-id", "flinkscale-test",
-		"--shards", "2", "--shard-identity", "flinkscale-0")
-	home := types.NamespacedName{Namespace: ns, Name: "flinkscale-test-shard-0"}
-	var lease coordinationv1.Lease
-	require.Eventually(t, func() bool {
-		err := env.Client.Get(ctx, home, &lease)
-		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == "flinkscale-0"
-	}, 60*time.Second, 100*time.Millisecond, "the home shard's Lease is held; logs:\n%s", logs)
-	require.Eventually(t, func() bool {
-		return strings.Contains(metricsBody(metrics), `flinkscale_shard_owned{shard="0"} 1`)
-	}, 30*time.Second, 100*time.Millisecond, "flinkscale_shard_owned")
-	err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "flinkscale-test"}, &coordinationv1.Lease{})
-	assert.True(t, apierrors.IsNotFound(err), "no leader election Lease: %v", err)
-
-	stop()
-	require.NoError(t, env.Client.Get(ctx, home, &lease))
-	assert.Equal(t, "", *lease.Spec.HolderIdentity, "released on stop")
-	assert.Contains(t, logs.String(), `"shards":2`)
-}
-
 func TestControllerCommandRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--shard-selector", "a in (", "--kubeconfig", "/nonexistent"},
@@ -238,34 +208,60 @@ func TestControllerBinary(t *testing.T) {
 
 	env, _ := fixtures.StartEnv(t)
 	ns := env.CreateNamespace(t, "sigterm")
-	probes := fixtures.FreeAddr(t)
-	ctl := exec.Command(bin, "controller", "--kubeconfig", env.WriteKubeconfig(t),
-		"--metrics-bind-address", "0", "--health-probe-bind-address", probes,
-		"--leader-election-namespace", ns, "--leader-election-id", "flinkscale-sigterm", "--namespaces", ns)
-	var logs fixtures.SyncBuffer
-	ctl.Stdout, ctl.Stderr = &logs, &logs
-	require.NoError(t, ctl.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- ctl.Wait() }()
-	t.Cleanup(func() {
-		_ = ctl.Process.Kill()
-		<-exited
-	})
-	var lease coordinationv1.Lease
-	key := types.NamespacedName{Namespace: ns, Name: "flinkscale-sigterm"}
-	require.Eventually(t, func() bool {
-		err := env.Client.Get(t.Context(), key, &lease)
-		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != ""
-	}, 60*time.Second, 100*time.Millisecond, "the leader Lease is held; logs:\n%s", &logs)
+	kubeconfig := env.WriteKubeconfig(t)
+	// controller runs `flinkscale controller args` with env added, waits
+	// until the Lease key names a holder, runs held, then sends SIGTERM
+	// and expects exit 0 and the Lease released.
+	controller := func(key types.NamespacedName, env2 []string, held func(logs fmt.Stringer), args ...string) *fixtures.SyncBuffer {
+		ctl := exec.Command(bin, append([]string{"controller", "--kubeconfig", kubeconfig,
+			"--health-probe-bind-address", fixtures.FreeAddr(t), "--leader-election-namespace", ns, "--namespaces", ns}, args...)...)
+		ctl.Env = append(os.Environ(), env2...)
+		logs := &fixtures.SyncBuffer{}
+		ctl.Stdout, ctl.Stderr = logs, logs
+		require.NoError(t, ctl.Start())
+		exited := make(chan error, 1)
+		go func() { exited <- ctl.Wait() }()
+		t.Cleanup(func() {
+			_ = ctl.Process.Kill()
+			<-exited
+		})
+		var lease coordinationv1.Lease
+		require.Eventually(t, func() bool {
+			err := env.Client.Get(t.Context(), key, &lease)
+			return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != ""
+		}, 60*time.Second, 100*time.Millisecond, "the Lease %s is held; logs:\n%s", key.Name, logs)
+		if held != nil {
+			held(logs)
+		}
 
-	require.NoError(t, ctl.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", &logs)
-	case <-time.After(45 * time.Second):
-		t.Fatalf("the controller did not stop on SIGTERM; logs:\n%s", &logs)
+		require.NoError(t, ctl.Process.Signal(syscall.SIGTERM))
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			require.NoError(t, err, "exit code 0 after SIGTERM; logs:\n%s", logs)
+		case <-time.After(45 * time.Second):
+			t.Fatalf("the controller did not stop on SIGTERM; logs:\n%s", logs)
+		}
+		require.NoError(t, env.Client.Get(t.Context(), key, &lease))
+		assert.True(t, lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "", "lease %s released on SIGTERM: %v", key.Name, lease.Spec.HolderIdentity)
+		return logs
 	}
-	require.NoError(t, env.Client.Get(t.Context(), key, &lease))
-	assert.True(t, lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "", "lease released on SIGTERM: %v", lease.Spec.HolderIdentity)
+	controller(types.NamespacedName{Namespace: ns, Name: "flinkscale-sigterm"}, nil, nil,
+		"--metrics-bind-address", "0", "--leader-election-id", "flinkscale-sigterm")
+
+	// As the chart's StatefulSet runs it (--shards 2, the identity from
+	// $POD_NAME): the pod ordinal's shard Lease, not the leader's, and
+	// flinkscale_shard_owned says so while it holds it.
+	metrics := fixtures.FreeAddr(t)
+	owned := func(logs fmt.Stringer) {
+		require.Eventually(t, func() bool {
+			b := metricsBody(metrics)
+			return strings.Contains(b, `flinkscale_shard_owned{shard="1"} 1`) && strings.Contains(b, `flinkscale_shard_owned{shard="0"} 0`)
+		}, 30*time.Second, 100*time.Millisecond, "flinkscale_shard_owned; logs:\n%s", logs)
+	}
+	logs := controller(types.NamespacedName{Namespace: ns, Name: "flinkscale-shards-shard-1"}, []string{"POD_NAME=flinkscale-1"}, owned,
+		"--metrics-bind-address", metrics, "--leader-election-id", "flinkscale-shards", "--shards", "2")
+	err = env.Client.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "flinkscale-shards"}, &coordinationv1.Lease{})
+	assert.True(t, apierrors.IsNotFound(err), "no leader election with --shards 2: %v", err)
+	assert.Contains(t, logs.String(), `"identity":"flinkscale-1"`)
 }
