@@ -159,6 +159,8 @@ func (w *world) newController(wrap func(client.Client) client.Client) *controlle
 		Clock:   w.clock,
 		Jitter:  -1,
 		Metrics: w.metrics,
+		// As flinkscale controller runs.
+		StatusRefresh: controllers.DefaultStatusRefresh,
 	}
 }
 

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,7 +62,18 @@ type Metrics struct {
 	CollectionDuration *prometheus.HistogramVec
 
 	gauges *gaugeStore
+
+	// noVertexDetail: see SetVertexDetail.
+	noVertexDetail atomic.Bool
 }
+
+// SetVertexDetail says whether every policy exports its per-vertex detail
+// gauges (utilization, expected utilization, true processing rate, target
+// rate, backpressure): five series per vertex, half of a fleet's series.
+// Off, only policies annotated flinkscale.io/vertex-metrics: "true" have
+// them (and "false" turns them off for a policy when on); the per-vertex
+// parallelism and recommendation are always exported. On by default.
+func (m *Metrics) SetVertexDetail(on bool) { m.noVertexDetail.Store(!on) }
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -120,12 +132,26 @@ func DefaultMetrics() *Metrics {
 type policyMetrics struct {
 	m      *Metrics
 	labels prometheus.Labels // namespace, policy, deployment
+	// detail: the per-vertex detail gauges are exported (SetVertexDetail,
+	// or the policy's annotation).
+	detail bool
 }
 
 func (m *Metrics) policy(pol *v1alpha1.FlinkScalingPolicy) policyMetrics {
-	return policyMetrics{m: m, labels: prometheus.Labels{
+	p := policyMetrics{m: m, labels: prometheus.Labels{
 		LabelNamespace: pol.Namespace, LabelPolicy: pol.Name, LabelDeployment: pol.Spec.TargetRef.Name,
 	}}
+	if m != nil {
+		switch pol.Annotations[v1alpha1.AnnotationVertexMetrics] {
+		case "true":
+			p.detail = true
+		case "false":
+			p.detail = false
+		default:
+			p.detail = !m.noVertexDetail.Load()
+		}
+	}
+	return p
 }
 
 func (p policyMetrics) with(extra ...string) prometheus.Labels {
@@ -199,7 +225,7 @@ func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, ar
 		g.name, g.id = vertexName(v.Name, v.ID), v.ID
 		g.v[gParallelism], g.v[gRecommendedParallelism] = float64(v.Current), float64(v.Recommended)
 		g.set[gParallelism], g.set[gRecommendedParallelism] = true, true
-		if !d.Sized {
+		if !d.Sized || !p.detail {
 			continue
 		}
 		g.v[gTargetRate], g.v[gBackpressure] = v.TargetRate, v.BackPressuredMsPerSecond/1000
@@ -211,9 +237,9 @@ func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, ar
 			g.set[gUtilization], g.set[gExpectedUtilization], g.set[gTrueProcessingRate] = true, true, true
 		}
 	}
-	// Unsized, the figures of the last sized decision stay.
+	// Unsized, the detail figures of the last sized decision stay.
 	var keep [numVertexGauges]bool
-	if !d.Sized {
+	if !d.Sized && p.detail {
 		keep = [numVertexGauges]bool{gUtilization: true, gExpectedUtilization: true, gTrueProcessingRate: true, gTargetRate: true, gBackpressure: true}
 	}
 	p.gauges(func(g *policyGauges) {
@@ -275,7 +301,7 @@ func (p policyMetrics) observed(vertices []v1alpha1.VertexStatus) {
 	}
 	keep := [numVertexGauges]bool{}
 	for f := range keep {
-		keep[f] = gaugeFamily(f) != gParallelism
+		keep[f] = gaugeFamily(f) == gRecommendedParallelism || (p.detail && gaugeFamily(f) != gParallelism)
 	}
 	p.gauges(func(g *policyGauges) { g.setVertices(vs, keep) })
 }
@@ -356,6 +382,3 @@ func primaryReason(d scaling.Decision) string {
 	}
 	return string(scaling.ReasonNoChange)
 }
-
-// vertexKey identifies a vertex's series.
-type vertexKey struct{ name, id string }

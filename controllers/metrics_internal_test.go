@@ -300,3 +300,54 @@ func TestVertexGaugesAcrossDecisions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, problems, "the collector's series follow Prometheus' conventions")
 }
+
+// Per-vertex detail is on for every policy by default; with it off, only
+// a policy annotated flinkscale.io/vertex-metrics: "true" has the five
+// detail series per vertex, and "false" turns them off for one policy when
+// it is on. Parallelism and recommendation are always there.
+func TestVertexDetailOptIn(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
+	d := fleetDecision(time.Unix(1700000000, 0)) // 10 vertices, every figure measured
+	record := func(name, annotation string) {
+		pol := testPolicy("ns", name, name)
+		if annotation != "" {
+			pol.Annotations = map[string]string{v1alpha1.AnnotationVertexMetrics: annotation}
+		}
+		m.policy(pol).decision(d, band, 3000)
+	}
+	series := func(metric, policy string) int {
+		n := 0
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != metric {
+				continue
+			}
+			for _, s := range mf.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "policy" && l.GetValue() == policy {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	record("default", "")
+	record("off", "false")
+	assert.Equal(t, 10, series("flinkscale_vertex_utilization", "default"))
+	assert.Equal(t, 0, series("flinkscale_vertex_utilization", "off"))
+	assert.Equal(t, 10, series("flinkscale_vertex_parallelism", "off"))
+
+	m.SetVertexDetail(false)
+	record("default", "")
+	record("on", "true")
+	for _, name := range []string{"flinkscale_vertex_utilization", "flinkscale_vertex_expected_utilization",
+		"flinkscale_vertex_true_processing_rate", "flinkscale_vertex_target_rate", "flinkscale_vertex_backpressure_ratio"} {
+		assert.Equal(t, 0, series(name, "default"), name)
+		assert.Equal(t, 10, series(name, "on"), name)
+	}
+	assert.Equal(t, 10, series("flinkscale_vertex_recommended_parallelism", "default"))
+}

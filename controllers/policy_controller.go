@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -87,6 +86,13 @@ type PolicyReconciler struct {
 	// Jitter spreads requeues: the polling interval is stretched by a
 	// random fraction in [0, Jitter). Default 0.1; negative disables.
 	Jitter float64
+	// StatusRefresh, when positive, lets a poll whose status changed only
+	// in what can wait (the decision's time and numbers, the lag, one more
+	// history entry equal to the last) skip the write, up to this long
+	// after the decision last written; a material change is written at
+	// once (statuswrite.go). 0 writes every change. flinkscale controller
+	// sets DefaultStatusRefresh.
+	StatusRefresh time.Duration
 	// Metrics records the flinkscale_* Prometheus metrics; nil records
 	// none (SetupWithManager sets DefaultMetrics).
 	Metrics *Metrics
@@ -115,12 +121,14 @@ type policyState struct {
 	metricsFailed bool
 	// collectFailures counts consecutive failed collections (backoff).
 	collectFailures int
-	reportKey       string    // the recommendation the DryRun report holds
-	reportAt        time.Time // when it was written
+	// unwritten are the recommendations of polls whose status write was
+	// skipped (StatusRefresh), newest last; written with the next write.
+	unwritten []v1alpha1.RecommendationStatus
+	reportKey string    // the recommendation the DryRun report holds
+	reportAt  time.Time // when it was written
 	// metricsFor is the deployment the policy's series are labeled with
-	// ("" before the first cycle); shown are the vertices with series.
+	// ("" before the first cycle).
 	metricsFor string
-	shown      map[vertexKey]bool
 }
 
 func (r *PolicyReconciler) now() time.Time {
@@ -210,13 +218,19 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// New, or retargeted: the series start over under the new label.
 		r.Metrics.forget(pol.Namespace, pol.Name)
 		c.pm.start()
-		st.metricsFor, st.shown = pol.Spec.TargetRef.Name, map[vertexKey]bool{}
+		st.metricsFor = pol.Spec.TargetRef.Name
 	}
+	// The cycle decides with every poll's recommendation, those a skipped
+	// write left out included (see statuswrite.go).
+	pol.Status.History = withUnwritten(pol.Status.History, st.unwritten)
 	res := c.run()
 	pol.Status.ObservedGeneration = pol.Generation
 	// A status that did not change (a poll that only primed the metric
-	// fetcher) is not written: no request to the API server.
-	if !equality.Semantic.DeepEqual(pol.Status, c.orig.Status) {
+	// fetcher) is not written, nor, with a StatusRefresh, one whose changes
+	// can wait (a steady job's new decision time and numbers).
+	if !statusWriteDue(&c.orig.Status, &pol.Status, r.StatusRefresh) {
+		st.unwritten = unwrittenOf(c.orig.Status.History, pol.Status.History)
+	} else {
 		if err := r.Client.Status().Patch(ctx, &pol, client.MergeFromWithOptions(c.orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsNotFound(err) {
 				r.forget(req.NamespacedName)
@@ -229,6 +243,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			// happen (see cycle.persistIntent).
 			return ctrl.Result{}, fmt.Errorf("patching status of FlinkScalingPolicy %s: %w", req.NamespacedName, err)
 		}
+		st.unwritten = nil
 	}
 	c.commitEvents()
 	c.pm.status(&pol)

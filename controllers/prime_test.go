@@ -45,6 +45,9 @@ func TestPrimeAheadFreesTheWorker(t *testing.T) {
 		return &statusPatchCounter{Client: c, statusPatches: &patches}
 	}})
 	w.ctl.PrimeAhead = true
+	// Every deciding poll writes (what is counted below): the refresh of
+	// a steady status is TestStatusRefreshWritesASteadyJobLessOften's.
+	w.ctl.StatusRefresh = 0
 	var primings atomic.Int64
 	w.ctx = controllers.WithPrimedHook(w.ctx, func() { primings.Add(1) })
 

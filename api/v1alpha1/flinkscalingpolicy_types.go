@@ -17,6 +17,12 @@ const (
 	AnnotationPausedScaleIn = "flinkscale.io/paused-scale-in"
 	// AnnotationPausedScaleOut: "true" blocks scale-ups only.
 	AnnotationPausedScaleOut = "flinkscale.io/paused-scale-out"
+	// AnnotationVertexMetrics: "true" exports the policy's per-vertex
+	// detail metrics (utilization, expected utilization, true processing
+	// rate, target rate, backpressure) when the controller does not export
+	// every policy's (flinkscale controller --vertex-detail-metrics);
+	// "false" turns them off for the policy when it does.
+	AnnotationVertexMetrics = "flinkscale.io/vertex-metrics"
 )
 
 // Mode says what the controller does with a decision.

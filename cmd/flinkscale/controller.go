@@ -56,6 +56,8 @@ type controllerConfig struct {
 	rescaleBackoff    time.Duration
 	disableOptIn      bool
 	gracefulShutdown  time.Duration
+	statusRefresh     time.Duration
+	vertexDetail      bool
 	zapOpts           zap.Options
 	restConfigForTest *rest.Config
 }
@@ -78,6 +80,8 @@ func controllerFlags(cfg *controllerConfig, fs *pflag.FlagSet) {
 	fs.DurationVar(&cfg.rescaleTimeout, "rescale-timeout", controllers.DefaultRescaleTimeout, "a rescale not complete after this long fails")
 	fs.DurationVar(&cfg.rescaleBackoff, "rescale-backoff", controllers.DefaultRescaleBackoff, "wait after a failed rescale before the next (doubles per failure, up to 2h)")
 	fs.BoolVar(&cfg.disableOptIn, "disable-opt-in", false, "do not create policies for FlinkDeployments annotated flinkscale.io/enabled")
+	fs.DurationVar(&cfg.statusRefresh, "status-refresh", controllers.DefaultStatusRefresh, "write a steady policy's status (decision time, numbers, lag) at most this often; changes that matter are written at once (0: every poll)")
+	fs.BoolVar(&cfg.vertexDetail, "vertex-detail-metrics", true, "export every policy's per-vertex detail metrics (utilization, rates, backpressure: five series per vertex); false: only policies annotated flinkscale.io/vertex-metrics=true")
 	fs.DurationVar(&cfg.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "how long in-flight reconciles may finish on shutdown")
 	// controller-runtime's zap options bind to a standard library flag set.
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
@@ -130,6 +134,10 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 	logger := zap.New(zap.UseFlagOptions(&cfg.zapOpts), zap.WriteTo(stderr))
 	ctrl.SetLogger(logger)
 	log := logger.WithName("setup")
+	if cfg.restConfigForTest == nil { // not in a test's process
+		limit, why := setMemoryLimit("/sys/fs/cgroup", os.Getenv)
+		log.Info("Go memory limit", "bytes", limit, "from", why)
+	}
 
 	restCfg := cfg.restConfigForTest
 	if restCfg == nil {
@@ -195,7 +203,10 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
+	m := controllers.DefaultMetrics()
+	m.SetVertexDetail(cfg.vertexDetail)
 	rec := &controllers.PolicyReconciler{
+		Metrics:           m,
 		Client:            mgr.GetClient(),
 		APIReader:         mgr.GetAPIReader(),
 		Sources:           &controllers.ClientSources{Reader: mgr.GetAPIReader(), Timeout: cfg.flinkTimeout},
@@ -203,6 +214,7 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		RescaleBackoff:    cfg.rescaleBackoff,
 		MaxRescaleBackoff: controllers.DefaultMaxRescaleBackoff,
 		PrimeAhead:        true,
+		StatusRefresh:     cfg.statusRefresh,
 	}
 	setupOpts := controllers.Options{MaxConcurrentReconciles: cfg.concurrency}
 	shards, err := shardManager(cfg, restCfg, scheme, mgr, rec)

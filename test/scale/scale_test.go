@@ -31,7 +31,8 @@ func TestSmallFleet(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	rep, err := scale.Run(ctx, scale.Config{Jobs: 10, Duration: 30 * time.Second, PollingInterval: 15 * time.Second, Baseline: 5 * time.Second})
+	rep, err := scale.Run(ctx, scale.Config{Jobs: 10, Duration: 30 * time.Second, PollingInterval: 15 * time.Second, Baseline: 5 * time.Second,
+		ScrapeInterval: 10 * time.Second})
 	if errors.Is(err, scale.ErrNoControlPlane) {
 		t.Skip(err)
 	}
@@ -58,4 +59,9 @@ func TestSmallFleet(t *testing.T) {
 	assert.Positive(t, rep.CPU.Process)
 	assert.Positive(t, rep.Memory.RSSPeak)
 	assert.Positive(t, rep.Memory.HeapInuseEnd)
+
+	// Scraped as a Prometheus would: every job's series, per vertex too.
+	assert.GreaterOrEqual(t, rep.Scrape.Count, 2)
+	assert.Greater(t, rep.Scrape.Series, 10*(2*scale.Vertices), "at least parallelism and recommendation per vertex")
+	assert.Positive(t, rep.Scrape.Bytes)
 }
