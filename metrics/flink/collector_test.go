@@ -115,6 +115,14 @@ func TestCollectMatchesSimulator(t *testing.T) {
 	// Collect also discovers which a TaskManager has.)
 	assert.Equal(t, int64(12), ct.n.Load(), "requests per steady-state Collect")
 	assert.Equal(t, int64(17), first, "requests of the first Collect (with job listing)")
+	// The cache keeps of each non-source vertex's ids those it reads.
+	col.mu.Lock()
+	for vid, ids := range col.ids {
+		assert.Subset(t, []string{mBusy, mBackPressured, mIn, mOut, mInRate, mOutRate}, ids, vid)
+		assert.Contains(t, ids, mBusy, vid)
+	}
+	assert.Len(t, col.ids, len(v.Job.Vertices)-1, "every vertex but the source")
+	col.mu.Unlock()
 
 	// 5 s later: no priming; the store the previous poll fetched.
 	before := j.View()
