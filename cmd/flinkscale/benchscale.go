@@ -35,6 +35,10 @@ envtest-bins).`,
 	fs.DurationVar(&o.warmup, "warmup", 0, "least warm-up after the controller starts (default two polling intervals; 5m makes every measured decision see a full metrics window)")
 	fs.Float64Var(&o.faulty, "faulty", 0, "fraction of jobs whose Flink REST API fails (half hang past the timeout, half answer 503), e.g. 0.1")
 	fs.DurationVar(&o.flinkTimeout, "flink-timeout", 10*time.Second, "the controller's per-request Flink timeout")
+	fs.IntVar(&o.replicas, "replicas", 1, "controller replicas sharing the fleet through as many shard Leases (as flinkscale controller --shards)")
+	fs.DurationVar(&o.killAfter, "kill-after", 0, "with --replicas above 1: kill the last replica this long into the steady period (no Lease released, as a crashed pod)")
+	fs.DurationVar(&o.pollingInterval, "polling-interval", 30*time.Second, "every policy's pollingInterval")
+	fs.BoolVar(&o.vertexDetail, "vertex-detail-metrics", true, "every policy exports its per-vertex detail metrics (as flinkscale controller's flag)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the steady period")
 	fs.StringVarP(&o.out, "output", "o", "table", "output: table or json")
@@ -48,8 +52,10 @@ envtest-bins).`,
 
 // benchScaleArgs are bench-scale's flags, and the command line to record.
 type benchScaleArgs struct {
-	jobs, concurrency                    int
+	jobs, concurrency, replicas          int
 	duration, warmup, flinkTimeout       time.Duration
+	killAfter, pollingInterval           time.Duration
+	vertexDetail                         bool
 	faulty                               float64
 	memprofile, cpuprofile, out, command string
 }
@@ -63,20 +69,27 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 	if o.faulty < 0 || o.faulty >= 1 || o.flinkTimeout <= 0 {
 		return fmt.Errorf("bench-scale: --faulty must be in [0, 1) and --flink-timeout positive")
 	}
-	if o.jobs < 1 || o.duration <= 0 || o.concurrency < 1 {
-		return fmt.Errorf("bench-scale: --jobs and --concurrency must be positive and --duration longer than 0")
+	if o.jobs < 1 || o.duration <= 0 || o.concurrency < 1 || o.replicas < 1 || o.pollingInterval <= 0 {
+		return fmt.Errorf("bench-scale: --jobs, --concurrency and --replicas must be positive, --duration and --polling-interval longer than 0")
+	}
+	if o.killAfter < 0 || (o.killAfter > 0 && (o.replicas < 2 || o.killAfter >= o.duration)) {
+		return fmt.Errorf("bench-scale: --kill-after needs --replicas above 1 and must fall inside --duration")
 	}
 	rep, err := scale.Run(ctx, scale.Config{
-		Jobs:         o.jobs,
-		Duration:     o.duration,
-		Concurrency:  o.concurrency,
-		MinWarmup:    o.warmup,
-		Faulty:       o.faulty,
-		FlinkTimeout: o.flinkTimeout,
-		HeapProfile:  o.memprofile,
-		CPUProfile:   o.cpuprofile,
-		Command:      o.command,
-		Progress:     stderr,
+		Jobs:            o.jobs,
+		Replicas:        o.replicas,
+		KillAfter:       o.killAfter,
+		PollingInterval: o.pollingInterval,
+		NoVertexDetail:  !o.vertexDetail,
+		Duration:        o.duration,
+		Concurrency:     o.concurrency,
+		MinWarmup:       o.warmup,
+		Faulty:          o.faulty,
+		FlinkTimeout:    o.flinkTimeout,
+		HeapProfile:     o.memprofile,
+		CPUProfile:      o.cpuprofile,
+		Command:         o.command,
+		Progress:        stderr,
 	})
 	if err != nil {
 		return fmt.Errorf("bench-scale: %w", err)

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
@@ -125,6 +126,17 @@ type Config struct {
 	// -focus 'flinkscale/(controllers|metrics|scaling)' shows the
 	// controller's share).
 	CPUProfile string
+	// Replicas: above 1, that many controller replicas split the fleet
+	// into as many shards (Leases, as flinkscale controller --shards),
+	// each with its own manager, cache, clients and metrics.
+	Replicas int
+	// KillAfter, with Replicas above 1: the last replica is killed this
+	// long into the steady period (its API server connection cut and its
+	// manager stopped, without releasing its Leases, as a crashed pod).
+	KillAfter time.Duration
+	// NoVertexDetail turns the per-vertex detail metrics off (flinkscale
+	// controller --vertex-detail-metrics=false).
+	NoVertexDetail bool
 	// ScrapeInterval: the controller's metrics are scraped this often in
 	// the steady period (default DefaultScrapeInterval).
 	ScrapeInterval time.Duration
@@ -152,6 +164,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxWarmup <= 0 {
 		c.MaxWarmup = 3 * time.Minute
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
 	}
 	if c.ScrapeInterval <= 0 {
 		c.ScrapeInterval = DefaultScrapeInterval
@@ -216,6 +231,10 @@ type Report struct {
 	// HealthyDecided is how many healthy policies decided in the period.
 	HealthyDecided int `json:"healthyDecided,omitempty"`
 
+	// With Config.Replicas above 1: the shards and, with KillAfter, the
+	// takeover.
+	Shards *Shards `json:"shards,omitempty"`
+
 	Reconciles int `json:"reconciles"`
 	// PrimingReconciles only primed Flink's metric fetcher and requeued
 	// (not in Reconciles, the latencies or the gaps).
@@ -233,6 +252,29 @@ type Report struct {
 	GoalMet bool `json:"goalMet"`
 }
 
+// Shards is how the replicas split the fleet in the steady period, and
+// what happened when one was killed.
+type Shards struct {
+	Replicas int `json:"replicas"`
+	// ReconcilesByReplica are each replica's deciding reconciles.
+	ReconcilesByReplica []int `json:"reconcilesByReplica"`
+	// Overlapping counts pairs of reconciles of one policy by two
+	// replicas that ran at the same time; DoublePolls pairs of deciding
+	// reconciles of one policy by two replicas less than half a polling
+	// interval apart. Both must be 0.
+	Overlapping int `json:"overlapping"`
+	DoublePolls int `json:"doublePolls"`
+	// With a kill: the killed replica's policies, how long after the kill
+	// the first of them was reconciled by another replica, the gap
+	// between each one's last reconcile before the kill and its first
+	// after (seconds), and those never reconciled again.
+	KilledAtS     float64 `json:"killedAtSeconds,omitempty"`
+	Orphans       int     `json:"orphans,omitempty"`
+	FirstTakeover float64 `json:"firstTakeoverSeconds,omitempty"`
+	TakeoverGap   Latency `json:"takeoverGap,omitzero"`
+	Dropped       int     `json:"dropped,omitempty"`
+}
+
 // Scrape is the metrics scrapes of the steady period: Gather and the text
 // exposition of controller-runtime's registry (what the manager's /metrics
 // serves), every ScrapeInterval.
@@ -246,17 +288,19 @@ type Scrape struct {
 
 // scrape gathers the registry and writes its text exposition, as the
 // metrics endpoint does for a Prometheus scrape: series and bytes.
-func scrape() (series int, bytes int64, err error) {
-	mfs, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		return 0, 0, err
-	}
+func scrape(gs []prometheus.Gatherer) (series int, bytes int64, err error) {
 	var cw countingWriter
-	enc := expfmt.NewEncoder(&cw, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		series += len(mf.GetMetric())
-		if err := enc.Encode(mf); err != nil {
+	for _, g := range gs {
+		mfs, err := g.Gather()
+		if err != nil {
 			return 0, 0, err
+		}
+		enc := expfmt.NewEncoder(&cw, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			series += len(mf.GetMetric())
+			if err := enc.Encode(mf); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
 	return series, cw.n, nil
@@ -428,25 +472,59 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.SetupSeconds.Total = time.Since(began).Seconds()
 	progress("simulator alone: %.3f cores, RSS %.0f MiB, heap %.0f MiB", rep.CPU.SimulatorAlone, rep.Memory.BaselineRSS, rep.Memory.BaselineHeap)
 
-	// The controller.
-	mctx, stopMgr := context.WithCancel(ctx)
+	// The controller: one replica, or several sharing the fleet.
 	tr := &timed{}
-	src := newSources(cfg.FlinkTimeout)
 	kube := &kubeCounter{}
-	mcfg := rest.CopyConfig(env.Config)
-	mcfg.Wrap(kube.wrap)
-	mgrDone, err := startManager(mctx, mcfg, scheme, cfg.Concurrency, tr, src)
-	if err != nil {
-		stopMgr()
-		return nil, err
-	}
-	cleanups = append(cleanups, func() {
-		stopMgr()
-		if err := <-mgrDone; err != nil {
-			progress("the manager stopped: %v", err)
+	var srcs []*sources
+	gatherers := []prometheus.Gatherer{ctrlmetrics.Registry}
+	var replicas []*replica
+	mgrDone := make(chan error, cfg.Replicas)
+	if cfg.Replicas == 1 {
+		mctx, stopMgr := context.WithCancel(ctx)
+		src := newSources(cfg.FlinkTimeout)
+		srcs = append(srcs, src)
+		mcfg := rest.CopyConfig(env.Config)
+		mcfg.Wrap(kube.wrap)
+		done, err := startManager(mctx, mcfg, scheme, cfg.Concurrency, tr, src, !cfg.NoVertexDetail)
+		if err != nil {
+			stopMgr()
+			return nil, err
 		}
-	})
-	progress("controller started (MaxConcurrentReconciles %d); warming up", cfg.Concurrency)
+		go func() {
+			if err := <-done; err != nil {
+				mgrDone <- err
+			}
+		}()
+		cleanups = append(cleanups, func() {
+			stopMgr()
+			if err := <-done; err != nil {
+				progress("the manager stopped: %v", err)
+			}
+		})
+	} else {
+		var err error
+		replicas, err = startReplicas(ctx, env.Config, scheme, cfg.Replicas, cfg.Concurrency, cfg.FlinkTimeout, !cfg.NoVertexDetail, tr, kube)
+		cleanups = append(cleanups, func() {
+			for _, r := range replicas {
+				r.stop()
+				<-r.done
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		gatherers = nil
+		for _, r := range replicas {
+			srcs = append(srcs, r.src)
+			gatherers = append(gatherers, r.reg)
+			go func() {
+				if err := <-r.done; err != nil && !r.dead.Load() {
+					mgrDone <- fmt.Errorf("replica %d: %w", r.index, err)
+				}
+			}()
+		}
+	}
+	progress("controller started (%d replica(s), MaxConcurrentReconciles %d each); warming up", cfg.Replicas, cfg.Concurrency)
 	t0 = time.Now()
 	minWarm := max(2*cfg.PollingInterval, cfg.MinWarmup)
 	deadline := t0.Add(minWarm + cfg.MaxWarmup)
@@ -490,7 +568,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cpuProfile.Close()
 		}()
 	}
-	before, kube0 := snapshot(f, src, tr), kube.counts()
+	before, kube0 := snapshot(f, srcs), kube.counts()
 	steadyStart := time.Now()
 	var peakRSS, peakHeap atomic.Uint64
 	sctx, stopSampling := context.WithCancel(ctx)
@@ -529,7 +607,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			case <-tick.C:
 			}
 			t := time.Now()
-			n, b, err := scrape()
+			n, b, err := scrape(gatherers)
 			if err != nil {
 				progress("metrics scrape: %v", err)
 				continue
@@ -541,8 +619,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	tick := time.NewTicker(30 * time.Second)
 	end := steadyStart.Add(cfg.Duration)
+	var killAt <-chan time.Time
+	var killedAt time.Time
+	var orphanShards []int
+	if len(replicas) > 1 && cfg.KillAfter > 0 {
+		killAt = time.After(cfg.KillAfter)
+	}
 	for time.Now().Before(end) {
 		select {
+		case <-killAt:
+			victim := replicas[len(replicas)-1]
+			orphanShards = victim.sm.Held()
+			killedAt = time.Now()
+			victim.kill()
+			progress("killed replica %d (shards %v) at %s", victim.index, orphanShards, killedAt.Sub(steadyStart).Round(time.Second))
 		case <-ctx.Done():
 			tick.Stop()
 			stopSampling()
@@ -557,7 +647,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	tick.Stop()
-	after, kube1 := snapshot(f, src, tr), kube.counts()
+	after, kube1 := snapshot(f, srcs), kube.counts()
+	if len(replicas) > 1 {
+		rep.Shards = shardReport(tr, len(replicas), cfg.PollingInterval, steadyStart, after.at, killedAt, orphanShards)
+	}
 	if cpuProfile != nil {
 		pprof.StopCPUProfile() // the steady period only (stopping twice is harmless)
 	}
@@ -653,7 +746,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.SimErrors, rep.SimErrorSample = f.errors()
-	if err := rep.readPolicies(ctx, c, steadyStart); err != nil {
+	// Decided: from the reconciles, not the status, which a steady
+	// policy writes only every StatusRefresh.
+	rep.Decided = tr.decidedBetween(steadyStart, after.at)
+	if err := rep.readPolicies(ctx, c); err != nil {
 		return nil, err
 	}
 	rep.GoalMet = rep.CPU.Controller < GoalCores && rep.Memory.RSSPeak-rep.Memory.BaselineRSS < GoalMiB
@@ -1149,10 +1245,13 @@ type timed struct {
 }
 
 type run struct {
+	key  types.NamespacedName
 	name string
-	end  time.Time
-	d    time.Duration
-	err  string
+	// replica is the controller replica that ran it (0 with one).
+	replica int
+	end     time.Time
+	d       time.Duration
+	err     string
 	// primed: the reconcile only primed Flink's metric fetcher and
 	// requeued (PolicyReconciler.PrimeAhead); the poll's decision is the
 	// next reconcile. Latencies and gaps are the deciding reconciles'.
@@ -1160,18 +1259,28 @@ type run struct {
 }
 
 func (t *timed) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	r, res, err := measure(ctx, t.r, req)
+	t.add(r)
+	return res, err
+}
+
+// measure runs one reconcile and times it.
+func measure(ctx context.Context, rec reconcile.Reconciler, req reconcile.Request) (run, reconcile.Result, error) {
 	start := time.Now()
 	var primed atomic.Bool
-	res, err := t.r.Reconcile(controllers.WithPrimedHook(ctx, func() { primed.Store(true) }), req)
-	r := run{name: req.Name, end: time.Now(), primed: primed.Load()}
+	res, err := rec.Reconcile(controllers.WithPrimedHook(ctx, func() { primed.Store(true) }), req)
+	r := run{key: req.NamespacedName, name: req.Name, end: time.Now(), primed: primed.Load()}
 	r.d = r.end.Sub(start)
 	if err != nil {
 		r.err = err.Error()
 	}
+	return r, res, err
+}
+
+func (t *timed) add(r run) {
 	t.mu.Lock()
 	t.runs = append(t.runs, r)
 	t.mu.Unlock()
-	return res, err
 }
 
 func (t *timed) count() int {
@@ -1191,6 +1300,20 @@ func (t *timed) primedBetween(from, to time.Time) int {
 		}
 	}
 	return n
+}
+
+// decidedBetween counts the policies with a deciding reconcile (not only
+// priming, no error) that started and ended in [from, to].
+func (t *timed) decidedBetween(from, to time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := map[types.NamespacedName]bool{}
+	for _, r := range t.runs {
+		if !r.primed && r.err == "" && !r.end.Add(-r.d).Before(from) && !r.end.After(to) {
+			seen[r.key] = true
+		}
+	}
+	return len(seen)
 }
 
 // between returns the durations of the reconciles that started and ended in
@@ -1249,7 +1372,7 @@ func (r *Report) HealthyOnTime() bool {
 // SetupWithManager does (same name, predicates, field index, FlinkDeployment
 // watch and mapping), with the reconciler wrapped in timed, and starts the
 // manager.
-func startManager(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Scheme, concurrency int, tr *timed, src controllers.Sources) (<-chan error, error) {
+func startManager(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Scheme, concurrency int, tr *timed, src controllers.Sources, vertexDetail bool) (<-chan error, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -1260,8 +1383,10 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Sche
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
+	m := controllers.DefaultMetrics()
+	m.SetVertexDetail(vertexDetail)
 	pr := &controllers.PolicyReconciler{Client: mgr.GetClient(), Sources: src, PrimeAhead: true,
-		StatusRefresh: controllers.DefaultStatusRefresh} // as flinkscale controller
+		StatusRefresh: controllers.DefaultStatusRefresh, Metrics: m} // as flinkscale controller
 	if err := pr.SetupWithManager(mgr, controllers.Options{
 		MaxConcurrentReconciles: concurrency, SkipNameValidation: true,
 		Wrap: func(r reconcile.Reconciler) reconcile.Reconciler { tr.r = r; return tr },
@@ -1325,7 +1450,7 @@ type counters struct {
 	flinkCollects, kafkaCollects int64
 }
 
-func snapshot(f *fleet, src *sources, _ *timed) counters {
+func snapshot(f *fleet, srcs []*sources) counters {
 	c := counters{at: time.Now(), cpu: processCPU()}
 	c.advanceCPU = time.Duration(f.advanceCPU.Load())
 	c.advanceWall = time.Duration(f.advanceWall.Load())
@@ -1335,9 +1460,14 @@ func snapshot(f *fleet, src *sources, _ *timed) counters {
 	for i := range c.rest {
 		c.rest[i] = f.restCount[i].Load()
 	}
-	c.kafka = src.kafkaRequests(len(f.jobs))
-	c.flinkCollects = src.flinkCollects.Load()
-	c.kafkaCollects = src.kafkaCollects.Load()
+	c.kafka = make([]int64, len(f.jobs))
+	for _, src := range srcs {
+		for i, n := range src.kafkaRequests(len(f.jobs)) {
+			c.kafka[i] += n
+		}
+		c.flinkCollects += src.flinkCollects.Load()
+		c.kafkaCollects += src.kafkaCollects.Load()
+	}
 	return c
 }
 
@@ -1445,7 +1575,7 @@ func countDecided(ctx context.Context, c client.Client, since time.Time) (int, e
 
 // readPolicies fills the end-of-run view of the policies: decided in the
 // window, last actions and hold reasons, Ready=False reasons.
-func (r *Report) readPolicies(ctx context.Context, c client.Client, since time.Time) error {
+func (r *Report) readPolicies(ctx context.Context, c client.Client) error {
 	var list v1alpha1.FlinkScalingPolicyList
 	if err := c.List(ctx, &list); err != nil {
 		return fmt.Errorf("listing policies: %w", err)
@@ -1455,9 +1585,6 @@ func (r *Report) readPolicies(ctx context.Context, c client.Client, since time.T
 	r.NotReady = map[string]int{}
 	for _, p := range list.Items {
 		if d := p.Status.LastDecision; d != nil {
-			if !d.Time.Time.Before(since.Truncate(time.Second)) {
-				r.Decided++
-			}
 			r.Actions[d.Action]++
 			if d.Action != "Scale" {
 				reason := "none"
@@ -1522,6 +1649,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("")
 	p("decision latency\tp50 %.1f ms\tp95 %.1f ms\tp99 %.1f ms\tmax %.1f ms, mean %.1f ms over %d reconciles",
 		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Mean, r.Latency.Count)
+	if sh := r.Shards; sh != nil {
+		p("shards\t%d replicas, one Lease each\tdeciding reconciles by replica %v\toverlapping %d, polled twice %d (both must be 0)",
+			sh.Replicas, sh.ReconcilesByReplica, sh.Overlapping, sh.DoublePolls)
+		if sh.Orphans > 0 {
+			p("  replica killed at %.0fs\t%d policies orphaned\tfirst taken over after %.1f s; gap between polls across the kill p50 %.1f s, p99 %.1f s, max %.1f s\t%d never polled again",
+				sh.KilledAtS, sh.Orphans, sh.FirstTakeover, sh.TakeoverGap.P50/1000, sh.TakeoverGap.P99/1000, sh.TakeoverGap.Max/1000, sh.Dropped)
+		}
+	}
 	p("metrics scrapes\t%d, every %gs\t%.1f ms each\t%d series, %d kB of exposition (Gather and text encoding, as /metrics)",
 		r.Scrape.Count, r.Scrape.IntervalS, r.Scrape.MeanMs, r.Scrape.Series, r.Scrape.Bytes/1000)
 	if r.Faulty > 0 {

@@ -65,3 +65,42 @@ func TestSmallFleet(t *testing.T) {
 	assert.Greater(t, rep.Scrape.Series, 10*(2*scale.Vertices), "at least parallelism and recommendation per vertex")
 	assert.Positive(t, rep.Scrape.Bytes)
 }
+
+// Two replicas share a fleet of 20 jobs through two shard Leases; one is
+// killed mid-run as a crashed pod (no Lease released). No policy is
+// reconciled by both at once or polled twice within half an interval,
+// and the killed replica's policies are all taken over within a Lease
+// duration (15 s) plus a polling interval. About 2 minutes; same gates as
+// TestSmallFleet.
+func TestShardedFleetSurvivesAKill(t *testing.T) {
+	if os.Getenv("FLINKSCALE_SCALE_TEST") != "1" {
+		t.Skip("set FLINKSCALE_SCALE_TEST=1 to run the fleet measurement (about 2 minutes)")
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := scale.Run(ctx, scale.Config{Jobs: 20, Replicas: 2, KillAfter: 30 * time.Second, Duration: 75 * time.Second,
+		PollingInterval: 15 * time.Second, Baseline: 5 * time.Second, ScrapeInterval: 10 * time.Second})
+	if errors.Is(err, scale.ErrNoControlPlane) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	sh := rep.Shards
+	require.NotNil(t, sh)
+	assert.Len(t, sh.ReconcilesByReplica, 2)
+	for i, n := range sh.ReconcilesByReplica {
+		assert.Positive(t, n, "replica %d reconciled its shard", i)
+	}
+	assert.Zero(t, sh.Overlapping, "no policy reconciled by both replicas at once")
+	assert.Zero(t, sh.DoublePolls, "no policy polled twice")
+	assert.Positive(t, sh.Orphans, "the killed replica held policies")
+	assert.Zero(t, sh.Dropped, "every orphan polled again")
+	// Taken when the Lease expires: 15 s after its last renewal (at most
+	// a RetryPeriod, 2 s, before the kill), plus the survivor's next look.
+	assert.Less(t, sh.FirstTakeover, 15.0+2+2)
+	assert.Less(t, sh.TakeoverGap.Max/1000, 15.0+2+2+15*1.1+2, "gap across the kill: Lease + a polling interval")
+	assert.Equal(t, 20, rep.Decided, "every policy decided in the period")
+	assert.Zero(t, rep.ReconcileErrors, "%v", rep.ErrorSamples)
+}
