@@ -186,12 +186,13 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 			ID: v.ID, Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: v.MaxParallelism,
 			SlotSharingGroup: v.SlotSharingGroup, Inputs: v.Inputs,
 		}
-		sv.BusyTimeMsPerSecond = w.agg(v.ID, func(x VertexSample) *Agg { return x.BusyTimeMsPerSecond })
-		sv.BackPressuredTimeMsPerSecond = w.agg(v.ID, func(x VertexSample) *Agg { return x.BackPressuredTimeMsPerSecond })
-		sv.NumRecordsInPerSecond = w.rate(v.ID, func(x VertexSample) *float64 { return x.NumRecordsIn },
-			func(x VertexSample) *float64 { return x.NumRecordsInPerSecond })
-		sv.NumRecordsOutPerSecond = w.rate(v.ID, func(x VertexSample) *float64 { return x.NumRecordsOut },
-			func(x VertexSample) *float64 { return x.NumRecordsOutPerSecond })
+		vs := w.vertexSamples(v.ID)
+		sv.BusyTimeMsPerSecond = agg(vs, func(x *VertexSample) *Agg { return x.BusyTimeMsPerSecond })
+		sv.BackPressuredTimeMsPerSecond = agg(vs, func(x *VertexSample) *Agg { return x.BackPressuredTimeMsPerSecond })
+		sv.NumRecordsInPerSecond = rate(vs, func(x *VertexSample) *float64 { return x.NumRecordsIn },
+			func(x *VertexSample) *float64 { return x.NumRecordsInPerSecond })
+		sv.NumRecordsOutPerSecond = rate(vs, func(x *VertexSample) *float64 { return x.NumRecordsOut },
+			func(x *VertexSample) *float64 { return x.NumRecordsOutPerSecond })
 		for name, ok := range map[string]bool{"busyTimeMsPerSecond": sv.BusyTimeMsPerSecond != nil,
 			"backPressuredTimeMsPerSecond": sv.BackPressuredTimeMsPerSecond != nil, "numRecordsInPerSecond": sv.NumRecordsInPerSecond != nil} {
 			if !ok {
@@ -237,13 +238,23 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	return s, missing
 }
 
-// vertexSamples returns the vertex's sample in each Flink sample that has it.
-func (w *Window) vertexSamples(id string) []VertexSample {
-	var out []VertexSample
-	for _, s := range w.flink {
-		for _, v := range s.Vertices {
-			if v.ID == id {
-				out = append(out, v)
+// vertexAt is a vertex in one Flink sample of the window, and the
+// sample's time.
+type vertexAt struct {
+	at time.Time
+	v  *VertexSample
+}
+
+// vertexSamples returns the vertex in each Flink sample that has it, oldest
+// first (pointers into the window: read, never modified).
+func (w *Window) vertexSamples(id string) []vertexAt {
+	out := make([]vertexAt, 0, len(w.flink))
+	for i := range w.flink {
+		s := &w.flink[i]
+		for j := range s.Vertices {
+			if s.Vertices[j].ID == id {
+				out = append(out, vertexAt{s.At, &s.Vertices[j]})
+				break
 			}
 		}
 	}
@@ -253,11 +264,11 @@ func (w *Window) vertexSamples(id string) []VertexSample {
 // agg averages a gauge's avg and max over the samples that have it. NaN in
 // the latest sample that has the gauge is kept (the model refuses it);
 // earlier NaNs are skipped.
-func (w *Window) agg(id string, get func(VertexSample) *Agg) *scaling.Stat {
+func agg(vs []vertexAt, get func(*VertexSample) *Agg) *scaling.Stat {
 	var avgs, maxs []float64
 	var latest *Agg
-	for _, v := range w.vertexSamples(id) {
-		a := get(v)
+	for _, x := range vs {
+		a := get(x.v)
 		if a == nil {
 			continue
 		}
@@ -278,16 +289,15 @@ func (w *Window) agg(id string, get func(VertexSample) *Agg) *scaling.Stat {
 // rate is a counter's growth over the window per second, as the Flink
 // operator's collector computes rates; where the counter is missing or went
 // backwards, the average of Flink's own 60-second meter.
-func (w *Window) rate(id string, counter, meter func(VertexSample) *float64) *scaling.Float {
-	vs := w.vertexSamples(id)
+func rate(vs []vertexAt, counter, meter func(*VertexSample) *float64) *scaling.Float {
 	var t0, t1 time.Time
 	var c0, c1 *float64
-	for i, v := range vs {
-		if c := counter(v); c != nil && finite(*c) {
+	for _, x := range vs {
+		if c := counter(x.v); c != nil && finite(*c) {
 			if c0 == nil {
-				c0, t0 = c, w.atOf(id, i)
+				c0, t0 = c, x.at
 			}
-			c1, t1 = c, w.atOf(id, i)
+			c1, t1 = c, x.at
 		}
 	}
 	if c0 != nil && t1.After(t0) && *c1 >= *c0 {
@@ -295,8 +305,8 @@ func (w *Window) rate(id string, counter, meter func(VertexSample) *float64) *sc
 	}
 	var ms []float64
 	var latest *float64
-	for _, v := range vs {
-		if m := meter(v); m != nil {
+	for _, x := range vs {
+		if m := meter(x.v); m != nil {
 			latest = m
 			if finite(*m) {
 				ms = append(ms, *m)
@@ -310,22 +320,6 @@ func (w *Window) rate(id string, counter, meter func(VertexSample) *float64) *sc
 		return scaling.F(*latest)
 	}
 	return scaling.F(stat.Mean(ms, nil))
-}
-
-// atOf is the time of the i-th sample that holds the vertex.
-func (w *Window) atOf(id string, i int) time.Time {
-	n := 0
-	for _, s := range w.flink {
-		for _, v := range s.Vertices {
-			if v.ID == id {
-				if n == i {
-					return s.At
-				}
-				n++
-			}
-		}
-	}
-	return time.Time{}
 }
 
 // memory is the TaskManagers' memory over the window: the newest memory
@@ -707,8 +701,10 @@ func (w *Window) pending(id string) (latest, rate *scaling.Float) {
 	var t0, t1 time.Time
 	var p0, p1 float64
 	n := 0
-	for _, s := range w.flink {
-		for _, v := range s.Vertices {
+	for i := range w.flink {
+		s := &w.flink[i]
+		for j := range s.Vertices {
+			v := &s.Vertices[j]
 			if v.ID != id {
 				continue
 			}
@@ -781,8 +777,8 @@ func (w *Window) ArrivalTrend(topics map[string]bool) (perMinute float64, ok boo
 // over the window's samples (gonum/stat, empirical), for reports.
 func (w *Window) BusyQuantile(id string, q float64) (float64, bool) {
 	var xs []float64
-	for _, v := range w.vertexSamples(id) {
-		if a := v.BusyTimeMsPerSecond; a != nil && finite(a.Max) {
+	for _, x := range w.vertexSamples(id) {
+		if a := x.v.BusyTimeMsPerSecond; a != nil && finite(a.Max) {
 			xs = append(xs, a.Max)
 		}
 	}

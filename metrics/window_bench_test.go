@@ -70,3 +70,22 @@ func BenchmarkWindowRetained(b *testing.B) {
 		})
 	}
 }
+
+// A snapshot of a full window (11 polls of a 10-vertex job), as every
+// deciding poll assembles.
+//
+//	go test ./metrics -run '^$' -bench WindowSnapshot -benchmem
+func BenchmarkWindowSnapshot(b *testing.B) {
+	w := NewWindow(5 * time.Minute)
+	at := time.Unix(1700000000, 0)
+	for poll := 0; poll < 11; poll++ {
+		w.AddFlink(decodedSample(at.Add(time.Duration(poll) * 30 * time.Second)))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if s, _ := w.Snapshot(); len(s.Vertices) != 10 {
+			b.Fatal(len(s.Vertices))
+		}
+	}
+}
