@@ -248,8 +248,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return wrap(errors.New("empty body"))
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return wrap(fmt.Errorf("decoding %T: %w", out, err))
+	if fd, ok := out.(fastDecoder); !ok || !fd.decodeFast(raw) {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return wrap(fmt.Errorf("decoding %T: %w", out, err))
+		}
 	}
 	if v, ok := out.(validator); ok {
 		if err := v.validate(); err != nil {
@@ -374,7 +376,7 @@ func (c *Client) aggregated(ctx context.Context, path string, ids, aggs []string
 	if len(aggs) > 0 {
 		q.Set("agg", strings.Join(aggs, ","))
 	}
-	var items []AggregatedMetric
+	var items aggregatedList
 	if err := c.get(ctx, path, q, &items); err != nil {
 		return nil, err
 	}
