@@ -57,7 +57,10 @@ func checkScenario(t *testing.T, s *scenario.Scenario) {
 	// The fetcher is primed on the job's clock; waiting changes nothing:
 	// the simulator's clock stands still during a Collect and its
 	// JobManager's fetches land at once.
-	fc := flink.NewCollector(rest, flink.WithClock(j.Now),
+	// Every request at every poll: the simulator's truth is of the
+	// moment (the controller reuses the checkpoint statistics and the
+	// TaskManagers for a minute, flink.WithSlowRefresh).
+	fc := flink.NewCollector(rest, flink.WithClock(j.Now), flink.WithSlowRefresh(0),
 		flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
 	kc, err := kafka.New(kafka.Config{BootstrapServers: broker.Addrs()})
 	require.NoError(t, err)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flinkscale/flinkscale/metrics"
@@ -93,9 +95,17 @@ type Collector struct {
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
 
+	// slowRefresh: see WithSlowRefresh.
+	slowRefresh time.Duration
+
 	mu          sync.Mutex
+	slow        *slowRead           // the last reads of slowly changing state
 	cachedJob   string              // job id the caches below belong to
 	ids         map[string][]string // vertex id → discovered ids (non-sources)
+	// Sources' discovered ids and partition metric ids, each with when it
+	// was listed: reused for the slow refresh (see sourceIDs).
+	srcIDs  map[string]listed
+	partIDs map[string]listed
 	tmIDs       []string            // the TaskManagers' memory metric ids (nil: not discovered)
 	version     string
 	ckptConf    *ckptConf
@@ -109,6 +119,43 @@ type ckptConf struct {
 	// backend is the state backend (metrics.StateBackendType; "": not
 	// reported).
 	backend string
+}
+
+// DefaultSlowRefresh is how long a Collector reuses what it read of the
+// cluster's slowly changing state: the overview (Flink version, slots),
+// the checkpoint statistics and the TaskManagers (shape, memory).
+const DefaultSlowRefresh = time.Minute
+
+// slowRead is what one Collect read of the slowly changing state, and of
+// which job: reused while the job runs the same attempt at the same
+// parallelism, for at most the slow refresh.
+type slowRead struct {
+	at          time.Time // c.now() when read
+	job         string
+	running     time.Time // the job's RUNNING timestamp
+	parallelism string    // every vertex's parallelism, in order
+	version     string
+	slots       *metrics.SlotsSample
+	checkpoints *metrics.CheckpointSample
+	backend     string
+	tms         *metrics.TaskManagerSample
+	missing     []string // what those reads could not read, named again
+}
+
+// clone is a shallow copy of *p.
+func clone[T any](p *T) *T {
+	v := *p
+	return &v
+}
+
+// WithSlowRefresh sets how long (default DefaultSlowRefresh) Collect reuses
+// the overview, checkpoint statistics and TaskManagers it read, as long as
+// the job runs the same attempt (job id, RUNNING timestamp) at the same
+// parallelism: three to four requests a poll fewer at a 30 s polling
+// interval for values that change at a checkpoint interval or a rescale.
+// d ≤ 0 reads them at every Collect.
+func WithSlowRefresh(d time.Duration) CollectorOption {
+	return func(c *Collector) { c.slowRefresh = max(d, 0) }
 }
 
 // CollectorOption configures a Collector.
@@ -156,7 +203,7 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Collector
 func NewCollector(c *Client, opts ...CollectorOption) *Collector {
 	col := &Collector{
 		c: c, ids: map[string][]string{},
-		interval: DefaultFetcherUpdateInterval, wait: DefaultFetcherWait,
+		interval: DefaultFetcherUpdateInterval, wait: DefaultFetcherWait, slowRefresh: DefaultSlowRefresh,
 		now: time.Now, sleep: sleepCtx,
 	}
 	for _, o := range opts {
@@ -249,28 +296,65 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 		}
 		readable = append(readable, i)
 	}
-	// Live answers first: they are read while the fetcher refreshes.
-	run(func() {
-		ver, slots, err := c.overview(ctx)
-		if err != nil && ver == "" {
-			missing("flinkVersion: %v", err)
+	// Live answers first: they are read while the fetcher refreshes. The
+	// slowly changing ones are reused when recent (WithSlowRefresh).
+	par := make([]byte, 0, 4*len(d.Vertices))
+	for _, v := range d.Vertices {
+		par = strconv.AppendInt(append(par, ' '), int64(v.Parallelism), 10)
+	}
+	now := c.now()
+	c.mu.Lock()
+	prev := c.slow
+	c.mu.Unlock()
+	var read *slowRead // what this Collect reads, to keep
+	if prev != nil && prev.job == d.ID && prev.running.Equal(s.RunningSince) && prev.parallelism == string(par) &&
+		now.Sub(prev.at) < c.slowRefresh && !now.Before(prev.at) {
+		// Copies: a caller may modify its sample.
+		s.FlinkVersion, s.StateBackend = prev.version, prev.backend
+		s.Slots, s.Checkpoints, s.TaskManagers = clone(prev.slots), clone(prev.checkpoints), clone(prev.tms)
+		if m := prev.tms.Memory; m != nil {
+			s.TaskManagers.Memory = clone(m)
 		}
-		mu.Lock()
-		s.FlinkVersion, s.Slots = ver, slots
-		mu.Unlock()
-	})
-	run(func() {
-		cp, backend := c.checkpoints(ctx, d.ID, missing)
-		mu.Lock()
-		s.Checkpoints, s.StateBackend = cp, backend
-		mu.Unlock()
-	})
-	run(func() {
-		tm := c.taskManagers(ctx, missing)
-		mu.Lock()
-		s.TaskManagers = tm
-		mu.Unlock()
-	})
+	} else {
+		read = &slowRead{at: now, job: d.ID, running: s.RunningSince, parallelism: string(par)}
+		var gaps atomic.Int32
+		slowMissing := func(format string, args ...any) {
+			gaps.Add(1)
+			missing(format, args...)
+		}
+		run(func() {
+			ver, slots, err := c.overview(ctx)
+			if err != nil && ver == "" {
+				slowMissing("flinkVersion: %v", err)
+			}
+			mu.Lock()
+			s.FlinkVersion, s.Slots = ver, slots
+			mu.Unlock()
+		})
+		run(func() {
+			cp, backend := c.checkpoints(ctx, d.ID, slowMissing)
+			mu.Lock()
+			s.Checkpoints, s.StateBackend = cp, backend
+			mu.Unlock()
+		})
+		run(func() {
+			tm := c.taskManagers(ctx, slowMissing)
+			mu.Lock()
+			s.TaskManagers = tm
+			mu.Unlock()
+		})
+		defer func() {
+			// Kept only when read whole (no gap, no slots or memory
+			// left unknown): a gap is read again at the next Collect.
+			if gaps.Load() > 0 || ctx.Err() != nil || s.Slots == nil || s.TaskManagers == nil || s.Checkpoints == nil {
+				return
+			}
+			read.version, read.slots, read.checkpoints, read.backend, read.tms = s.FlinkVersion, s.Slots, s.Checkpoints, s.StateBackend, s.TaskManagers
+			c.mu.Lock()
+			c.slow = read
+			c.mu.Unlock()
+		}()
+	}
 	if len(readable) > 0 && c.prime(ctx, d.ID, d.Vertices[readable[0]].ID, missing) == nil {
 		for _, i := range readable {
 			v, vs := d.Vertices[i], &s.Vertices[i]
@@ -392,6 +476,7 @@ func (c *Collector) resetFor(jobID string) {
 	defer c.mu.Unlock()
 	if c.cachedJob != jobID {
 		c.cachedJob, c.ids, c.version, c.ckptConf, c.tmIDs, c.primeVertex = jobID, map[string][]string{}, "", nil, nil, ""
+		c.srcIDs, c.partIDs = nil, nil
 	}
 }
 
@@ -411,8 +496,47 @@ func (c *Collector) overview(ctx context.Context) (string, *metrics.SlotsSample,
 	return o.FlinkVersion, metrics.NewSlotsSample(float64(o.SlotsTotal), float64(o.SlotsAvailable)), nil
 }
 
-// discover returns the vertex's aggregated metric ids, cached for
-// non-sources.
+// listed is a list of metric ids and when it was listed (c.now()).
+type listed struct {
+	at  time.Time
+	ids []string
+}
+
+// cachedList returns the list of m[vid] if it was listed less than the slow
+// refresh ago.
+func (c *Collector) cachedList(m map[string]listed, vid string) ([]string, bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := m[vid]
+	if !ok || now.Sub(l.at) >= c.slowRefresh || now.Before(l.at) {
+		return nil, false
+	}
+	return l.ids, true
+}
+
+// keepList records ids as vertex vid's list in *m, listed now.
+func (c *Collector) keepList(m *map[string]listed, vid string, ids []string) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if *m == nil {
+		*m = map[string]listed{}
+	}
+	(*m)[vid] = listed{at: now, ids: ids}
+}
+
+// dropList forgets vertex vid's list in *m (its ids changed).
+func (c *Collector) dropList(m *map[string]listed, vid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(*m, vid)
+}
+
+// discover returns the vertex's aggregated metric ids: cached for
+// non-sources; for sources, reused for the slow refresh once Flink has
+// registered their pendingRecords (before the first record it has not,
+// and the list is read again at every poll).
 func (c *Collector) discover(ctx context.Context, jobID, vid string, source bool) ([]string, error) {
 	if !source {
 		c.mu.Lock()
@@ -421,10 +545,18 @@ func (c *Collector) discover(ctx context.Context, jobID, vid string, source bool
 		if ok {
 			return ids, nil
 		}
+	} else if ids, ok := c.cachedList(c.srcIDs, vid); ok {
+		return ids, nil
 	}
 	ids, err := c.c.VertexMetricIDs(ctx, jobID, vid)
 	if err != nil {
 		return nil, err
+	}
+	if source {
+		if ids = sourceMetricIDs(ids); slices.ContainsFunc(ids, func(id string) bool { return strings.HasSuffix(id, "."+mPending) }) {
+			c.keepList(&c.srcIDs, vid, ids)
+		}
+		return ids, nil
 	}
 	// A vertex that has not registered its task metrics yet (just
 	// deployed) is not cached, so that the next poll looks again.
@@ -435,6 +567,24 @@ func (c *Collector) discover(ctx context.Context, jobID, vid string, source bool
 		c.mu.Unlock()
 	}
 	return ids, nil
+}
+
+// sourceMetricIDs keeps of a source vertex's discovered ids those vertex
+// and sourceOperator read: the task's, and every operator's records
+// counters and rates and pendingRecords.
+func sourceMetricIDs(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		name := id
+		if i := strings.LastIndexByte(id, '.'); i >= 0 {
+			name = id[i+1:]
+		}
+		switch name {
+		case mBusy, mBackPressured, mIn, mOut, mInRate, mOutRate, mPending:
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // taskMetricIDs keeps of a non-source vertex's discovered ids those vertex
@@ -583,6 +733,7 @@ func (c *Collector) vertex(ctx context.Context, jobID string, v JobVertex, vs *m
 		// A discovered id vanished (the vertex restarted or rescaled):
 		// discover again next poll.
 		c.forget(v.ID)
+		c.dropList(&c.srcIDs, v.ID)
 		missing("%s: metrics: Flink returned no values for discovered ids %s", v.ID, strings.Join(want, ","))
 		return
 	}
@@ -634,10 +785,15 @@ func (c *Collector) vertex(ctx context.Context, jobID string, v JobVertex, vs *m
 // partitions reads the KafkaSourceReader partition gauges of a source
 // vertex: which subtask owns which partition, at which offsets.
 func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metrics.VertexSample, missing func(string, ...any)) {
-	list, err := c.c.VertexMetricList(ctx, jobID, vid)
-	if err != nil {
-		missing("%s: partitions: %v", vid, err)
-		return
+	// The partition gauges' ids are listed again after the slow refresh
+	// (a topic that gained partitions) or when one vanished.
+	list, cached := c.cachedList(c.partIDs, vid)
+	if !cached {
+		var err error
+		if list, err = c.c.VertexMetricList(ctx, jobID, vid); err != nil {
+			missing("%s: partitions: %v", vid, err)
+			return
+		}
 	}
 	type key struct {
 		topic          string
@@ -659,6 +815,11 @@ func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metri
 	if err != nil {
 		missing("%s: partitions: %v", vid, err)
 		return
+	}
+	if len(values) < len(ids) {
+		c.dropList(&c.partIDs, vid)
+	} else if !cached {
+		c.keepList(&c.partIDs, vid, ids)
 	}
 	owners := map[key]*metrics.PartitionOwner{}
 	for _, id := range ids {

@@ -91,7 +91,9 @@ func subAgg(subs []sim.SubtaskView, f func(sim.SubtaskView) float64) (avg, maxV,
 func TestCollectMatchesSimulator(t *testing.T) {
 	rate := 2500.0
 	j := testJob(t, "1.20", &rate)
-	col, ct := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
+	// Every request at every Collect (the ground truth is of each moment;
+	// TestCollectSlowRefresh reuses).
+	col, ct := serve(t, flinkrest.NewHandler(j), WithClock(j.Now), WithSlowRefresh(0))
 	require.NoError(t, j.Advance(5*time.Minute))
 
 	s, err := col.Collect(context.Background(), "")
@@ -650,4 +652,45 @@ func BenchmarkCollect(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(ct.n.Load())/float64(b.N), "requests/op")
+}
+
+// The overview, checkpoint statistics and TaskManagers one Collect read are
+// reused for a minute while the job runs the same attempt at the same
+// parallelism (four requests fewer a poll), as copies, and so are a
+// source's metric ids and partition gauge ids (two more); a minute after
+// the read they are read again.
+func TestCollectSlowRefresh(t *testing.T) {
+	rate := 1500.0
+	j := testJob(t, "1.20", &rate)
+	col, ct := serve(t, flinkrest.NewHandler(j), WithClock(j.Now))
+	ctx := context.Background()
+	require.NoError(t, j.Advance(5*time.Minute))
+	first, err := col.Collect(ctx, "")
+	require.NoError(t, err)
+	require.NotNil(t, first.Checkpoints)
+	require.NotNil(t, first.TaskManagers)
+
+	require.NoError(t, j.Advance(30*time.Second))
+	ct.n.Store(0)
+	second, err := col.Collect(ctx, first.JobID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(12-4-2), ct.n.Load(), "no overview, checkpoints, TaskManagers or their memory metrics; the source's metric ids and partition gauges not listed again")
+	assert.Equal(t, *first.Checkpoints, *second.Checkpoints, "the statistics read 30 s ago")
+	assert.Equal(t, first.Slots, second.Slots)
+	assert.Equal(t, first.FlinkVersion, second.FlinkVersion)
+	assert.Equal(t, first.TaskManagers.Replicas, second.TaskManagers.Replicas)
+	assert.NotSame(t, first.TaskManagers, second.TaskManagers, "a copy")
+	second.TaskManagers.Replicas = 99
+	second.TaskManagers.Memory.Process = -1
+	assert.Less(t, j.View().Job.Checkpoints.Completed-first.Checkpoints.Completed, 3, "at most 30 s of checkpoints (every 30 s) behind")
+
+	require.NoError(t, j.Advance(31*time.Second)) // 61 s after the read
+	ct.n.Store(0)
+	third, err := col.Collect(ctx, first.JobID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(12), ct.n.Load(), "read again")
+	assert.Greater(t, third.Checkpoints.Completed, first.Checkpoints.Completed)
+	assert.Equal(t, first.TaskManagers.Replicas, third.TaskManagers.Replicas, "not the caller's change")
+	assert.Positive(t, third.TaskManagers.Memory.Process)
+	assertMatches(t, j.View(), third)
 }
