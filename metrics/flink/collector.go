@@ -98,15 +98,15 @@ type Collector struct {
 	// slowRefresh: see WithSlowRefresh.
 	slowRefresh time.Duration
 
-	mu          sync.Mutex
-	slow        *slowRead           // the last reads of slowly changing state
-	cachedJob   string              // job id the caches below belong to
-	ids         map[string][]string // vertex id → discovered ids (non-sources)
+	mu        sync.Mutex
+	slow      *slowRead           // the last reads of slowly changing state
+	cachedJob string              // job id the caches below belong to
+	ids       map[string][]string // vertex id → discovered ids (non-sources)
 	// Sources' discovered ids and partition metric ids, each with when it
 	// was listed: reused for the slow refresh (see sourceIDs).
-	srcIDs  map[string]listed
-	partIDs map[string]listed
-	tmIDs       []string            // the TaskManagers' memory metric ids (nil: not discovered)
+	srcIDs      map[string]listed
+	partIDs     map[string]listed
+	tmIDs       []string // the TaskManagers' memory metric ids (nil: not discovered)
 	version     string
 	ckptConf    *ckptConf
 	lastMetrics time.Time // the first metrics request of the latest Collect that made one
