@@ -103,7 +103,7 @@ type Collector struct {
 	cachedJob string              // job id the caches below belong to
 	ids       map[string][]string // vertex id → discovered ids (non-sources)
 	// Sources' discovered ids and partition metric ids, each with when it
-	// was listed: reused for the slow refresh (see sourceIDs).
+	// was listed: reused for the slow refresh (see discover, partitions).
 	srcIDs      map[string]listed
 	partIDs     map[string]listed
 	tmIDs       []string // the TaskManagers' memory metric ids (nil: not discovered)
