@@ -47,42 +47,48 @@ func (w *Window) AddFlink(s FlinkSample) {
 			w.resets++
 		}
 	}
-	if n := len(w.flink); n > 0 && !w.keepWhole {
-		compact(&w.flink[n-1], &s)
+	if !w.keepWhole {
+		// The window's own copy: compact modifies it, never the caller's.
+		s.Vertices = slices.Clone(s.Vertices)
+		if n := len(w.flink); n > 0 {
+			compact(&w.flink[n-1], &s)
+		}
 	}
 	w.flink = append(w.flink, s)
 	w.trim(s.At)
 }
 
-// compact drops from old, a sample about to be no longer the newest, what
+// compact makes newest, about to be added, share the strings and inputs of
+// old, the newest sample so far, where they are equal (the window's samples
+// then hold one copy of each, not one per poll), and drops from old what
 // the window reads of the newest sample alone (the partition owners, what
-// was missing or dropped), and makes its strings and inputs share the
-// newest sample's memory where they are equal. A job's window keeps a
-// sample per poll (11 in 5 minutes at 30 s); at 1,000 jobs their partition
-// owners and repeated strings were a fifth of the controller's live heap.
+// was missing or dropped). A job's window keeps a sample per poll (11 in 5
+// minutes at 30 s); at 1,000 jobs their partition owners and repeated
+// strings were a fifth of the controller's live heap. Both samples'
+// vertices are the window's own copies.
 func compact(old, newest *FlinkSample) {
-	old.Missing, old.Dropped = nil, nil
-	share(&old.JobName, newest.JobName)
-	share(&old.FlinkVersion, newest.FlinkVersion)
-	share(&old.StateBackend, newest.StateBackend)
-	// A copy: the caller may hold the sample's vertices.
-	old.Vertices = slices.Clone(old.Vertices)
-	for i := range old.Vertices {
-		v := &old.Vertices[i]
-		v.Partitions = nil
-		for j := range newest.Vertices {
-			n := &newest.Vertices[j]
+	share(&newest.JobName, old.JobName)
+	share(&newest.FlinkVersion, old.FlinkVersion)
+	share(&newest.StateBackend, old.StateBackend)
+	for i := range newest.Vertices {
+		n := &newest.Vertices[i]
+		for j := range old.Vertices {
+			v := &old.Vertices[j]
 			if n.ID != v.ID {
 				continue
 			}
-			share(&v.ID, n.ID)
-			share(&v.Name, n.Name)
-			share(&v.SlotSharingGroup, n.SlotSharingGroup)
-			if slices.Equal(v.Inputs, n.Inputs) {
-				v.Inputs = n.Inputs
+			share(&n.ID, v.ID)
+			share(&n.Name, v.Name)
+			share(&n.SlotSharingGroup, v.SlotSharingGroup)
+			if slices.Equal(n.Inputs, v.Inputs) {
+				n.Inputs = v.Inputs
 			}
 			break
 		}
+	}
+	old.Missing, old.Dropped = nil, nil
+	for i := range old.Vertices {
+		old.Vertices[i].Partitions = nil
 	}
 }
 
@@ -93,8 +99,21 @@ func share(s *string, t string) {
 	}
 }
 
-// AddKafka adds a brokers' sample.
+// AddKafka adds a brokers' sample. As AddFlink's, it shares its topic
+// names with the previous sample's (a copy of its partitions, never the
+// caller's), whose missing list the window no longer reads.
 func (w *Window) AddKafka(s KafkaSample) {
+	if n := len(w.kafka); n > 0 && !w.keepWhole {
+		old := &w.kafka[n-1]
+		s.Partitions = slices.Clone(s.Partitions)
+		for i := range s.Partitions {
+			if i < len(old.Partitions) {
+				share(&s.Partitions[i].Topic, old.Partitions[i].Topic)
+			}
+		}
+		share(&s.Group, old.Group)
+		old.Missing = nil
+	}
 	w.kafka = append(w.kafka, s)
 	w.trim(s.At)
 }

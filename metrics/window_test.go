@@ -589,6 +589,10 @@ func TestWindowCompactionChangesNothingRead(t *testing.T) {
 		assert.Nil(t, s.Missing)
 		assert.Nil(t, s.Vertices[0].Partitions, "older samples keep no partition owners")
 	}
-	assert.NotEmpty(t, given[len(given)-2].Vertices[0].Partitions, "the caller's sample is as it gave it")
+	for i, g := range given {
+		if i%4 != 3 {
+			assert.NotEmpty(t, g.Vertices[0].Partitions, "poll %d: the caller's sample is as it gave it", i)
+		}
+	}
 	assert.NotEmpty(t, given[len(given)-2].Missing)
 }
