@@ -120,7 +120,10 @@ func (c *cycle) setStalled(reason, msg string) {
 func (c *cycle) run() ctrl.Result {
 	spec := &c.pol.Spec
 	interval := spec.EffectivePollingInterval()
-	wait := ctrl.Result{RequeueAfter: c.r.requeue(interval)}
+	// A poll that primes the metric fetcher ahead decides its wait later
+	// (PrimeAhead): the next is due that much sooner, so that decisions
+	// are a polling interval apart, not an interval and a wait.
+	wait := ctrl.Result{RequeueAfter: max(c.r.requeue(interval)-c.st.primeWait, interval/2)}
 
 	policy, err := spec.ScalingPolicy()
 	var periods []schedule.Period
@@ -224,6 +227,13 @@ func (c *cycle) run() ctrl.Result {
 	}
 	return wait
 }
+
+// FailingProbeTimeout bounds the first request of a poll that follows a
+// failed one (with PrimeAhead, the priming request): a JobManager that
+// hangs costs a worker this long per backed-off poll instead of the whole
+// Flink request timeout (10 s by default). One that answers within it is
+// collected as usual.
+const FailingProbeTimeout = 2 * time.Second
 
 // MaxCollectBackoff bounds the polling interval of a policy whose metrics
 // collection keeps failing: at most ten polling intervals, at most this.
@@ -346,7 +356,16 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 		return metrics.FlinkSample{}, fmt.Errorf("the %s reports no job yet (status.jobStatus.jobId is empty)", c.d.Kind)
 	}
 	if p, ok := src.(FlinkPrimer); ok && c.r.PrimeAhead {
-		wait, err := p.PrimeAhead(c.ctx, c.d.JobID)
+		// After a failed poll the priming request is a probe with a short
+		// timeout: a hung JobManager holds a worker FailingProbeTimeout
+		// per backed-off poll, not the whole request timeout.
+		ctx := c.ctx
+		if c.st.collectFailures > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, FailingProbeTimeout)
+			defer cancel()
+		}
+		wait, err := p.PrimeAhead(ctx, c.d.JobID)
 		if err != nil {
 			c.pm.collection(SourceFlink, 0, err)
 			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
@@ -355,6 +374,7 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 			if hook, ok := c.ctx.Value(primedHookKey{}).(func()); ok {
 				hook()
 			}
+			c.st.primeWait = wait
 			return metrics.FlinkSample{}, primingWait{wait}
 		}
 	}

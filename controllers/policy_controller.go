@@ -121,6 +121,9 @@ type policyState struct {
 	metricsFailed bool
 	// collectFailures counts consecutive failed collections (backoff).
 	collectFailures int
+	// primeWait is the wait of the latest poll that primed Flink's metric
+	// fetcher ahead (PrimeAhead): the next poll is due that much sooner.
+	primeWait time.Duration
 	// unwritten are the recommendations of polls whose status write was
 	// skipped (StatusRefresh), newest last; written with the next write.
 	unwritten []v1alpha1.RecommendationStatus

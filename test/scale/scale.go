@@ -354,6 +354,13 @@ type Memory struct {
 	BaselineHeap   float64 `json:"baselineHeap"`   // HeapInuse with the simulator alone
 	ControllerRSS  float64 `json:"controllerRSS"`  // RSSEnd − BaselineRSS
 	ControllerHeap float64 `json:"controllerHeap"` // HeapInuseEnd − BaselineHeap
+	// Live heap (HeapAlloc right after a collection) with the simulator
+	// alone and at the end, and the controller's: what it keeps. The
+	// process's heap grows to about twice its live heap between
+	// collections (GOGC=100), the simulator's share included.
+	BaselineLive   float64 `json:"baselineLive"`
+	LiveEnd        float64 `json:"liveEnd"`
+	ControllerLive float64 `json:"controllerLive"`
 	Goroutines     int     `json:"goroutines"`
 }
 
@@ -469,6 +476,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	st := readProcStatus()
 	rep.Memory.BaselineRSS = mib(st.rss)
 	rep.Memory.BaselineHeap = mib(heapInuse())
+	rep.Memory.BaselineLive = mib(liveHeap())
 	rep.SetupSeconds.Total = time.Since(began).Seconds()
 	progress("simulator alone: %.3f cores, RSS %.0f MiB, heap %.0f MiB", rep.CPU.SimulatorAlone, rep.Memory.BaselineRSS, rep.Memory.BaselineHeap)
 
@@ -569,6 +577,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}()
 	}
 	before, kube0 := snapshot(f, srcs), kube.counts()
+	decisions0, err := decisionsByPolicy(gatherers)
+	if err != nil {
+		return nil, err
+	}
 	steadyStart := time.Now()
 	var peakRSS, peakHeap atomic.Uint64
 	sctx, stopSampling := context.WithCancel(ctx)
@@ -676,6 +688,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Memory.ControllerRSS = rep.Memory.RSSEnd - rep.Memory.BaselineRSS
 	rep.Memory.ControllerHeap = rep.Memory.HeapInuseEnd - rep.Memory.BaselineHeap
 	rep.Memory.Goroutines = runtime.NumGoroutine()
+	rep.Memory.LiveEnd = mib(liveHeap())
+	rep.Memory.ControllerLive = rep.Memory.LiveEnd - rep.Memory.BaselineLive
 
 	rep.CPU.Process = (after.cpu - before.cpu).Seconds() / wall
 	rep.CPU.Advance = (after.advanceCPU - before.advanceCPU).Seconds() / wall
@@ -746,9 +760,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.SimErrors, rep.SimErrorSample = f.errors()
-	// Decided: from the reconciles, not the status, which a steady
-	// policy writes only every StatusRefresh.
-	rep.Decided = tr.decidedBetween(steadyStart, after.at)
+	// Decided: from the decisions counters, not the status, which a
+	// steady policy writes only every StatusRefresh.
+	decisions1, err := decisionsByPolicy(gatherers)
+	if err != nil {
+		return nil, err
+	}
+	for k, n := range decisions1 {
+		if n > decisions0[k] {
+			rep.Decided++
+		}
+	}
 	if err := rep.readPolicies(ctx, c); err != nil {
 		return nil, err
 	}
@@ -1302,18 +1324,34 @@ func (t *timed) primedBetween(from, to time.Time) int {
 	return n
 }
 
-// decidedBetween counts the policies with a deciding reconcile (not only
-// priming, no error) that started and ended in [from, to].
-func (t *timed) decidedBetween(from, to time.Time) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	seen := map[types.NamespacedName]bool{}
-	for _, r := range t.runs {
-		if !r.primed && r.err == "" && !r.end.Add(-r.d).Before(from) && !r.end.After(to) {
-			seen[r.key] = true
+// decisionsByPolicy is flinkscale_decisions_total per policy
+// (namespace/name), summed over actions and the gatherers.
+func decisionsByPolicy(gs []prometheus.Gatherer) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, g := range gs {
+		mfs, err := g.Gather()
+		if err != nil {
+			return nil, err
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != controllers.MetricsNamespace+"_decisions_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var ns, name string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case controllers.LabelNamespace:
+						ns = l.GetValue()
+					case controllers.LabelPolicy:
+						name = l.GetValue()
+					}
+				}
+				out[ns+"/"+name] += m.GetCounter().GetValue()
+			}
 		}
 	}
-	return len(seen)
+	return out, nil
 }
 
 // between returns the durations of the reconciles that started and ended in
@@ -1528,6 +1566,14 @@ func writeHeapProfile(path string) error {
 	return out.Close()
 }
 
+// liveHeap is the heap's live bytes: HeapAlloc right after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
 func heapInuse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -1639,6 +1685,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("  Go heap in use peak / end\t%.0f / %.0f\truntime.MemStats.HeapInuse", r.Memory.HeapInusePeak, r.Memory.HeapInuseEnd)
 	p("  simulator alone RSS / heap\t%.0f / %.0f\tbefore the manager started", r.Memory.BaselineRSS, r.Memory.BaselineHeap)
 	p("  controller RSS / heap\t%.0f / %.0f\tend − simulator alone", r.Memory.ControllerRSS, r.Memory.ControllerHeap)
+	p("  live heap: end / simulator alone / controller\t%.0f / %.0f / %.0f\tHeapAlloc right after a GC: what is kept (the heap grows to about twice the process's live heap between GCs)",
+		r.Memory.LiveEnd, r.Memory.BaselineLive, r.Memory.ControllerLive)
 	p("  goroutines\t%d\t", r.Memory.Goroutines)
 	p("")
 	p("calls\tper job per %gs\tper reconcile\tper job in the period (min–max)", interval)
