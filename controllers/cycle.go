@@ -228,11 +228,10 @@ func (c *cycle) run() ctrl.Result {
 	return wait
 }
 
-// FailingProbeTimeout bounds the first request of a poll that follows a
-// failed one (with PrimeAhead, the priming request): a JobManager that
-// hangs costs a worker this long per backed-off poll instead of the whole
-// Flink request timeout (10 s by default). One that answers within it is
-// collected as usual.
+// FailingProbeTimeout bounds the probe (GET /overview) that precedes a
+// poll following a failed one: a JobManager that hangs costs a worker this
+// long per backed-off poll instead of the whole Flink request timeout (10 s
+// by default). One that answers within it is collected as usual.
 const FailingProbeTimeout = 2 * time.Second
 
 // MaxCollectBackoff bounds the polling interval of a policy whose metrics
@@ -355,17 +354,20 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	if c.d.JobID == "" {
 		return metrics.FlinkSample{}, fmt.Errorf("the %s reports no job yet (status.jobStatus.jobId is empty)", c.d.Kind)
 	}
-	if p, ok := src.(FlinkPrimer); ok && c.r.PrimeAhead {
-		// After a failed poll the priming request is a probe with a short
-		// timeout: a hung JobManager holds a worker FailingProbeTimeout
-		// per backed-off poll, not the whole request timeout.
-		ctx := c.ctx
-		if c.st.collectFailures > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, FailingProbeTimeout)
-			defer cancel()
+	if p, ok := src.(FlinkProber); ok && c.st.collectFailures > 0 {
+		// After a failed poll, a probe with a short timeout first: a hung
+		// JobManager holds a worker FailingProbeTimeout per backed-off
+		// poll, not the whole request timeout.
+		ctx, cancel := context.WithTimeout(c.ctx, FailingProbeTimeout)
+		err := p.Probe(ctx)
+		cancel()
+		if err != nil {
+			c.pm.collection(SourceFlink, 0, err)
+			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: the JobManager does not answer: %w", c.d.JobID, err)
 		}
-		wait, err := p.PrimeAhead(ctx, c.d.JobID)
+	}
+	if p, ok := src.(FlinkPrimer); ok && c.r.PrimeAhead {
+		wait, err := p.PrimeAhead(c.ctx, c.d.JobID)
 		if err != nil {
 			c.pm.collection(SourceFlink, 0, err)
 			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)

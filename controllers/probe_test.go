@@ -15,9 +15,10 @@ import (
 )
 
 // A JobManager that hangs costs a worker the whole Flink request timeout
-// (here 5 s) once; every later, backed-off poll probes it with the priming
-// request for FailingProbeTimeout (2 s) at the most. Once it answers again
-// the job is collected and decided as before.
+// (here 5 s) once; every later, backed-off poll first probes it (GET
+// /overview) for FailingProbeTimeout (2 s) at the most, whether or not the
+// poll would prime the metric fetcher. Once it answers again the job is
+// collected and decided as before.
 func TestHungJobManagerIsProbedBriefly(t *testing.T) {
 	var hang atomic.Bool
 	w := newWorld(t, worldOptions{mode: v1alpha1.ModeDryRun, flinkTimeout: 5 * time.Second, rest: func(next http.Handler) http.Handler {

@@ -264,6 +264,19 @@ type FlinkPrimer interface {
 	PrimeAhead(ctx context.Context, jobID string) (time.Duration, error)
 }
 
+// FlinkProber is a FlinkSource that can check quickly that the JobManager
+// answers at all: the REST source. A wrapper of a FlinkSource passes it on.
+type FlinkProber interface {
+	Probe(ctx context.Context) error
+}
+
+// Probe asks the JobManager for its cluster overview (GET /overview), a
+// small answer it serves from memory.
+func (f *flinkSource) Probe(ctx context.Context) error {
+	_, err := f.client.Overview(ctx)
+	return err
+}
+
 // PrimeAhead primes the JobManager's metric fetcher when the metrics come
 // from its REST API (not from Prometheus) and the next Collect would.
 func (f *flinkSource) PrimeAhead(ctx context.Context, jobID string) (time.Duration, error) {

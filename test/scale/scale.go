@@ -1203,6 +1203,16 @@ func (s countedFlink) PrimeAhead(ctx context.Context, jobID string) (time.Durati
 
 var _ controllers.FlinkPrimer = countedFlink{}
 
+// Probe passes probing on, as the controller's own source does.
+func (s countedFlink) Probe(ctx context.Context) error {
+	if p, ok := s.c.(controllers.FlinkProber); ok {
+		return p.Probe(ctx)
+	}
+	return nil
+}
+
+var _ controllers.FlinkProber = countedFlink{}
+
 type countedKafka struct {
 	c controllers.KafkaSource
 	n *atomic.Int64
