@@ -412,9 +412,8 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing f
 // policy) sends the priming request now, frees its worker, and collects
 // after the returned wait, when Collect reads at once from the refreshed
 // store instead of priming and sleeping itself. It sends nothing and
-// returns 0 when that Collect would not prime: priming disabled, a metrics
-// request less than the update interval ago, or no Collect of jobID yet
-// (the first one primes itself: the vertex to prime with is not known).
+// returns 0 when that Collect would not prime: priming disabled, or a
+// metrics request less than the update interval ago.
 // A failed priming request is returned: the JobManager did not answer.
 func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration, error) {
 	now := c.now()
@@ -422,13 +421,20 @@ func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration
 	last, vertex := c.lastMetrics, c.primeVertex
 	known := jobID != "" && jobID == c.cachedJob && vertex != ""
 	c.mu.Unlock()
-	if c.wait <= 0 || !known {
+	if c.wait <= 0 || jobID == "" || c.storeFresh(now, last) {
 		return 0, nil
 	}
-	if c.storeFresh(now, last) {
-		return 0, nil
+	// Any metrics handler triggers the fetcher. Before the first Collect
+	// of the job no vertex is known: the TaskManagers' aggregated heap
+	// gauge, a few bytes, primes it as well (a fleet that a new replica
+	// takes over, or that starts, is polled without a worker waiting).
+	var err error
+	if known {
+		_, err = c.c.AggregatedSubtaskMetrics(ctx, jobID, vertex, []string{mIn}, []string{AggSum})
+	} else {
+		_, err = c.c.AggregatedTaskManagerMetrics(ctx, []string{"Status.JVM.Memory.Heap.Used"}, []string{AggMax})
 	}
-	if _, err := c.c.AggregatedSubtaskMetrics(ctx, jobID, vertex, []string{mIn}, []string{AggSum}); err != nil {
+	if err != nil {
 		return 0, fmt.Errorf("flink: priming the metric fetcher of job %s: %w", jobID, err)
 	}
 	c.mu.Lock()

@@ -139,6 +139,19 @@ func (jm *fetcherJM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = map[string]any{"counts": map[string]int{"completed": 1}, "latest": map[string]any{"completed": map[string]any{"id": 1, "end_to_end_duration": 100, "state_size": 10}}}
 	case p == "/jobs/"+fjJob+"/checkpoints/config":
 		body = map[string]any{"interval": 30000, "timeout": 600000}
+	case p == "/taskmanagers/metrics":
+		// The vertex-less priming request (the TaskManagers' heap).
+		jm.mu.Lock()
+		jm.primes++
+		fail := jm.failPrime
+		jm.mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"errors":["Internal server error."]}`))
+			return
+		}
+		jm.metricStore()
+		body = []any{}
 	case p == "/taskmanagers":
 		body = map[string]any{"taskmanagers": []any{map[string]any{"id": "tm", "slotsNumber": 1, "hardware": map[string]any{"cpuCores": 1}}}}
 	case p == vertexPrefix+"/subtasks/metrics":
@@ -341,17 +354,19 @@ func TestPrimeAhead(t *testing.T) {
 	col = NewCollector(col.c, WithClock(clock.Now), WithSleep(sl.Sleep), WithFetcherWait(time.Second))
 	ctx := context.Background()
 
-	// Before the first Collect the vertex to prime with is unknown: nothing
-	// is sent, and that Collect primes itself.
+	// Before the first Collect no vertex is known: the TaskManagers'
+	// aggregated metrics prime the fetcher, and that Collect reads at once
+	// what they fetched.
 	clock.Set(deployed.Add(30 * time.Second))
 	wait, err := col.PrimeAhead(ctx, fjJob)
 	require.NoError(t, err)
-	assert.Zero(t, wait)
-	assert.Equal(t, 0, jm.primeCount())
+	assert.Equal(t, time.Second, wait)
+	assert.Equal(t, 1, jm.primeCount())
+	clock.Advance(wait)
 	s, err := col.Collect(ctx, fjJob)
 	require.NoError(t, err)
-	assert.Equal(t, 1, sl.n, "the first Collect primed and waited")
-	assert.Equal(t, time.Duration(0), s.At.Sub(readAt(t, jm, s)))
+	assert.Zero(t, sl.n, "the first Collect neither primed nor waited")
+	assert.Equal(t, s.At.Add(-time.Second), readAt(t, jm, s), "the values the priming fetched")
 
 	for i, at := range []time.Duration{60 * time.Second, 90 * time.Second, 120 * time.Second} {
 		clock.Set(deployed.Add(at))
@@ -369,18 +384,26 @@ func TestPrimeAhead(t *testing.T) {
 		s, err := col.Collect(ctx, fjJob)
 		require.NoError(t, err)
 		assert.Empty(t, s.Missing)
-		assert.Equal(t, 1, sl.n, "poll %d: Collect neither primed nor slept", i)
+		assert.Zero(t, sl.n, "poll %d: Collect neither primed nor slept", i)
 		assert.Equal(t, 2+i, jm.primeCount())
 		// Values fetched by the priming request, a wait before the read:
 		// what a Collect that primes and sleeps reads.
 		assert.Equal(t, s.At.Add(-time.Second), readAt(t, jm, s), "poll %d", i)
 	}
 
-	// Another job id (the job was redeployed): nothing sent.
+	// Another job id (the job was redeployed): its vertices are not known
+	// yet; primed through the TaskManagers.
 	clock.Advance(30 * time.Second)
 	wait, err = col.PrimeAhead(ctx, "00000000000000000000000000000000")
 	require.NoError(t, err)
+	assert.Equal(t, time.Second, wait)
+	assert.Equal(t, 5, jm.primeCount())
+
+	// Within the update interval, nothing.
+	wait, err = col.PrimeAhead(ctx, fjJob)
+	require.NoError(t, err)
 	assert.Zero(t, wait)
+	clock.Advance(30 * time.Second)
 
 	// A JobManager that does not answer: the error, and no wait.
 	jm.setFailPrime(true)
