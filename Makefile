@@ -198,8 +198,10 @@ JOBS ?= 1000
 DURATION ?= 5m
 WARMUP ?= 5m
 FAULTY ?= 0
-bench-scale: envtest-bins ## Controller cost with 1,000 FlinkDeployments at a 30 s polling interval (JOBS=, DURATION=, FAULTY=0.1 for failing Flink endpoints)
-	$(GO) run ./cmd/flinkscale bench-scale --jobs $(JOBS) --duration $(DURATION) --warmup $(WARMUP) --faulty $(FAULTY)
+REPLICAS ?= 1
+KILL_AFTER ?= 0s
+bench-scale: envtest-bins ## Controller cost with 1,000 FlinkDeployments at a 30 s polling interval (JOBS=, DURATION=, FAULTY=0.1 for failing Flink endpoints, REPLICAS=2 KILL_AFTER=150s for shards and a crashed replica)
+	$(GO) run ./cmd/flinkscale bench-scale --jobs $(JOBS) --duration $(DURATION) --warmup $(WARMUP) --faulty $(FAULTY) --replicas $(REPLICAS) --kill-after $(KILL_AFTER)
 
 # Fuzz targets: every `func FuzzXxx(` in a *_test.go file of the module
 # (bin/, hack/ and testdata/ aside), found with grep so that new targets are
