@@ -766,11 +766,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	decided := map[string]bool{}
 	for k, n := range decisions1 {
 		if n > decisions0[k] {
-			rep.Decided++
+			decided[k[strings.IndexByte(k, ' ')+1:]] = true
 		}
 	}
+	rep.Decided = len(decided)
 	if err := rep.readPolicies(ctx, c); err != nil {
 		return nil, err
 	}
@@ -1334,11 +1336,12 @@ func (t *timed) primedBetween(from, to time.Time) int {
 	return n
 }
 
-// decisionsByPolicy is flinkscale_decisions_total per policy
-// (namespace/name), summed over actions and the gatherers.
+// decisionsByPolicy is flinkscale_decisions_total per gatherer and policy
+// ("<gatherer> namespace/name"), summed over actions: a policy that moved
+// to another replica starts over there.
 func decisionsByPolicy(gs []prometheus.Gatherer) (map[string]float64, error) {
 	out := map[string]float64{}
-	for _, g := range gs {
+	for gi, g := range gs {
 		mfs, err := g.Gather()
 		if err != nil {
 			return nil, err
@@ -1357,7 +1360,7 @@ func decisionsByPolicy(gs []prometheus.Gatherer) (map[string]float64, error) {
 						name = l.GetValue()
 					}
 				}
-				out[ns+"/"+name] += m.GetCounter().GetValue()
+				out[strconv.Itoa(gi)+" "+ns+"/"+name] += m.GetCounter().GetValue()
 			}
 		}
 	}
