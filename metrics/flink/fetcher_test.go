@@ -121,6 +121,20 @@ func (jm *fetcherJM) metricStore() map[string]float64 {
 	return answer
 }
 
+// primed counts a priming request and reports whether to answer it; a
+// JobManager set to fail priming answers 500.
+func (jm *fetcherJM) primed(w http.ResponseWriter) bool {
+	jm.mu.Lock()
+	jm.primes++
+	fail := jm.failPrime
+	jm.mu.Unlock()
+	if fail {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"errors":["Internal server error."]}`))
+	}
+	return !fail
+}
+
 func (jm *fetcherJM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	vertexPrefix := "/jobs/" + fjJob + "/vertices/" + fjVertex
 	var body any
@@ -141,13 +155,7 @@ func (jm *fetcherJM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = map[string]any{"interval": 30000, "timeout": 600000}
 	case p == "/taskmanagers/metrics":
 		// The vertex-less priming request (the TaskManagers' heap).
-		jm.mu.Lock()
-		jm.primes++
-		fail := jm.failPrime
-		jm.mu.Unlock()
-		if fail {
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = w.Write([]byte(`{"errors":["Internal server error."]}`))
+		if !jm.primed(w) {
 			return
 		}
 		jm.metricStore()
@@ -156,16 +164,8 @@ func (jm *fetcherJM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = map[string]any{"taskmanagers": []any{map[string]any{"id": "tm", "slotsNumber": 1, "hardware": map[string]any{"cpuCores": 1}}}}
 	case p == vertexPrefix+"/subtasks/metrics":
 		q := r.URL.Query()
-		if q.Get("get") == mIn && q.Get("agg") == AggSum {
-			jm.mu.Lock()
-			jm.primes++
-			fail := jm.failPrime
-			jm.mu.Unlock()
-			if fail {
-				w.WriteHeader(http.StatusInternalServerError)
-				_, _ = w.Write([]byte(`{"errors":["Internal server error."]}`))
-				return
-			}
+		if q.Get("get") == mIn && q.Get("agg") == AggSum && !jm.primed(w) {
+			return
 		}
 		store := jm.metricStore()
 		list := []map[string]any{}
