@@ -1279,8 +1279,7 @@ type timed struct {
 }
 
 type run struct {
-	key  types.NamespacedName
-	name string
+	key types.NamespacedName
 	// replica is the controller replica that ran it (0 with one).
 	replica int
 	end     time.Time
@@ -1303,7 +1302,7 @@ func measure(ctx context.Context, rec reconcile.Reconciler, req reconcile.Reques
 	start := time.Now()
 	var primed atomic.Bool
 	res, err := rec.Reconcile(controllers.WithPrimedHook(ctx, func() { primed.Store(true) }), req)
-	r := run{key: req.NamespacedName, name: req.Name, end: time.Now(), primed: primed.Load()}
+	r := run{key: req.NamespacedName, end: time.Now(), primed: primed.Load()}
 	r.d = r.end.Sub(start)
 	if err != nil {
 		r.err = err.Error()
@@ -1399,14 +1398,14 @@ func (t *timed) byGroup(from, to time.Time, keep func(name string) bool) (durs, 
 	last := map[string]time.Time{}
 	for _, r := range t.runs {
 		start := r.end.Add(-r.d)
-		if r.primed || start.Before(from) || r.end.After(to) || !keep(r.name) {
+		if r.primed || start.Before(from) || r.end.After(to) || !keep(r.key.Name) {
 			continue
 		}
 		durs = append(durs, r.d)
-		if prev, ok := last[r.name]; ok {
+		if prev, ok := last[r.key.Name]; ok {
 			gaps = append(gaps, start.Sub(prev))
 		}
-		last[r.name] = start
+		last[r.key.Name] = start
 	}
 	return durs, gaps
 }
