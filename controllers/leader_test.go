@@ -100,9 +100,10 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 		require.NoError(t, err)
 		cd := &candidate{name: name, mgr: mgr, done: make(chan error, 1), events: &eventLog{}}
 		pr := &controllers.PolicyReconciler{
-			Client:        &countingClient{Client: mgr.GetClient(), applies: &applies, statusErrs: &statusErrs},
-			Recorder:      cd.events,
-			Sources:       &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second},
+			Client:   &countingClient{Client: mgr.GetClient(), applies: &applies, statusErrs: &statusErrs},
+			Recorder: cd.events,
+			Sources: &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second,
+				FlinkOpts: live.CollectorOptions()},
 			Clock:         clk,
 			TrackInterval: 200 * time.Millisecond,
 			Metrics:       controllers.NewMetrics(prometheus.NewRegistry()),
@@ -185,7 +186,7 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 	gen0 := gen()
 
 	// A step in load: the leader starts a rescale; it is stopped at once.
-	live.SetRate(3000)
+	stepAfterNextDecision(t, live, 3000, func() *v1alpha1.DecisionStatus { return policy().Status.LastDecision })
 	if !assert.Eventually(t, func() bool { return policy().Status.Rescale != nil }, 20*time.Second, 20*time.Millisecond, "a rescale starts") {
 		p := policy()
 		t.Fatalf("no rescale; conditions %+v\nlast decision %+v", p.Status.Conditions, p.Status.LastDecision)

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,8 +51,9 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xc0+seq.Add(1)) }}).SetupWithManager(mgr))
 	require.NoError(t, (&optin.Reconciler{}).SetupWithManager(mgr))
 	pr := &controllers.PolicyReconciler{
-		Client:        mgr.GetClient(),
-		Sources:       &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second},
+		Client: mgr.GetClient(),
+		Sources: &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second,
+			FlinkOpts: live.CollectorOptions()},
 		Clock:         clk,
 		TrackInterval: 200 * time.Millisecond,
 	}
@@ -66,10 +68,17 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	fd := live.OptedIn(ns, key.Name, "Apply", "1s") // 1s: 30 virtual seconds
 	require.NoError(t, c.Create(ctx, fd))
 
+	// Every Scale decision seen, with its reasons, for the failure messages.
+	var scales []string
+	seen := map[time.Time]bool{}
 	policy := func() *v1alpha1.FlinkScalingPolicy {
 		var p v1alpha1.FlinkScalingPolicy
 		if err := c.Get(ctx, key, &p); err != nil {
 			return nil
+		}
+		if d := p.Status.LastDecision; d != nil && d.Action == "Scale" && !seen[d.Time.Time] {
+			seen[d.Time.Time] = true
+			scales = append(scales, fmt.Sprintf("%s %s %+v", d.Time.Format(time.TimeOnly), d.Summary, d.Reasons))
 		}
 		return &p
 	}
@@ -80,9 +89,19 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	}, 90*time.Second, 100*time.Millisecond, "the opt-in policy decides")
 	p := policy()
 	require.Equal(t, "Hold", p.Status.LastDecision.Action, p.Status.LastDecision.Summary)
+	require.Empty(t, scales, "no rescale at the base load")
 	assert.Equal(t, v1alpha1.ModeApply, p.Spec.Mode)
 
-	live.SetRate(3000)
+	// The step starts just after a poll, so that the next poll sees a
+	// whole polling interval of it. (A poll that sees part of a step sizes
+	// for part of it, and the rest takes a second rescale: with the clock
+	// at 30×, a tenth of a second of wall time is 3 s of a 30 s interval.)
+	stepAfterNextDecision(t, live, 3000, func() *v1alpha1.DecisionStatus {
+		if p := policy(); p != nil {
+			return p.Status.LastDecision
+		}
+		return nil
+	})
 	require.Eventually(t, func() bool {
 		p := policy()
 		return p != nil && p.Status.History != nil && len(p.Status.History.Rescales) > 0 &&
@@ -92,7 +111,7 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 	until := j.Now().Add(10 * time.Minute)
 	require.Eventually(t, func() bool { return j.Now().After(until) }, 60*time.Second, 100*time.Millisecond)
 	p = policy()
-	require.Len(t, p.Status.History.Rescales, 1, "%+v", p.Status.History.Rescales)
+	require.Len(t, p.Status.History.Rescales, 1, "%+v\nScale decisions seen:\n%s", p.Status.History.Rescales, strings.Join(scales, "\n"))
 	r := p.Status.History.Rescales[0]
 	assert.Positive(t, r.Downtime.Duration)
 	stats := j.Stats()
@@ -105,4 +124,19 @@ func TestOptInUnderAManagerRescalesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// stepAfterNextDecision sets live's arrival rate to rate as soon as the
+// policy's last decision (read by last) is newer than it is now.
+func stepAfterNextDecision(t *testing.T, live *fixtures.LiveJob, rate float64, last func() *v1alpha1.DecisionStatus) {
+	t.Helper()
+	var before time.Time
+	if d := last(); d != nil {
+		before = d.Time.Time
+	}
+	require.Eventually(t, func() bool {
+		d := last()
+		return d != nil && d.Time.After(before)
+	}, 30*time.Second, 5*time.Millisecond, "a decision after %s", before)
+	live.SetRate(rate)
 }

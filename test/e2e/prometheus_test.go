@@ -89,8 +89,9 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 		NewJobID: func() string { return fmt.Sprintf("%032x", 0xe0+seq.Add(1)) }}).SetupWithManager(mgr))
 	require.NoError(t, (&optin.Reconciler{}).SetupWithManager(mgr))
 	pr := &controllers.PolicyReconciler{
-		Client:        mgr.GetClient(),
-		Sources:       &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second},
+		Client: mgr.GetClient(),
+		Sources: &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second,
+			FlinkOpts: live.CollectorOptions()},
 		Clock:         clk,
 		TrackInterval: 200 * time.Millisecond,
 		Metrics:       controllers.NewMetrics(reg),
