@@ -21,6 +21,7 @@ import (
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/target"
+	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/envtest"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
@@ -103,7 +104,7 @@ func TestLeaderElectionOnlyTheLeaderActs(t *testing.T) {
 			Client:   &countingClient{Client: mgr.GetClient(), applies: &applies, statusErrs: &statusErrs},
 			Recorder: cd.events,
 			Sources: &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second,
-				FlinkOpts: live.CollectorOptions()},
+				FlinkOpts: []flink.CollectorOption{flink.WithClock(j.Now), flink.WithSleep(live.Sleep)}},
 			Clock:         clk,
 			TrackInterval: 200 * time.Millisecond,
 			Metrics:       controllers.NewMetrics(prometheus.NewRegistry()),

@@ -28,6 +28,7 @@ import (
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/controllers/optin"
+	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/scaling"
 	"github.com/flinkscale/flinkscale/test/fakeoperator"
 	"github.com/flinkscale/flinkscale/test/fixtures"
@@ -91,7 +92,7 @@ func TestPrometheusEvaluatesDashboardsAndRules(t *testing.T) {
 	pr := &controllers.PolicyReconciler{
 		Client: mgr.GetClient(),
 		Sources: &controllers.ClientSources{Reader: mgr.GetAPIReader(), Now: j.Now, Timeout: 5 * time.Second,
-			FlinkOpts: live.CollectorOptions()},
+			FlinkOpts: []flink.CollectorOption{flink.WithClock(j.Now), flink.WithSleep(live.Sleep)}},
 		Clock:         clk,
 		TrackInterval: 200 * time.Millisecond,
 		Metrics:       controllers.NewMetrics(reg),
