@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ envtest-bins).`,
 	fs.DurationVar(&o.killAfter, "kill-after", 0, "with --replicas above 1: kill the last replica this long into the steady period (no Lease released, as a crashed pod)")
 	fs.DurationVar(&o.pollingInterval, "polling-interval", 30*time.Second, "every policy's pollingInterval")
 	fs.BoolVar(&o.vertexDetail, "vertex-detail-metrics", true, "every policy exports its per-vertex detail metrics (as flinkscale controller's flag)")
+	fs.BoolVar(&o.fleetInProcess, "fleet-in-process", false, "run the simulated fleet in the controller's process (the method before 2026-12-06: the controller's cost is then the process's less the simulator measured alone)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the steady period")
 	fs.StringVarP(&o.out, "output", "o", "table", "output: table or json")
@@ -50,12 +52,31 @@ envtest-bins).`,
 	return cmd
 }
 
+// newBenchScaleFleetCommand is the process bench-scale starts to serve
+// its simulated fleet (scale.ServeFleet), apart from the controller's.
+func newBenchScaleFleetCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "bench-scale-fleet --jobs N [--faulty F]",
+		Short:  "Serve bench-scale's simulated fleet until stdin closes (started by bench-scale)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+	}
+	var jobs int
+	var faulty float64
+	cmd.Flags().IntVar(&jobs, "jobs", 1000, "simulated jobs")
+	cmd.Flags().Float64Var(&faulty, "faulty", 0, "fraction of jobs whose Flink REST API fails")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return scale.ServeFleet(cmd.Context(), jobs, faulty, a.stdin, a.stdout)
+	}
+	return cmd
+}
+
 // benchScaleArgs are bench-scale's flags, and the command line to record.
 type benchScaleArgs struct {
 	jobs, concurrency, replicas          int
 	duration, warmup, flinkTimeout       time.Duration
 	killAfter, pollingInterval           time.Duration
-	vertexDetail                         bool
+	vertexDetail, fleetInProcess         bool
 	faulty                               float64
 	memprofile, cpuprofile, out, command string
 }
@@ -75,7 +96,17 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 	if o.killAfter < 0 || (o.killAfter > 0 && (o.replicas < 2 || o.killAfter >= o.duration)) {
 		return fmt.Errorf("bench-scale: --kill-after needs --replicas above 1 and must fall inside --duration")
 	}
+	var fleetCommand []string
+	if !o.fleetInProcess {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench-scale: the fleet process: %w", err)
+		}
+		fleetCommand = []string{self, "bench-scale-fleet"}
+	}
 	rep, err := scale.Run(ctx, scale.Config{
+		FleetCommand:    fleetCommand,
+		FleetStderr:     stderr,
 		Jobs:            o.jobs,
 		Replicas:        o.replicas,
 		KillAfter:       o.killAfter,

@@ -8,7 +8,7 @@ package main
 // the controller image (-tags controller) must not carry.
 func init() {
 	extraCommands = append(extraCommands,
-		newDemoCommand, newSimCommand, newBenchCommand, newBenchScaleCommand,
+		newDemoCommand, newSimCommand, newBenchCommand, newBenchScaleCommand, newBenchScaleFleetCommand,
 		newTestbedCommand, newFidelityCommand,
 	)
 }

@@ -137,6 +137,16 @@ type Config struct {
 	// NoVertexDetail turns the per-vertex detail metrics off (flinkscale
 	// controller --vertex-detail-metrics=false).
 	NoVertexDetail bool
+	// FleetCommand, when set, runs the simulated fleet in a process of its
+	// own: the command, followed by FleetArgs, must call ServeFleet (the
+	// hidden flinkscale bench-scale-fleet does). The controller's CPU and
+	// memory are then its process's own; in one process they are the
+	// process's less the simulator measured alone and its REST handlers'
+	// thread time, and the garbage collector's work and the heap's growth
+	// caused by the simulator are charged to the controller.
+	FleetCommand []string
+	// FleetStderr receives the fleet process's stderr (nil: discarded).
+	FleetStderr io.Writer
 	// ScrapeInterval: the controller's metrics are scraped this often in
 	// the steady period (default DefaultScrapeInterval).
 	ScrapeInterval time.Duration
@@ -200,6 +210,9 @@ type Report struct {
 		OS         string `json:"os"`
 	} `json:"machine"`
 
+	// FleetProcess: the simulated fleet ran in a process of its own, and
+	// the process measured holds only the controller (Config.FleetCommand).
+	FleetProcess      bool    `json:"fleetProcess"`
 	Jobs              int     `json:"jobs"`
 	VerticesPerJob    int     `json:"verticesPerJob"`
 	Partitions        int     `json:"partitions"`
@@ -341,6 +354,9 @@ type CPU struct {
 	// AdvanceLoopBusy is the advance loop's wall time per wall second (1 =
 	// it cannot keep up).
 	AdvanceLoopBusy float64 `json:"advanceLoopBusy"`
+	// Fleet is the fleet process's CPU (Config.FleetCommand; 0 in one
+	// process).
+	Fleet float64 `json:"fleet,omitempty"`
 }
 
 // Memory is in MiB.
@@ -362,6 +378,8 @@ type Memory struct {
 	LiveEnd        float64 `json:"liveEnd"`
 	ControllerLive float64 `json:"controllerLive"`
 	Goroutines     int     `json:"goroutines"`
+	// FleetRSS is the fleet process's VmRSS at the end (Config.FleetCommand).
+	FleetRSS float64 `json:"fleetRSS,omitempty"`
 }
 
 // Calls counts the controller's requests to Flink (HTTP) and Kafka (franz-go
@@ -434,14 +452,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	progress("control plane up in %s; starting kfake with %d topics × %d partitions and %d jobs",
 		time.Since(t0).Round(time.Millisecond), cfg.Jobs, Partitions, cfg.Jobs)
 	t0 = time.Now()
-	f, err := newFleet(cfg.Jobs, cfg.Faulty)
-	if err != nil {
-		return nil, err
+	var f fleetHandle
+	if len(cfg.FleetCommand) > 0 {
+		rep.FleetProcess = true
+		pf, err := startProcFleet(ctx, cfg.FleetCommand, cfg.Jobs, cfg.Faulty, cfg.FleetStderr)
+		if err != nil {
+			return nil, err
+		}
+		cleanups = append(cleanups, pf.close)
+		f = pf
+	} else {
+		lf, err := newFleet(cfg.Jobs, cfg.Faulty)
+		if err != nil {
+			return nil, err
+		}
+		cleanups = append(cleanups, lf.close)
+		simCtx, stopSim := context.WithCancel(ctx)
+		cleanups = append(cleanups, stopSim)
+		go lf.advanceLoop(simCtx)
+		f = lf
 	}
-	cleanups = append(cleanups, f.close)
-	simCtx, stopSim := context.WithCancel(ctx)
-	cleanups = append(cleanups, stopSim)
-	go f.advanceLoop(simCtx)
+	inf := f.info()
 	rep.SetupSeconds.Simulator = time.Since(t0).Seconds()
 
 	// Kubernetes objects.
@@ -456,7 +487,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.createObjects(ctx, c, rep.Namespaces, cfg.PollingInterval); err != nil {
+	if err := createObjects(ctx, c, inf, rep.Namespaces, cfg.PollingInterval); err != nil {
 		return nil, err
 	}
 	rep.SetupSeconds.Objects = time.Since(t0).Seconds()
@@ -576,7 +607,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cpuProfile.Close()
 		}()
 	}
-	before, kube0 := snapshot(f, srcs), kube.counts()
+	before, err := snapshot(ctx, f, srcs)
+	if err != nil {
+		return nil, err
+	}
+	kube0 := kube.counts()
 	decisions0, err := decisionsByPolicy(gatherers)
 	if err != nil {
 		return nil, err
@@ -659,7 +694,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	tick.Stop()
-	after, kube1 := snapshot(f, srcs), kube.counts()
+	after, err := snapshot(ctx, f, srcs)
+	if err != nil {
+		stopSampling()
+		return nil, err
+	}
+	kube1 := kube.counts()
 	if len(replicas) > 1 {
 		rep.Shards = shardReport(tr, len(replicas), cfg.PollingInterval, steadyStart, after.at, killedAt, orphanShards)
 	}
@@ -692,10 +732,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Memory.ControllerLive = rep.Memory.LiveEnd - rep.Memory.BaselineLive
 
 	rep.CPU.Process = (after.cpu - before.cpu).Seconds() / wall
-	rep.CPU.Advance = (after.advanceCPU - before.advanceCPU).Seconds() / wall
-	rep.CPU.AdvanceLoopBusy = (after.advanceWall - before.advanceWall).Seconds() / wall
-	rep.CPU.RESTServing = float64(after.restCPU-before.restCPU) / 1e9 / wall
-	rep.CPU.Controller = rep.CPU.Process - rep.CPU.SimulatorAlone - rep.CPU.RESTServing
+	rep.CPU.Advance = float64(after.fleet.AdvanceCPU-before.fleet.AdvanceCPU) / 1e9 / wall
+	rep.CPU.AdvanceLoopBusy = float64(after.fleet.AdvanceWall-before.fleet.AdvanceWall) / 1e9 / wall
+	rep.CPU.RESTServing = float64(after.fleet.RestCPU-before.fleet.RestCPU) / 1e9 / wall
+	rep.CPU.Controller = rep.CPU.Process - rep.CPU.SimulatorAlone
+	if rep.FleetProcess {
+		rep.CPU.Fleet = float64(after.fleet.ProcessCPU-before.fleet.ProcessCPU) / 1e9 / wall
+		rep.Memory.FleetRSS = mib(after.fleet.RSS)
+	} else {
+		rep.CPU.Controller -= rep.CPU.RESTServing
+	}
 
 	durs, errs, samples := tr.between(steadyStart, after.at)
 	rep.Reconciles = len(durs)
@@ -707,13 +753,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Faulty > 0 {
 		rep.FlinkTimeoutS = cfg.FlinkTimeout.Seconds()
 		for i := range cfg.Jobs {
-			if f.faulty[i] {
+			if inf.Faulty[i] {
 				rep.Faulty++
 			}
 		}
 		isFaulty := func(name string) bool {
 			i, err := strconv.Atoi(strings.TrimPrefix(name, "job-"))
-			return err == nil && i < cfg.Jobs && f.faulty[i]
+			return err == nil && i < cfg.Jobs && inf.Faulty[i]
 		}
 		hd, hg := tr.byGroup(steadyStart, after.at, func(n string) bool { return !isFaulty(n) })
 		fd, fg := tr.byGroup(steadyStart, after.at, isFaulty)
@@ -725,7 +771,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rest, kaf := make([]int64, cfg.Jobs), make([]int64, cfg.Jobs)
 	var restTotal, kafTotal int64
 	for i := range cfg.Jobs {
-		rest[i] = after.rest[i] - before.rest[i]
+		rest[i] = after.fleet.Rest[i] - before.fleet.Rest[i]
 		kaf[i] = after.kafka[i] - before.kafka[i]
 		restTotal += rest[i]
 		kafTotal += kaf[i]
@@ -740,7 +786,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	calls.FlinkCollects = after.flinkCollects - before.flinkCollects
 	calls.KafkaCollects = after.kafkaCollects - before.kafkaCollects
-	calls.RESTErrors = after.restErrors - before.restErrors
+	calls.RESTErrors = after.fleet.RestErrors - before.fleet.RestErrors
 	calls.KubeByMethod = map[string]int64{}
 	var kubeTotal int64
 	for m, n := range kube1 {
@@ -759,7 +805,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	rep.SimErrors, rep.SimErrorSample = f.errors()
+	rep.SimErrors, rep.SimErrorSample = after.fleet.SimErrors, after.fleet.SimFirst
 	// Decided: from the decisions counters, not the status, which a
 	// steady policy writes only every StatusRefresh.
 	decisions1, err := decisionsByPolicy(gatherers)
@@ -836,6 +882,7 @@ type fleet struct {
 	jobIDs []string
 	broker *simkafka.Broker
 	srv    *http.Server
+	mux    *http.ServeMux
 	url    string
 
 	restCount  []atomic.Int64
@@ -915,6 +962,7 @@ func newFleet(n int, faultyFraction float64) (_ *fleet, err error) {
 		return nil, fmt.Errorf("starting kfake: %w", err)
 	}
 	mux := http.NewServeMux()
+	f.mux = mux
 	// The jobs start in the past and are brought to the present before the
 	// controller sees them: they have run longer than the policies' warm-up
 	// (2m) by the time they are polled.
@@ -1078,21 +1126,20 @@ func deploymentSpec(i int) map[string]any {
 // createObjects creates the namespaces, then for every job its
 // FlinkDeployment (with the status the operator would write for a stable
 // running job) and its policy, 16 at a time.
-func (f *fleet) createObjects(ctx context.Context, c client.Client, namespaces int, interval time.Duration) error {
+func createObjects(ctx context.Context, c client.Client, f fleetInfo, namespaces int, interval time.Duration) error {
 	for k := range namespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("scale-%d", k)}}
 		if err := c.Create(ctx, ns); err != nil {
 			return fmt.Errorf("creating namespace %s: %w", ns.Name, err)
 		}
 	}
-	brokers := f.broker.Addrs()
 	work := make(chan int)
 	errc := make(chan error, 16)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for i := range work {
-				if err := f.createJob(ctx, c, i, fmt.Sprintf("scale-%d", i%namespaces), brokers, interval); err != nil {
+				if err := createJob(ctx, c, f, i, fmt.Sprintf("scale-%d", i%namespaces), interval); err != nil {
 					errc <- err
 					return
 				}
@@ -1101,7 +1148,7 @@ func (f *fleet) createObjects(ctx context.Context, c client.Client, namespaces i
 	}
 	var err error
 feed:
-	for i := range f.jobs {
+	for i := range f.JobIDs {
 		select {
 		case work <- i:
 		case err = <-errc:
@@ -1122,7 +1169,7 @@ feed:
 	return err
 }
 
-func (f *fleet) createJob(ctx context.Context, c client.Client, i int, ns string, brokers []string, interval time.Duration) error {
+func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns string, interval time.Duration) error {
 	fd := envtest.NewFlinkDeployment(ns, jobName(i))
 	if err := unstructured.SetNestedField(fd.Object, deploymentSpec(i), "spec"); err != nil {
 		return err
@@ -1135,8 +1182,8 @@ func (f *fleet) createJob(ctx context.Context, c client.Client, i int, ns string
 		"jobManagerDeploymentStatus": "READY",
 		"observedGeneration":         fd.GetGeneration(),
 		"jobStatus": map[string]any{
-			"jobId": f.jobIDs[i], "jobName": jobName(i), "state": "RUNNING",
-			"startTime": strconv.FormatInt(f.jobs[i].Now().UnixMilli(), 10),
+			"jobId": f.JobIDs[i], "jobName": jobName(i), "state": "RUNNING",
+			"startTime": strconv.FormatInt(time.Now().UnixMilli(), 10),
 		},
 		"reconciliationStatus": map[string]any{"state": "DEPLOYED"},
 	}
@@ -1152,9 +1199,9 @@ func (f *fleet) createJob(ctx context.Context, c client.Client, i int, ns string
 		Mode:            v1alpha1.ModeDryRun,
 		PollingInterval: &metav1.Duration{Duration: interval},
 		Triggers: &v1alpha1.Triggers{
-			Kafka: []v1alpha1.KafkaTrigger{{Name: "events", BootstrapServers: brokers, ConsumerGroup: jobName(i), Topics: []string{topic(i)}}},
+			Kafka: []v1alpha1.KafkaTrigger{{Name: "events", BootstrapServers: f.Brokers, ConsumerGroup: jobName(i), Topics: []string{topic(i)}}},
 			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{
-				URL: f.url + "/" + jobName(i),
+				URL: f.URL + "/" + jobName(i),
 			}},
 		},
 	}
@@ -1493,32 +1540,26 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 type counters struct {
 	at                           time.Time
 	cpu                          time.Duration
-	advanceCPU, advanceWall      time.Duration
-	restCPU                      int64
-	rest, kafka                  []int64
-	restErrors                   int64
+	fleet                        fleetStats
+	kafka                        []int64
 	flinkCollects, kafkaCollects int64
 }
 
-func snapshot(f *fleet, srcs []*sources) counters {
-	c := counters{at: time.Now(), cpu: processCPU()}
-	c.advanceCPU = time.Duration(f.advanceCPU.Load())
-	c.advanceWall = time.Duration(f.advanceWall.Load())
-	c.restCPU = f.restCPU.Load()
-	c.restErrors = f.restErrors.Load()
-	c.rest = make([]int64, len(f.jobs))
-	for i := range c.rest {
-		c.rest[i] = f.restCount[i].Load()
+func snapshot(ctx context.Context, f fleetHandle, srcs []*sources) (counters, error) {
+	fs, err := f.stats(ctx)
+	if err != nil {
+		return counters{}, err
 	}
-	c.kafka = make([]int64, len(f.jobs))
+	c := counters{at: time.Now(), cpu: processCPU(), fleet: fs}
+	c.kafka = make([]int64, len(fs.Rest))
 	for _, src := range srcs {
-		for i, n := range src.kafkaRequests(len(f.jobs)) {
+		for i, n := range src.kafkaRequests(len(fs.Rest)) {
 			c.kafka[i] += n
 		}
 		c.flinkCollects += src.flinkCollects.Load()
 		c.kafkaCollects += src.kafkaCollects.Load()
 	}
-	return c
+	return c, nil
 }
 
 func rusage(who int) time.Duration {
@@ -1685,18 +1726,32 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("steady period\t%.0fs = %.1f polling intervals; %d deciding reconciles (%.2f per job), %d more that only primed Flink's metric fetcher", r.SteadySeconds, r.CyclesPerJob, r.Reconciles, r.ReconcilesPerJob, r.PrimingReconciles)
 	p("")
 	p("CPU (average cores; CPU s per %gs cycle)\t", interval)
-	p("  process\t%.3f cores\t%.2f s/cycle\twhole process: controller + simulator + kfake + REST server", r.CPU.Process, r.CPU.Process*interval)
-	p("  simulator alone\t%.3f cores\t%.2f s/cycle\tbefore the manager started: advancing %d jobs, produce/commit to kfake", r.CPU.SimulatorAlone, r.CPU.SimulatorAlone*interval, r.Jobs)
-	p("  REST serving\t%.3f cores\t%.2f s/cycle\tthe simulated JobManagers' handlers answering the controller", r.CPU.RESTServing, r.CPU.RESTServing*interval)
-	p("  controller\t%.3f cores\t%.2f s/cycle\tprocess − simulator alone − REST serving (includes kfake answering the controller)", r.CPU.Controller, r.CPU.Controller*interval)
+	if r.FleetProcess {
+		p("  process\t%.3f cores\t%.2f s/cycle\tthe controller's process: the controller and the measurement (the fleet runs in a process of its own)", r.CPU.Process, r.CPU.Process*interval)
+		p("  before the controller\t%.3f cores\t%.2f s/cycle\tthe same process before the manager started", r.CPU.SimulatorAlone, r.CPU.SimulatorAlone*interval)
+		p("  controller\t%.3f cores\t%.2f s/cycle\tprocess − before the controller", r.CPU.Controller, r.CPU.Controller*interval)
+		p("  (fleet process)\t%.3f cores\t%.2f s/cycle\tadvancing %d jobs, kfake, the REST handlers (%.3f cores of them)", r.CPU.Fleet, r.CPU.Fleet*interval, r.Jobs, r.CPU.RESTServing)
+	} else {
+		p("  process\t%.3f cores\t%.2f s/cycle\twhole process: controller + simulator + kfake + REST server", r.CPU.Process, r.CPU.Process*interval)
+		p("  simulator alone\t%.3f cores\t%.2f s/cycle\tbefore the manager started: advancing %d jobs, produce/commit to kfake", r.CPU.SimulatorAlone, r.CPU.SimulatorAlone*interval, r.Jobs)
+		p("  REST serving\t%.3f cores\t%.2f s/cycle\tthe simulated JobManagers' handlers answering the controller", r.CPU.RESTServing, r.CPU.RESTServing*interval)
+		p("  controller\t%.3f cores\t%.2f s/cycle\tprocess − simulator alone − REST serving (includes kfake answering the controller)", r.CPU.Controller, r.CPU.Controller*interval)
+	}
 	p("  (advance loop)\t%.3f cores\t\tthread time of the advance loop in the steady period; busy %.0f%% of wall time", r.CPU.Advance, 100*r.CPU.AdvanceLoopBusy)
 	p("")
 	p("memory (MiB)\t")
 	p("  RSS peak / end\t%.0f / %.0f\tVmRSS sampled every second in the steady period", r.Memory.RSSPeak, r.Memory.RSSEnd)
 	p("  RSS high-water mark\t%.0f\tVmHWM: the whole run, setup included", r.Memory.HWM)
 	p("  Go heap in use peak / end\t%.0f / %.0f\truntime.MemStats.HeapInuse", r.Memory.HeapInusePeak, r.Memory.HeapInuseEnd)
-	p("  simulator alone RSS / heap\t%.0f / %.0f\tbefore the manager started", r.Memory.BaselineRSS, r.Memory.BaselineHeap)
-	p("  controller RSS / heap\t%.0f / %.0f\tend − simulator alone", r.Memory.ControllerRSS, r.Memory.ControllerHeap)
+	alone := "simulator alone"
+	if r.FleetProcess {
+		alone = "before the controller"
+	}
+	p("  %s RSS / heap\t%.0f / %.0f\tbefore the manager started", alone, r.Memory.BaselineRSS, r.Memory.BaselineHeap)
+	p("  controller RSS / heap\t%.0f / %.0f\tend − %s", r.Memory.ControllerRSS, r.Memory.ControllerHeap, alone)
+	if r.FleetProcess {
+		p("  (fleet process RSS)\t%.0f\tat the end", r.Memory.FleetRSS)
+	}
 	p("  live heap: end / simulator alone / controller\t%.0f / %.0f / %.0f\tHeapAlloc right after a GC: what is kept (the heap grows to about twice the process's live heap between GCs)",
 		r.Memory.LiveEnd, r.Memory.BaselineLive, r.Memory.ControllerLive)
 	p("  goroutines\t%d\t", r.Memory.Goroutines)
@@ -1745,8 +1800,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		verdict = "met"
 	}
 	p("")
-	p("goal (< %.2f cores, < %d MiB)\t%s\tcontroller %.3f cores, RSS peak − simulator alone %.0f MiB (whole process: %.3f cores, %.0f MiB)",
-		GoalCores, GoalMiB, verdict, r.CPU.Controller, r.Memory.RSSPeak-r.Memory.BaselineRSS, r.CPU.Process, r.Memory.RSSPeak)
+	p("goal (< %.2f cores, < %d MiB)\t%s\tcontroller %.3f cores, RSS peak − %s %.0f MiB (whole process: %.3f cores, %.0f MiB)",
+		GoalCores, GoalMiB, verdict, r.CPU.Controller, alone, r.Memory.RSSPeak-r.Memory.BaselineRSS, r.CPU.Process, r.Memory.RSSPeak)
 	if r.Faulty > 0 {
 		onTime := "NOT met"
 		if r.HealthyOnTime() {

@@ -13,7 +13,8 @@ import (
 	"github.com/flinkscale/flinkscale/test/scale"
 )
 
-// TestSmallFleet runs the measurement on 10 jobs for 30 s and checks its
+// TestSmallFleet runs the measurement on 10 jobs for 30 s, the fleet in a
+// process of its own (this test binary, TestMain), and checks its
 // structure: every policy decided, the Flink REST and Kafka calls look like
 // the collectors' (metrics/flink: 5 + vertices + 2 × sources requests per
 // collection in steady state), latencies were measured, nothing is not Ready.
@@ -32,7 +33,7 @@ func TestSmallFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := scale.Run(ctx, scale.Config{Jobs: 10, Duration: 30 * time.Second, PollingInterval: 15 * time.Second, Baseline: 5 * time.Second,
-		ScrapeInterval: 10 * time.Second})
+		ScrapeInterval: 10 * time.Second, FleetCommand: fleetCommand(), FleetStderr: os.Stderr})
 	if errors.Is(err, scale.ErrNoControlPlane) {
 		t.Skip(err)
 	}
@@ -62,6 +63,11 @@ func TestSmallFleet(t *testing.T) {
 	assert.LessOrEqual(t, l.P95, l.P99)
 	assert.Positive(t, rep.CPU.Process)
 	assert.Positive(t, rep.Memory.RSSPeak)
+	// The fleet ran in its own process, measured apart.
+	assert.True(t, rep.FleetProcess)
+	assert.Positive(t, rep.CPU.Fleet)
+	assert.Positive(t, rep.CPU.RESTServing)
+	assert.Positive(t, rep.Memory.FleetRSS)
 	assert.Positive(t, rep.Memory.HeapInuseEnd)
 
 	// Scraped as a Prometheus would: every job's series, per vertex too.
