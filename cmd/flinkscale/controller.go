@@ -159,7 +159,9 @@ func runManager(ctx context.Context, cfg controllerConfig, stderr io.Writer) err
 		return err
 	}
 
-	cacheOpts := cache.Options{}
+	// Cached objects keep only the managedFields flinkscale reads (its own
+	// apply entries).
+	cacheOpts := cache.Options{DefaultTransform: controllers.TrimManagedFields}
 	if ns := splitList(cfg.namespaces); len(ns) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range ns {

@@ -506,30 +506,44 @@ func (c *Collector) overview(ctx context.Context) (string, *metrics.SlotsSample,
 type listed struct {
 	at  time.Time
 	ids []string
+	// parsed is ids parsed (ParsePartitionMetricID), for the partition
+	// gauges' lists.
+	parsed []PartitionMetric
 }
 
 // cachedList returns the list of m[vid] if it was listed less than the slow
 // refresh ago.
 func (c *Collector) cachedList(m map[string]listed, vid string) ([]string, bool) {
+	l, ok := c.cached(m, vid)
+	return l.ids, ok
+}
+
+// cached returns m[vid] if it was listed less than the slow refresh ago.
+func (c *Collector) cached(m map[string]listed, vid string) (listed, bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, ok := m[vid]
 	if !ok || now.Sub(l.at) >= c.slowRefresh || now.Before(l.at) {
-		return nil, false
+		return listed{}, false
 	}
-	return l.ids, true
+	return l, true
 }
 
 // keepList records ids as vertex vid's list in *m, listed now.
 func (c *Collector) keepList(m *map[string]listed, vid string, ids []string) {
-	now := c.now()
+	c.keep(m, vid, listed{ids: ids})
+}
+
+// keep records l as vertex vid's list in *m, listed now.
+func (c *Collector) keep(m *map[string]listed, vid string, l listed) {
+	l.at = c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if *m == nil {
 		*m = map[string]listed{}
 	}
-	(*m)[vid] = listed{at: now, ids: ids}
+	(*m)[vid] = l
 }
 
 // dropList forgets vertex vid's list in *m (its ids changed).
@@ -793,26 +807,26 @@ func (c *Collector) vertex(ctx context.Context, jobID string, v JobVertex, vs *m
 func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metrics.VertexSample, missing func(string, ...any)) {
 	// The partition gauges' ids are listed again after the slow refresh
 	// (a topic that gained partitions) or when one vanished.
-	list, cached := c.cachedList(c.partIDs, vid)
+	// A cached list is kept parsed.
+	l, cached := c.cached(c.partIDs, vid)
 	if !cached {
-		var err error
-		if list, err = c.c.VertexMetricList(ctx, jobID, vid); err != nil {
+		list, err := c.c.VertexMetricList(ctx, jobID, vid)
+		if err != nil {
 			missing("%s: partitions: %v", vid, err)
 			return
+		}
+		for _, id := range list {
+			if pm, ok := ParsePartitionMetricID(id); ok {
+				l.ids = append(l.ids, id)
+				l.parsed = append(l.parsed, pm)
+			}
 		}
 	}
 	type key struct {
 		topic          string
 		partition, sub int
 	}
-	parsed := map[string]PartitionMetric{}
-	var ids []string
-	for _, id := range list {
-		if pm, ok := ParsePartitionMetricID(id); ok {
-			parsed[id] = pm
-			ids = append(ids, id)
-		}
-	}
+	ids := l.ids
 	if len(ids) == 0 {
 		missing("%s: partitions: no KafkaSourceReader partition metrics", vid)
 		return
@@ -825,11 +839,11 @@ func (c *Collector) partitions(ctx context.Context, jobID, vid string, vs *metri
 	if len(values) < len(ids) {
 		c.dropList(&c.partIDs, vid)
 	} else if !cached {
-		c.keepList(&c.partIDs, vid, ids)
+		c.keep(&c.partIDs, vid, l)
 	}
 	owners := map[key]*metrics.PartitionOwner{}
-	for _, id := range ids {
-		pm := parsed[id]
+	for i, id := range ids {
+		pm := l.parsed[i]
 		k := key{pm.Topic, pm.Partition, pm.Subtask}
 		o := owners[k]
 		if o == nil {

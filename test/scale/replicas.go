@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -116,6 +117,7 @@ func startReplicas(ctx context.Context, base *rest.Config, scheme *k8sruntime.Sc
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 			Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+			Cache:  cache.Options{DefaultTransform: controllers.TrimManagedFields},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("replica %d: %w", i, err)

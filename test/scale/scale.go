@@ -52,6 +52,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -1474,8 +1475,10 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Sche
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		// As flinkscale controller does: FlinkDeployments from the cache.
+		// As flinkscale controller does: FlinkDeployments from the cache,
+		// cached without the managedFields flinkscale does not read.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+		Cache:  cache.Options{DefaultTransform: controllers.TrimManagedFields},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
