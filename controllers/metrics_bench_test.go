@@ -3,10 +3,12 @@ package controllers
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flinkscale/flinkscale/scaling"
 )
@@ -66,6 +68,8 @@ func BenchmarkMetricsFleet(b *testing.B) {
 			recordFleet(m, jobs, at.Add(time.Duration(i)*time.Second))
 		}
 	})
+	// The store's scrape, and the same series made as before 2026-12-06
+	// (constGauges), side by side.
 	b.Run("scrape", func(b *testing.B) {
 		reg := prometheus.NewRegistry()
 		m := NewMetrics(reg)
@@ -78,4 +82,58 @@ func BenchmarkMetricsFleet(b *testing.B) {
 			}
 		}
 	})
+	b.Run("scrape-const-metrics", func(b *testing.B) {
+		reg := prometheus.NewRegistry()
+		m := NewMetrics(nil)
+		reg.MustRegister(constGauges{m.gauges})
+		for _, c := range m.collectors()[1:] {
+			reg.MustRegister(c)
+		}
+		recordFleet(m, jobs, at)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := reg.Gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// constGauges exports a store's series as the store did before
+// 2026-12-06, the reference for TestGaugeStoreExposition and the scrape
+// benchmark: each series made per scrape by prometheus.MustNewConstMetric
+// (its label values validated and paired, sorted by name), in the
+// records' map order, which the registry then sorts.
+type constGauges struct{ s *gaugeStore }
+
+func (c constGauges) Describe(ch chan<- *prometheus.Desc) { c.s.Describe(ch) }
+
+func (c constGauges) Collect(ch chan<- prometheus.Metric) {
+	// perm[f][i]: the position in family f's label values of the i-th
+	// label in name order.
+	var perm [numGauges][]int
+	for f, spec := range gaugeSpecs {
+		labels := jobLabels
+		if gaugeFamily(f) < numVertexGauges {
+			labels = vertexLabels
+		}
+		names := append(append([]string{}, labels...), spec.extra...)
+		sorted := slices.Clone(names)
+		slices.Sort(sorted)
+		for _, n := range sorted {
+			perm[f] = append(perm[f], slices.Index(names, n))
+		}
+	}
+	c.s.mu.RLock()
+	defer c.s.mu.RUnlock()
+	for _, g := range c.s.pols { // map order, as before
+		g.series(func(f gaugeFamily, v float64, labels []*dto.LabelPair) {
+			values := make([]string, len(labels))
+			for i, lp := range labels {
+				values[perm[f][i]] = lp.GetValue()
+			}
+			ch <- prometheus.MustNewConstMetric(c.s.descs[f], prometheus.GaugeValue, v, values...)
+		})
+	}
 }
