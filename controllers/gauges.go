@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/proto"
 )
 
 // Gauge families, per vertex and per policy. Their series are made at
@@ -219,8 +218,9 @@ type gaugeMetric struct {
 func (m *gaugeMetric) Desc() *prometheus.Desc { return m.desc }
 
 func (m *gaugeMetric) Write(out *dto.Metric) error {
+	v := m.value
 	out.Label = m.labels
-	out.Gauge = &dto.Gauge{Value: proto.Float64(m.value)}
+	out.Gauge = &dto.Gauge{Value: &v}
 	return nil
 }
 
@@ -234,7 +234,8 @@ func labelPairs(nameValues ...string) []*dto.LabelPair {
 		if !utf8.ValidString(v) {
 			v = strings.ToValidUTF8(v, "\uFFFD")
 		}
-		out = append(out, &dto.LabelPair{Name: proto.String(nameValues[i]), Value: proto.String(v)})
+		name := nameValues[i]
+		out = append(out, &dto.LabelPair{Name: &name, Value: &v})
 	}
 	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return out[:len(out):len(out)]
