@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 func TestProcFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var stderr bytes.Buffer
+	var stderr lockedBuffer // the child writes it while the test reads it
 	p, err := startProcFleet(ctx, []string{"env", "FLINKSCALE_SCALE_FLEET_CHILD=1", os.Args[0]}, 4, 0.25, &stderr)
 	require.NoError(t, err, stderr.String())
 	defer p.close()
@@ -71,4 +72,22 @@ func TestProcFleet(t *testing.T) {
 	default:
 		t.Fatal("the fleet process still runs after close")
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
