@@ -156,65 +156,32 @@ func (p *fastParser) planInput(in *PlanInput) bool {
 // timestamps parses an object of integers into a new map (encoding/json
 // allocates one too; a key given twice keeps its last value, as there).
 func (p *fastParser) timestamps(dst *map[string]int64) bool {
-	if !p.eat('{') {
-		return false
-	}
 	m := map[string]int64{}
-	p.ws()
-	if !p.eat('}') {
-		for {
-			p.ws()
-			var k string
-			if !p.strv(&k) {
-				return false
-			}
-			p.ws()
-			if !p.eat(':') {
-				return false
-			}
-			p.ws()
-			var v int64
-			if !p.int64v(&v) {
-				return false
-			}
-			m[k] = v
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			if !p.eat('}') {
-				return false
-			}
-			break
+	ok := p.list('{', '}', func() bool {
+		var k string
+		var v int64
+		if !p.strv(&k) || !p.colon() || !p.int64v(&v) {
+			return false
 		}
+		m[k] = v
+		return true
+	})
+	if ok {
+		*dst = m
 	}
-	*dst = m
-	return true
+	return ok
 }
 
 // fields parses an object whose known keys field decodes (each at most
 // once); other keys' values are skipped, unless a key equals a known one
 // but for case (encoding/json would decode it into that field).
 func (p *fastParser) fields(known []string, field func(k string) bool) bool {
-	if !p.eat('{') {
-		return false
-	}
 	var seen uint64 // bit i: known[i] was decoded
-	p.ws()
-	if p.eat('}') {
-		return true
-	}
-	for {
-		p.ws()
+	return p.list('{', '}', func() bool {
 		key, ok := p.str()
-		if !ok {
+		if !ok || !p.colon() {
 			return false
 		}
-		p.ws()
-		if !p.eat(':') {
-			return false
-		}
-		p.ws()
 		i := indexOf(known, key)
 		switch {
 		case i >= 0:
@@ -222,22 +189,13 @@ func (p *fastParser) fields(known []string, field func(k string) bool) bool {
 				return false
 			}
 			seen |= 1 << i
-			if !field(known[i]) {
-				return false
-			}
+			return field(known[i])
 		case foldsTo(known, key):
 			return false
 		default:
-			if !p.skip(0) {
-				return false
-			}
+			return p.skip(0)
 		}
-		p.ws()
-		if p.eat(',') {
-			continue
-		}
-		return p.eat('}')
-	}
+	})
 }
 
 func indexOf(known []string, key []byte) int {
@@ -266,27 +224,46 @@ func (p *fastParser) null() bool {
 // arrayOf parses [elem, …] into *dst, each element by elem; [] is an
 // empty slice, not nil, as encoding/json makes it.
 func arrayOf[T any](p *fastParser, dst *[]T, elem func(*T) bool) bool {
-	if !p.eat('[') {
-		return false
-	}
-	p.ws()
-	if p.eat(']') {
-		*dst = []T{}
-		return true
-	}
-	for {
-		p.ws()
+	*dst = []T{}
+	return p.list('[', ']', func() bool {
 		var x T
 		if p.null() || !elem(&x) {
 			return false
 		}
 		*dst = append(*dst, x)
-		p.ws()
-		if p.eat(',') {
-			continue
-		}
-		return p.eat(']')
+		return true
+	})
+}
+
+// list parses open item (, item)* close, or open close, whitespace
+// allowed between (a JSON array or object); item parses one element or
+// member.
+func (p *fastParser) list(open, close byte, item func() bool) bool {
+	if !p.eat(open) {
+		return false
 	}
+	p.ws()
+	if p.eat(close) {
+		return true
+	}
+	for {
+		p.ws()
+		if !item() {
+			return false
+		}
+		p.ws()
+		if !p.eat(',') {
+			return p.eat(close)
+		}
+	}
+}
+
+// colon parses the ':' between a member's key and value.
+func (p *fastParser) colon() bool {
+	p.ws()
+	ok := p.eat(':')
+	p.ws()
+	return ok
 }
 
 // strv parses a string into *dst: plain ASCII as it is, anything with an
@@ -306,16 +283,14 @@ func (p *fastParser) strv(dst *string) bool {
 
 func (p *fastParser) boolv(dst *bool) bool {
 	switch {
-	case p.i+4 <= len(p.b) && string(p.b[p.i:p.i+4]) == "true":
-		p.i += 4
+	case p.literal("true"):
 		*dst = true
-		return true
-	case p.i+5 <= len(p.b) && string(p.b[p.i:p.i+5]) == "false":
-		p.i += 5
+	case p.literal("false"):
 		*dst = false
-		return true
+	default:
+		return false
 	}
-	return false
+	return true
 }
 
 // int64v parses an integer: a JSON number without fraction or exponent
@@ -354,47 +329,9 @@ func (p *fastParser) skip(depth int) bool {
 	case c == '"':
 		return p.skipString()
 	case c == '{':
-		p.i++
-		p.ws()
-		if p.eat('}') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skipString() {
-				return false
-			}
-			p.ws()
-			if !p.eat(':') {
-				return false
-			}
-			p.ws()
-			if !p.skip(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			return p.eat('}')
-		}
+		return p.list('{', '}', func() bool { return p.skipString() && p.colon() && p.skip(depth+1) })
 	case c == '[':
-		p.i++
-		p.ws()
-		if p.eat(']') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skip(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			return p.eat(']')
-		}
+		return p.list('[', ']', func() bool { return p.skip(depth + 1) })
 	case c == 't':
 		return p.literal("true")
 	case c == 'f':

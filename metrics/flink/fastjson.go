@@ -18,38 +18,15 @@ type fastDecoder interface{ decodeFast(b []byte) bool }
 
 func (l *aggregatedList) decodeFast(b []byte) bool {
 	p := fastParser{b: b}
+	out := aggregatedList{}
 	p.ws()
-	if !p.eat('[') {
-		return false
-	}
-	var out aggregatedList
-	p.ws()
-	if p.eat(']') {
-		p.ws()
-		if p.i != len(b) {
-			return false
-		}
-		*l = aggregatedList{}
-		return true
-	}
-	for {
-		p.ws()
+	ok := p.list('[', ']', func() bool {
 		m, ok := p.metric()
-		if !ok {
-			return false
-		}
 		out = append(out, m)
-		p.ws()
-		if p.eat(',') {
-			continue
-		}
-		if !p.eat(']') {
-			return false
-		}
-		break
-	}
+		return ok
+	})
 	p.ws()
-	if p.i != len(b) {
+	if !ok || p.i != len(b) {
 		return false
 	}
 	*l = out
@@ -83,59 +60,35 @@ func (p *fastParser) eat(c byte) bool {
 // metric parses one {"id":…, "min":…, …} object.
 func (p *fastParser) metric() (AggregatedMetric, bool) {
 	var m AggregatedMetric
-	if !p.eat('{') {
-		return m, false
-	}
-	p.ws()
-	if p.eat('}') {
-		return m, true
-	}
-	// The values share one allocation.
-	vals := new([5]Float)
-	for {
-		p.ws()
+	vals := new([5]Float) // the values share one allocation
+	ok := p.list('{', '}', func() bool {
 		key, ok := p.str()
-		if !ok {
-			return m, false
+		if !ok || !p.colon() {
+			return false
 		}
-		p.ws()
-		if !p.eat(':') {
-			return m, false
-		}
-		p.ws()
-		if string(key) == "id" {
+		var dst **Float
+		var slot *Float
+		switch string(key) {
+		case "id":
 			s, ok := p.str()
-			if !ok {
-				return m, false
-			}
 			m.ID = string(s)
-		} else {
-			var dst **Float
-			var slot *Float
-			switch string(key) {
-			case "min":
-				dst, slot = &m.Min, &vals[0]
-			case "max":
-				dst, slot = &m.Max, &vals[1]
-			case "avg":
-				dst, slot = &m.Avg, &vals[2]
-			case "sum":
-				dst, slot = &m.Sum, &vals[3]
-			case "skew":
-				dst, slot = &m.Skew, &vals[4]
-			default:
-				return m, false
-			}
-			if !p.value(dst, slot) {
-				return m, false
-			}
+			return ok
+		case "min":
+			dst, slot = &m.Min, &vals[0]
+		case "max":
+			dst, slot = &m.Max, &vals[1]
+		case "avg":
+			dst, slot = &m.Avg, &vals[2]
+		case "sum":
+			dst, slot = &m.Sum, &vals[3]
+		case "skew":
+			dst, slot = &m.Skew, &vals[4]
+		default:
+			return false
 		}
-		p.ws()
-		if p.eat(',') {
-			continue
-		}
-		return m, p.eat('}')
-	}
+		return p.value(dst, slot)
+	})
+	return m, ok
 }
 
 // str parses a string of printable ASCII without escapes (anything else:
@@ -164,8 +117,7 @@ func (p *fastParser) str() ([]byte, bool) {
 // unchanged), a JSON number, or a string holding one (or NaN, ±Infinity);
 // the value is stored in slot, and *dst points to it.
 func (p *fastParser) value(dst **Float, slot *Float) bool {
-	if p.i+4 <= len(p.b) && string(p.b[p.i:p.i+4]) == "null" {
-		p.i += 4
+	if p.literal("null") {
 		return true
 	}
 	var text []byte
