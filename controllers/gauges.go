@@ -138,14 +138,19 @@ type gaugeStore struct {
 func newGaugeStore() *gaugeStore {
 	s := &gaugeStore{pols: map[policyRef]*policyGauges{}}
 	for f, spec := range gaugeSpecs {
-		labels := jobLabels
-		if gaugeFamily(f) < numVertexGauges {
-			labels = vertexLabels
-		}
-		labels = append(append([]string{}, labels...), spec.extra...)
-		s.descs[f] = prometheus.NewDesc(prometheus.BuildFQName(MetricsNamespace, "", spec.name), spec.help, labels, nil)
+		s.descs[f] = prometheus.NewDesc(prometheus.BuildFQName(MetricsNamespace, "", spec.name), spec.help,
+			gaugeFamily(f).labelNames(), nil)
 	}
 	return s
+}
+
+// labelNames are the family's label names, in its Desc's order.
+func (f gaugeFamily) labelNames() []string {
+	labels := jobLabels
+	if f < numVertexGauges {
+		labels = vertexLabels
+	}
+	return append(append([]string{}, labels...), gaugeSpecs[f].extra...)
 }
 
 // update runs f on the policy's record under the store's lock, creating
@@ -181,10 +186,12 @@ func (s *gaugeStore) Describe(ch chan<- *prometheus.Desc) {
 // their gauges.
 //
 // A scrape of a fleet is some 100,000 series, so each costs as little as
-// it can: its labels were made when its record's were (no validation and
-// sorting per scrape, as prometheus.MustNewConstMetric does), and the
-// records are sent in the order of their labels, so that the registry's
-// sort of each family finds them sorted (BenchmarkMetricsFleet/scrape).
+// it can: a vertex's and a job's labels were made when its record's were
+// (no validation and sorting per scrape, as prometheus.MustNewConstMetric
+// does; only the few policy-level series with a label of their own, such
+// as state or bound, pair it per scrape), and the records are sent in the
+// order of their labels, so that the registry's sort of each family finds
+// them sorted (BenchmarkMetricsFleet/scrape).
 func (s *gaugeStore) Collect(ch chan<- prometheus.Metric) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -243,9 +250,7 @@ func labelPairs(nameValues ...string) []*dto.LabelPair {
 
 // withLabels is job's labels and name=value, sorted by name.
 func withLabels(job []*dto.LabelPair, nameValues ...string) []*dto.LabelPair {
-	out := make([]*dto.LabelPair, 0, len(job)+len(nameValues)/2)
-	out = append(out, job...)
-	out = append(out, labelPairs(nameValues...)...)
+	out := slices.Concat(job, labelPairs(nameValues...))
 	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return out[:len(out):len(out)]
 }
