@@ -1,16 +1,16 @@
 package scale
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/test/fixtures"
 )
 
 // The fleet in a child process (this test binary, through TestMain): its
@@ -20,7 +20,7 @@ import (
 func TestProcFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var stderr lockedBuffer // the child writes it while the test reads it
+	var stderr fixtures.SyncBuffer // the child writes it while the test reads it
 	p, err := startProcFleet(ctx, []string{"env", "FLINKSCALE_SCALE_FLEET_CHILD=1", os.Args[0]}, 4, 0.25, &stderr)
 	require.NoError(t, err, stderr.String())
 	defer p.close()
@@ -72,22 +72,4 @@ func TestProcFleet(t *testing.T) {
 	default:
 		t.Fatal("the fleet process still runs after close")
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
