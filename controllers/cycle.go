@@ -354,20 +354,20 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	if c.d.JobID == "" {
 		return metrics.FlinkSample{}, fmt.Errorf("the %s reports no job yet (status.jobStatus.jobId is empty)", c.d.Kind)
 	}
-	if p, ok := src.(FlinkProber); ok && c.st.collectFailures > 0 {
+	if prober, ok := src.(FlinkProber); ok && c.st.collectFailures > 0 {
 		// After a failed poll, a probe with a short timeout first: a hung
 		// JobManager holds a worker FailingProbeTimeout per backed-off
 		// poll, not the whole request timeout.
 		ctx, cancel := context.WithTimeout(c.ctx, FailingProbeTimeout)
-		err := p.Probe(ctx)
+		err := prober.Probe(ctx)
 		cancel()
 		if err != nil {
 			c.pm.collection(SourceFlink, 0, err)
 			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: the JobManager does not answer: %w", c.d.JobID, err)
 		}
 	}
-	if p, ok := src.(FlinkPrimer); ok && c.r.PrimeAhead {
-		wait, err := p.PrimeAhead(c.ctx, c.d.JobID)
+	if primer, ok := src.(FlinkPrimer); ok && c.r.PrimeAhead {
+		wait, err := primer.PrimeAhead(c.ctx, c.d.JobID)
 		if err != nil {
 			c.pm.collection(SourceFlink, 0, err)
 			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
