@@ -494,8 +494,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.SetupSeconds.Objects = time.Since(t0).Seconds()
 	progress("objects created in %s", time.Since(t0).Round(time.Millisecond))
 
-	// The simulator alone.
-	progress("measuring the simulator alone for %s", cfg.Baseline)
+	// The simulator alone (with the fleet apart: this process alone).
+	alone := "the simulator"
+	if rep.FleetProcess {
+		alone = "this process"
+	}
+	progress("measuring %s alone for %s", alone, cfg.Baseline)
 	runtime.GC()
 	if err := sleep(ctx, 2*time.Second); err != nil {
 		return nil, err
@@ -510,7 +514,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Memory.BaselineHeap = mib(heapInuse())
 	rep.Memory.BaselineLive = mib(liveHeap())
 	rep.SetupSeconds.Total = time.Since(began).Seconds()
-	progress("simulator alone: %.3f cores, RSS %.0f MiB, heap %.0f MiB", rep.CPU.SimulatorAlone, rep.Memory.BaselineRSS, rep.Memory.BaselineHeap)
+	progress("%s alone: %.3f cores, RSS %.0f MiB, heap %.0f MiB", alone, rep.CPU.SimulatorAlone, rep.Memory.BaselineRSS, rep.Memory.BaselineHeap)
 
 	// The controller: one replica, or several sharing the fleet.
 	tr := &timed{}
@@ -816,7 +820,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	decided := map[string]bool{}
 	for k, n := range decisions1 {
 		if n > decisions0[k] {
-			decided[k[strings.IndexByte(k, ' ')+1:]] = true
+			decided[k.policy] = true
 		}
 	}
 	rep.Decided = len(decided)
@@ -1383,11 +1387,18 @@ func (t *timed) primedBetween(from, to time.Time) int {
 	return n
 }
 
-// decisionsByPolicy is flinkscale_decisions_total per gatherer and policy
-// ("<gatherer> namespace/name"), summed over actions: a policy that moved
-// to another replica starts over there.
-func decisionsByPolicy(gs []prometheus.Gatherer) (map[string]float64, error) {
-	out := map[string]float64{}
+// replicaPolicy is a policy (namespace/name) on the replica whose
+// metrics gs[replica] gathers.
+type replicaPolicy struct {
+	replica int
+	policy  string
+}
+
+// decisionsByPolicy is flinkscale_decisions_total per replica and policy,
+// summed over actions: a policy that moved to another replica starts over
+// there.
+func decisionsByPolicy(gs []prometheus.Gatherer) (map[replicaPolicy]float64, error) {
+	out := map[replicaPolicy]float64{}
 	for gi, g := range gs {
 		mfs, err := g.Gather()
 		if err != nil {
@@ -1407,7 +1418,7 @@ func decisionsByPolicy(gs []prometheus.Gatherer) (map[string]float64, error) {
 						name = l.GetValue()
 					}
 				}
-				out[strconv.Itoa(gi)+" "+ns+"/"+name] += m.GetCounter().GetValue()
+				out[replicaPolicy{gi, ns + "/" + name}] += m.GetCounter().GetValue()
 			}
 		}
 	}
