@@ -84,7 +84,11 @@ func realCollectors(t *testing.T, v Flink) {
 	rec := &recorder{}
 	rc, err := flink.New(tb.Flink.RESTURL(), flink.WithHTTPClient(&http.Client{Transport: rec}))
 	require.NoError(t, err)
-	fc := flink.NewCollector(rc)
+	// Every poll reads everything: the checks compare the REST answers
+	// with the reporter's at the same moment, and a collector that reuses
+	// the checkpoint statistics for a minute (DefaultSlowRefresh) is up to
+	// six of this job's 10 s checkpoints behind the reporter.
+	fc := flink.NewCollector(rc, flink.WithSlowRefresh(0))
 	kc, err := kafka.New(kafka.Config{BootstrapServers: []string{tb.Kafka.Bootstrap()}})
 	require.NoError(t, err)
 	defer kc.Close()
