@@ -48,12 +48,10 @@ func (w *Window) Series() []Point {
 		}
 		out = append(out, p)
 	}
+	var prev *FlinkSample
 	for i, s := range w.flink {
 		p := Point{At: s.At}
-		var prev *FlinkSample
-		if i > 0 {
-			prev = &w.flink[i-1]
-		}
+		s.Vertices = w.vertices(i) // s is a copy
 		if r, ok := processed(prev, s); ok {
 			p.ProcessedRate = &r
 		}
@@ -70,6 +68,7 @@ func (w *Window) Series() []Point {
 			}
 		}
 		out = append(out, p)
+		prev = &s
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out

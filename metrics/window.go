@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +21,12 @@ import (
 type Window struct {
 	length time.Duration
 	flink  []FlinkSample
+	// packed[i] holds the vertices of flink[i] in compact form for every
+	// sample but the newest, whose Vertices the window keeps as given
+	// (nil for it, and for every sample when keepWhole); heads are those
+	// vertices' identities, which the samples of one attempt share.
+	packed [][]packedVertex
+	heads  []VertexSample
 	kafka  []KafkaSample
 	// resets counts how often a restart emptied the window.
 	resets int
@@ -38,58 +45,43 @@ func (w *Window) Resets() int { return w.resets }
 // AddFlink adds a Flink sample. A new job id or a new RUNNING timestamp (a
 // restart, a failover, a rescale) empties the window first: samples from
 // another attempt describe another job. Samples older than the window are
-// dropped.
+// dropped. The window reads the sample, never modifies what it points to.
 func (w *Window) AddFlink(s FlinkSample) {
 	if n := len(w.flink); n > 0 {
 		last := w.flink[n-1]
 		if last.JobID != s.JobID || !last.RunningSince.Equal(s.RunningSince) {
-			w.flink, w.kafka = nil, nil
+			w.flink, w.packed, w.heads, w.kafka = nil, nil, nil, nil
 			w.resets++
 		}
 	}
-	if !w.keepWhole {
-		// The window's own copy: compact modifies it, never the caller's.
-		s.Vertices = slices.Clone(s.Vertices)
-		if n := len(w.flink); n > 0 {
-			compact(&w.flink[n-1], &s)
-		}
+	if n := len(w.flink); n > 0 && !w.keepWhole {
+		w.compact(&w.flink[n-1], &s)
 	}
 	w.flink = append(w.flink, s)
+	w.packed = append(w.packed, nil)
 	w.trim(s.At)
 }
 
-// compact makes newest, about to be added, share the strings and inputs of
-// old, the newest sample so far, where they are equal (the window's samples
-// then hold one copy of each, not one per poll), and drops from old what
-// the window reads of the newest sample alone (the partition owners, what
-// was missing or dropped). A job's window keeps a sample per poll (11 in 5
-// minutes at 30 s); at 1,000 jobs their partition owners and repeated
-// strings were a fifth of the controller's live heap. Both samples'
-// vertices are the window's own copies.
-func compact(old, newest *FlinkSample) {
+// compact packs old, the newest sample so far, now that newest is about to
+// be added: its vertices become packedVertex values, and it drops what the
+// window reads of the newest sample alone (the partition owners, what was
+// missing or dropped). newest shares old's strings and, where they are
+// equal, its checkpoint statistics and TaskManagers (a collector that
+// reuses what it read hands out copies). A job's window keeps a sample per
+// poll (11 in 5 minutes at 30 s); at 1,000 jobs their vertices were a
+// quarter of the controller's live heap (BenchmarkWindowRetained).
+func (w *Window) compact(old, newest *FlinkSample) {
 	share(&newest.JobName, old.JobName)
 	share(&newest.FlinkVersion, old.FlinkVersion)
 	share(&newest.StateBackend, old.StateBackend)
-	for i := range newest.Vertices {
-		n := &newest.Vertices[i]
-		for j := range old.Vertices {
-			v := &old.Vertices[j]
-			if n.ID != v.ID {
-				continue
-			}
-			share(&n.ID, v.ID)
-			share(&n.Name, v.Name)
-			share(&n.SlotSharingGroup, v.SlotSharingGroup)
-			if slices.Equal(n.Inputs, v.Inputs) {
-				n.Inputs = v.Inputs
-			}
-			break
-		}
+	if a, b := old.Checkpoints, newest.Checkpoints; a != nil && b != nil && *a == *b {
+		newest.Checkpoints = a
 	}
-	old.Missing, old.Dropped = nil, nil
-	for i := range old.Vertices {
-		old.Vertices[i].Partitions = nil
+	if a, b := old.TaskManagers, newest.TaskManagers; a != nil && b != nil && reflect.DeepEqual(*a, *b) {
+		newest.TaskManagers = a
 	}
+	w.packed[len(w.packed)-1] = w.pack(old.Vertices)
+	old.Vertices, old.Missing, old.Dropped = nil, nil, nil
 }
 
 // share makes *s the string t (the same bytes) when they are equal.
@@ -97,6 +89,139 @@ func share(s *string, t string) {
 	if *s == t {
 		*s = t
 	}
+}
+
+// packedVertex is a vertex of an older sample: its identity an index into
+// the window's heads, its values without pointers (has says which are
+// set). It is 80 bytes where a VertexSample and its values are some 240 in
+// eight allocations, and the garbage collector need not scan it.
+type packedVertex struct {
+	head                int32
+	has                 uint8
+	busy, backPressured Agg
+	inRate, outRate     float64
+	in, out, pending    float64
+}
+
+// The bits of packedVertex.has.
+const (
+	hasBusy uint8 = 1 << iota
+	hasBackPressured
+	hasInRate
+	hasOutRate
+	hasIn
+	hasOut
+	hasPending
+)
+
+// pack is vs in packed form, their identities added to the window's heads.
+func (w *Window) pack(vs []VertexSample) []packedVertex {
+	if len(w.heads) > 2*len(vs)+16 {
+		w.reindexHeads()
+	}
+	out := make([]packedVertex, len(vs))
+	for i := range vs {
+		v, p := &vs[i], &out[i]
+		p.head = w.head(v)
+		if a := v.BusyTimeMsPerSecond; a != nil {
+			p.busy, p.has = *a, p.has|hasBusy
+		}
+		if a := v.BackPressuredTimeMsPerSecond; a != nil {
+			p.backPressured, p.has = *a, p.has|hasBackPressured
+		}
+		for _, f := range [...]struct {
+			src *float64
+			dst *float64
+			bit uint8
+		}{
+			{v.NumRecordsInPerSecond, &p.inRate, hasInRate}, {v.NumRecordsOutPerSecond, &p.outRate, hasOutRate},
+			{v.NumRecordsIn, &p.in, hasIn}, {v.NumRecordsOut, &p.out, hasOut}, {v.PendingRecords, &p.pending, hasPending},
+		} {
+			if f.src != nil {
+				*f.dst, p.has = *f.src, p.has|f.bit
+			}
+		}
+	}
+	return out
+}
+
+// head is the index of v's identity (id, name, parallelism, slot-sharing
+// group, inputs) in the window's heads, added if new.
+func (w *Window) head(v *VertexSample) int32 {
+	for i := range w.heads {
+		h := &w.heads[i]
+		if h.ID == v.ID && h.Name == v.Name && h.Parallelism == v.Parallelism && h.MaxParallelism == v.MaxParallelism &&
+			h.SlotSharingGroup == v.SlotSharingGroup && slices.Equal(h.Inputs, v.Inputs) {
+			return int32(i)
+		}
+	}
+	w.heads = append(w.heads, VertexSample{ID: v.ID, Name: v.Name, Parallelism: v.Parallelism,
+		MaxParallelism: v.MaxParallelism, SlotSharingGroup: v.SlotSharingGroup, Inputs: v.Inputs})
+	return int32(len(w.heads) - 1)
+}
+
+// reindexHeads drops the heads no packed sample names any more. The
+// samples of one attempt share theirs, so the heads grow only when a
+// collector reports one vertex differently from poll to poll.
+func (w *Window) reindexHeads() {
+	idx := make([]int32, len(w.heads))
+	for i := range idx {
+		idx[i] = -1
+	}
+	var heads []VertexSample
+	for _, ps := range w.packed {
+		for j := range ps {
+			p := &ps[j]
+			if idx[p.head] < 0 {
+				idx[p.head] = int32(len(heads))
+				heads = append(heads, w.heads[p.head])
+			}
+			p.head = idx[p.head]
+		}
+	}
+	w.heads = heads
+}
+
+// values are p's values at t, pointing into p.
+func (p *packedVertex) values(t time.Time) vertexAt {
+	return vertexAt{at: t,
+		busy: ifSet(p.has, hasBusy, &p.busy), backPressured: ifSet(p.has, hasBackPressured, &p.backPressured),
+		inRate: ifSet(p.has, hasInRate, &p.inRate), outRate: ifSet(p.has, hasOutRate, &p.outRate),
+		in: ifSet(p.has, hasIn, &p.in), out: ifSet(p.has, hasOut, &p.out), pending: ifSet(p.has, hasPending, &p.pending),
+	}
+}
+
+// ifSet is v when has has bit, else nil.
+func ifSet[T any](has, bit uint8, v *T) *T {
+	if has&bit == 0 {
+		return nil
+	}
+	return v
+}
+
+// unpack is p as a VertexSample whose values point into p (read, never
+// modified). Its partition owners are gone: the window reads the newest
+// sample's alone.
+func (w *Window) unpack(p *packedVertex) VertexSample {
+	v, x := w.heads[p.head], p.values(time.Time{})
+	v.BusyTimeMsPerSecond, v.BackPressuredTimeMsPerSecond = x.busy, x.backPressured
+	v.NumRecordsInPerSecond, v.NumRecordsOutPerSecond = x.inRate, x.outRate
+	v.NumRecordsIn, v.NumRecordsOut, v.PendingRecords = x.in, x.out, x.pending
+	return v
+}
+
+// vertices is the vertices of the window's i-th Flink sample: as given for
+// the newest, unpacked (into a new slice) for the older ones.
+func (w *Window) vertices(i int) []VertexSample {
+	ps := w.packed[i]
+	if ps == nil {
+		return w.flink[i].Vertices
+	}
+	out := make([]VertexSample, len(ps))
+	for j := range ps {
+		out[j] = w.unpack(&ps[j])
+	}
+	return out
 }
 
 // AddKafka adds a brokers' sample. As AddFlink's, it shares its topic
@@ -154,7 +279,7 @@ func (w *Window) trim(now time.Time) {
 	for i < len(w.flink)-1 && !w.flink[i+1].At.After(cut) {
 		i++
 	}
-	w.flink = w.flink[i:]
+	w.flink, w.packed = w.flink[i:], w.packed[i:]
 	k := 0
 	for k < len(w.kafka)-1 && !w.kafka[k+1].At.After(cut) {
 		k++
@@ -206,12 +331,10 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 			SlotSharingGroup: v.SlotSharingGroup, Inputs: v.Inputs,
 		}
 		vs := w.vertexSamples(v.ID)
-		sv.BusyTimeMsPerSecond = agg(vs, func(x *VertexSample) *Agg { return x.BusyTimeMsPerSecond })
-		sv.BackPressuredTimeMsPerSecond = agg(vs, func(x *VertexSample) *Agg { return x.BackPressuredTimeMsPerSecond })
-		sv.NumRecordsInPerSecond = rate(vs, func(x *VertexSample) *float64 { return x.NumRecordsIn },
-			func(x *VertexSample) *float64 { return x.NumRecordsInPerSecond })
-		sv.NumRecordsOutPerSecond = rate(vs, func(x *VertexSample) *float64 { return x.NumRecordsOut },
-			func(x *VertexSample) *float64 { return x.NumRecordsOutPerSecond })
+		sv.BusyTimeMsPerSecond = agg(vs, func(x *vertexAt) *Agg { return x.busy })
+		sv.BackPressuredTimeMsPerSecond = agg(vs, func(x *vertexAt) *Agg { return x.backPressured })
+		sv.NumRecordsInPerSecond = rate(vs, func(x *vertexAt) *float64 { return x.in }, func(x *vertexAt) *float64 { return x.inRate })
+		sv.NumRecordsOutPerSecond = rate(vs, func(x *vertexAt) *float64 { return x.out }, func(x *vertexAt) *float64 { return x.outRate })
 		for name, ok := range map[string]bool{"busyTimeMsPerSecond": sv.BusyTimeMsPerSecond != nil,
 			"backPressuredTimeMsPerSecond": sv.BackPressuredTimeMsPerSecond != nil, "numRecordsInPerSecond": sv.NumRecordsInPerSecond != nil} {
 			if !ok {
@@ -257,22 +380,40 @@ func (w *Window) Snapshot() (scaling.Snapshot, []string) {
 	return s, missing
 }
 
-// vertexAt is a vertex in one Flink sample of the window, and the
-// sample's time.
+// vertexAt is a vertex's values in one Flink sample of the window, and the
+// sample's time (pointers into the window: read, never modified).
 type vertexAt struct {
-	at time.Time
-	v  *VertexSample
+	at                  time.Time
+	busy, backPressured *Agg
+	inRate, outRate     *float64
+	in, out, pending    *float64
+}
+
+// valuesAt is v's values at t.
+func valuesAt(t time.Time, v *VertexSample) vertexAt {
+	return vertexAt{at: t, busy: v.BusyTimeMsPerSecond, backPressured: v.BackPressuredTimeMsPerSecond,
+		inRate: v.NumRecordsInPerSecond, outRate: v.NumRecordsOutPerSecond,
+		in: v.NumRecordsIn, out: v.NumRecordsOut, pending: v.PendingRecords}
 }
 
 // vertexSamples returns the vertex in each Flink sample that has it, oldest
-// first (pointers into the window: read, never modified).
+// first.
 func (w *Window) vertexSamples(id string) []vertexAt {
 	out := make([]vertexAt, 0, len(w.flink))
 	for i := range w.flink {
 		s := &w.flink[i]
+		if ps := w.packed[i]; ps != nil {
+			for j := range ps {
+				if w.heads[ps[j].head].ID == id {
+					out = append(out, ps[j].values(s.At))
+					break
+				}
+			}
+			continue
+		}
 		for j := range s.Vertices {
 			if s.Vertices[j].ID == id {
-				out = append(out, vertexAt{s.At, &s.Vertices[j]})
+				out = append(out, valuesAt(s.At, &s.Vertices[j]))
 				break
 			}
 		}
@@ -283,11 +424,11 @@ func (w *Window) vertexSamples(id string) []vertexAt {
 // agg averages a gauge's avg and max over the samples that have it. NaN in
 // the latest sample that has the gauge is kept (the model refuses it);
 // earlier NaNs are skipped.
-func agg(vs []vertexAt, get func(*VertexSample) *Agg) *scaling.Stat {
+func agg(vs []vertexAt, get func(*vertexAt) *Agg) *scaling.Stat {
 	var avgs, maxs []float64
 	var latest *Agg
-	for _, x := range vs {
-		a := get(x.v)
+	for i := range vs {
+		a := get(&vs[i])
 		if a == nil {
 			continue
 		}
@@ -308,15 +449,15 @@ func agg(vs []vertexAt, get func(*VertexSample) *Agg) *scaling.Stat {
 // rate is a counter's growth over the window per second, as the Flink
 // operator's collector computes rates; where the counter is missing or went
 // backwards, the average of Flink's own 60-second meter.
-func rate(vs []vertexAt, counter, meter func(*VertexSample) *float64) *scaling.Float {
+func rate(vs []vertexAt, counter, meter func(*vertexAt) *float64) *scaling.Float {
 	var t0, t1 time.Time
 	var c0, c1 *float64
-	for _, x := range vs {
-		if c := counter(x.v); c != nil && finite(*c) {
+	for i := range vs {
+		if c := counter(&vs[i]); c != nil && finite(*c) {
 			if c0 == nil {
-				c0, t0 = c, x.at
+				c0, t0 = c, vs[i].at
 			}
-			c1, t1 = c, x.at
+			c1, t1 = c, vs[i].at
 		}
 	}
 	if c0 != nil && t1.After(t0) && *c1 >= *c0 {
@@ -324,8 +465,8 @@ func rate(vs []vertexAt, counter, meter func(*VertexSample) *float64) *scaling.F
 	}
 	var ms []float64
 	var latest *float64
-	for _, x := range vs {
-		if m := meter(x.v); m != nil {
+	for i := range vs {
+		if m := meter(&vs[i]); m != nil {
 			latest = m
 			if finite(*m) {
 				ms = append(ms, *m)
@@ -480,7 +621,12 @@ func (k *kafkaIndex) owned(o PartitionOwner) (kp *kafkaPart, why string) {
 
 // kafkaParts folds the brokers' samples per partition.
 func (w *Window) kafkaParts() *kafkaIndex {
-	out := map[partKey]*kafkaPart{}
+	var out map[partKey]*kafkaPart
+	if len(w.kafka) > 0 {
+		out = make(map[partKey]*kafkaPart, len(w.kafka[len(w.kafka)-1].Partitions))
+	} else {
+		out = map[partKey]*kafkaPart{}
+	}
 	var t0 time.Time
 	if len(w.kafka) > 0 {
 		t0 = w.kafka[0].At
@@ -490,7 +636,11 @@ func (w *Window) kafkaParts() *kafkaIndex {
 			k := partKey{p.Topic, p.Partition}
 			kp := out[k]
 			if kp == nil {
-				kp = &kafkaPart{topic: p.Topic, first: p, firstAt: s.At}
+				// Sized for a sample each: growing them by append was
+				// most of what a snapshot allocated.
+				n := len(w.kafka)
+				kp = &kafkaPart{topic: p.Topic, first: p, firstAt: s.At, ends: make([]int64, 0, n), endTimes: make([]time.Time, 0, n),
+					rates: make([]float64, 0, n-1), rateTimes: make([]float64, 0, n-1)}
 				out[k] = kp
 			} else if dt := s.At.Sub(kp.lastAt).Seconds(); dt > 0 {
 				if p.End < kp.last.End {
@@ -720,21 +870,14 @@ func (w *Window) pending(id string) (latest, rate *scaling.Float) {
 	var t0, t1 time.Time
 	var p0, p1 float64
 	n := 0
-	for i := range w.flink {
-		s := &w.flink[i]
-		for j := range s.Vertices {
-			v := &s.Vertices[j]
-			if v.ID != id {
-				continue
+	for _, x := range w.vertexSamples(id) {
+		newest = x.pending
+		if p := x.pending; p != nil && finite(*p) {
+			if n == 0 {
+				p0, t0 = *p, x.at
 			}
-			newest = v.PendingRecords
-			if p := v.PendingRecords; p != nil && finite(*p) {
-				if n == 0 {
-					p0, t0 = *p, s.At
-				}
-				p1, t1 = *p, s.At
-				n++
-			}
+			p1, t1 = *p, x.at
+			n++
 		}
 	}
 	if newest == nil {
@@ -797,7 +940,7 @@ func (w *Window) ArrivalTrend(topics map[string]bool) (perMinute float64, ok boo
 func (w *Window) BusyQuantile(id string, q float64) (float64, bool) {
 	var xs []float64
 	for _, x := range w.vertexSamples(id) {
-		if a := x.v.BusyTimeMsPerSecond; a != nil && finite(a.Max) {
+		if a := x.busy; a != nil && finite(a.Max) {
 			xs = append(xs, a.Max)
 		}
 	}

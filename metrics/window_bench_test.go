@@ -71,15 +71,22 @@ func BenchmarkWindowRetained(b *testing.B) {
 	}
 }
 
-// A snapshot of a full window (11 polls of a 10-vertex job), as every
-// deciding poll assembles.
+// A snapshot of a full window (11 polls of a 10-vertex job and of the
+// brokers of its 10 partitions), as every deciding poll assembles.
 //
 //	go test ./metrics -run '^$' -bench WindowSnapshot -benchmem
 func BenchmarkWindowSnapshot(b *testing.B) {
 	w := NewWindow(5 * time.Minute)
 	at := time.Unix(1700000000, 0)
 	for poll := 0; poll < 11; poll++ {
-		w.AddFlink(decodedSample(at.Add(time.Duration(poll) * 30 * time.Second)))
+		t := at.Add(time.Duration(poll) * 30 * time.Second)
+		w.AddFlink(decodedSample(t))
+		ks := KafkaSample{At: t, Group: "orders-enrichment"}
+		for p := 0; p < 10; p++ {
+			end := int64(1e6 + poll*3000 + p)
+			ks.Partitions = append(ks.Partitions, KafkaPartition{Topic: "orders", Partition: p, End: end, Start: 0, Committed: end - 100})
+		}
+		w.AddKafka(ks)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

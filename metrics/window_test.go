@@ -585,14 +585,52 @@ func TestWindowCompactionChangesNothingRead(t *testing.T) {
 		require.Equal(t, ok2, ok1)
 	}
 	require.Len(t, compact.flink, len(whole.flink))
-	for _, s := range compact.flink[:len(compact.flink)-1] {
+	require.Len(t, compact.packed, len(compact.flink))
+	for i, s := range compact.flink[:len(compact.flink)-1] {
 		assert.Nil(t, s.Missing)
-		assert.Nil(t, s.Vertices[0].Partitions, "older samples keep no partition owners")
+		assert.Nil(t, s.Vertices, "older samples keep their vertices packed")
+		assert.Len(t, compact.packed[i], len(whole.flink[i].Vertices))
+		for _, v := range compact.vertices(i) {
+			assert.Nil(t, v.Partitions, "older samples keep no partition owners")
+		}
 	}
+	assert.NotNil(t, compact.flink[len(compact.flink)-1].Vertices, "the newest sample is kept as given")
+	assert.Len(t, compact.heads, len(given[len(given)-1].Vertices), "the samples of one attempt share their vertices' identities")
 	for i, g := range given {
 		if i%4 != 3 {
 			assert.NotEmpty(t, g.Vertices[0].Partitions, "poll %d: the caller's sample is as it gave it", i)
 		}
 	}
 	assert.NotEmpty(t, given[len(given)-2].Missing)
+}
+
+// A collector that names a vertex differently at every poll of one
+// attempt (nothing real does) leaves the window's vertex identities
+// bounded: those no kept sample names are dropped. What the window reads
+// stays what a window of whole samples reads.
+func TestWindowHeadsStayBounded(t *testing.T) {
+	compact, whole := NewWindow(5*time.Minute), NewWindow(5*time.Minute)
+	whole.keepWhole = true
+	for i := 0; i < 60; i++ {
+		s := flinkAt(30*i, "a")
+		s.Vertices[1].Name = fmt.Sprintf("Sink %d", i)
+		compact.AddFlink(s)
+		whole.AddFlink(s)
+		require.LessOrEqual(t, len(compact.heads), 2*len(s.Vertices)+16+len(s.Vertices), "poll %d", i)
+		gotSnap, gotMissing := compact.Snapshot()
+		wantSnap, wantMissing := whole.Snapshot()
+		require.Equal(t, wantSnap, gotSnap, "poll %d", i)
+		require.Equal(t, wantMissing, gotMissing, "poll %d", i)
+		require.Equal(t, whole.Series(), compact.Series(), "poll %d", i)
+	}
+	// 11 samples in the window: 10 packed, each with its own sink name
+	// and the one source.
+	used := map[int32]bool{}
+	for _, ps := range compact.packed {
+		for _, p := range ps {
+			used[p.head] = true
+			require.Less(t, int(p.head), len(compact.heads))
+		}
+	}
+	assert.Len(t, used, 11)
 }
