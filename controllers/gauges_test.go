@@ -54,6 +54,11 @@ func TestGaugeStoreExposition(t *testing.T) {
 	if got != want {
 		t.Fatalf("the store's exposition differs from the reference's:\n%s", firstDifference(got, want))
 	}
+	// The store's own Gather (families sorted by name, series by label
+	// values, as a registry's) gives the same.
+	if own := exposition(t, m.gauges); own != want {
+		t.Fatalf("the store's Gather differs from the reference's:\n%s", firstDifference(own, want))
+	}
 	assert.Contains(t, got, "vertex=\"Enrich \uFFFD -> Sink\"")
 	if !assert.NotContains(t, got, `policy="zz",vertex="Operator 5"`, "the renamed vertex's old series is gone") {
 		return
@@ -90,4 +95,44 @@ func firstDifference(got, want string) string {
 		}
 	}
 	return fmt.Sprintf("got %d lines, want %d", len(g), len(w))
+}
+
+// What NewGatheredMetrics serves (the registry's families and the gauges'
+// merged by name) is what a registry with every collector registered
+// serves; a family both would serve is an error, and served once.
+func TestGatheredMetrics(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
+	record := func(m *Metrics) {
+		recordFleet(m, 20, at)
+		d := fleetDecision(at)
+		d.Memory = &scaling.MemoryRecommendation{}
+		pm := m.policy(testPolicy("b-ns", "other", "a-deployment"))
+		pm.decision(d, band, 3000)
+		pm.start()
+		pm.collection(SourceFlink, 20*time.Millisecond, nil)
+		pm.rescaleFinished(scaling.OutcomeSucceeded, 30*time.Second)
+	}
+	reg := prometheus.NewRegistry()
+	m, g := NewGatheredMetrics(reg, reg)
+	record(m)
+	whole := prometheus.NewRegistry()
+	record(NewMetrics(whole))
+	got, want := exposition(t, g), exposition(t, whole)
+	if got != want {
+		t.Fatalf("the gathered metrics differ from a registry's:\n%s", firstDifference(got, want))
+	}
+	assert.Contains(t, got, "flinkscale_vertex_parallelism{")
+	assert.Contains(t, got, "flinkscale_rescales_started_total{")
+
+	twice := prometheus.NewRegistry()
+	twice.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "flinkscale_vertex_parallelism", Help: "a clash"}))
+	mfs, err := mergedGatherer{base: twice, own: m.gauges}.Gather()
+	require.ErrorContains(t, err, "metric family flinkscale_vertex_parallelism gathered twice")
+	names := map[string]int{}
+	for _, mf := range mfs {
+		names[mf.GetName()]++
+	}
+	assert.Equal(t, 1, names["flinkscale_vertex_parallelism"])
+	assert.Equal(t, 1, names["flinkscale_lag_records"])
 }

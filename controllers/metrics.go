@@ -1,11 +1,14 @@
 package controllers
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/flinkscale/flinkscale/api/v1alpha1"
@@ -116,15 +119,70 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	}
 }
 
+// NewGatheredMetrics creates the metrics, registers all but the gauges
+// with reg, and returns with them the Gatherer of them all: base's
+// families (base is reg's Gatherer) and the gauges', which their store
+// makes itself (gaugeStore.Gather) rather than a registry checking and
+// sorting each of their series: most of a scrape of a fleet.
+func NewGatheredMetrics(reg prometheus.Registerer, base prometheus.Gatherer) (*Metrics, prometheus.Gatherer) {
+	m := NewMetrics(nil)
+	for _, c := range m.collectors() {
+		if c != m.gauges {
+			reg.MustRegister(c)
+		}
+	}
+	return m, mergedGatherer{base: base, own: m.gauges}
+}
+
+// mergedGatherer is base's families and own's, in name order.
+type mergedGatherer struct {
+	base, own prometheus.Gatherer
+}
+
+// Gather implements prometheus.Gatherer. As a registry's, it returns what
+// it gathered along with an error of base's; a family both have is an
+// error, and base's copy is served.
+func (g mergedGatherer) Gather() ([]*dto.MetricFamily, error) {
+	base, err := g.base.Gather()
+	own, oerr := g.own.Gather()
+	out := make([]*dto.MetricFamily, 0, len(base)+len(own))
+	for len(base) > 0 || len(own) > 0 {
+		switch {
+		case len(own) == 0 || len(base) > 0 && base[0].GetName() < own[0].GetName():
+			out, base = append(out, base[0]), base[1:]
+		case len(base) == 0 || own[0].GetName() < base[0].GetName():
+			out, own = append(out, own[0]), own[1:]
+		default:
+			err = errors.Join(err, fmt.Errorf("metric family %s gathered twice", own[0].GetName()))
+			own = own[1:]
+		}
+	}
+	return out, errors.Join(err, oerr)
+}
+
+// registry is a Registerer whose Gather is another's.
+type registry struct {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 var (
 	defaultMetricsOnce sync.Once
 	defaultMetrics     *Metrics
 )
 
 // DefaultMetrics are the metrics registered once with controller-runtime's
-// registry, which the manager's metrics endpoint serves.
+// registry, which the manager's metrics endpoint serves. The first call
+// replaces ctrlmetrics.Registry with one whose Gather adds the gauges
+// (NewGatheredMetrics): make it before any manager starts, as
+// SetupWithManager does.
 func DefaultMetrics() *Metrics {
-	defaultMetricsOnce.Do(func() { defaultMetrics = NewMetrics(ctrlmetrics.Registry) })
+	defaultMetricsOnce.Do(func() {
+		reg := ctrlmetrics.Registry
+		m, g := NewGatheredMetrics(reg, reg)
+		ctrlmetrics.Registry = registry{Registerer: reg, Gatherer: g}
+		defaultMetrics = m
+	})
 	return defaultMetrics
 }
 

@@ -159,6 +159,12 @@ func TestDefaultMetricsUseTheManagersRegistry(t *testing.T) {
 	n, err := testutil.GatherAndCount(ctrlmetrics.Registry, "flinkscale_rescales_total")
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, n, 3)
+	// The gauges, which their store gathers itself (NewGatheredMetrics),
+	// are served by the same registry.
+	m.policy(pol).decision(fleetDecision(time.Unix(1700000000, 0)), scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}, 3000)
+	n, err = testutil.GatherAndCount(ctrlmetrics.Registry, "flinkscale_vertex_parallelism")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, 10)
 }
 
 // collectBackoff: 30 s, 60 s, 120 s, 240 s, then 300 s (the cap: ten
