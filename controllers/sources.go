@@ -219,12 +219,20 @@ func (s *ClientSources) httpClient() *http.Client {
 		return s.HTTPClient
 	}
 	if s.hc == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConns = 1000
-		tr.MaxIdleConnsPerHost = 4
-		s.hc = &http.Client{Transport: tr}
+		s.hc = &http.Client{Transport: NewRESTTransport()}
 	}
 	return s.hc
+}
+
+// NewRESTTransport is the transport of the shared client of REST sources
+// without TLS settings: net/http's defaults, with idle connections kept
+// for 1,000 JobManagers at the most and 4 per JobManager (a Collect has
+// at most 4 requests in flight).
+func NewRESTTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1000
+	tr.MaxIdleConnsPerHost = 4
+	return tr
 }
 
 // hasTLS reports whether a REST Secret carries TLS material (which needs a

@@ -40,6 +40,7 @@ envtest-bins).`,
 	fs.DurationVar(&o.killAfter, "kill-after", 0, "with --replicas above 1: kill the last replica this long into the steady period (no Lease released, as a crashed pod)")
 	fs.DurationVar(&o.pollingInterval, "polling-interval", 30*time.Second, "every policy's pollingInterval")
 	fs.BoolVar(&o.vertexDetail, "vertex-detail-metrics", true, "every policy exports its per-vertex detail metrics (as flinkscale controller's flag)")
+	fs.BoolVar(&o.sharedHost, "shared-jobmanager-host", false, "every job's REST URL names the fleet's one address (the method before 2026-12-06); by default each JobManager has a host name of its own, so the controller's HTTP client keeps its connections per JobManager as against real clusters")
 	fs.BoolVar(&o.fleetInProcess, "fleet-in-process", false, "run the simulated fleet in the controller's process (the method before 2026-12-06: the controller's cost is then the process's less the simulator measured alone)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the steady period")
@@ -73,12 +74,12 @@ func newBenchScaleFleetCommand(a *app) *cobra.Command {
 
 // benchScaleArgs are bench-scale's flags, and the command line to record.
 type benchScaleArgs struct {
-	jobs, concurrency, replicas          int
-	duration, warmup, flinkTimeout       time.Duration
-	killAfter, pollingInterval           time.Duration
-	vertexDetail, fleetInProcess         bool
-	faulty                               float64
-	memprofile, cpuprofile, out, command string
+	jobs, concurrency, replicas              int
+	duration, warmup, flinkTimeout           time.Duration
+	killAfter, pollingInterval               time.Duration
+	vertexDetail, fleetInProcess, sharedHost bool
+	faulty                                   float64
+	memprofile, cpuprofile, out, command     string
 }
 
 // benchScaleCmd measures one controller replica managing a fleet of
@@ -107,6 +108,7 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 	rep, err := scale.Run(ctx, scale.Config{
 		FleetCommand:    fleetCommand,
 		FleetStderr:     stderr,
+		SharedHost:      o.sharedHost,
 		Jobs:            o.jobs,
 		Replicas:        o.replicas,
 		KillAfter:       o.killAfter,

@@ -38,7 +38,9 @@ type replica struct {
 	index int
 	src   *sources
 	reg   *prometheus.Registry
-	sm    *shard.Manager
+	// metrics gathers reg and the gauges (controllers.NewGatheredMetrics).
+	metrics prometheus.Gatherer
+	sm      *shard.Manager
 	// dead cuts the replica's connection to the API server (kill).
 	dead atomic.Bool
 	stop context.CancelFunc
@@ -126,7 +128,8 @@ func startReplicas(ctx context.Context, base *rest.Config, scheme *k8sruntime.Sc
 		if err != nil {
 			return nil, err
 		}
-		m := controllers.NewMetrics(r.reg)
+		var m *controllers.Metrics
+		m, r.metrics = controllers.NewGatheredMetrics(r.reg, r.reg)
 		m.SetVertexDetail(vertexDetail)
 		pr := &controllers.PolicyReconciler{Client: mgr.GetClient(), Sources: r.src, PrimeAhead: true,
 			StatusRefresh: controllers.DefaultStatusRefresh, Metrics: m}

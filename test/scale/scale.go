@@ -25,6 +25,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -148,6 +149,14 @@ type Config struct {
 	FleetCommand []string
 	// FleetStderr receives the fleet process's stderr (nil: discarded).
 	FleetStderr io.Writer
+	// SharedHost has every job's REST URL name the fleet's one address, as
+	// bench-scale did before 2026-12-06. By default each job's
+	// JobManager has a host name of its own (JobManagerHost), which the
+	// controller's sources dial at the fleet's address: its HTTP client
+	// then keeps connections per JobManager, as against real clusters,
+	// where one shared host made every Collect share 4 idle connections
+	// with all the others and dial the rest anew.
+	SharedHost bool
 	// ScrapeInterval: the controller's metrics are scraped this often in
 	// the steady period (default DefaultScrapeInterval).
 	ScrapeInterval time.Duration
@@ -213,7 +222,9 @@ type Report struct {
 
 	// FleetProcess: the simulated fleet ran in a process of its own, and
 	// the process measured holds only the controller (Config.FleetCommand).
-	FleetProcess      bool    `json:"fleetProcess"`
+	FleetProcess bool `json:"fleetProcess"`
+	// SharedHost: every job's REST URL named one host (Config.SharedHost).
+	SharedHost        bool    `json:"sharedHost"`
 	Jobs              int     `json:"jobs"`
 	VerticesPerJob    int     `json:"verticesPerJob"`
 	Partitions        int     `json:"partitions"`
@@ -454,6 +465,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		time.Since(t0).Round(time.Millisecond), cfg.Jobs, Partitions, cfg.Jobs)
 	t0 = time.Now()
 	var f fleetHandle
+	rep.SharedHost = cfg.SharedHost
 	if len(cfg.FleetCommand) > 0 {
 		rep.FleetProcess = true
 		pf, err := startProcFleet(ctx, cfg.FleetCommand, cfg.Jobs, cfg.Faulty, cfg.FleetStderr)
@@ -488,7 +500,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := createObjects(ctx, c, inf, rep.Namespaces, cfg.PollingInterval); err != nil {
+	if err := createObjects(ctx, c, inf, rep.Namespaces, cfg.PollingInterval, cfg.SharedHost); err != nil {
 		return nil, err
 	}
 	rep.SetupSeconds.Objects = time.Since(t0).Seconds()
@@ -520,7 +532,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	tr := &timed{}
 	kube := &kubeCounter{}
 	var srcs []*sources
-	gatherers := []prometheus.Gatherer{ctrlmetrics.Registry}
+	var gatherers []prometheus.Gatherer
 	var replicas []*replica
 	mgrDone := make(chan error, cfg.Replicas)
 	if cfg.Replicas == 1 {
@@ -534,6 +546,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			stopMgr()
 			return nil, err
 		}
+		// After startManager: its controllers.DefaultMetrics makes the
+		// registry serve the gauges.
+		gatherers = []prometheus.Gatherer{ctrlmetrics.Registry}
 		go func() {
 			if err := <-done; err != nil {
 				mgrDone <- err
@@ -557,10 +572,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		gatherers = nil
 		for _, r := range replicas {
 			srcs = append(srcs, r.src)
-			gatherers = append(gatherers, r.reg)
+			gatherers = append(gatherers, r.metrics)
 			go func() {
 				if err := <-r.done; err != nil && !r.dead.Load() {
 					mgrDone <- fmt.Errorf("replica %d: %w", r.index, err)
@@ -1131,7 +1145,7 @@ func deploymentSpec(i int) map[string]any {
 // createObjects creates the namespaces, then for every job its
 // FlinkDeployment (with the status the operator would write for a stable
 // running job) and its policy, 16 at a time.
-func createObjects(ctx context.Context, c client.Client, f fleetInfo, namespaces int, interval time.Duration) error {
+func createObjects(ctx context.Context, c client.Client, f fleetInfo, namespaces int, interval time.Duration, sharedHost bool) error {
 	for k := range namespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("scale-%d", k)}}
 		if err := c.Create(ctx, ns); err != nil {
@@ -1144,7 +1158,7 @@ func createObjects(ctx context.Context, c client.Client, f fleetInfo, namespaces
 	for range 16 {
 		wg.Go(func() {
 			for i := range work {
-				if err := createJob(ctx, c, f, i, fmt.Sprintf("scale-%d", i%namespaces), interval); err != nil {
+				if err := createJob(ctx, c, f, i, fmt.Sprintf("scale-%d", i%namespaces), interval, sharedHost); err != nil {
 					errc <- err
 					return
 				}
@@ -1174,7 +1188,7 @@ feed:
 	return err
 }
 
-func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns string, interval time.Duration) error {
+func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns string, interval time.Duration, sharedHost bool) error {
 	fd := envtest.NewFlinkDeployment(ns, jobName(i))
 	if err := unstructured.SetNestedField(fd.Object, deploymentSpec(i), "spec"); err != nil {
 		return err
@@ -1206,7 +1220,7 @@ func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns stri
 		Triggers: &v1alpha1.Triggers{
 			Kafka: []v1alpha1.KafkaTrigger{{Name: "events", BootstrapServers: f.Brokers, ConsumerGroup: jobName(i), Topics: []string{topic(i)}}},
 			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{
-				URL: f.URL + "/" + jobName(i),
+				URL: jobURL(f.URL, i, sharedHost),
 			}},
 		},
 	}
@@ -1214,6 +1228,36 @@ func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns stri
 		return fmt.Errorf("creating FlinkScalingPolicy %s/%s: %w", ns, pol.Name, err)
 	}
 	return nil
+}
+
+// JobManagerDomain is the domain of the jobs' JobManager host names
+// (RFC 6761 reserves .test): job-00017.jobmanager.test. The sources of
+// bench-scale dial any of them at the fleet's address.
+const JobManagerDomain = ".jobmanager.test"
+
+// jobURL is job i's REST URL on the fleet at base (http://127.0.0.1:port):
+// its path under base's host, or under a host of its own.
+func jobURL(base string, i int, sharedHost bool) string {
+	if sharedHost {
+		return base + "/" + jobName(i)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return base + "/" + jobName(i)
+	}
+	u.Host = net.JoinHostPort(jobName(i)+JobManagerDomain, u.Port())
+	return u.String() + "/" + jobName(i)
+}
+
+// fleetDialer dials every JobManagerDomain host at 127.0.0.1, and any
+// other address as dial does.
+func fleetDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, JobManagerDomain) {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return dial(ctx, network, addr)
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1233,7 +1277,11 @@ var _ controllers.Sources = (*sources)(nil)
 
 func newSources(timeout time.Duration) *sources {
 	s := &sources{}
-	s.cs = &controllers.ClientSources{Timeout: timeout, KafkaOpts: []kgo.Opt{kgo.WithHooks(&s.kafkaReqs)}}
+	// The controller's own transport, whose dialer finds the jobs'
+	// JobManager hosts.
+	tr := controllers.NewRESTTransport()
+	tr.DialContext = fleetDialer(tr.DialContext)
+	s.cs = &controllers.ClientSources{Timeout: timeout, HTTPClient: &http.Client{Transport: tr}, KafkaOpts: []kgo.Opt{kgo.WithHooks(&s.kafkaReqs)}}
 	return s
 }
 
@@ -1733,8 +1781,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	interval := r.PollingIntervalS
 	p("flinkscale bench-scale\t%s", r.Command)
 	p("machine\t%d CPUs, GOMAXPROCS %d, %s, %s", r.Machine.NumCPU, r.Machine.GOMAXPROCS, r.Machine.GoVersion, r.Machine.OS)
-	p("fleet\t%d FlinkDeployments × %d vertices, %d Kafka partitions, %d namespaces, polling %gs, %d workers",
-		r.Jobs, r.VerticesPerJob, r.Partitions, r.Namespaces, interval, r.Concurrency)
+	hosts := "a host per JobManager"
+	if r.SharedHost {
+		hosts = "one host for all JobManagers"
+	}
+	p("fleet\t%d FlinkDeployments × %d vertices, %d Kafka partitions, %d namespaces, polling %gs, %d workers, %s",
+		r.Jobs, r.VerticesPerJob, r.Partitions, r.Namespaces, interval, r.Concurrency, hosts)
 	p("setup\tcontrol plane %.1fs, simulator %.1fs, objects %.1fs, %.1fs to the controller's start; warm-up %.0fs (all decided: %v)",
 		r.SetupSeconds.ControlPlane, r.SetupSeconds.Simulator, r.SetupSeconds.Objects, r.SetupSeconds.Total, r.WarmupSeconds, r.AllDecidedAtStart)
 	p("steady period\t%.0fs = %.1f polling intervals; %d deciding reconciles (%.2f per job), %d more that only primed Flink's metric fetcher", r.SteadySeconds, r.CyclesPerJob, r.Reconciles, r.ReconcilesPerJob, r.PrimingReconciles)

@@ -1,0 +1,54 @@
+package scale
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Each job's REST URL names a JobManager host of its own, which the
+// sources' dialer finds at the fleet's address; with SharedHost, the
+// fleet's address itself, as before.
+func TestJobURLs(t *testing.T) {
+	assert.Equal(t, "http://job-17.jobmanager.test:4321/job-17", jobURL("http://127.0.0.1:4321", 17, false))
+	assert.Equal(t, "http://127.0.0.1:4321/job-17", jobURL("http://127.0.0.1:4321", 17, true))
+
+	var dialled []string
+	dial := fleetDialer(func(_ context.Context, _, addr string) (net.Conn, error) {
+		dialled = append(dialled, addr)
+		return nil, io.EOF
+	})
+	for _, addr := range []string{"job-17.jobmanager.test:4321", "127.0.0.1:9092", "kafka.example:9092"} {
+		_, err := dial(context.Background(), "tcp", addr)
+		require.ErrorIs(t, err, io.EOF)
+	}
+	assert.Equal(t, []string{"127.0.0.1:4321", "127.0.0.1:9092", "kafka.example:9092"}, dialled)
+}
+
+// Through the sources' own client: two jobs' hosts are two connection
+// pools to one server, each request sent with its job's host name.
+func TestJobManagerHostsReachTheFleet(t *testing.T) {
+	hosts := make(chan string, 4)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts <- r.Host + r.URL.Path
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	hc := newSources(0).cs.HTTPClient
+	for _, i := range []int{1, 2} {
+		resp, err := hc.Get(jobURL("http://"+ln.Addr().String(), i, false) + "/overview")
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	assert.Equal(t, "job-1.jobmanager.test:"+port+"/job-1/overview", <-hosts)
+	assert.Equal(t, "job-2.jobmanager.test:"+port+"/job-2/overview", <-hosts)
+}
