@@ -178,7 +178,8 @@ func (s *ClientSources) Flink(ctx context.Context, pol *v1alpha1.FlinkScalingPol
 	if err != nil {
 		return nil, fmt.Errorf("Flink REST client for %s: %w", url, err)
 	}
-	src := &flinkSource{rest: flink.NewCollector(rc, s.FlinkOpts...), client: rc}
+	copts := append([]flink.CollectorOption{flink.WithInFlight(RESTConnectionsPerJobManager)}, s.FlinkOpts...)
+	src := &flinkSource{rest: flink.NewCollector(rc, copts...), client: rc}
 	switch {
 	case fm.PromQL != nil:
 		api, err := promQLAPI(fm.PromQL.URL, promData, s.timeout())
@@ -225,15 +226,30 @@ func (s *ClientSources) httpClient() *http.Client {
 }
 
 // NewRESTTransport is the transport of the shared client of REST sources
-// without TLS settings: net/http's defaults, with idle connections kept
-// for 1,000 JobManagers at the most and 4 per JobManager (a Collect has
-// at most 4 requests in flight).
+// without TLS settings: net/http's defaults, with RESTConnectionsPerJobManager
+// idle connections kept per JobManager and MaxRESTIdleConnections in all.
 func NewRESTTransport() *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 1000
-	tr.MaxIdleConnsPerHost = 4
+	tr.MaxIdleConns = MaxRESTIdleConnections
+	tr.MaxIdleConnsPerHost = RESTConnectionsPerJobManager
 	return tr
 }
+
+// RESTConnectionsPerJobManager is how many requests a poll of a job has in
+// flight to its JobManager, and how many idle connections to it the
+// shared client keeps between polls. Flink's REST server speaks HTTP/1.1:
+// a request in flight holds a connection. Fewer lanes cost less: at 1,000
+// jobs of make bench-scale with a host per JobManager, one lane instead of
+// four took the dialling (6.8 % of the controller's CPU) and 32 MiB of RSS
+// away, but a poll's 15 requests one after the other left 8 workers short
+// of 5,000 jobs on that 2-core machine (a poll every 65 s, against 40 s
+// with four; docs/benchmarks.md, 2026-12-06 night).
+const RESTConnectionsPerJobManager = 4
+
+// MaxRESTIdleConnections bounds the idle connections the shared REST
+// client keeps: beyond MaxRESTIdleConnections / RESTConnectionsPerJobManager
+// JobManagers, a poll dials its connections anew.
+const MaxRESTIdleConnections = 1000
 
 // hasTLS reports whether a REST Secret carries TLS material (which needs a
 // client of its own).

@@ -28,8 +28,9 @@ const (
 	mPending       = "pendingRecords"
 )
 
-// maxConcurrent bounds the requests a Collect has in flight.
-const maxConcurrent = 4
+// DefaultInFlight bounds the requests a Collect has in flight unless
+// WithInFlight says otherwise.
+const DefaultInFlight = 4
 
 // Defaults of the fetcher priming (see Collector).
 const (
@@ -97,6 +98,8 @@ type Collector struct {
 
 	// slowRefresh: see WithSlowRefresh.
 	slowRefresh time.Duration
+	// inFlight: see WithInFlight.
+	inFlight int
 
 	mu        sync.Mutex
 	slow      *slowRead           // the last reads of slowly changing state
@@ -161,6 +164,14 @@ func WithSlowRefresh(d time.Duration) CollectorOption {
 // CollectorOption configures a Collector.
 type CollectorOption func(*Collector)
 
+// WithInFlight bounds the requests a Collect has in flight (default
+// DefaultInFlight; n < 1 is 1). Against an HTTP/1.1 server such as
+// Flink's, each needs a connection of its own: a client that keeps one
+// idle connection per JobManager between polls sends one at a time.
+func WithInFlight(n int) CollectorOption {
+	return func(c *Collector) { c.inFlight = max(n, 1) }
+}
+
 // WithFetcherUpdateInterval is the JobManager's
 // metrics.fetcher.update-interval (default DefaultFetcherUpdateInterval):
 // Collect primes the fetcher when its previous metrics request is at least
@@ -203,7 +214,7 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Collector
 func NewCollector(c *Client, opts ...CollectorOption) *Collector {
 	col := &Collector{
 		c: c, ids: map[string][]string{},
-		interval: DefaultFetcherUpdateInterval, wait: DefaultFetcherWait, slowRefresh: DefaultSlowRefresh,
+		interval: DefaultFetcherUpdateInterval, wait: DefaultFetcherWait, slowRefresh: DefaultSlowRefresh, inFlight: DefaultInFlight,
 		now: time.Now, sleep: sleepCtx,
 	}
 	for _, o := range opts {
@@ -263,15 +274,21 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 	}
 	s.Vertices = make([]metrics.VertexSample, len(d.Vertices))
 
-	sem := make(chan struct{}, maxConcurrent)
+	sem := make(chan struct{}, c.inFlight)
 	var wg sync.WaitGroup
+	// inFlight runs f, which sends requests one after the other, in one of
+	// the Collect's slots for requests in flight; run does so in a
+	// goroutine.
+	inFlight := func(f func()) {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		f()
+	}
 	run := func(f func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			f()
+			inFlight(f)
 		}()
 	}
 	running := d.State == "RUNNING"
@@ -355,7 +372,7 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 			c.mu.Unlock()
 		}()
 	}
-	if len(readable) > 0 && c.prime(ctx, d.ID, d.Vertices[readable[0]].ID, missing) == nil {
+	if len(readable) > 0 && c.prime(ctx, d.ID, d.Vertices[readable[0]].ID, inFlight, missing) == nil {
 		for _, i := range readable {
 			v, vs := d.Vertices[i], &s.Vertices[i]
 			run(func() { c.vertex(ctx, d.ID, v, vs, missing, run) })
@@ -374,7 +391,7 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 // metrics request, then the wait (see Collector). It dates the metrics
 // requests of this Collect. It fails only when ctx ends; a failed prime is
 // named in Missing and the reads go on.
-func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing func(string, ...any)) error {
+func (c *Collector) prime(ctx context.Context, jobID, vertexID string, inFlight func(func()), missing func(string, ...any)) error {
 	now := c.now()
 	c.mu.Lock()
 	last := c.lastMetrics
@@ -391,7 +408,9 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, missing f
 	}
 	// Any metrics handler triggers the fetcher; this one answers a few
 	// bytes (or [] when the vertex has no numRecordsIn yet).
-	if _, err := c.c.AggregatedSubtaskMetrics(ctx, jobID, vertexID, []string{mIn}, []string{AggSum}); err != nil {
+	var err error
+	inFlight(func() { _, err = c.c.AggregatedSubtaskMetrics(ctx, jobID, vertexID, []string{mIn}, []string{AggSum}) })
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

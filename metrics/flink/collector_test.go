@@ -694,3 +694,35 @@ func TestCollectSlowRefresh(t *testing.T) {
 	assert.Positive(t, third.TaskManagers.Memory.Process)
 	assertMatches(t, j.View(), third)
 }
+
+// A Collect has at most WithInFlight requests in flight (DefaultInFlight
+// without it; each request is slowed here so that they overlap); with one,
+// a client that keeps one connection per JobManager never dials a second.
+func TestCollectInFlight(t *testing.T) {
+	rate := 1500.0
+	for _, c := range []struct {
+		opts []CollectorOption
+		want int
+	}{{nil, DefaultInFlight}, {[]CollectorOption{WithInFlight(2)}, 2}, {[]CollectorOption{WithInFlight(1)}, 1}, {[]CollectorOption{WithInFlight(0)}, 1}} {
+		j := testJob(t, "1.20", &rate)
+		require.NoError(t, j.Advance(5*time.Minute))
+		var now, most atomic.Int32
+		h := flinkrest.NewHandler(j)
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := now.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(5 * time.Millisecond)
+			h.ServeHTTP(w, r)
+			now.Add(-1)
+		})
+		col, _ := serve(t, slow, append([]CollectorOption{WithClock(j.Now)}, c.opts...)...)
+		s, err := col.Collect(context.Background(), "")
+		require.NoError(t, err)
+		assert.Empty(t, s.Missing)
+		assert.LessOrEqual(t, most.Load(), int32(c.want), "%d options", len(c.opts))
+		if c.want > 1 {
+			assert.Greater(t, most.Load(), int32(1), "requests overlap")
+		}
+	}
+}
