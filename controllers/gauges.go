@@ -239,7 +239,8 @@ func (s *gaugeStore) sorted() []*policyGauges {
 // a record's vertices are unique by id, and its series come in label order
 // (a family whose do not, such as one with a label of its own like bound,
 // is sorted here). Each family's series are made in three allocations.
-// The output is what a registry's Gather of the store gives (TestGaugeStoreGather).
+// The output is what a registry's Gather of the store gives
+// (TestGaugeStoreExposition).
 func (s *gaugeStore) Gather() ([]*dto.MetricFamily, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -72,9 +72,8 @@ func BenchmarkMetricsFleet(b *testing.B) {
 	// (NewGatheredMetrics: the gauges gathered by their store), and
 	// through a registry: the store as a Collector, and the same series
 	// made as before 2026-12-06 (constGauges), side by side.
-	scrape := func(b *testing.B, gatherer func(*Metrics) prometheus.Gatherer) {
-		m := NewMetrics(nil)
-		g := gatherer(m)
+	scrape := func(b *testing.B, metrics func() (*Metrics, prometheus.Gatherer)) {
+		m, g := metrics()
 		recordFleet(m, jobs, at)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -84,23 +83,21 @@ func BenchmarkMetricsFleet(b *testing.B) {
 			}
 		}
 	}
-	registered := func(gauges func(*gaugeStore) prometheus.Collector) func(*Metrics) prometheus.Gatherer {
-		return func(m *Metrics) prometheus.Gatherer {
+	registered := func(gauges func(*gaugeStore) prometheus.Collector) func() (*Metrics, prometheus.Gatherer) {
+		return func() (*Metrics, prometheus.Gatherer) {
+			m := NewMetrics(nil)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(gauges(m.gauges))
 			for _, c := range m.collectors()[1:] { // all but m.gauges, the first
 				reg.MustRegister(c)
 			}
-			return reg
+			return m, reg
 		}
 	}
 	b.Run("scrape", func(b *testing.B) {
-		scrape(b, func(m *Metrics) prometheus.Gatherer {
+		scrape(b, func() (*Metrics, prometheus.Gatherer) {
 			reg := prometheus.NewRegistry()
-			for _, c := range m.collectors()[1:] {
-				reg.MustRegister(c)
-			}
-			return mergedGatherer{base: reg, own: m.gauges}
+			return NewGatheredMetrics(reg, reg)
 		})
 	})
 	b.Run("scrape-registry", func(b *testing.B) {

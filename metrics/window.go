@@ -123,26 +123,23 @@ func (w *Window) pack(vs []VertexSample) []packedVertex {
 	for i := range vs {
 		v, p := &vs[i], &out[i]
 		p.head = w.head(v)
-		if a := v.BusyTimeMsPerSecond; a != nil {
-			p.busy, p.has = *a, p.has|hasBusy
-		}
-		if a := v.BackPressuredTimeMsPerSecond; a != nil {
-			p.backPressured, p.has = *a, p.has|hasBackPressured
-		}
-		for _, f := range [...]struct {
-			src *float64
-			dst *float64
-			bit uint8
-		}{
-			{v.NumRecordsInPerSecond, &p.inRate, hasInRate}, {v.NumRecordsOutPerSecond, &p.outRate, hasOutRate},
-			{v.NumRecordsIn, &p.in, hasIn}, {v.NumRecordsOut, &p.out, hasOut}, {v.PendingRecords, &p.pending, hasPending},
-		} {
-			if f.src != nil {
-				*f.dst, p.has = *f.src, p.has|f.bit
-			}
-		}
+		put(v.BusyTimeMsPerSecond, &p.busy, &p.has, hasBusy)
+		put(v.BackPressuredTimeMsPerSecond, &p.backPressured, &p.has, hasBackPressured)
+		put(v.NumRecordsInPerSecond, &p.inRate, &p.has, hasInRate)
+		put(v.NumRecordsOutPerSecond, &p.outRate, &p.has, hasOutRate)
+		put(v.NumRecordsIn, &p.in, &p.has, hasIn)
+		put(v.NumRecordsOut, &p.out, &p.has, hasOut)
+		put(v.PendingRecords, &p.pending, &p.has, hasPending)
 	}
 	return out
+}
+
+// put stores *src in *dst and sets bit in *has, when src is set: the
+// inverse of ifSet.
+func put[T any](src, dst *T, has *uint8, bit uint8) {
+	if src != nil {
+		*dst, *has = *src, *has|bit
+	}
 }
 
 // head is the index of v's identity (id, name, parallelism, slot-sharing
@@ -621,12 +618,11 @@ func (k *kafkaIndex) owned(o PartitionOwner) (kp *kafkaPart, why string) {
 
 // kafkaParts folds the brokers' samples per partition.
 func (w *Window) kafkaParts() *kafkaIndex {
-	var out map[partKey]*kafkaPart
-	if len(w.kafka) > 0 {
-		out = make(map[partKey]*kafkaPart, len(w.kafka[len(w.kafka)-1].Partitions))
-	} else {
-		out = map[partKey]*kafkaPart{}
+	size := 0
+	if n := len(w.kafka); n > 0 {
+		size = len(w.kafka[n-1].Partitions)
 	}
+	out := make(map[partKey]*kafkaPart, size)
 	var t0 time.Time
 	if len(w.kafka) > 0 {
 		t0 = w.kafka[0].At

@@ -15,8 +15,16 @@ import (
 // sources' dialer finds at the fleet's address; with SharedHost, the
 // fleet's address itself, as before.
 func TestJobURLs(t *testing.T) {
-	assert.Equal(t, "http://job-17.jobmanager.test:4321/job-17", jobURL("http://127.0.0.1:4321", 17, false))
-	assert.Equal(t, "http://127.0.0.1:4321/job-17", jobURL("http://127.0.0.1:4321", 17, true))
+	for _, c := range []struct {
+		shared bool
+		want   string
+	}{{false, "http://job-17.jobmanager.test:4321/job-17"}, {true, "http://127.0.0.1:4321/job-17"}} {
+		got, err := jobURL("http://127.0.0.1:4321", 17, c.shared)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, got)
+	}
+	_, err := jobURL("http://127.0.0.1", 17, false)
+	require.ErrorContains(t, err, "no host and port")
 
 	var dialled []string
 	dial := fleetDialer(func(_ context.Context, _, addr string) (net.Conn, error) {
@@ -43,7 +51,9 @@ func TestJobManagerHostsReachTheFleet(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	hc := newSources(0).cs.HTTPClient
 	for _, i := range []int{1, 2} {
-		resp, err := hc.Get(jobURL("http://"+ln.Addr().String(), i, false) + "/overview")
+		u, err := jobURL("http://"+ln.Addr().String(), i, false)
+		require.NoError(t, err)
+		resp, err := hc.Get(u + "/overview")
 		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		require.NoError(t, resp.Body.Close())

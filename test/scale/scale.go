@@ -151,7 +151,7 @@ type Config struct {
 	FleetStderr io.Writer
 	// SharedHost has every job's REST URL name the fleet's one address, as
 	// bench-scale did before 2026-12-06. By default each job's
-	// JobManager has a host name of its own (JobManagerHost), which the
+	// JobManager has a host name of its own (JobManagerDomain), which the
 	// controller's sources dial at the fleet's address: its HTTP client
 	// then keeps connections per JobManager, as against real clusters,
 	// where one shared host made every Collect share 4 idle connections
@@ -1189,6 +1189,10 @@ feed:
 }
 
 func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns string, interval time.Duration, sharedHost bool) error {
+	restURL, err := jobURL(f.URL, i, sharedHost)
+	if err != nil {
+		return err
+	}
 	fd := envtest.NewFlinkDeployment(ns, jobName(i))
 	if err := unstructured.SetNestedField(fd.Object, deploymentSpec(i), "spec"); err != nil {
 		return err
@@ -1220,7 +1224,7 @@ func createJob(ctx context.Context, c client.Client, f fleetInfo, i int, ns stri
 		Triggers: &v1alpha1.Triggers{
 			Kafka: []v1alpha1.KafkaTrigger{{Name: "events", BootstrapServers: f.Brokers, ConsumerGroup: jobName(i), Topics: []string{topic(i)}}},
 			FlinkMetrics: &v1alpha1.FlinkMetricsSource{REST: &v1alpha1.FlinkRESTSource{
-				URL: jobURL(f.URL, i, sharedHost),
+				URL: restURL,
 			}},
 		},
 	}
@@ -1237,16 +1241,16 @@ const JobManagerDomain = ".jobmanager.test"
 
 // jobURL is job i's REST URL on the fleet at base (http://127.0.0.1:port):
 // its path under base's host, or under a host of its own.
-func jobURL(base string, i int, sharedHost bool) string {
+func jobURL(base string, i int, sharedHost bool) (string, error) {
 	if sharedHost {
-		return base + "/" + jobName(i)
+		return base + "/" + jobName(i), nil
 	}
 	u, err := url.Parse(base)
-	if err != nil {
-		return base + "/" + jobName(i)
+	if err != nil || u.Port() == "" {
+		return "", fmt.Errorf("the fleet's URL %q: no host and port (%v)", base, err)
 	}
 	u.Host = net.JoinHostPort(jobName(i)+JobManagerDomain, u.Port())
-	return u.String() + "/" + jobName(i)
+	return u.String() + "/" + jobName(i), nil
 }
 
 // fleetDialer dials every JobManagerDomain host at 127.0.0.1, and any
