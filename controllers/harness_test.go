@@ -63,6 +63,9 @@ type world struct {
 	flinkTimeout time.Duration
 	nextOp       time.Time
 	nextFS       time.Time
+	// queueDelay is added to every requeue: the time a request spends in
+	// the queue of a controller with a backlog.
+	queueDelay time.Duration
 }
 
 type worldOptions struct {
@@ -216,7 +219,7 @@ func (w *world) runReplicas(d time.Duration, rs ...*replica) {
 			} else if res.RequeueAfter > 0 {
 				next = res.RequeueAfter
 			}
-			r.next = now.Add(next)
+			r.next = now.Add(next + w.queueDelay)
 		}
 	}
 }

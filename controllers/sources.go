@@ -226,30 +226,48 @@ func (s *ClientSources) httpClient() *http.Client {
 }
 
 // NewRESTTransport is the transport of the shared client of REST sources
-// without TLS settings: net/http's defaults, with RESTConnectionsPerJobManager
-// idle connections kept per JobManager and MaxRESTIdleConnections in all.
-func NewRESTTransport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = MaxRESTIdleConnections
-	tr.MaxIdleConnsPerHost = RESTConnectionsPerJobManager
-	return tr
+// without TLS settings: flink.Transport, which sends the polls' GETs on
+// kept-alive connections without goroutines of their own, keeping
+// RESTConnectionsPerJobManager idle per JobManager and
+// MaxRESTIdleConnections in all; anything else (a rescale's PUT, a proxy's
+// traffic) goes through a clone of net/http's default transport.
+func NewRESTTransport() *flink.Transport {
+	fb := http.DefaultTransport.(*http.Transport).Clone()
+	return &flink.Transport{Fallback: fb, Proxy: fb.Proxy,
+		MaxIdlePerHost: RESTConnectionsPerJobManager, MaxIdle: restIdleBound(openFileLimit())}
+}
+
+// restIdleBound is how many idle REST connections to keep under a limit of
+// nofile open files (0: unknown): MaxRESTIdleConnections, or half the
+// limit when that is less (the rest for Kafka, the API server, the
+// connections in flight), but at least 1,000.
+func restIdleBound(nofile uint64) int {
+	if nofile == 0 || nofile/2 >= MaxRESTIdleConnections {
+		return MaxRESTIdleConnections
+	}
+	return max(int(nofile/2), 1000)
 }
 
 // RESTConnectionsPerJobManager is how many requests a poll of a job has in
 // flight to its JobManager, and how many idle connections to it the
 // shared client keeps between polls. Flink's REST server speaks HTTP/1.1:
-// a request in flight holds a connection. Fewer lanes cost less: at 1,000
-// jobs of make bench-scale with a host per JobManager, one lane instead of
-// four took the dialling (6.8 % of the controller's CPU) and 32 MiB of RSS
+// a request in flight holds a connection. At 1,000 jobs of make
+// bench-scale with a host per JobManager, one lane instead of four took
+// net/http's dialling (6.8 % of the controller's CPU) and 32 MiB of RSS
 // away, but a poll's 15 requests one after the other left 8 workers short
 // of 5,000 jobs on that 2-core machine (a poll every 65 s, against 40 s
-// with four; docs/benchmarks.md, 2026-12-06 night).
+// with four; docs/benchmarks.md, 2026-12-06 night). flink.Transport keeps
+// the four without that cost.
 const RESTConnectionsPerJobManager = 4
 
 // MaxRESTIdleConnections bounds the idle connections the shared REST
-// client keeps: beyond MaxRESTIdleConnections / RESTConnectionsPerJobManager
-// JobManagers, a poll dials its connections anew.
-const MaxRESTIdleConnections = 1000
+// client keeps: four for each of 10,000 JobManagers. An idle connection of
+// flink.Transport is a socket and its file descriptor: under a lower limit
+// of open files (Go raises the process's soft limit to the hard one at
+// start; a container's is often 1,048,576, but can be 20,000) it keeps half
+// the limit (restIdleBound), and polls beyond it dial some connections
+// anew.
+const MaxRESTIdleConnections = 40000
 
 // hasTLS reports whether a REST Secret carries TLS material (which needs a
 // client of its own).

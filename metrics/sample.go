@@ -55,7 +55,18 @@ type FlinkSample struct {
 	// metric of some subtasks, a source's partitions) is named in Missing,
 	// and a dropped family no metric comes from costs nothing.
 	Dropped []string
+	// MetricsAge is how long before At the JobManager's metric store was
+	// refreshed for the vertex metrics read: the time since the collector
+	// primed Flink's metric fetcher (0: not known, taken as At). The
+	// vertices' counters are dated MetricsAt, so that rates between
+	// samples stay true when a poll reads later after its priming than the
+	// one before (a controller with a backlog).
+	MetricsAge time.Duration
 }
+
+// MetricsAt is when the vertex metrics of s were current: At less
+// MetricsAge.
+func (s *FlinkSample) MetricsAt() time.Time { return s.At.Add(-s.MetricsAge) }
 
 // VertexSample is one vertex at one poll. Aggregates are over subtasks.
 type VertexSample struct {

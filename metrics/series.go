@@ -119,7 +119,7 @@ func processed(prev *FlinkSample, s FlinkSample) (float64, bool) {
 		return 0, false
 	}
 	if prev != nil {
-		if dt := s.At.Sub(prev.At).Seconds(); dt > 0 {
+		if dt := s.MetricsAt().Sub(prev.MetricsAt()).Seconds(); dt > 0 {
 			sum, ok := 0.0, true
 			for _, v := range sources {
 				var before *float64

@@ -402,7 +402,7 @@ func (w *Window) vertexSamples(id string) []vertexAt {
 		if ps := w.packed[i]; ps != nil {
 			for j := range ps {
 				if w.heads[ps[j].head].ID == id {
-					out = append(out, ps[j].values(s.At))
+					out = append(out, ps[j].values(s.MetricsAt()))
 					break
 				}
 			}
@@ -410,7 +410,7 @@ func (w *Window) vertexSamples(id string) []vertexAt {
 		}
 		for j := range s.Vertices {
 			if s.Vertices[j].ID == id {
-				out = append(out, valuesAt(s.At, &s.Vertices[j]))
+				out = append(out, valuesAt(s.MetricsAt(), &s.Vertices[j]))
 				break
 			}
 		}

@@ -82,6 +82,40 @@ func TestWindowAssemblesTheSnapshot(t *testing.T) {
 	assert.True(t, d.Sized, d.Summary)
 }
 
+// A sample whose vertex metrics were read from a store refreshed earlier
+// than its time (FlinkSample.MetricsAge: a poll that came back late after
+// priming Flink's metric fetcher) has its counters dated when they were
+// current: the rates between samples stay exact, the window's bounds stay
+// the samples' times. The counters here are 1000·s at each sample's
+// MetricsAt, the last one read 20 s after its priming.
+func TestWindowDatesCountersByMetricsAge(t *testing.T) {
+	w := NewWindow(5 * time.Minute)
+	for s := 100; s <= 400; s += 30 {
+		age := 1 // the usual wait after priming
+		if s == 400 {
+			age = 20
+		}
+		x := flinkAt(s-age, "j1")
+		x.At, x.MetricsAge = t0.Add(time.Duration(s)*time.Second), time.Duration(age)*time.Second
+		w.AddFlink(x)
+	}
+	snap, missing := w.Snapshot()
+	assert.Empty(t, missing)
+	assert.Equal(t, t0.Add(100*time.Second), snap.WindowStart)
+	assert.Equal(t, t0.Add(400*time.Second), snap.WindowEnd)
+	// (380·1000 − 99·1000) / (380 − 99) s = 1000 rec/s; dated by At it
+	// would be 281,000 / 300 s = 936.7 rec/s.
+	assert.InDelta(t, 1000, float64(*snap.Vertices[0].NumRecordsInPerSecond), 1e-9)
+	assert.InDelta(t, 1000, float64(*snap.Vertices[1].NumRecordsInPerSecond), 1e-9)
+	// The series' processed rate between the last two samples as well:
+	// (380 − 369)·1000 / 11 s.
+	pts := w.Series()
+	require.NotEmpty(t, pts)
+	last := pts[len(pts)-1]
+	require.NotNil(t, last.ProcessedRate)
+	assert.InDelta(t, 1000, *last.ProcessedRate, 1e-9)
+}
+
 func TestWindowResetsOnRestartAndTrims(t *testing.T) {
 	w := NewWindow(5 * time.Minute)
 	for s := 0; s <= 600; s += 30 {

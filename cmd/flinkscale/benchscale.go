@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/flinkscale/flinkscale/test/scale"
 )
@@ -42,6 +43,7 @@ envtest-bins).`,
 	fs.BoolVar(&o.vertexDetail, "vertex-detail-metrics", true, "every policy exports its per-vertex detail metrics (as flinkscale controller's flag)")
 	fs.BoolVar(&o.sharedHost, "shared-jobmanager-host", false, "every job's REST URL names the fleet's one address (the method before 2026-12-06); by default each JobManager has a host name of its own, so the controller's HTTP client keeps its connections per JobManager as against real clusters")
 	fs.BoolVar(&o.fleetInProcess, "fleet-in-process", false, "run the simulated fleet in the controller's process (the method before 2026-12-06: the controller's cost is then the process's less the simulator measured alone)")
+	fs.StringVar(&o.containerMemory, "container-memory-limit", "", "run the controller as in a container with this memory limit (e.g. 256Mi): its Go memory limit is 90% of it, as flinkscale controller sets it (the fleet's process is not limited)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the steady period")
 	fs.StringVarP(&o.out, "output", "o", "table", "output: table or json")
@@ -80,6 +82,7 @@ type benchScaleArgs struct {
 	vertexDetail, fleetInProcess, sharedHost bool
 	faulty                                   float64
 	memprofile, cpuprofile, out, command     string
+	containerMemory                          string
 }
 
 // benchScaleCmd measures one controller replica managing a fleet of
@@ -97,6 +100,17 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 	if o.killAfter < 0 || (o.killAfter > 0 && (o.replicas < 2 || o.killAfter >= o.duration)) {
 		return fmt.Errorf("bench-scale: --kill-after needs --replicas above 1 and must fall inside --duration")
 	}
+	var memoryLimit int64
+	if o.containerMemory != "" {
+		q, err := resource.ParseQuantity(o.containerMemory)
+		if err != nil || q.Value() <= 0 {
+			return fmt.Errorf("bench-scale: --container-memory-limit %q: a positive quantity such as 256Mi", o.containerMemory)
+		}
+		if o.fleetInProcess {
+			return fmt.Errorf("bench-scale: --container-memory-limit needs the fleet in a process of its own (not --fleet-in-process)")
+		}
+		memoryLimit = int64(float64(q.Value()) * memoryLimitFraction)
+	}
 	var fleetCommand []string
 	if !o.fleetInProcess {
 		self, err := os.Executable()
@@ -109,6 +123,7 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 		FleetCommand:    fleetCommand,
 		FleetStderr:     stderr,
 		SharedHost:      o.sharedHost,
+		MemoryLimit:     memoryLimit,
 		Jobs:            o.jobs,
 		Replicas:        o.replicas,
 		KillAfter:       o.killAfter,

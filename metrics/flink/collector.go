@@ -114,7 +114,18 @@ type Collector struct {
 	ckptConf    *ckptConf
 	lastMetrics time.Time // the first metrics request of the latest Collect that made one
 	primeVertex string    // the vertex the latest Collect of cachedJob primed with (PrimeAhead)
+	// ahead is when PrimeAhead last primed the fetcher for aheadJob, until
+	// a Collect of that job reads (zero: no priming pending).
+	ahead    time.Time
+	aheadJob string
 }
+
+// MaxPendingPrime bounds how long a priming request PrimeAhead sent stands
+// for the Collect that follows it: a Collect that comes back later (its
+// caller's queue was that long) reads the store that request refreshed,
+// dated by it (FlinkSample.MetricsAge), instead of priming again; older
+// than this, PrimeAhead primes again.
+const MaxPendingPrime = time.Minute
 
 type ckptConf struct {
 	interval, timeout time.Duration
@@ -277,20 +288,36 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 	sem := make(chan struct{}, c.inFlight)
 	var wg sync.WaitGroup
 	// inFlight runs f, which sends requests one after the other, in one of
-	// the Collect's slots for requests in flight; run does so in a
-	// goroutine.
+	// the Collect's slots for requests in flight.
 	inFlight := func(f func()) {
 		sem <- struct{}{}
 		defer func() { <-sem }()
 		f()
 	}
+	// run queues f for the Collect's workers: as many goroutines as slots,
+	// started at the first run, not one per request (each new goroutine
+	// grows its stack through the HTTP client again: 7 % of a fleet's
+	// CPU). Every run is at most one of the three slow reads, one per
+	// vertex and one more per vertex (a source's partitions), so the
+	// queue never blocks.
+	tasks := make(chan func(), 3+2*len(d.Vertices))
+	started := false // set before the first worker starts; read-only then
 	run := func(f func()) {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			inFlight(f)
-		}()
+		tasks <- f
+		if !started {
+			started = true
+			for range c.inFlight {
+				go func() {
+					for f := range tasks {
+						inFlight(f)
+						wg.Done()
+					}
+				}()
+			}
+		}
 	}
+	defer close(tasks)
 	running := d.State == "RUNNING"
 	if !running {
 		missing("vertex metrics: job is %s", d.State)
@@ -372,7 +399,7 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 			c.mu.Unlock()
 		}()
 	}
-	if len(readable) > 0 && c.prime(ctx, d.ID, d.Vertices[readable[0]].ID, inFlight, missing) == nil {
+	if len(readable) > 0 && c.prime(ctx, d.ID, d.Vertices[readable[0]].ID, inFlight, missing, &s.MetricsAge) == nil {
 		for _, i := range readable {
 			v, vs := d.Vertices[i], &s.Vertices[i]
 			run(func() { c.vertex(ctx, d.ID, v, vs, missing, run) })
@@ -388,10 +415,14 @@ func (c *Collector) Collect(ctx context.Context, jobID string) (metrics.FlinkSam
 
 // prime makes the JobManager's MetricFetcher refresh its store before the
 // vertex reads when the store may be older than the update interval: one
-// metrics request, then the wait (see Collector). It dates the metrics
-// requests of this Collect. It fails only when ctx ends; a failed prime is
+// metrics request, then the wait (see Collector). A priming PrimeAhead
+// sent for the job stands for it, however late this Collect comes (up to
+// MaxPendingPrime). It dates the metrics requests of this Collect, and sets
+// *age to the time since that priming request (left 0 otherwise: a store
+// primed here is as of the sample's time, one not primed at most the
+// update interval old). It fails only when ctx ends; a failed prime is
 // named in Missing and the reads go on.
-func (c *Collector) prime(ctx context.Context, jobID, vertexID string, inFlight func(func()), missing func(string, ...any)) error {
+func (c *Collector) prime(ctx context.Context, jobID, vertexID string, inFlight func(func()), missing func(string, ...any), age *time.Duration) error {
 	now := c.now()
 	c.mu.Lock()
 	last := c.lastMetrics
@@ -399,7 +430,13 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, inFlight 
 	if jobID == c.cachedJob {
 		c.primeVertex = vertexID
 	}
+	ahead, pending := c.ahead, c.pendingAhead(jobID, now)
+	c.ahead, c.aheadJob = time.Time{}, ""
 	c.mu.Unlock()
+	if pending {
+		*age = now.Sub(ahead)
+		return nil
+	}
 	if c.wait <= 0 {
 		return nil
 	}
@@ -426,21 +463,36 @@ func (c *Collector) prime(ctx context.Context, jobID, vertexID string, inFlight 
 	return nil
 }
 
+// pendingAhead reports whether PrimeAhead primed for jobID, no Collect of
+// it has read since, and that was less than MaxPendingPrime before now.
+// c.mu is held.
+func (c *Collector) pendingAhead(jobID string, now time.Time) bool {
+	return !c.ahead.IsZero() && c.aheadJob == jobID && !now.Before(c.ahead) && now.Sub(c.ahead) < MaxPendingPrime
+}
+
 // PrimeAhead primes the fetcher for the next Collect of jobID without
 // waiting: a caller that can come back later (the controller requeues the
 // policy) sends the priming request now, frees its worker, and collects
 // after the returned wait, when Collect reads at once from the refreshed
 // store instead of priming and sleeping itself. It sends nothing and
-// returns 0 when that Collect would not prime: priming disabled, or a
-// metrics request less than the update interval ago.
-// A failed priming request is returned: the JobManager did not answer.
+// returns 0 when that Collect would not prime: priming disabled, a
+// metrics request less than the update interval ago, or a priming it sent
+// that no Collect has read yet.
+//
+// That last case is a caller that came back later than the update
+// interval: its queue held it (a controller with a backlog). Priming again
+// would send it back to the queue, to come back late again: at most one
+// priming per Collect, whose store the Collect reads, dated by the priming
+// (FlinkSample.MetricsAge). A failed priming request is returned: the
+// JobManager did not answer.
 func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration, error) {
 	now := c.now()
 	c.mu.Lock()
 	last, vertex := c.lastMetrics, c.primeVertex
 	known := jobID != "" && jobID == c.cachedJob && vertex != ""
+	pending := c.pendingAhead(jobID, now)
 	c.mu.Unlock()
-	if c.wait <= 0 || jobID == "" || c.storeFresh(now, last) {
+	if c.wait <= 0 || jobID == "" || pending || c.storeFresh(now, last) {
 		return 0, nil
 	}
 	// Any metrics handler triggers the fetcher. Before the first Collect
@@ -458,6 +510,7 @@ func (c *Collector) PrimeAhead(ctx context.Context, jobID string) (time.Duration
 	}
 	c.mu.Lock()
 	c.lastMetrics = now
+	c.ahead, c.aheadJob = now, jobID
 	c.mu.Unlock()
 	return c.wait, nil
 }

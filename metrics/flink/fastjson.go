@@ -33,6 +33,49 @@ func (l *aggregatedList) decodeFast(b []byte) bool {
 	return true
 }
 
+// decodeFast decodes a metric listing or metric values answer, the
+// request a source's partition gauges take every poll:
+// [{"id":"0.KafkaSourceReader…currentOffset","value":"1234"}, …], or
+// without values. It gives up (encoding/json decides) on anything but
+// that shape: a key other than id and value, a value other than a string
+// or null, invalid JSON; a string with escapes or non-ASCII bytes is
+// decoded by encoding/json (FuzzMetricListDecode).
+func (l *metricList) decodeFast(b []byte) bool {
+	p := fastParser{b: b}
+	out := metricList{}
+	p.ws()
+	ok := p.list('[', ']', func() bool {
+		var e metricEntry
+		ok := p.list('{', '}', func() bool {
+			key, ok := p.str()
+			if !ok || !p.colon() {
+				return false
+			}
+			switch string(key) {
+			case "id":
+				return p.strv(&e.ID)
+			case "value":
+				if p.literal("null") {
+					e.Value = nil
+					return true
+				}
+				var v string
+				e.Value = &v
+				return p.strv(&v)
+			}
+			return false
+		})
+		out = append(out, e)
+		return ok
+	})
+	p.ws()
+	if !ok || p.i != len(b) {
+		return false
+	}
+	*l = out
+	return true
+}
+
 type fastParser struct {
 	b []byte
 	i int

@@ -2,6 +2,7 @@ package flink
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -127,6 +128,86 @@ func BenchmarkAggregatedDecode(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if _, err := stdAggregated(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// What the metric-list decoder accepts, it decodes as encoding/json does.
+func FuzzMetricListDecode(f *testing.F) {
+	for _, s := range []string{
+		`[{"id":"0.Source__orders.KafkaSourceReader.topic.orders.partition.3.currentOffset","value":"1234"}]`,
+		`[{"id":"a"},{"id":"b","value":null},{"id":"c","value":"NaN"}]`, `[]`, `[{}]`, ` [ ] `,
+		`[{"id":"a\u00e9","value":"x\"y"}]`, `[{"id":"a","value":7}]`, `[{"id":"a","id":"b","value":"1","value":null}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l metricList
+		if !l.decodeFast(b) {
+			return
+		}
+		var want metricList
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("fast decoder accepted %q, encoding/json: %v", b, err)
+		}
+		require.Equal(t, want, l, "%q", b)
+	})
+}
+
+// TestMetricListDecode: the shapes Flink answers, and the ones left to
+// encoding/json.
+func TestMetricListDecode(t *testing.T) {
+	v := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		want metricList
+	}{
+		{`[{"id":"0.currentOffset","value":"1234"},{"id":"1.currentOffset","value":"-1"}]`, true,
+			metricList{{ID: "0.currentOffset", Value: v("1234")}, {ID: "1.currentOffset", Value: v("-1")}}},
+		{`[ {"id" : "numRecordsIn"} ]`, true, metricList{{ID: "numRecordsIn"}}},
+		{`[{"id":"a\u00e9","value":null}]`, true, metricList{{ID: "aé"}}},
+		{`[]`, true, metricList{}},
+		{`[{"id":"a","value":7}]`, false, nil},     // a number: encoding/json's error
+		{`[{"id":"a","other":"x"}]`, false, nil},   // another key: encoding/json ignores it
+		{`[{"id":"a","value":"1"}] x`, false, nil}, // trailing bytes
+		{`{"id":"a"}`, false, nil},                 // not an array
+	} {
+		var l metricList
+		ok := l.decodeFast([]byte(tc.in))
+		assert.Equal(t, tc.ok, ok, tc.in)
+		if ok {
+			assert.Equal(t, tc.want, l, tc.in)
+		}
+	}
+}
+
+// Decoding a source's partition gauges (40: 10 partitions' current and
+// committed offsets, on two subtasks each), fast and with encoding/json.
+//
+//	go test ./metrics/flink -run '^$' -bench MetricListDecode -benchmem
+func BenchmarkMetricListDecode(b *testing.B) {
+	var items []string
+	for i := range 40 {
+		items = append(items, fmt.Sprintf(`{"id":"%d.Source__orders.KafkaSourceReader.topic.orders.partition.%d.currentOffset","value":"%d"}`, i%2, i/2, 1000000+i))
+	}
+	body := []byte("[" + strings.Join(items, ",") + "]")
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var l metricList
+			if !l.decodeFast(body) {
+				b.Fatal("not decoded")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var l metricList
+			if err := json.Unmarshal(body, &l); err != nil {
 				b.Fatal(err)
 			}
 		}

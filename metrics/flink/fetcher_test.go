@@ -341,17 +341,24 @@ func TestCollectPrimeWaitCancelled(t *testing.T) {
 	assert.Less(t, time.Since(start), 10*time.Second)
 }
 
-// PrimeAhead primes without waiting, and the Collect that follows the
-// wait reads current values at once, without priming or sleeping itself:
-// the same values as a Collect that primes and waits, with no worker
-// held through the wait.
-func TestPrimeAhead(t *testing.T) {
+// primingAhead is a collector priming a fetcherJM ahead, both on a fake
+// clock at the job's deployment, with a 1 s wait and sleeps counted.
+func primingAhead(t *testing.T) (time.Time, *fakeClock, *fetcherJM, *sleeps, *Collector) {
+	t.Helper()
 	deployed := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: deployed}
 	jm := newFetcherJM(clock)
 	col, _ := serve(t, jm)
 	sl := &sleeps{clock: clock}
-	col = NewCollector(col.c, WithClock(clock.Now), WithSleep(sl.Sleep), WithFetcherWait(time.Second))
+	return deployed, clock, jm, sl, NewCollector(col.c, WithClock(clock.Now), WithSleep(sl.Sleep), WithFetcherWait(time.Second))
+}
+
+// PrimeAhead primes without waiting, and the Collect that follows the
+// wait reads current values at once, without priming or sleeping itself:
+// the same values as a Collect that primes and waits, with no worker
+// held through the wait.
+func TestPrimeAhead(t *testing.T) {
+	deployed, clock, jm, sl, col := primingAhead(t)
 	ctx := context.Background()
 
 	// Before the first Collect no vertex is known: the TaskManagers'
@@ -387,8 +394,9 @@ func TestPrimeAhead(t *testing.T) {
 		assert.Zero(t, sl.n, "poll %d: Collect neither primed nor slept", i)
 		assert.Equal(t, 2+i, jm.primeCount())
 		// Values fetched by the priming request, a wait before the read:
-		// what a Collect that primes and sleeps reads.
+		// what a Collect that primes and sleeps reads, and dated so.
 		assert.Equal(t, s.At.Add(-time.Second), readAt(t, jm, s), "poll %d", i)
+		assert.Equal(t, time.Second, s.MetricsAge, "poll %d", i)
 	}
 
 	// Another job id (the job was redeployed): its vertices are not known
@@ -411,4 +419,88 @@ func TestPrimeAhead(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "priming the metric fetcher of job "+fjJob)
 	assert.Zero(t, wait)
+}
+
+// A caller that comes back later than the update interval after
+// PrimeAhead (a controller whose queue held the poll) is not sent back to
+// prime again: its Collect reads the store the priming refreshed, at once,
+// dated by the priming, so that rates between samples stay true. The
+// priming stands for one Collect, and for at most MaxPendingPrime.
+func TestPrimeAheadOncePerCollect(t *testing.T) {
+	deployed, clock, jm, sl, col := primingAhead(t)
+	ctx := context.Background()
+
+	// A first poll on time: primes, then reads a wait later.
+	clock.Set(deployed.Add(30 * time.Second))
+	wait, err := col.PrimeAhead(ctx, fjJob)
+	require.NoError(t, err)
+	require.Equal(t, time.Second, wait)
+	clock.Advance(wait)
+	first, err := col.Collect(ctx, fjJob)
+	require.NoError(t, err)
+	require.Equal(t, 1, jm.primeCount())
+
+	// The next poll primes at 60 s and comes back 25 s late (more than the
+	// 10 s update interval): no second priming, no wait.
+	for _, late := range []time.Duration{25 * time.Second, MaxPendingPrime - time.Second} {
+		clock.Set(deployed.Add(60 * time.Second))
+		if late > 25*time.Second {
+			clock.Set(deployed.Add(150 * time.Second))
+		}
+		primedAt := clock.Now()
+		wait, err = col.PrimeAhead(ctx, fjJob)
+		require.NoError(t, err)
+		require.Equal(t, time.Second, wait)
+		primes := jm.primeCount()
+
+		clock.Advance(late)
+		again, err := col.PrimeAhead(ctx, fjJob)
+		require.NoError(t, err)
+		assert.Zero(t, again, "back %s late: collect now", late)
+		assert.Equal(t, primes, jm.primeCount(), "back %s late: no second priming", late)
+		s, err := col.Collect(ctx, fjJob)
+		require.NoError(t, err)
+		assert.Empty(t, s.Missing)
+		assert.Zero(t, sl.n, "back %s late: Collect neither primed nor slept", late)
+		assert.Equal(t, primes, jm.primeCount())
+		// The store as the priming refreshed it, dated so: MetricsAt is
+		// when its values were current.
+		assert.Equal(t, late, s.MetricsAge)
+		assert.Equal(t, primedAt, readAt(t, jm, s))
+		assert.Equal(t, primedAt, s.MetricsAt())
+		// numRecordsIn grows 1 a second in this JobManager: the rate
+		// between the two samples by their MetricsAt is exactly 1/s; by
+		// their At it would be off by the lateness.
+		dt := s.MetricsAt().Sub(first.MetricsAt()).Seconds()
+		assert.InDelta(t, 1.0, (*s.Vertices[0].NumRecordsIn-*first.Vertices[0].NumRecordsIn)/dt, 1e-9)
+		first = s
+	}
+
+	// The Collect read the priming: the next PrimeAhead, once the store is
+	// stale, primes again.
+	clock.Advance(30 * time.Second)
+	primes := jm.primeCount()
+	wait, err = col.PrimeAhead(ctx, fjJob)
+	require.NoError(t, err)
+	assert.Equal(t, time.Second, wait)
+	assert.Equal(t, primes+1, jm.primeCount())
+
+	// A priming no Collect read within MaxPendingPrime (the poll failed
+	// before collecting, or the policy went away) stands for nothing: the
+	// next PrimeAhead primes again.
+	clock.Advance(MaxPendingPrime)
+	wait, err = col.PrimeAhead(ctx, fjJob)
+	require.NoError(t, err)
+	assert.Equal(t, time.Second, wait)
+	assert.Equal(t, primes+2, jm.primeCount())
+
+	// A priming for another job id stands for nothing for this one.
+	clock.Advance(30 * time.Second)
+	_, err = col.PrimeAhead(ctx, "00000000000000000000000000000000")
+	require.NoError(t, err)
+	clock.Advance(20 * time.Second)
+	wait, err = col.PrimeAhead(ctx, fjJob)
+	require.NoError(t, err)
+	assert.Equal(t, time.Second, wait)
+	assert.Equal(t, primes+4, jm.primeCount())
 }

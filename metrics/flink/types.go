@@ -169,7 +169,11 @@ type PlanInput struct {
 }
 
 // metricList is a MetricCollectionResponseBody: a bare array.
-type metricList []struct {
+type metricList []metricEntry
+
+// metricEntry is one metric of a metricList: its id, and its value when
+// asked for with get (Flink writes every value as a string).
+type metricEntry struct {
 	ID    string  `json:"id"`
 	Value *string `json:"value"`
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,7 +83,7 @@ func realCollectors(t *testing.T, v Flink) {
 	t.Cleanup(func() { assert.NoError(t, tb.Stop()) })
 	j := tb.Realised.Scaled.Job
 
-	rec := &recorder{}
+	rec := newRecorder()
 	rc, err := flink.New(tb.Flink.RESTURL(), flink.WithHTTPClient(&http.Client{Transport: rec}))
 	require.NoError(t, err)
 	// Every poll reads everything: the checks compare the REST answers
@@ -148,6 +150,10 @@ func realCollectors(t *testing.T, v Flink) {
 		checkSnapshot(t, name, snap, j.Vertices, want)
 	}
 	checkReporterAgainstREST(t, lastREST, lastProm)
+	// Flink's REST server (Netty) keeps the connections alive: the five
+	// polls' requests, up to DefaultInFlight at once, reuse the first ones.
+	t.Logf("REST requests %d over %d connections", rec.requests.Load(), rec.dials.Load())
+	assert.LessOrEqual(t, rec.dials.Load(), int64(2*flink.DefaultInFlight), "connections dialled for five polls")
 
 	if os.Getenv(EnvUpdateGolden) == "1" {
 		writeGolden(t, tb, rec, lastREST)
@@ -292,10 +298,28 @@ type recorder struct {
 	mu    sync.Mutex
 	calls []goldenCall
 	at    map[string]int
+
+	// tr is the controller's REST transport (kept-alive GETs of its own;
+	// the rest through net/http's), its dials counted.
+	tr              *flink.Transport
+	dials, requests atomic.Int64
+}
+
+// newRecorder records through a flink.Transport like the controller's.
+func newRecorder() *recorder {
+	r := &recorder{}
+	dial := (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	r.tr = &flink.Transport{Fallback: http.DefaultTransport, MaxIdlePerHost: flink.DefaultInFlight,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			r.dials.Add(1)
+			return dial(ctx, network, addr)
+		}}
+	return r
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	r.requests.Add(1)
+	resp, err := r.tr.RoundTrip(req)
 	if err != nil || req.Method != http.MethodGet {
 		return resp, err
 	}
