@@ -106,7 +106,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c, reused := t.get(addr)
 		if !reused {
 			if c, err = t.dial(ctx, addr); err != nil {
-				return nil, err
+				return nil, ctxErr(ctx, err)
 			}
 		}
 		resp, err := t.exchange(req, addr, c, head)
@@ -161,9 +161,12 @@ func requestHead(b []byte, req *http.Request) ([]byte, error) {
 	b = append(b, req.URL.RequestURI()...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
-	b = append(b, "\r\nUser-Agent: flinkscale\r\n"...)
+	b = append(b, "\r\n"...)
+	if _, ok := req.Header["User-Agent"]; !ok {
+		b = append(b, "User-Agent: flinkscale\r\n"...)
+	}
 	for k, vs := range req.Header {
-		if k == "Host" || k == "User-Agent" {
+		if k == "Host" {
 			continue
 		}
 		for _, v := range vs {

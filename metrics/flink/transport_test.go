@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,16 @@ func TestTransportKeepsConnectionsAlive(t *testing.T) {
 	assert.Equal(t, 1, tr.Idle())
 	host := strings.TrimPrefix(srv.URL, "http://")
 	assert.Equal(t, "GET /jobs/4/metrics?get=a,b host="+host+" auth=Bearer x ua=flinkscale", seen[4])
+
+	// A User-Agent of the caller's is sent instead of flinkscale's.
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/ua", nil)
+	require.NoError(t, err)
+	req.Header.Set("User-Agent", "platform-probe/2")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, "GET /ua host="+host+" auth= ua=platform-probe/2", seen[5])
 }
 
 // n requests in flight at once open n connections; MaxIdlePerHost of them
@@ -461,4 +472,20 @@ func BenchmarkTransport(b *testing.B) {
 			})
 		}
 	}
+}
+
+// A dial that the request's deadline ends is the deadline's error, as
+// flink.Client reports it ("no answer within …").
+func TestTransportDialDeadline(t *testing.T) {
+	tr := &Transport{Fallback: &recordingRT{}, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://jm.example:8081/overview", nil)
+	require.NoError(t, err)
+	_, err = tr.RoundTrip(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "dial tcp")
 }
