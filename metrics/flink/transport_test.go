@@ -106,45 +106,47 @@ func TestTransportKeepsConnectionsAlive(t *testing.T) {
 }
 
 // n requests in flight at once open n connections; MaxIdlePerHost of them
-// are kept and reused by the next round, the others closed.
+// are kept and reused by the next round, the others closed; MaxIdle bounds
+// them in all.
 func TestTransportIdleBounds(t *testing.T) {
-	release := make(chan struct{})
-	var inFlight atomic.Int64
+	// A request of a round of n waits until all n have arrived: n
+	// connections at once.
+	var mu sync.Mutex
+	arrived := map[string]int{}
+	all := sync.NewCond(&mu)
 	srv := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("hold") != "" {
-			inFlight.Add(1)
-			<-release
+		q := r.URL.Query()
+		var n int
+		_, _ = fmt.Sscan(q.Get("n"), &n)
+		mu.Lock()
+		arrived[q.Get("round")]++
+		all.Broadcast()
+		for arrived[q.Get("round")] < n {
+			all.Wait()
 		}
+		mu.Unlock()
 		_, _ = io.WriteString(w, "ok")
 	})
+	round := func(c *http.Client, name string, n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() { get(t, c, fmt.Sprintf("%s/?round=%s&n=%d", srv.URL, name, n)) })
+		}
+		wg.Wait()
+	}
 	tr := &Transport{Fallback: &recordingRT{}, MaxIdlePerHost: 4}
 	c := &http.Client{Transport: tr}
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() { get(t, c, srv.URL+"/?hold=1") })
-	}
-	require.Eventually(t, func() bool { return inFlight.Load() == 6 }, 5*time.Second, time.Millisecond)
-	close(release)
-	wg.Wait()
+	round(c, "a", 6)
 	assert.Equal(t, int64(6), srv.opened.Load())
 	assert.Equal(t, 4, tr.Idle(), "MaxIdlePerHost kept")
-
-	for range 4 {
-		wg.Go(func() { get(t, c, srv.URL+"/") })
-	}
-	wg.Wait()
+	round(c, "b", 4)
 	assert.Equal(t, int64(6), srv.opened.Load(), "the kept ones reused")
-
-	// MaxIdle bounds them in all.
-	tr2 := &Transport{Fallback: &recordingRT{}, MaxIdlePerHost: 4, MaxIdle: 1}
-	c2 := &http.Client{Transport: tr2}
-	for range 3 {
-		wg.Go(func() { get(t, c2, srv.URL+"/") })
-	}
-	wg.Wait()
-	assert.LessOrEqual(t, tr2.Idle(), 1)
 	tr.CloseIdleConnections()
 	assert.Zero(t, tr.Idle())
+
+	tr2 := &Transport{Fallback: &recordingRT{}, MaxIdlePerHost: 4, MaxIdle: 1}
+	round(&http.Client{Transport: tr2}, "c", 3)
+	assert.Equal(t, 1, tr2.Idle(), "MaxIdle kept")
 }
 
 // A connection the server closed while idle (a JobManager restarted) is

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flinkscale/flinkscale/controllers"
 	"github.com/flinkscale/flinkscale/metrics"
 	"github.com/flinkscale/flinkscale/metrics/flink"
 	"github.com/flinkscale/flinkscale/metrics/flinkprom"
@@ -299,21 +300,20 @@ type recorder struct {
 	calls []goldenCall
 	at    map[string]int
 
-	// tr is the controller's REST transport (kept-alive GETs of its own;
-	// the rest through net/http's), its dials counted.
+	// tr is the controller's REST transport, its dials counted.
 	tr              *flink.Transport
 	dials, requests atomic.Int64
 }
 
-// newRecorder records through a flink.Transport like the controller's.
+// newRecorder records through the controller's own REST transport
+// (controllers.NewRESTTransport), its dials counted.
 func newRecorder() *recorder {
-	r := &recorder{}
+	r := &recorder{tr: controllers.NewRESTTransport()}
 	dial := (&net.Dialer{Timeout: 10 * time.Second}).DialContext
-	r.tr = &flink.Transport{Fallback: http.DefaultTransport, MaxIdlePerHost: flink.DefaultInFlight,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			r.dials.Add(1)
-			return dial(ctx, network, addr)
-		}}
+	r.tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		r.dials.Add(1)
+		return dial(ctx, network, addr)
+	}
 	return r
 }
 
