@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -11,13 +12,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// Gauge families, per vertex and per policy. Their series are made at
-// scrape time from each policy's record (gaugeStore).
-type gaugeFamily int
+// Metric families: the gauges, per vertex and per policy, then the
+// per-policy counters and histograms. Their series are made at scrape time
+// from each policy's record (gaugeStore).
+type family int
 
 const (
 	// Per vertex (vertexLabels).
-	gParallelism gaugeFamily = iota
+	gParallelism family = iota
 	gRecommendedParallelism
 	gUtilization
 	gExpectedUtilization
@@ -25,7 +27,7 @@ const (
 	gTargetRate
 	gBackpressure
 
-	// Per policy (jobLabels, plus the labels named in gaugeSpecs).
+	// Per policy (jobLabels, plus the labels named in familySpecs).
 	gInfo            // mode
 	gTargetInfo      // kind, path
 	gUtilizationBand // bound
@@ -40,39 +42,89 @@ const (
 	gRescaleInProgress
 	gLastDecision
 	gLastDowntime
-	numGauges
+
+	// Counters, per policy (policyCounters).
+	cDecisions        // action
+	cDecisionReasons  // action, reason
+	cHolds            // reason
+	cRescalesStarted  //
+	cRescales         // outcome
+	cCollectionErrors // source
+
+	// Histograms, per policy (policyCounters).
+	hDowntime
+	hCollectionDuration // source
+
+	numFamilies
 )
 
-// numVertexGauges counts the per-vertex families, which come first.
-const numVertexGauges = gInfo
+const (
+	// numVertexGauges counts the per-vertex families, which come first.
+	numVertexGauges = gInfo
+	// numGauges counts the gauges, which come before the counters.
+	numGauges = cDecisions
+	// firstHistogram is the first histogram; the counters come before.
+	firstHistogram = hDowntime
+	// maxBuckets is the most buckets a histogram family has (the record's
+	// bucket counts are an array of them).
+	maxBuckets = 12
+)
 
-// gaugeSpecs are the families' names, help and extra labels.
-var gaugeSpecs = [numGauges]struct {
+// typ is the family's type.
+func (f family) typ() dto.MetricType {
+	switch {
+	case f < numGauges:
+		return dto.MetricType_GAUGE
+	case f < firstHistogram:
+		return dto.MetricType_COUNTER
+	default:
+		return dto.MetricType_HISTOGRAM
+	}
+}
+
+// familySpecs are the families' names, help, extra labels and, of a
+// histogram, bucket bounds. The counters and histograms were client_golang
+// vectors of these names, help, labels and bounds before the store kept
+// them (TestCounterStoreMatchesVectors holds the store to the vectors).
+var familySpecs = [numFamilies]struct {
 	name, help string
 	extra      []string
+	buckets    []float64
 }{
-	gParallelism:            {"vertex_parallelism", "Subtasks a vertex runs now.", nil},
-	gRecommendedParallelism: {"vertex_recommended_parallelism", "Subtasks the last decision recommends for a vertex.", nil},
-	gUtilization:            {"vertex_utilization", "Busy fraction of a vertex's busiest subtask at its target rate and current parallelism (0-1, may exceed 1 when overloaded).", nil},
-	gExpectedUtilization:    {"vertex_expected_utilization", "Busy fraction of a vertex's busiest subtask at its target rate and the recommended parallelism.", nil},
-	gTrueProcessingRate:     {"vertex_true_processing_rate", "Records per second a vertex could process at 100% busy at its current parallelism (DS2 true processing rate).", nil},
-	gTargetRate:             {"vertex_target_rate", "Records per second a vertex must sustain (for a source, the arrival rate).", nil},
-	gBackpressure:           {"vertex_backpressure_ratio", "Fraction of time a vertex's most backpressured subtask is backpressured (0-1).", nil},
+	gParallelism:            {name: "vertex_parallelism", help: "Subtasks a vertex runs now."},
+	gRecommendedParallelism: {name: "vertex_recommended_parallelism", help: "Subtasks the last decision recommends for a vertex."},
+	gUtilization:            {name: "vertex_utilization", help: "Busy fraction of a vertex's busiest subtask at its target rate and current parallelism (0-1, may exceed 1 when overloaded)."},
+	gExpectedUtilization:    {name: "vertex_expected_utilization", help: "Busy fraction of a vertex's busiest subtask at its target rate and the recommended parallelism."},
+	gTrueProcessingRate:     {name: "vertex_true_processing_rate", help: "Records per second a vertex could process at 100% busy at its current parallelism (DS2 true processing rate)."},
+	gTargetRate:             {name: "vertex_target_rate", help: "Records per second a vertex must sustain (for a source, the arrival rate)."},
+	gBackpressure:           {name: "vertex_backpressure_ratio", help: "Fraction of time a vertex's most backpressured subtask is backpressured (0-1)."},
 
-	gInfo:              {"policy_info", "Always 1: a policy and the mode it acts in (mode=Apply, DryRun or Paused, the paused annotation applied).", []string{"mode"}},
-	gTargetInfo:        {"policy_target_info", "Always 1: the kind of a policy's target (FlinkDeployment, FlinkSessionJob, Deployment) and how a rescale of it happens (path=OperatorUpgrade, InPlace, InPlaceAndTaskManagers, TaskManagers or RecommendOnly; empty until the target was read).", []string{"kind", "path"}},
-	gUtilizationBand:   {"utilization_band", "The policy's utilization band: bound=min (scale-down threshold), target, max (scale-up threshold).", []string{"bound"}},
-	gLagRecords:        {"lag_records", "Kafka consumer lag in records, summed over the job's sources.", nil},
-	gLagSeconds:        {"lag_seconds", "Kafka consumer lag in seconds of arrivals (the worst source).", nil},
-	gArrivalRate:       {"arrival_rate", "Records per second arriving on the job's sources (broker end-offset growth), summed.", nil},
-	gSlots:             {"slots", "Task slots the job uses: state=current or recommended.", []string{"state"}},
-	gCores:             {"cores", "TaskManager cores the job uses: state=current or recommended.", []string{"state"}},
-	gPredictedDowntime: {"predicted_downtime_seconds", "Downtime the last decision predicts a rescale would cost (savepoint and restart).", nil},
-	gMemory:            {"taskmanager_memory_bytes", "One TaskManager's memory by part (process, heap, managed, network, metaspace, overhead): state=current or recommended (the memory recommendation of the last decision; applied only in memory mode Apply).", []string{"part", "state"}},
-	gNetworkBuffers:    {"network_buffers", "Network buffers of the recommended plan's worst TaskManager: kind=required (what Flink must reserve to deploy it), max_use (the most its pools can take) or available (the segments a TaskManager has now).", []string{"kind"}},
-	gRescaleInProgress: {"rescale_in_progress", "1 while a rescale of the job is in progress, else 0.", nil},
-	gLastDecision:      {"last_decision_timestamp_seconds", "Unix time of the last decision.", nil},
-	gLastDowntime:      {"last_rescale_downtime_seconds", "Downtime of the last successful rescale, as measured.", nil},
+	gInfo:              {name: "policy_info", help: "Always 1: a policy and the mode it acts in (mode=Apply, DryRun or Paused, the paused annotation applied).", extra: []string{"mode"}},
+	gTargetInfo:        {name: "policy_target_info", help: "Always 1: the kind of a policy's target (FlinkDeployment, FlinkSessionJob, Deployment) and how a rescale of it happens (path=OperatorUpgrade, InPlace, InPlaceAndTaskManagers, TaskManagers or RecommendOnly; empty until the target was read).", extra: []string{"kind", "path"}},
+	gUtilizationBand:   {name: "utilization_band", help: "The policy's utilization band: bound=min (scale-down threshold), target, max (scale-up threshold).", extra: []string{"bound"}},
+	gLagRecords:        {name: "lag_records", help: "Kafka consumer lag in records, summed over the job's sources."},
+	gLagSeconds:        {name: "lag_seconds", help: "Kafka consumer lag in seconds of arrivals (the worst source)."},
+	gArrivalRate:       {name: "arrival_rate", help: "Records per second arriving on the job's sources (broker end-offset growth), summed."},
+	gSlots:             {name: "slots", help: "Task slots the job uses: state=current or recommended.", extra: []string{"state"}},
+	gCores:             {name: "cores", help: "TaskManager cores the job uses: state=current or recommended.", extra: []string{"state"}},
+	gPredictedDowntime: {name: "predicted_downtime_seconds", help: "Downtime the last decision predicts a rescale would cost (savepoint and restart)."},
+	gMemory:            {name: "taskmanager_memory_bytes", help: "One TaskManager's memory by part (process, heap, managed, network, metaspace, overhead): state=current or recommended (the memory recommendation of the last decision; applied only in memory mode Apply).", extra: []string{"part", "state"}},
+	gNetworkBuffers:    {name: "network_buffers", help: "Network buffers of the recommended plan's worst TaskManager: kind=required (what Flink must reserve to deploy it), max_use (the most its pools can take) or available (the segments a TaskManager has now).", extra: []string{"kind"}},
+	gRescaleInProgress: {name: "rescale_in_progress", help: "1 while a rescale of the job is in progress, else 0."},
+	gLastDecision:      {name: "last_decision_timestamp_seconds", help: "Unix time of the last decision."},
+	gLastDowntime:      {name: "last_rescale_downtime_seconds", help: "Downtime of the last successful rescale, as measured."},
+
+	cDecisions:        {name: "decisions_total", help: "Decisions made, by action (Scale or Hold).", extra: []string{"action"}},
+	cDecisionReasons:  {name: "decision_reasons_total", help: "Reason codes of the decisions made, by action and reason (each code counted once per decision).", extra: []string{"action", "reason"}},
+	cHolds:            {name: "holds_total", help: "Decisions not acted on, by the reason: the model's hold reason, or the gate that blocked a recommended rescale.", extra: []string{"reason"}},
+	cRescalesStarted:  {name: "rescales_started_total", help: "Rescales started (the FlinkDeployment patched)."},
+	cRescales:         {name: "rescales_total", help: "Rescales finished, by outcome (Succeeded, Failed, RolledBack).", extra: []string{"outcome"}},
+	cCollectionErrors: {name: "collection_errors_total", help: "Failed metric collections, by source (flink: the REST API or Prometheus; kafka: the brokers).", extra: []string{"source"}},
+
+	hDowntime: {name: "rescale_downtime_seconds", help: "Measured downtime of successful rescales: from the apply until Flink reports the job RUNNING again.",
+		buckets: []float64{5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200}},
+	hCollectionDuration: {name: "collection_duration_seconds", help: "Time one metric collection took, by source.", extra: []string{"source"},
+		buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}},
 }
 
 // Values of the label that tells a policy-level family's series apart, in
@@ -93,8 +145,9 @@ type vertexGauges struct {
 	labels []*dto.LabelPair
 }
 
-// policyGauges are one policy's gauges. A family's series exist from the
-// first time it is set; the zero value has none.
+// policyGauges are one policy's gauges, and its counters and histograms
+// (counters). A family's series exist from the first time it is set; the
+// zero value has none.
 type policyGauges struct {
 	deployment string
 	// labels are the job's labels (jobLabels), made once; order lists
@@ -122,41 +175,51 @@ type policyGauges struct {
 	hasLastDowntime  bool
 
 	vertices []vertexGauges
+
+	counters policyCounters
 }
 
 type policyRef struct{ namespace, name string }
 
-// gaugeStore holds every policy's gauges and is the prometheus.Collector
-// that exports them.
+// gaugeStore holds every policy's record (its gauges, counters and
+// histograms) and is the prometheus.Collector and Gatherer that exports
+// them.
 type gaugeStore struct {
-	descs [numGauges]*prometheus.Desc
+	descs [numFamilies]*prometheus.Desc
 	// names are the families' full names; byName the families in the
 	// order of their names (Gather).
-	names  [numGauges]string
-	byName []gaugeFamily
+	names  [numFamilies]string
+	byName []family
 
 	mu   sync.RWMutex
 	pols map[policyRef]*policyGauges
+	// pairs are the label pairs of the counters' label values beyond the
+	// fixed sets (reasons, mostly), made once a store: every record that
+	// counts a reason shares its pair.
+	pairs map[[2]string]*dto.LabelPair
 }
 
 func newGaugeStore() *gaugeStore {
-	s := &gaugeStore{pols: map[policyRef]*policyGauges{}}
-	for f, spec := range gaugeSpecs {
+	s := &gaugeStore{pols: map[policyRef]*policyGauges{}, pairs: map[[2]string]*dto.LabelPair{}}
+	for f, spec := range familySpecs {
+		if b := spec.buckets; len(b) > maxBuckets || !slices.IsSorted(b) {
+			panic(fmt.Sprintf("%s: %d bucket bounds, unsorted or more than %d", spec.name, len(b), maxBuckets))
+		}
 		s.names[f] = prometheus.BuildFQName(MetricsNamespace, "", spec.name)
-		s.descs[f] = prometheus.NewDesc(s.names[f], spec.help, gaugeFamily(f).labelNames(), nil)
-		s.byName = append(s.byName, gaugeFamily(f))
+		s.descs[f] = prometheus.NewDesc(s.names[f], spec.help, family(f).labelNames(), nil)
+		s.byName = append(s.byName, family(f))
 	}
-	slices.SortFunc(s.byName, func(a, b gaugeFamily) int { return strings.Compare(s.names[a], s.names[b]) })
+	slices.SortFunc(s.byName, func(a, b family) int { return strings.Compare(s.names[a], s.names[b]) })
 	return s
 }
 
 // labelNames are the family's label names, in its Desc's order.
-func (f gaugeFamily) labelNames() []string {
+func (f family) labelNames() []string {
 	labels := jobLabels
 	if f < numVertexGauges {
 		labels = vertexLabels
 	}
-	return append(append([]string{}, labels...), gaugeSpecs[f].extra...)
+	return append(append([]string{}, labels...), familySpecs[f].extra...)
 }
 
 // update runs f on the policy's record under the store's lock, creating
@@ -171,6 +234,18 @@ func (s *gaugeStore) update(ref policyRef, deployment string, f func(*policyGaug
 		s.pols[ref] = g
 	}
 	f(g)
+}
+
+// pair is the label pair name=value, made once a store (pairs). The
+// caller holds the write lock (update).
+func (s *gaugeStore) pair(name, value string) *dto.LabelPair {
+	k := [2]string{name, value}
+	lp := s.pairs[k]
+	if lp == nil {
+		lp = labelPairs(name, value)[0]
+		s.pairs[k] = lp
+	}
+	return lp
 }
 
 func (s *gaugeStore) forget(ref policyRef) {
@@ -189,7 +264,7 @@ func (s *gaugeStore) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: the series of every policy's
 // record. The store is read-locked while they are sent (a scrape of 1,000
 // jobs takes tens of milliseconds); reconciles wait for it only to write
-// their gauges.
+// their records.
 //
 // A scrape of a fleet is some 100,000 series, so each costs as little as
 // it can: a vertex's and a job's labels were made when its record's were
@@ -197,13 +272,22 @@ func (s *gaugeStore) Describe(ch chan<- *prometheus.Desc) {
 // does; only the few policy-level series with a label of their own, such
 // as state or bound, pair it per scrape), and the records are sent in the
 // order of their labels, so that the registry's sort of each family finds
-// them sorted (BenchmarkMetricsFleet/scrape).
+// them sorted (BenchmarkMetricsFleet/scrape). A counter's or histogram's
+// value is copied into the series sent: the registry writes it after the
+// lock is released.
 func (s *gaugeStore) Collect(ch chan<- prometheus.Metric) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, g := range s.sorted() {
-		g.series(func(f gaugeFamily, v float64, labels []*dto.LabelPair) {
+		g.series(func(f family, v float64, labels []*dto.LabelPair) {
 			ch <- &gaugeMetric{desc: s.descs[f], labels: labels, value: v}
+		})
+		g.counters.series(func(f family, v float64, h *histogram, own [2]*dto.LabelPair) {
+			if h != nil {
+				ch <- &histogramMetric{desc: s.descs[f], labels: withPairs(g.labels, own), h: *h, bounds: familySpecs[f].buckets}
+				return
+			}
+			ch <- &counterMetric{desc: s.descs[f], labels: withPairs(g.labels, own), value: v}
 		})
 	}
 }
@@ -237,46 +321,37 @@ func (s *gaugeStore) sorted() []*policyGauges {
 // scrape's CPU (BenchmarkMetricsFleet/scrape). The store needs neither:
 // label names are its own, label values were made valid once (labelPairs),
 // a record's vertices are unique by id, and its series come in label order
-// (a family whose do not, such as one with a label of its own like bound,
-// is sorted here). Each family's series are made in three allocations.
-// The output is what a registry's Gather of the store gives
-// (TestGaugeStoreExposition).
+// (a family whose do not, such as one with a label of its own like bound
+// or action, is sorted here). Each family's series are made in a few
+// allocations (familyBuilder). The output is what a registry's Gather of
+// the store gives (TestGaugeStoreExposition) and, for the counters and
+// histograms, what client_golang's vectors gave
+// (TestCounterStoreMatchesVectors), with one difference: a vector's
+// counters and histograms carry a CreatedTimestamp, the store's none
+// (here and in Collect). The text format has no place for it, and the
+// store would have to keep one for each series.
 func (s *gaugeStore) Gather() ([]*dto.MetricFamily, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	recs := s.sorted()
-	var count [numGauges]int
+	var count [numFamilies]int
 	for _, g := range recs {
-		g.series(func(f gaugeFamily, _ float64, _ []*dto.LabelPair) { count[f]++ })
+		g.series(func(f family, _ float64, _ []*dto.LabelPair) { count[f]++ })
+		g.counters.series(func(f family, _ float64, _ *histogram, _ [2]*dto.LabelPair) { count[f]++ })
 	}
-	type family struct {
-		mf      *dto.MetricFamily
-		metrics []dto.Metric
-		gauges  []dto.Gauge
-		values  []float64
-	}
-	var fams [numGauges]family
+	var fams [numFamilies]familyBuilder
 	for f, n := range count {
-		if n == 0 {
-			continue
-		}
-		fams[f] = family{
-			mf:      &dto.MetricFamily{Name: &s.names[f], Help: &gaugeSpecs[f].help, Type: dto.MetricType_GAUGE.Enum(), Metric: make([]*dto.Metric, 0, n)},
-			metrics: make([]dto.Metric, n), gauges: make([]dto.Gauge, n), values: make([]float64, n),
+		if n > 0 {
+			fams[f].init(s, family(f), n)
 		}
 	}
 	for _, g := range recs {
-		g.series(func(f gaugeFamily, v float64, labels []*dto.LabelPair) {
-			fm := &fams[f]
-			i := len(fm.mf.Metric)
-			fm.values[i] = v
-			fm.gauges[i].Value = &fm.values[i]
-			m := &fm.metrics[i]
-			m.Label, m.Gauge = labels, &fm.gauges[i]
-			fm.mf.Metric = append(fm.mf.Metric, m)
+		g.series(func(f family, v float64, labels []*dto.LabelPair) { fams[f].add(labels, v, nil) })
+		g.counters.series(func(f family, v float64, h *histogram, own [2]*dto.LabelPair) {
+			fams[f].add(withPairs(g.labels, own), v, h)
 		})
 	}
-	out := make([]*dto.MetricFamily, 0, numGauges)
+	out := make([]*dto.MetricFamily, 0, numFamilies)
 	for _, f := range s.byName {
 		if mf := fams[f].mf; mf != nil {
 			if !slices.IsSortedFunc(mf.Metric, compareLabelValues) {
@@ -286,6 +361,71 @@ func (s *gaugeStore) Gather() ([]*dto.MetricFamily, error) {
 		}
 	}
 	return out, nil
+}
+
+// familyBuilder makes one family's series for Gather: its metrics, values
+// and buckets in slices allocated once, sized by the count of its series.
+type familyBuilder struct {
+	mf         *dto.MetricFamily
+	metrics    []dto.Metric
+	values     []float64 // gauges' and counters' values, histograms' sums
+	gauges     []dto.Gauge
+	counters   []dto.Counter
+	histograms []dto.Histogram
+	// counts are each histogram's sample count and cumulative bucket
+	// counts; buckets and bucketRefs its buckets.
+	counts     []uint64
+	buckets    []dto.Bucket
+	bucketRefs []*dto.Bucket
+	bounds     []float64
+}
+
+func (b *familyBuilder) init(s *gaugeStore, f family, n int) {
+	b.mf = &dto.MetricFamily{Name: &s.names[f], Help: &familySpecs[f].help, Type: f.typ().Enum(), Metric: make([]*dto.Metric, 0, n)}
+	b.metrics, b.values = make([]dto.Metric, n), make([]float64, n)
+	switch f.typ() {
+	case dto.MetricType_GAUGE:
+		b.gauges = make([]dto.Gauge, n)
+	case dto.MetricType_COUNTER:
+		b.counters = make([]dto.Counter, n)
+	default:
+		b.bounds = familySpecs[f].buckets
+		nb := len(b.bounds)
+		b.histograms, b.counts = make([]dto.Histogram, n), make([]uint64, n*(nb+1))
+		b.buckets, b.bucketRefs = make([]dto.Bucket, n*nb), make([]*dto.Bucket, n*nb)
+	}
+}
+
+// add appends a series: of a gauge or counter, the value v; of a
+// histogram, h (v its sum).
+func (b *familyBuilder) add(labels []*dto.LabelPair, v float64, h *histogram) {
+	i := len(b.mf.Metric)
+	m := &b.metrics[i]
+	m.Label = labels
+	b.values[i] = v
+	switch {
+	case b.gauges != nil:
+		b.gauges[i].Value = &b.values[i]
+		m.Gauge = &b.gauges[i]
+	case b.counters != nil:
+		b.counters[i].Value = &b.values[i]
+		m.Counter = &b.counters[i]
+	default:
+		nb := len(b.bounds)
+		counts := b.counts[i*(nb+1) : (i+1)*(nb+1)]
+		hist := &b.histograms[i]
+		counts[0] = h.count
+		hist.SampleCount, hist.SampleSum = &counts[0], &b.values[i]
+		hist.Bucket = b.bucketRefs[i*nb : (i+1)*nb : (i+1)*nb]
+		h.cumulative(counts[1:])
+		for j := range nb {
+			bk := &b.buckets[i*nb+j]
+			bk.CumulativeCount, bk.UpperBound = &counts[1+j], &b.bounds[j]
+			hist.Bucket[j] = bk
+		}
+		m.Histogram = hist
+	}
+	b.mf.Metric = append(b.mf.Metric, m)
 }
 
 // compareLabelValues orders two series of one family, whose label names
@@ -316,6 +456,47 @@ func (m *gaugeMetric) Write(out *dto.Metric) error {
 	return nil
 }
 
+// counterMetric is a counter's series, as gaugeMetric; its
+// CreatedTimestamp is not set (see Gather).
+type counterMetric struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  float64
+}
+
+func (m *counterMetric) Desc() *prometheus.Desc { return m.desc }
+
+func (m *counterMetric) Write(out *dto.Metric) error {
+	v := m.value
+	out.Label = m.labels
+	out.Counter = &dto.Counter{Value: &v}
+	return nil
+}
+
+// histogramMetric is a histogram's series: a copy of its counts, and its
+// family's bucket bounds.
+type histogramMetric struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	h      histogram
+	bounds []float64
+}
+
+func (m *histogramMetric) Desc() *prometheus.Desc { return m.desc }
+
+func (m *histogramMetric) Write(out *dto.Metric) error {
+	n := len(m.bounds)
+	counts := make([]uint64, n)
+	m.h.cumulative(counts)
+	count, sum := m.h.count, m.h.sum
+	hist := &dto.Histogram{SampleCount: &count, SampleSum: &sum, Bucket: make([]*dto.Bucket, n)}
+	for i := range n {
+		hist.Bucket[i] = &dto.Bucket{CumulativeCount: &counts[i], UpperBound: &m.bounds[i]}
+	}
+	out.Label, out.Histogram = m.labels, hist
+	return nil
+}
+
 // labelPairs makes the label pairs of name, value, … sorted by name, as a
 // slice at full capacity (whoever appends to a series' labels copies
 // them); a value that is not UTF-8 has its bad bytes replaced.
@@ -342,10 +523,10 @@ func withLabels(job []*dto.LabelPair, nameValues ...string) []*dto.LabelPair {
 
 // series calls emit with each series of the record: vertices first, in
 // label order.
-func (g *policyGauges) series(emit func(f gaugeFamily, v float64, labels []*dto.LabelPair)) {
+func (g *policyGauges) series(emit func(f family, v float64, labels []*dto.LabelPair)) {
 	for _, i := range g.order {
 		vg := &g.vertices[i]
-		for f := gaugeFamily(0); f < numVertexGauges; f++ {
+		for f := family(0); f < numVertexGauges; f++ {
 			if vg.set[f] {
 				emit(f, vg.v[f], vg.labels)
 			}
@@ -429,4 +610,197 @@ func (g *policyGauges) setVertices(next []vertexGauges, keep [numVertexGauges]bo
 	slices.SortFunc(g.order, func(a, b int) int {
 		return cmp.Or(strings.Compare(next[a].name, next[b].name), strings.Compare(next[a].id, next[b].id))
 	})
+}
+
+// policyCounters are one policy's counters and histograms, kept as
+// numbers rather than client_golang vectors' series. A vector keeps, for
+// each series, its label values, label pairs, a hash-map entry and a
+// counter (a histogram: two sets of bucket counts, hot and cold, and
+// exemplar slots): about 11 kB for a policy's dozen series, 13 MB at
+// 1,000 jobs (make bench-scale's heap profile). Here a series of a label
+// value of a fixed set (the actions, outcomes, sources) is an element of
+// an array in that set's order, and a series of another value (reasons)
+// an element of a short slice: about 0.5 kB a policy
+// (BenchmarkMetricsFleet/retained-poll: 15.4 kB a policy with the
+// vectors, 5.1 kB with these). Their label pairs are made when they are
+// scraped (withPairs): the job's are the record's, and a label value's
+// pair is made once (the fixed sets' at start, the others' once a store,
+// gaugeStore.pair). Keeping each series' whole labels in the record
+// instead would save a scrape of 1,000 policies 11,000 small allocations
+// (of 61,000) and cost 0.6 kB a policy.
+type policyCounters struct {
+	decisions [len(decisionActions)]uint64   // decisions_total, by action
+	rescales  [len(rescaleOutcomes)]uint64   // rescales_total, by outcome
+	started   uint64                         // rescales_started_total
+	errors    [len(collectionSources)]uint64 // collection_errors_total, by source
+	downtime  histogram                      // rescale_downtime_seconds
+	durations [len(collectionSources)]histogram
+	// labeled are the series with label values of their own: the decision
+	// reasons (action, reason), the holds (reason), and a value of an
+	// action, outcome or source beyond the fixed sets; sorted by family
+	// and label values. A policy has a few.
+	labeled []labeledSeries
+	// atZero: the counters above have a series each, at zero until
+	// counted (policyMetrics.start makes them all); else only those
+	// counted have one.
+	atZero bool
+}
+
+// histogram is a histogram's observations: their count and sum, and the
+// count of those in each bucket (not cumulative: in the first bucket whose
+// bound is at least the value; above the last bound, in count alone), as
+// client_golang's histogram counts them. Its series exists from its first
+// observation.
+type histogram struct {
+	count   uint64
+	sum     float64
+	buckets [maxBuckets]uint64
+}
+
+// observe records v in the histogram of bounds (as client_golang's
+// histogram.findBucket: a NaN is in no bucket).
+func (h *histogram) observe(bounds []float64, v float64) {
+	for i, b := range bounds {
+		if v <= b {
+			h.buckets[i]++
+			break
+		}
+	}
+	h.count++
+	h.sum += v
+}
+
+// cumulative sets out[i] to the count of observations up to the i-th
+// bound, for each of out.
+func (h *histogram) cumulative(out []uint64) {
+	var n uint64
+	for i := range out {
+		n += h.buckets[i]
+		out[i] = n
+	}
+}
+
+// labeledSeries is a counter's series (a histogram's, h set) with label
+// pairs of its own beyond the job's: own, sorted by name (own[1] nil if
+// one).
+type labeledSeries struct {
+	f   family
+	own [2]*dto.LabelPair
+	n   uint64
+	h   *histogram
+}
+
+// at is the labeled series of family f with label pairs a and b (nil if
+// one), added at zero if it has none.
+func (c *policyCounters) at(f family, a, b *dto.LabelPair) *labeledSeries {
+	key := labeledSeries{f: f, own: [2]*dto.LabelPair{a, b}}
+	i, found := slices.BinarySearchFunc(c.labeled, key, func(x, y labeledSeries) int {
+		return cmp.Or(cmp.Compare(x.f, y.f), strings.Compare(x.own[0].GetValue(), y.own[0].GetValue()),
+			strings.Compare(x.own[1].GetValue(), y.own[1].GetValue()))
+	})
+	if !found {
+		c.labeled = slices.Insert(c.labeled, i, key)
+	}
+	return &c.labeled[i]
+}
+
+// inc counts one in the series of counter f whose label (f's one extra
+// label) is value: of fixed, the counters of values, if value is one of
+// them, else a labeled series. s is the record's store, its write lock
+// held.
+func (c *policyCounters) inc(s *gaugeStore, f family, fixed []uint64, values []string, value string) {
+	if i := slices.Index(values, value); i >= 0 {
+		fixed[i]++
+		return
+	}
+	c.at(f, s.pair(familySpecs[f].extra[0], value), nil).n++
+}
+
+// observe records v in the series of histogram f whose label (f's one
+// extra label) is value, as inc.
+func (c *policyCounters) observe(s *gaugeStore, f family, fixed []histogram, values []string, value string, v float64) {
+	if i := slices.Index(values, value); i >= 0 {
+		fixed[i].observe(familySpecs[f].buckets, v)
+		return
+	}
+	l := c.at(f, s.pair(familySpecs[f].extra[0], value), nil)
+	if l.h == nil {
+		l.h = new(histogram)
+	}
+	l.h.observe(familySpecs[f].buckets, v)
+}
+
+// The label pairs of the fixed sets' values, in their order.
+var (
+	actionPairs  = pairsOf("action", decisionActions[:])
+	outcomePairs = pairsOf("outcome", rescaleOutcomes[:])
+	sourcePairs  = pairsOf("source", collectionSources[:])
+)
+
+func pairsOf(name string, values []string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(values))
+	for i, v := range values {
+		out[i] = labelPairs(name, v)[0]
+	}
+	return out
+}
+
+// series calls emit with each of the record's counters' and histograms'
+// series: its family, value (a histogram's sum, and the histogram), and
+// its own label pairs beyond the job's (none for a series of the job's
+// alone), which the caller pairs with the job's (withPairs) only when it
+// needs them. A family's series come in the order of their label values.
+func (c *policyCounters) series(emit func(f family, v float64, h *histogram, own [2]*dto.LabelPair)) {
+	fixed := func(f family, ns []uint64, pairs []*dto.LabelPair) {
+		for i, n := range ns {
+			if c.atZero || n > 0 {
+				emit(f, float64(n), nil, [2]*dto.LabelPair{pairs[i]})
+			}
+		}
+	}
+	fixed(cDecisions, c.decisions[:], actionPairs)
+	fixed(cRescales, c.rescales[:], outcomePairs)
+	if c.atZero || c.started > 0 {
+		emit(cRescalesStarted, float64(c.started), nil, [2]*dto.LabelPair{})
+	}
+	fixed(cCollectionErrors, c.errors[:], sourcePairs)
+	if c.downtime.count > 0 {
+		emit(hDowntime, c.downtime.sum, &c.downtime, [2]*dto.LabelPair{})
+	}
+	for i := range c.durations {
+		if h := &c.durations[i]; h.count > 0 {
+			emit(hCollectionDuration, h.sum, h, [2]*dto.LabelPair{sourcePairs[i]})
+		}
+	}
+	for i := range c.labeled {
+		l := &c.labeled[i]
+		if l.h != nil {
+			emit(l.f, l.h.sum, l.h, l.own)
+		} else {
+			emit(l.f, float64(l.n), nil, l.own)
+		}
+	}
+}
+
+// withPairs is job's labels (sorted by name) with the series' own (own,
+// sorted by name; own[1] nil if one, both if none), sorted by name, in
+// one allocation at full capacity; job itself if own has none.
+func withPairs(job []*dto.LabelPair, own [2]*dto.LabelPair) []*dto.LabelPair {
+	k := 0
+	for k < len(own) && own[k] != nil {
+		k++
+	}
+	if k == 0 {
+		return job
+	}
+	out := make([]*dto.LabelPair, 0, len(job)+k)
+	i, j := 0, 0
+	for i < len(job) || j < k {
+		if j == k || i < len(job) && job[i].GetName() < own[j].GetName() {
+			out, i = append(out, job[i]), i+1
+		} else {
+			out, j = append(out, own[j]), j+1
+		}
+	}
+	return out
 }

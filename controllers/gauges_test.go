@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flinkscale/flinkscale/api/v1alpha1"
 	"github.com/flinkscale/flinkscale/scaling"
 )
 
@@ -30,14 +31,16 @@ func exposition(t *testing.T, reg prometheus.Gatherer) string {
 }
 
 // The store's series, labels made once and sent in label order, scrape
-// exactly as the series prometheus.MustNewConstMetric makes (constGauges):
-// a fleet of sized decisions, a policy with memory and network buffers, a
+// exactly as the series prometheus.MustNewConstMetric makes (constMetrics):
+// a fleet of sized decisions and polls (counters, histograms), a policy
+// with memory and network buffers, rescales and failed collections, a
 // vertex whose name is not UTF-8 and one renamed, and policies in several
 // namespaces with deployments named unlike them.
 func TestGaugeStoreExposition(t *testing.T) {
 	m := NewMetrics(nil)
 	at := time.Unix(1700000000, 0)
 	recordFleet(m, 30, at)
+	recordPoll(m, 30, at)
 	band := scaling.Utilization{Min: 0.4, Target: 0.7, Max: 0.85}
 	d := fleetDecision(at)
 	d.Vertices[3].Name = "Enrich \xff -> Sink"
@@ -46,10 +49,16 @@ func TestGaugeStoreExposition(t *testing.T) {
 	odd.decision(d, band, 3000)
 	d.Vertices[5].Name = "Renamed"
 	odd.decision(d, band, 3000)
+	odd.start()
+	odd.blocked(v1alpha1.ReasonDryRun)
+	odd.rescaleStarted()
+	odd.rescaleFinished(scaling.OutcomeSucceeded, 95*time.Second)
+	odd.rescaleFinished(scaling.OutcomeFailed, 0)
+	odd.collection(SourceKafka, 3*time.Second, assert.AnError)
 
 	reg, ref := prometheus.NewRegistry(), prometheus.NewRegistry()
 	reg.MustRegister(m.gauges)
-	ref.MustRegister(constGauges{m.gauges})
+	ref.MustRegister(constMetrics{m.gauges})
 	got, want := exposition(t, reg), exposition(t, ref)
 	if got != want {
 		t.Fatalf("the store's exposition differs from the reference's:\n%s", firstDifference(got, want))
@@ -64,6 +73,13 @@ func TestGaugeStoreExposition(t *testing.T) {
 		return
 	}
 	assert.Contains(t, got, `policy="zz",vertex="Renamed",vertex_id="`+d.Vertices[5].ID+`"`)
+	for _, series := range []string{
+		`flinkscale_holds_total{deployment="aa-deployment",namespace="a-ns",policy="zz",reason="DryRun"} 1`,
+		`flinkscale_rescale_downtime_seconds_bucket{deployment="aa-deployment",namespace="a-ns",policy="zz",le="120"} 1`,
+		`flinkscale_collection_duration_seconds_count{deployment="job-9",namespace="ns-9",policy="job-9",source="kafka"} 1`,
+	} {
+		assert.Contains(t, got, series+"\n")
+	}
 
 	// Each series' labels are sorted by name and at full capacity (a
 	// registry wrapper that appends labels copies them).

@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,36 +35,37 @@ var (
 	vertexLabels = []string{LabelNamespace, LabelPolicy, LabelDeployment, LabelVertex, LabelVertexID}
 )
 
-// Outcomes counted by flinkscale_rescales_total, all started at zero.
-var rescaleOutcomes = []string{scaling.OutcomeSucceeded, scaling.OutcomeFailed, scaling.OutcomeRolledBack}
-
 // Collection sources counted by the collection metrics, all started at zero.
 const (
 	SourceFlink = "flink"
 	SourceKafka = "kafka"
 )
 
+// The label values of the counters' fixed sets, each started at zero
+// (policyMetrics.start), in the order of the values (a policy's record
+// holds their series in arrays of this order: policyCounters).
+var (
+	// Actions counted by flinkscale_decisions_total.
+	decisionActions = [...]string{string(scaling.ActionHold), string(scaling.ActionScale)}
+	// Outcomes counted by flinkscale_rescales_total.
+	rescaleOutcomes = [...]string{scaling.OutcomeFailed, scaling.OutcomeRolledBack, scaling.OutcomeSucceeded}
+	// Sources of the collection metrics.
+	collectionSources = [...]string{SourceFlink, SourceKafka}
+)
+
 // Metrics are the controller's Prometheus metrics (docs/observability.md
 // lists them with their meaning). A nil *Metrics records nothing.
 //
-// The gauges (per vertex and per policy, about 100 series a job) are not
-// client_golang vectors: each policy's values live in one compact record
-// (gauges), and a collector turns them into series when Prometheus
-// scrapes. A vector keeps every series' label pairs and hashes for good,
-// 81 MB at 1,000 jobs of 10 vertices (make bench-scale's heap profile);
-// the records take a few. Counters and histograms, a dozen series a
-// policy, stay vectors.
+// None is a client_golang vector: each policy's values, its gauges (per
+// vertex and per policy, about 100 series a job) and its counters and
+// histograms (a dozen series), live in one compact record (gauges), and
+// the store of the records turns them into series when Prometheus
+// scrapes. A vector keeps every series' label pairs and hashes for good:
+// 81 MB for the gauges at 1,000 jobs of 10 vertices (make bench-scale's
+// heap profile), and 13 MB for the counters and histograms; the records
+// take a few.
 type Metrics struct {
-	Decisions       *prometheus.CounterVec
-	DecisionReasons *prometheus.CounterVec
-	Holds           *prometheus.CounterVec
-	RescalesStarted *prometheus.CounterVec
-	Rescales        *prometheus.CounterVec
-	Downtime        *prometheus.HistogramVec
-
-	CollectionErrors   *prometheus.CounterVec
-	CollectionDuration *prometheus.HistogramVec
-
+	// gauges holds every policy's record (gauges, counters, histograms).
 	gauges *gaugeStore
 
 	// noVertexDetail: see SetVertexDetail.
@@ -78,59 +80,24 @@ type Metrics struct {
 // parallelism and recommendation are always exported. On by default.
 func (m *Metrics) SetVertexDetail(on bool) { m.noVertexDetail.Store(!on) }
 
-// NewMetrics creates the metrics and registers them with reg.
+// NewMetrics creates the metrics and registers them (their store, a
+// prometheus.Collector) with reg, unless reg is nil.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	counter := func(name, help string, extra ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: MetricsNamespace, Name: name, Help: help},
-			append(append([]string{}, jobLabels...), extra...))
-	}
-	with := func(extra ...string) []string { return append(append([]string{}, jobLabels...), extra...) }
-	m := &Metrics{
-		gauges: newGaugeStore(),
-
-		Decisions:       counter("decisions_total", "Decisions made, by action (Scale or Hold).", "action"),
-		DecisionReasons: counter("decision_reasons_total", "Reason codes of the decisions made, by action and reason (each code counted once per decision).", "action", "reason"),
-		Holds:           counter("holds_total", "Decisions not acted on, by the reason: the model's hold reason, or the gate that blocked a recommended rescale.", "reason"),
-		RescalesStarted: counter("rescales_started_total", "Rescales started (the FlinkDeployment patched)."),
-		Rescales:        counter("rescales_total", "Rescales finished, by outcome (Succeeded, Failed, RolledBack).", "outcome"),
-		Downtime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: MetricsNamespace, Name: "rescale_downtime_seconds",
-			Help:    "Measured downtime of successful rescales: from the apply until Flink reports the job RUNNING again.",
-			Buckets: []float64{5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200},
-		}, jobLabels),
-
-		CollectionErrors: counter("collection_errors_total", "Failed metric collections, by source (flink: the REST API or Prometheus; kafka: the brokers).", "source"),
-		CollectionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: MetricsNamespace, Name: "collection_duration_seconds",
-			Help:    "Time one metric collection took, by source.",
-			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}, with("source")),
-	}
+	m := &Metrics{gauges: newGaugeStore()}
 	if reg != nil {
-		reg.MustRegister(m.collectors()...)
+		reg.MustRegister(m.gauges)
 	}
 	return m
 }
 
-func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{
-		m.gauges, m.Decisions, m.DecisionReasons, m.Holds, m.RescalesStarted, m.Rescales, m.Downtime,
-		m.CollectionErrors, m.CollectionDuration,
-	}
-}
-
-// NewGatheredMetrics creates the metrics, registers all but the gauges
-// with reg, and returns with them the Gatherer of them all: base's
-// families (base is reg's Gatherer) and the gauges', which their store
-// makes itself (gaugeStore.Gather) rather than a registry checking and
-// sorting each of their series: most of a scrape of a fleet.
+// NewGatheredMetrics creates the metrics and returns with them the
+// Gatherer of base's families (base is reg's Gatherer) and theirs, which
+// their store makes itself (gaugeStore.Gather) rather than a registry
+// checking and sorting each of their series: most of a scrape of a
+// fleet. Nothing is registered with reg: every series of the metrics is
+// the store's.
 func NewGatheredMetrics(reg prometheus.Registerer, base prometheus.Gatherer) (*Metrics, prometheus.Gatherer) {
 	m := NewMetrics(nil)
-	for _, c := range m.collectors() {
-		if c != m.gauges {
-			reg.MustRegister(c)
-		}
-	}
 	return m, mergedGatherer{base: base, own: m.gauges}
 }
 
@@ -171,10 +138,10 @@ var (
 	defaultMetrics     *Metrics
 )
 
-// DefaultMetrics are the metrics registered once with controller-runtime's
-// registry, which the manager's metrics endpoint serves. The first call
-// replaces ctrlmetrics.Registry with one whose Gather adds the gauges
-// (NewGatheredMetrics): make it before any manager starts, as
+// DefaultMetrics are the metrics, made once, that controller-runtime's
+// registry serves (the manager's metrics endpoint). The first call
+// replaces ctrlmetrics.Registry with one whose Gather adds the metrics'
+// families (NewGatheredMetrics): make it before any manager starts, as
 // SetupWithManager does.
 func DefaultMetrics() *Metrics {
 	defaultMetricsOnce.Do(func() {
@@ -188,17 +155,19 @@ func DefaultMetrics() *Metrics {
 
 // policyMetrics records one policy's series.
 type policyMetrics struct {
-	m      *Metrics
-	labels prometheus.Labels // namespace, policy, deployment
+	m *Metrics
+	// key is the policy's record's; deployment labels the record made
+	// for it (a record keeps the deployment it was made with: the
+	// reconciler forgets a retargeted policy's series first).
+	key        policyRef
+	deployment string
 	// detail: the per-vertex detail gauges are exported (SetVertexDetail,
 	// or the policy's annotation).
 	detail bool
 }
 
 func (m *Metrics) policy(pol *v1alpha1.FlinkScalingPolicy) policyMetrics {
-	p := policyMetrics{m: m, labels: prometheus.Labels{
-		LabelNamespace: pol.Namespace, LabelPolicy: pol.Name, LabelDeployment: pol.Spec.TargetRef.Name,
-	}}
+	p := policyMetrics{m: m, key: policyRef{pol.Namespace, pol.Name}, deployment: pol.Spec.TargetRef.Name}
 	if m != nil {
 		switch pol.Annotations[v1alpha1.AnnotationVertexMetrics] {
 		case "true":
@@ -212,25 +181,10 @@ func (m *Metrics) policy(pol *v1alpha1.FlinkScalingPolicy) policyMetrics {
 	return p
 }
 
-func (p policyMetrics) with(extra ...string) prometheus.Labels {
-	l := make(prometheus.Labels, len(p.labels)+len(extra)/2)
-	for k, v := range p.labels {
-		l[k] = v
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		l[extra[i]] = extra[i+1]
-	}
-	return l
-}
-
-// ref is the policy's key in the gauge store.
-func (p policyMetrics) ref() policyRef {
-	return policyRef{p.labels[LabelNamespace], p.labels[LabelPolicy]}
-}
-
-// gauges runs f on the policy's gauge record.
+// gauges runs f on the policy's record (its gauges, counters and
+// histograms) under the store's write lock.
 func (p policyMetrics) gauges(f func(*policyGauges)) {
-	p.m.gauges.update(p.ref(), p.labels[LabelDeployment], f)
+	p.m.gauges.update(p.key, p.deployment, f)
 }
 
 // start makes the policy's series exist at zero, so that rates and alerts
@@ -240,17 +194,7 @@ func (p policyMetrics) start() {
 	if p.m == nil {
 		return
 	}
-	for _, a := range []scaling.Action{scaling.ActionScale, scaling.ActionHold} {
-		p.m.Decisions.With(p.with("action", string(a))).Add(0)
-	}
-	for _, o := range rescaleOutcomes {
-		p.m.Rescales.With(p.with("outcome", o)).Add(0)
-	}
-	p.m.RescalesStarted.With(p.labels).Add(0)
-	for _, s := range []string{SourceFlink, SourceKafka} {
-		p.m.CollectionErrors.With(p.with("source", s)).Add(0)
-	}
-	p.gauges(func(g *policyGauges) { g.hasRescaleInProg = true })
+	p.gauges(func(g *policyGauges) { g.counters.atZero, g.hasRescaleInProg = true, true })
 }
 
 // forget deletes every series of the policy (namespace and name), whatever
@@ -260,19 +204,11 @@ func (m *Metrics) forget(namespace, name string) {
 		return
 	}
 	m.gauges.forget(policyRef{namespace, name})
-	match := prometheus.Labels{LabelNamespace: namespace, LabelPolicy: name}
-	for _, c := range m.collectors() {
-		switch v := c.(type) {
-		case *prometheus.CounterVec:
-			v.DeletePartialMatch(match)
-		case *prometheus.HistogramVec:
-			v.DeletePartialMatch(match)
-		}
-	}
 }
 
 // decision records a decision: the per-vertex gauges (series of vertices
-// gone from the job are deleted), the job's gauges and the counters.
+// gone from the job are deleted), the job's gauges and the counters: the
+// action, each reason code once, and a hold under its primary reason.
 func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, arrival float64) {
 	if p.m == nil {
 		return
@@ -312,20 +248,18 @@ func (p policyMetrics) decision(d scaling.Decision, band scaling.Utilization, ar
 			g.memory, g.network = memoryGauges(d.Memory)
 		}
 		g.lastDecision, g.hasLastDecision = float64(d.At.UnixNano())/1e9, true
-	})
-	m := p.m
-	action := string(d.Action)
-	m.Decisions.With(p.with("action", action)).Inc()
-	seen := map[scaling.ReasonCode]bool{}
-	for _, r := range d.Reasons {
-		if !seen[r.Code] {
-			seen[r.Code] = true
-			m.DecisionReasons.With(p.with("action", action, "reason", string(r.Code))).Inc()
+
+		s, c, action := p.m.gauges, &g.counters, string(d.Action)
+		c.inc(s, cDecisions, c.decisions[:], decisionActions[:], action)
+		for i, r := range d.Reasons {
+			if !slices.ContainsFunc(d.Reasons[:i], func(o scaling.Reason) bool { return o.Code == r.Code }) {
+				c.at(cDecisionReasons, s.pair("action", action), s.pair("reason", string(r.Code))).n++
+			}
 		}
-	}
-	if d.Action == scaling.ActionHold {
-		m.Holds.With(p.with("reason", primaryReason(d))).Inc()
-	}
+		if d.Action == scaling.ActionHold {
+			c.at(cHolds, s.pair("reason", primaryReason(d)), nil).n++
+		}
+	})
 }
 
 // memoryGauges are the memory recommendation's gauges (by state and part)
@@ -359,7 +293,7 @@ func (p policyMetrics) observed(vertices []v1alpha1.VertexStatus) {
 	}
 	keep := [numVertexGauges]bool{}
 	for f := range keep {
-		keep[f] = gaugeFamily(f) == gRecommendedParallelism || (p.detail && gaugeFamily(f) != gParallelism)
+		keep[f] = family(f) == gRecommendedParallelism || (p.detail && family(f) != gParallelism)
 	}
 	p.gauges(func(g *policyGauges) { g.setVertices(vs, keep) })
 }
@@ -367,13 +301,13 @@ func (p policyMetrics) observed(vertices []v1alpha1.VertexStatus) {
 // blocked counts a recommended rescale that a gate held back.
 func (p policyMetrics) blocked(reason string) {
 	if p.m != nil {
-		p.m.Holds.With(p.with("reason", reason)).Inc()
+		p.gauges(func(g *policyGauges) { g.counters.at(cHolds, p.m.gauges.pair("reason", reason), nil).n++ })
 	}
 }
 
 func (p policyMetrics) rescaleStarted() {
 	if p.m != nil {
-		p.m.RescalesStarted.With(p.labels).Inc()
+		p.gauges(func(g *policyGauges) { g.counters.started++ })
 	}
 }
 
@@ -383,11 +317,14 @@ func (p policyMetrics) rescaleFinished(outcome string, downtime time.Duration) {
 	if p.m == nil {
 		return
 	}
-	p.m.Rescales.With(p.with("outcome", outcome)).Inc()
-	if outcome == scaling.OutcomeSucceeded {
-		p.m.Downtime.With(p.labels).Observe(downtime.Seconds())
-		p.gauges(func(g *policyGauges) { g.lastDowntime, g.hasLastDowntime = downtime.Seconds(), true })
-	}
+	p.gauges(func(g *policyGauges) {
+		c := &g.counters
+		c.inc(p.m.gauges, cRescales, c.rescales[:], rescaleOutcomes[:], outcome)
+		if outcome == scaling.OutcomeSucceeded {
+			c.downtime.observe(familySpecs[hDowntime].buckets, downtime.Seconds())
+			g.lastDowntime, g.hasLastDowntime = downtime.Seconds(), true
+		}
+	})
 }
 
 // collection records one collection from source.
@@ -397,10 +334,13 @@ func (p policyMetrics) collection(source string, took time.Duration, err error) 
 	}
 	// Every attempt is observed (the _count is the attempts the error-ratio
 	// alert divides by); a source that could not be opened counts as 0 s.
-	p.m.CollectionDuration.With(p.with("source", source)).Observe(took.Seconds())
-	if err != nil {
-		p.m.CollectionErrors.With(p.with("source", source)).Inc()
-	}
+	p.gauges(func(g *policyGauges) {
+		c := &g.counters
+		c.observe(p.m.gauges, hCollectionDuration, c.durations[:], collectionSources[:], source, took.Seconds())
+		if err != nil {
+			c.inc(p.m.gauges, cCollectionErrors, c.errors[:], collectionSources[:], source)
+		}
+	})
 }
 
 // status records the policy as written: its mode and whether a rescale

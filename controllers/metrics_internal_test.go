@@ -81,8 +81,9 @@ func TestMetricsOfDecisions(t *testing.T) {
 	assert.Equal(t, 10.0, g("flinkscale_slots", "state", "recommended"))
 	assert.Equal(t, 36.0, g("flinkscale_predicted_downtime_seconds"))
 	assert.Equal(t, 1700000000.0, g("flinkscale_last_decision_timestamp_seconds"))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Decisions.With(pm.with("action", "Scale"))))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.DecisionReasons.With(pm.with("action", "Scale", "reason", "Overloaded"))), "once per decision")
+	assert.Equal(t, 1.0, g("flinkscale_decisions_total", "action", "Scale"))
+	assert.Equal(t, 0.0, g("flinkscale_decisions_total", "action", "Hold"), "started at zero")
+	assert.Equal(t, 1.0, g("flinkscale_decision_reasons_total", "action", "Scale", "reason", "Overloaded"), "once per decision")
 	assert.Equal(t, 0.85, g("flinkscale_utilization_band", "bound", "max"))
 
 	// The memory recommendation: one series per part and state, the
@@ -103,7 +104,7 @@ func TestMetricsOfDecisions(t *testing.T) {
 		Vertices: d.Vertices[:1],
 		Reasons:  []scaling.Reason{{Code: scaling.ReasonWithinBand, Vertex: "a"}, {Code: scaling.ReasonCooldown}}}
 	pm.decision(hold, band, 3000)
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", string(scaling.ReasonCooldown)))))
+	assert.Equal(t, 1.0, g("flinkscale_holds_total", "reason", string(scaling.ReasonCooldown)))
 	for _, name := range []string{"flinkscale_taskmanager_memory_bytes", "flinkscale_network_buffers"} {
 		n, err := testutil.GatherAndCount(reg, name)
 		require.NoError(t, err)
@@ -117,10 +118,13 @@ func TestMetricsOfDecisions(t *testing.T) {
 	pm.rescaleStarted()
 	pm.rescaleFinished(scaling.OutcomeSucceeded, 40*time.Second)
 	pm.collection(SourceFlink, 20*time.Millisecond, assert.AnError)
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Holds.With(pm.with("reason", v1alpha1.ReasonExcludedPeriod))))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Rescales.With(pm.with("outcome", "Succeeded"))))
+	assert.Equal(t, 1.0, g("flinkscale_holds_total", "reason", v1alpha1.ReasonExcludedPeriod))
+	assert.Equal(t, 1.0, g("flinkscale_rescales_total", "outcome", "Succeeded"))
+	assert.Equal(t, 1.0, g("flinkscale_rescales_started_total"))
 	assert.Equal(t, 40.0, g("flinkscale_last_rescale_downtime_seconds"))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.CollectionErrors.With(pm.with("source", "flink"))))
+	assert.Equal(t, 1.0, g("flinkscale_rescale_downtime_seconds"), "one observation")
+	assert.Equal(t, 1.0, g("flinkscale_collection_errors_total", "source", "flink"))
+	assert.Equal(t, 0.0, g("flinkscale_collection_errors_total", "source", "kafka"))
 
 	m.forget("ns", "orders")
 	for _, name := range []string{"flinkscale_vertex_parallelism", "flinkscale_rescales_total", "flinkscale_holds_total", "flinkscale_rescale_downtime_seconds"} {
@@ -249,9 +253,9 @@ func TestTargetInfoFollowsThePath(t *testing.T) {
 	assert.ElementsMatch(t, []string{"orders:FlinkDeployment:InPlace", "clicks:FlinkDeployment:"}, series())
 }
 
-// gaugeValue is the value of the gauge name's series whose labels include
-// the given pairs (summed; the tests name one series); it fails the test
-// when there is none.
+// gaugeValue is the value of the metric name's series whose labels include
+// the given pairs (summed; the tests name one series; a histogram's value
+// is its count); it fails the test when there is none.
 func gaugeValue(t *testing.T, reg prometheus.Gatherer, name string, pairs ...string) float64 {
 	t.Helper()
 	v, err := fixtures.Metric(reg, name, pairs...)
