@@ -26,7 +26,7 @@ type Window struct {
 	// (nil for it, and for every sample when keepWhole); heads are those
 	// vertices' identities, which the samples of one attempt share.
 	packed [][]packedVertex
-	heads  []VertexSample
+	heads  []vertexHead
 	kafka  []KafkaSample
 	// resets counts how often a restart emptied the window.
 	resets int
@@ -114,10 +114,22 @@ const (
 	hasPending
 )
 
+// vertexHead is a vertex's identity: the fields of a VertexSample that
+// the samples of one attempt share (88 bytes of its 168).
+type vertexHead struct {
+	ID, Name                    string
+	Parallelism, MaxParallelism int
+	SlotSharingGroup            string
+	Inputs                      []scaling.Input
+}
+
 // pack is vs in packed form, their identities added to the window's heads.
 func (w *Window) pack(vs []VertexSample) []packedVertex {
 	if len(w.heads) > 2*len(vs)+16 {
 		w.reindexHeads()
+	}
+	if w.heads == nil {
+		w.heads = make([]vertexHead, 0, len(vs))
 	}
 	out := make([]packedVertex, len(vs))
 	for i := range vs {
@@ -152,7 +164,7 @@ func (w *Window) head(v *VertexSample) int32 {
 			return int32(i)
 		}
 	}
-	w.heads = append(w.heads, VertexSample{ID: v.ID, Name: v.Name, Parallelism: v.Parallelism,
+	w.heads = append(w.heads, vertexHead{ID: v.ID, Name: v.Name, Parallelism: v.Parallelism,
 		MaxParallelism: v.MaxParallelism, SlotSharingGroup: v.SlotSharingGroup, Inputs: v.Inputs})
 	return int32(len(w.heads) - 1)
 }
@@ -165,7 +177,7 @@ func (w *Window) reindexHeads() {
 	for i := range idx {
 		idx[i] = -1
 	}
-	var heads []VertexSample
+	var heads []vertexHead
 	for _, ps := range w.packed {
 		for j := range ps {
 			p := &ps[j]
@@ -200,7 +212,9 @@ func ifSet[T any](has, bit uint8, v *T) *T {
 // modified). Its partition owners are gone: the window reads the newest
 // sample's alone.
 func (w *Window) unpack(p *packedVertex) VertexSample {
-	v, x := w.heads[p.head], p.values(time.Time{})
+	h, x := &w.heads[p.head], p.values(time.Time{})
+	v := VertexSample{ID: h.ID, Name: h.Name, Parallelism: h.Parallelism, MaxParallelism: h.MaxParallelism,
+		SlotSharingGroup: h.SlotSharingGroup, Inputs: h.Inputs}
 	v.BusyTimeMsPerSecond, v.BackPressuredTimeMsPerSecond = x.busy, x.backPressured
 	v.NumRecordsInPerSecond, v.NumRecordsOutPerSecond = x.inRate, x.outRate
 	v.NumRecordsIn, v.NumRecordsOut, v.PendingRecords = x.in, x.out, x.pending
@@ -276,12 +290,27 @@ func (w *Window) trim(now time.Time) {
 	for i < len(w.flink)-1 && !w.flink[i+1].At.After(cut) {
 		i++
 	}
-	w.flink, w.packed = w.flink[i:], w.packed[i:]
+	w.flink, w.packed = dropFront(w.flink, i), dropFront(w.packed, i)
 	k := 0
 	for k < len(w.kafka)-1 && !w.kafka[k+1].At.After(cut) {
 		k++
 	}
-	w.kafka = w.kafka[k:]
+	w.kafka = dropFront(w.kafka, k)
+}
+
+// dropFront is s without its first i elements, moved down in place and
+// the vacated tail zeroed. Reslicing (s[i:]) would leave the dropped
+// samples, and what they point to, in the array until the next append
+// outgrew it, and each outgrowing allocates twice the window: a sliding
+// window of 11 samples kept arrays of 16 to 32 (a FlinkSample is 240
+// bytes).
+func dropFront[T any](s []T, i int) []T {
+	if i == 0 {
+		return s
+	}
+	n := copy(s, s[i:])
+	clear(s[n:])
+	return s[:n]
 }
 
 // Snapshot assembles the model's snapshot from the window. A metric that no

@@ -2,6 +2,7 @@ package flink
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 
@@ -38,4 +39,45 @@ func TestLiveOwnersDropsStaleGaugesOfGoneSubtasks(t *testing.T) {
 			assert.Equal(t, tc.want, liveOwners(tc.in))
 		})
 	}
+}
+
+// A source's listing keeps its partition gauges alone, in their order,
+// each id and topic cut from one string, kinds the package's constants.
+func TestPartitionList(t *testing.T) {
+	const (
+		cur0 = "0.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.3.currentOffset"
+		com0 = "0.Source__Kafka_Source.KafkaSourceReader.topic.orders_v1.partition.3.committedOffset"
+		cur1 = "1.Source__Kafka_Source.KafkaSourceReader.topic.payments.partition.12.currentOffset"
+	)
+	list := []string{"0.busyTimeMsPerSecond", cur0, "1.numRecordsIn", com0, cur1, "0.Source__Kafka_Source.KafkaSourceReader.commitsSucceeded"}
+	l := partitionList(list)
+	assert.Equal(t, []string{cur0, com0, cur1}, l.ids)
+	assert.Equal(t, []PartitionMetric{
+		{Subtask: 0, Topic: "orders_v1", Partition: 3, Kind: kindCurrent},
+		{Subtask: 0, Topic: "orders_v1", Partition: 3, Kind: kindCommitted},
+		{Subtask: 1, Topic: "payments", Partition: 12, Kind: kindCurrent},
+	}, l.parsed)
+	assert.Equal(t, len(l.ids), cap(l.ids))
+	assert.Equal(t, len(l.parsed), cap(l.parsed))
+	// One backing string: each id starts where the one before it ends.
+	for i := 1; i < len(l.ids); i++ {
+		prev := unsafe.StringData(l.ids[i-1])
+		assert.Equal(t, unsafe.Add(unsafe.Pointer(prev), len(l.ids[i-1])), unsafe.Pointer(unsafe.StringData(l.ids[i])), "id %d", i)
+	}
+	assert.Empty(t, partitionList([]string{"0.busyTimeMsPerSecond"}).ids)
+}
+
+// A non-source vertex's cached ids are the six task metrics it has, as one
+// of the shared lists: no allocation, whatever else Flink listed and in
+// whatever order, and an append to one copies it.
+func TestTaskMetricIDs(t *testing.T) {
+	listing := []string{"numBytesOut", mOutRate, "Map.numRecordsIn", mBusy, mIn, "buffers.inPoolUsage", mBackPressured}
+	got := taskMetricIDs(listing)
+	assert.Equal(t, []string{mBusy, mBackPressured, mIn, mOutRate}, got)
+	assert.Equal(t, 0.0, testing.AllocsPerRun(100, func() { taskMetricIDs(listing) }))
+	all := taskMetricIDs([]string{mOutRate, mInRate, mOut, mIn, mBackPressured, mBusy})
+	assert.Equal(t, []string{mBusy, mBackPressured, mIn, mOut, mInRate, mOutRate}, all)
+	_ = append(got, "extra")
+	assert.Equal(t, []string{mBusy, mBackPressured, mIn, mOutRate}, taskMetricIDs(listing), "the shared list was written")
+	assert.Empty(t, taskMetricIDs([]string{"numBytesOut"}))
 }
