@@ -126,7 +126,7 @@ type policyState struct {
 	primeWait time.Duration
 	// unwritten are the recommendations of polls whose status write was
 	// skipped (StatusRefresh), newest last; written with the next write.
-	unwritten []v1alpha1.RecommendationStatus
+	unwritten []v1alpha1.RecommendationRunStatus
 	reportKey string    // the recommendation the DryRun report holds
 	reportAt  time.Time // when it was written
 	// metricsFor is the deployment the policy's series are labeled with

@@ -40,10 +40,10 @@ func TestStatusRefreshWritesASteadyJobLessOften(t *testing.T) {
 
 	pol := w.policy()
 	require.NotNil(t, pol.Status.History)
-	recs := pol.Status.History.Recommendations
+	recs := pol.Status.History.ToHistory().Recommendations
 	require.NotEmpty(t, recs)
 	for i := 1; i < len(recs); i++ {
-		gap := recs[i].At.Sub(recs[i-1].At.Time)
+		gap := recs[i].At.Sub(recs[i-1].At)
 		assert.LessOrEqual(t, gap, 31*time.Second, "entry %d: every poll's recommendation is written (gap %s)", i, gap)
 	}
 	assert.WithinDuration(t, w.job.Now(), pol.Status.LastDecision.Time.Time, controllers.DefaultStatusRefresh+31*time.Second,
@@ -55,18 +55,18 @@ func TestStatusRefreshWritesASteadyJobLessOften(t *testing.T) {
 	w.ctl.StatusRefresh = controllers.DefaultStatusRefresh
 	before := recs
 	w.run(6 * time.Minute) // past one refresh: it has written
-	after := w.policy().Status.History.Recommendations
+	after := w.policy().Status.History.ToHistory().Recommendations
 	newest := before[len(before)-1].At
 	var kept int
 	for _, r := range after {
-		if !r.At.After(newest.Time) {
+		if !r.At.After(newest) {
 			kept++
 		}
 	}
 	oldest := after[0].At
 	var expected int
 	for _, r := range before {
-		if !r.At.Time.Before(oldest.Time) {
+		if !r.At.Before(oldest) {
 			expected++
 		}
 	}

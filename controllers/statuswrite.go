@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -58,11 +59,9 @@ func materialChange(prev, next *v1alpha1.FlinkScalingPolicyStatus) bool {
 	if !equality.Semantic.DeepEqual(ph.Rescales, nh.Rescales) {
 		return true
 	}
-	pr, nr := newestRecommendation(&ph), newestRecommendation(&nh)
-	if (pr == nil) != (nr == nil) {
-		return true
-	}
-	return pr != nil && !equality.Semantic.DeepEqual(pr.Parallelism, nr.Parallelism)
+	_, pp, pok := ph.NewestRecommendation()
+	_, np, nok := nh.NewestRecommendation()
+	return pok != nok || !maps.Equal(pp, np)
 }
 
 // MaterialLagRecords is the least change of status.lagRecords that is
@@ -111,13 +110,6 @@ func decisionChanged(prev, next *v1alpha1.DecisionStatus) bool {
 	return !equality.Semantic.DeepEqual(prev.Memory, next.Memory)
 }
 
-func newestRecommendation(h *v1alpha1.HistoryStatus) *v1alpha1.RecommendationStatus {
-	if h == nil || len(h.Recommendations) == 0 {
-		return nil
-	}
-	return &h.Recommendations[len(h.Recommendations)-1]
-}
-
 // statusWriteDue reports whether a cycle that turned the written status
 // prev into next must write it: when it changed, and either materially or
 // at least refresh after the decision last written (refresh 0: at every
@@ -136,49 +128,16 @@ func statusWriteDue(prev, next *v1alpha1.FlinkScalingPolicyStatus, refresh time.
 }
 
 // withUnwritten returns the status's history followed by the unwritten
-// recommendations newer than its newest (nil when there are none to add):
-// what the cycle decides with.
-func withUnwritten(h *v1alpha1.HistoryStatus, unwritten []v1alpha1.RecommendationStatus) *v1alpha1.HistoryStatus {
-	var after time.Time
-	if r := newestRecommendation(h); r != nil {
-		after = r.At.Time
-	}
-	var add []v1alpha1.RecommendationStatus
-	for _, r := range unwritten {
-		if r.At.After(after) {
-			add = append(add, r)
-		}
-	}
-	if len(add) == 0 {
-		return h
-	}
-	out := &v1alpha1.HistoryStatus{}
-	if h != nil {
-		out.Rescales = h.Rescales
-		out.Recommendations = append(out.Recommendations, h.Recommendations...)
-	}
-	out.Recommendations = append(out.Recommendations, add...)
-	if n := len(out.Recommendations); n > v1alpha1.MaxRecommendationHistory {
-		out.Recommendations = out.Recommendations[n-v1alpha1.MaxRecommendationHistory:]
-	}
-	return out
+// recommendations newer than its newest (h itself when there are none to
+// add): what the cycle decides with.
+func withUnwritten(h *v1alpha1.HistoryStatus, unwritten []v1alpha1.RecommendationRunStatus) *v1alpha1.HistoryStatus {
+	return h.WithRecommendations(unwritten)
 }
 
 // unwrittenOf is what a cycle's history holds that the written one does
-// not: its recommendations newer than the written newest.
-func unwrittenOf(written, h *v1alpha1.HistoryStatus) []v1alpha1.RecommendationStatus {
-	if h == nil {
-		return nil
-	}
-	var after time.Time
-	if r := newestRecommendation(written); r != nil {
-		after = r.At.Time
-	}
-	var out []v1alpha1.RecommendationStatus
-	for _, r := range h.Recommendations {
-		if r.At.After(after) {
-			out = append(out, r)
-		}
-	}
-	return out
+// not: its recommendations newer than the written newest, as runs (a
+// steady job's, one run however many polls skipped their write).
+func unwrittenOf(written, h *v1alpha1.HistoryStatus) []v1alpha1.RecommendationRunStatus {
+	after, _, _ := written.NewestRecommendation()
+	return h.RecommendationsAfter(after)
 }

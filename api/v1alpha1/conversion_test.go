@@ -289,16 +289,31 @@ func TestHistoryEmptyAndBounded(t *testing.T) {
 		h.Recommendations = append(h.Recommendations, scaling.RecommendationRecord{At: t0.Add(time.Duration(i) * time.Minute), Parallelism: map[string]int{"a": i}})
 	}
 	st := v1alpha1.FromHistory(h)
-	if len(st.Rescales) != v1alpha1.MaxRescaleHistory || len(st.Recommendations) != v1alpha1.MaxRecommendationHistory {
-		t.Fatalf("bounded lengths: %d rescales, %d recommendations", len(st.Rescales), len(st.Recommendations))
+	// Every decision required another parallelism: a run each.
+	if len(st.Rescales) != v1alpha1.MaxRescaleHistory || len(st.RecommendationRuns) != v1alpha1.MaxRecommendationHistory {
+		t.Fatalf("bounded lengths: %d rescales, %d runs", len(st.Rescales), len(st.RecommendationRuns))
 	}
 	// The newest are kept, oldest first.
 	if !st.Rescales[len(st.Rescales)-1].DecidedAt.Time.Equal(h.Rescales[49].DecidedAt) ||
 		!st.Rescales[0].DecidedAt.Time.Equal(h.Rescales[30].DecidedAt) {
 		t.Errorf("wrong rescales kept")
 	}
-	if st.Recommendations[0].Parallelism["a"] != 180 || st.Recommendations[119].Parallelism["a"] != 299 {
+	if st.RecommendationRuns[0].Parallelism["a"] != 180 || st.RecommendationRuns[119].Parallelism["a"] != 299 {
 		t.Errorf("wrong recommendations kept")
+	}
+
+	// 300 decisions that required the same: one run of the newest 120
+	// (minutes 180 to 299: offsets 60 s to 119 × 60 s).
+	for i := range h.Recommendations {
+		h.Recommendations[i].Parallelism = map[string]int{"a": 3}
+	}
+	st = v1alpha1.FromHistory(h)
+	if len(st.RecommendationRuns) != 1 {
+		t.Fatalf("steady: %d runs, want 1", len(st.RecommendationRuns))
+	}
+	run := st.RecommendationRuns[0]
+	if !run.From.Time.Equal(t0.Add(180*time.Minute)) || len(run.Offsets) != 119 || run.Offsets[0] != 60 || run.Offsets[118] != 119*60 {
+		t.Errorf("steady run: from %v, %d offsets %v", run.From, len(run.Offsets), run.Offsets)
 	}
 }
 
@@ -310,7 +325,7 @@ func TestHistoryJSONNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"stateSizeBytes":3500000000`, `"startedTaskManagers":true`, `"arrival":{"src":12345.678901234567,"src2":0}`} {
+	for _, want := range []string{`"stateSizeBytes":3500000000`, `"startedTaskManagers":true`, `"arrival":{"src":[12345.678901234567],"src2":[0]}`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("status JSON lacks %s:\n%s", want, b)
 		}

@@ -286,12 +286,45 @@ type HistoryStatus struct {
 	// +listType=atomic
 	// +optional
 	Rescales []RescaleRecordStatus `json:"rescales,omitempty"`
-	// recommendations are the model's required parallelism per vertex at
-	// past decisions, oldest first (the stabilization windows read them).
+	// recommendationRuns are the model's past decisions, oldest first: its
+	// required parallelism per vertex, which the stabilization windows
+	// read, and the sources' arrival rates, which the load's trend is
+	// fitted to. Consecutive decisions that required the same parallelism
+	// form one run. At most 120 decisions are kept in all.
+	// +kubebuilder:validation:MaxItems=120
+	// +listType=atomic
+	// +optional
+	RecommendationRuns []RecommendationRunStatus `json:"recommendationRuns,omitempty"`
+	// recommendations are past decisions one entry each, as flinkscale
+	// wrote them before recommendationRuns: read (older than the first
+	// run), never written; the next status write replaces them with runs.
 	// +kubebuilder:validation:MaxItems=120
 	// +listType=atomic
 	// +optional
 	Recommendations []RecommendationStatus `json:"recommendations,omitempty"`
+}
+
+// RecommendationRunStatus is a run of consecutive decisions that required
+// the same parallelism and read the same sources' arrival rates: a steady
+// job's decisions, one per poll, are one run, with a time and an arrival
+// rate per decision.
+type RecommendationRunStatus struct {
+	// from is the time of the run's first decision.
+	From metav1.Time `json:"from"`
+	// offsets are the times of the run's later decisions, in whole seconds
+	// after from, in order.
+	// +kubebuilder:validation:MaxItems=119
+	// +listType=atomic
+	// +optional
+	Offsets []int32 `json:"offsets,omitempty"`
+	// parallelism is the required parallelism per vertex id, at every
+	// decision of the run.
+	Parallelism map[string]int32 `json:"parallelism"`
+	// arrival is each source's arrival rate (records/s) at each decision
+	// of the run, per source vertex id: one rate per decision, in order
+	// (from, then offsets).
+	// +optional
+	Arrival map[string][]float64 `json:"arrival,omitempty"`
 }
 
 // RescaleRecordStatus is one past rescale (scaling.RescaleRecord).

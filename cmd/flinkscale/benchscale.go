@@ -43,6 +43,7 @@ envtest-bins).`,
 	fs.BoolVar(&o.vertexDetail, "vertex-detail-metrics", true, "every policy exports its per-vertex detail metrics (as flinkscale controller's flag)")
 	fs.BoolVar(&o.sharedHost, "shared-jobmanager-host", false, "every job's REST URL names the fleet's one address (the method before 2026-12-06); by default each JobManager has a host name of its own, so the controller's HTTP client keeps its connections per JobManager as against real clusters")
 	fs.BoolVar(&o.fleetInProcess, "fleet-in-process", false, "run the simulated fleet in the controller's process (the method before 2026-12-06: the controller's cost is then the process's less the simulator measured alone)")
+	fs.BoolVar(&o.backfill, "backfill-history", true, "after the warm-up, extend every policy's status history to what 35 minutes of polls leave (the model's longest window), so that the steady period costs what it does for a controller that has run for an hour")
 	fs.StringVar(&o.containerMemory, "container-memory-limit", "", "run the controller as in a container with this memory limit (e.g. 256Mi): its Go memory limit is 90% of it, as flinkscale controller sets it (the fleet's process is not limited)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (go tool pprof) at the end of the steady period")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the steady period")
@@ -76,13 +77,13 @@ func newBenchScaleFleetCommand(a *app) *cobra.Command {
 
 // benchScaleArgs are bench-scale's flags, and the command line to record.
 type benchScaleArgs struct {
-	jobs, concurrency, replicas              int
-	duration, warmup, flinkTimeout           time.Duration
-	killAfter, pollingInterval               time.Duration
-	vertexDetail, fleetInProcess, sharedHost bool
-	faulty                                   float64
-	memprofile, cpuprofile, out, command     string
-	containerMemory                          string
+	jobs, concurrency, replicas                        int
+	duration, warmup, flinkTimeout                     time.Duration
+	killAfter, pollingInterval                         time.Duration
+	vertexDetail, fleetInProcess, sharedHost, backfill bool
+	faulty                                             float64
+	memprofile, cpuprofile, out, command               string
+	containerMemory                                    string
 }
 
 // benchScaleCmd measures one controller replica managing a fleet of
@@ -129,6 +130,7 @@ func benchScaleCmd(ctx context.Context, o benchScaleArgs, stdout, stderr io.Writ
 		KillAfter:       o.killAfter,
 		PollingInterval: o.pollingInterval,
 		NoVertexDetail:  !o.vertexDetail,
+		NoBackfill:      !o.backfill,
 		Duration:        o.duration,
 		Concurrency:     o.concurrency,
 		MinWarmup:       o.warmup,

@@ -179,9 +179,7 @@ func (r *replica) kill() {
 // policies of the shards the killed replica held).
 func shardReport(log *timed, replicas int, interval time.Duration, from, to time.Time, killedAt time.Time, orphanShards []int) *Shards {
 	rep := &Shards{Replicas: replicas, ReconcilesByReplica: make([]int, replicas)}
-	log.mu.Lock()
-	runs := slices.Clone(log.runs)
-	log.mu.Unlock()
+	runs := log.all()
 	byKey := map[types.NamespacedName][]run{}
 	for _, r := range runs {
 		byKey[r.key] = append(byKey[r.key], r)
