@@ -119,12 +119,26 @@ func TestDemoRunsTheDay(t *testing.T) {
 	assert.GreaterOrEqual(t, clicks.Succeeded(), 1, "clicks rescaled in the surge")
 	assert.Equal(t, clicks.Rescales, clicks.InPlace, "clicks runs the adaptive scheduler: in place")
 	// payments is 5-20 % busy: DryRun recommends fewer subtasks, acts on
-	// nothing, and its report is in its ConfigMap.
+	// nothing, and its report is in its ConfigMap. Its load doubles in
+	// the surge (1.5k → 3.1k rec/s), and a decision in the climb may hold
+	// at 8/8/8 (the rising trend), so the day's recommendations are
+	// checked, not only the last.
 	require.NotNil(t, payments)
 	assert.Zero(t, payments.Rescales)
 	assert.Equal(t, "8/8/8", payments.EndParallelism)
 	assert.NotEmpty(t, payments.Recommended)
-	assert.Less(t, total(payments.Recommended), 24, "recommends fewer than 8/8/8: %s", payments.Recommended)
+	var down []string
+	for _, e := range res.Events {
+		if e.Job != "payments" || e.Kind != EventRecommendation {
+			continue
+		}
+		if _, to, ok := strings.Cut(e.Text, "→ "); ok {
+			if plan, _, _ := strings.Cut(to, " "); total(plan) < 24 {
+				down = append(down, plan)
+			}
+		}
+	}
+	assert.NotEmpty(t, down, "recommends fewer than 8/8/8 (the last: %s); events: %v", payments.Recommended, res.Events)
 	require.NotNil(t, payments.Report, "the DryRun report ConfigMap")
 
 	kinds := map[string]int{}
