@@ -228,7 +228,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		// The transport reports a connection's deadline (the request's)
+		// as DeadlineExceeded; it may pass before ctx's own timer has
+		// fired, so the deadline is read, not only ctx.Err.
+		if errors.Is(err, context.DeadlineExceeded) && (ctx.Err() != nil || deadlinePassed(ctx)) {
 			return wrap(fmt.Errorf("no answer within %v: %w", c.timeout, err))
 		}
 		return wrap(err)
@@ -597,4 +600,10 @@ func (c *Client) PutResourceRequirements(ctx context.Context, jobID string, req 
 		}{b}
 	}
 	return c.do(ctx, http.MethodPut, jobPath(jobID)+"/resource-requirements", nil, body, nil)
+}
+
+// deadlinePassed reports whether ctx has a deadline that has passed.
+func deadlinePassed(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
