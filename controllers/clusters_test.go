@@ -90,7 +90,7 @@ func newClusterWorld(t *testing.T, o clusterOptions) *clusterWorld {
 	}
 	w.reg = prometheus.NewRegistry()
 	w.ctl = &controllers.PolicyReconciler{
-		Client: c, APIReader: c, Recorder: w.rec, Clock: w.clock, Jitter: -1, Metrics: controllers.NewMetrics(w.reg),
+		Client: c, APIReader: c, Recorder: w.rec, Clock: w.clock, FixedRequeue: true, Metrics: controllers.NewMetrics(w.reg),
 		Sources: &controllers.ClientSources{Reader: c, Now: w.job.Now, Timeout: 5 * time.Second,
 			FlinkOpts: []flink.CollectorOption{flink.WithClock(w.job.Now),
 				flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}},

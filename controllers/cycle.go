@@ -123,7 +123,7 @@ func (c *cycle) run() ctrl.Result {
 	// A poll that primes the metric fetcher ahead decides its wait later
 	// (PrimeAhead): the next is due that much sooner, so that decisions
 	// are a polling interval apart, not an interval and a wait.
-	wait := ctrl.Result{RequeueAfter: max(c.r.requeue(interval)-c.st.primeWait, interval/2)}
+	wait := ctrl.Result{RequeueAfter: c.r.nextPollIn(client.ObjectKeyFromObject(c.pol), interval, c.st.primeWait, c.now)}
 
 	policy, err := spec.ScalingPolicy()
 	var periods []schedule.Period
@@ -181,7 +181,7 @@ func (c *cycle) run() ctrl.Result {
 		// A job that keeps failing is polled less and less often (each
 		// failed poll can hold a worker for a whole request timeout), so
 		// that a tenth of a fleet failing does not delay the rest.
-		return ctrl.Result{RequeueAfter: c.r.requeue(collectBackoff(interval, n))}
+		return ctrl.Result{RequeueAfter: c.r.backoffJitter(collectBackoff(interval, n))}
 	}
 	c.commit(func() { c.st.metricsFailed, c.st.collectFailures = false, 0 })
 	readyMsg := "target found and metrics collected"
@@ -328,8 +328,9 @@ func (p primingWait) Error() string {
 
 type primedHookKey struct{}
 
-// WithPrimedHook returns a context whose reconciles call f when they only
-// primed Flink's metric fetcher and requeued, deciding nothing: for
+// WithPrimedHook returns a context whose reconciles call f when they polled
+// nothing and requeued: they only primed Flink's metric fetcher, or waited
+// for the policy's slot after a shard takeover (takeoverWait). For
 // harnesses that count polls (test/scale).
 func WithPrimedHook(ctx context.Context, f func()) context.Context {
 	return context.WithValue(ctx, primedHookKey{}, f)

@@ -159,9 +159,9 @@ func (w *world) newController(wrap func(client.Client) client.Client) *controlle
 			// simulated fetch lands at once.
 			FlinkOpts: []flink.CollectorOption{flink.WithClock(w.job.Now),
 				flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}},
-		Clock:   w.clock,
-		Jitter:  -1,
-		Metrics: w.metrics,
+		Clock:        w.clock,
+		FixedRequeue: true,
+		Metrics:      w.metrics,
 		// As flinkscale controller runs.
 		StatusRefresh: controllers.DefaultStatusRefresh,
 	}

@@ -10,7 +10,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -83,9 +82,11 @@ type PolicyReconciler struct {
 	// controller command sets it. Harnesses on a virtual clock leave it
 	// off: their collectors never wait.
 	PrimeAhead bool
-	// Jitter spreads requeues: the polling interval is stretched by a
-	// random fraction in [0, Jitter). Default 0.1; negative disables.
-	Jitter float64
+	// FixedRequeue requeues a policy exactly a polling interval after each
+	// poll (less the priming's wait), without backoff jitter or a
+	// takeover's wait, for harnesses that count polls on a virtual clock.
+	// Otherwise each policy's polls land on slots of its own (cadence.go).
+	FixedRequeue bool
 	// StatusRefresh, when positive, lets a poll whose status changed only
 	// in what can wait (the decision's time and numbers, the lag, one more
 	// history entry equal to the last) skip the write, up to this long
@@ -100,9 +101,7 @@ type PolicyReconciler struct {
 	// replica holds now (a shard.Manager): the others return at once,
 	// untouched. Nil reconciles every policy (one replica, or
 	// --shard-selector).
-	Shards interface {
-		Enter(key types.NamespacedName) (done func(), ok bool)
-	}
+	Shards ShardGate
 
 	mu     sync.Mutex
 	states map[types.NamespacedName]*policyState
@@ -124,6 +123,9 @@ type policyState struct {
 	// primeWait is the wait of the latest poll that primed Flink's metric
 	// fetcher ahead (PrimeAhead): the next poll is due that much sooner.
 	primeWait time.Duration
+	// continued: this replica's first reconcile of the policy went on (a
+	// shard's takeover waits for the policy's slot first: takeoverWait).
+	continued bool
 	// unwritten are the recommendations of polls whose status write was
 	// skipped (StatusRefresh), newest last; written with the next write.
 	unwritten []v1alpha1.RecommendationRunStatus
@@ -215,6 +217,12 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	st := r.state(req.NamespacedName)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	// A shard taken over: the first poll waits for the policy's slot, so
+	// that its previous owner's last poll is an interval behind.
+	if wait, ok := r.takeoverWait(ctx, req.NamespacedName, pol.Spec.EffectivePollingInterval(), pol.Status.Rescale != nil,
+		pol.Generation != pol.Status.ObservedGeneration, st); ok {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 
 	c := &cycle{r: r, ctx: ctx, log: log.FromContext(ctx), pol: &pol, orig: pol.DeepCopy(), st: st, now: r.now(), pm: r.Metrics.policy(&pol)}
 	if st.metricsFor != pol.Spec.TargetRef.Name {
@@ -251,18 +259,6 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	c.commitEvents()
 	c.pm.status(&pol)
 	return res, nil
-}
-
-// requeue is the polling interval stretched by jitter.
-func (r *PolicyReconciler) requeue(interval time.Duration) time.Duration {
-	j := r.Jitter
-	if j == 0 {
-		j = 0.1
-	}
-	if j < 0 {
-		return interval
-	}
-	return interval + time.Duration(rand.Float64()*j*float64(interval))
 }
 
 func (r *PolicyReconciler) trackInterval() time.Duration {

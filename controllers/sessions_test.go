@@ -108,7 +108,7 @@ func newSessionWorld(t *testing.T) *sessionWorld {
 	}
 
 	w.ctl = &controllers.PolicyReconciler{
-		Client: c, Recorder: w.rec, Clock: w.clock, Jitter: -1, Metrics: controllers.NewMetrics(prometheus.NewRegistry()),
+		Client: c, Recorder: w.rec, Clock: w.clock, FixedRequeue: true, Metrics: controllers.NewMetrics(prometheus.NewRegistry()),
 		Sources: &controllers.ClientSources{Reader: c, Now: w.orders.Job.Now, Timeout: 5 * time.Second,
 			FlinkOpts: []flink.CollectorOption{flink.WithClock(w.orders.Job.Now),
 				flink.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}},

@@ -122,6 +122,7 @@ type gateRecorder struct {
 	inside     []map[string]int // per shard: replica → reconciles in flight
 	admitted   map[types.NamespacedName]map[string]int
 	violations []string
+	lastEnter  map[string]map[int]time.Time // replica → shard → its last admission
 }
 
 func (g *gateRecorder) enter(id string, key types.NamespacedName, shard int) {
@@ -133,6 +134,10 @@ func (g *gateRecorder) enter(id string, key types.NamespacedName, shard int) {
 		}
 	}
 	g.inside[shard][id]++
+	if g.lastEnter[id] == nil {
+		g.lastEnter[id] = map[int]time.Time{}
+	}
+	g.lastEnter[id][shard] = time.Now()
 	if g.admitted[key] == nil {
 		g.admitted[key] = map[string]int{}
 	}
@@ -143,6 +148,13 @@ func (g *gateRecorder) leave(id string, shard int) {
 	g.mu.Lock()
 	g.inside[shard][id]--
 	g.mu.Unlock()
+}
+
+// lastAdmitted is when replica id was last admitted into shard.
+func (g *gateRecorder) lastAdmitted(id string, shard int) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastEnter[id][shard]
 }
 
 func (g *gateRecorder) snapshot() (admitted int, violations []string) {
@@ -206,7 +218,7 @@ func TestShardLeasesTakeoverAndHandBack(t *testing.T) {
 	for i := range 300 {
 		keys = append(keys, types.NamespacedName{Namespace: fmt.Sprintf("team-%d", i%7), Name: fmt.Sprintf("job-%d", i)})
 	}
-	g := &gateRecorder{inside: make([]map[string]int, n), admitted: map[types.NamespacedName]map[string]int{}}
+	g := &gateRecorder{inside: make([]map[string]int, n), admitted: map[types.NamespacedName]map[string]int{}, lastEnter: map[string]map[int]time.Time{}}
 	for i := range g.inside {
 		g.inside[i] = map[string]int{}
 	}
@@ -236,6 +248,38 @@ func TestShardLeasesTakeoverAndHandBack(t *testing.T) {
 		assert.EqualValues(t, 2, *l.Spec.LeaseDurationSeconds)
 	}
 	require.Eventually(t, func() bool { a, _ := g.snapshot(); return a == len(keys) }, 5*time.Second, 10*time.Millisecond, "every key is admitted")
+	// A key of each shard, for the fences.
+	inShard := make([]types.NamespacedName, n)
+	for _, k := range keys {
+		inShard[Of(k, n)] = k
+	}
+	for i := range n {
+		alive, fence := f.replica(i).m.Fence(inShard[i])
+		assert.True(t, alive.IsZero() && fence.IsZero(), "a new Lease taken from nobody has no fence")
+		alive, fence = f.replica(i).m.Fence(inShard[(i+1)%n])
+		assert.True(t, alive.IsZero() && fence.IsZero(), "no fence for a shard not held")
+	}
+	// checkFence: the replica that took shard i from prev holds a fence
+	// after prev's last admission into it and not after now, and an
+	// alive time at or before the fence. (The hammer asks the gates
+	// continuously, so prev admitted until it stopped: a crashed
+	// replica's gate until its renew deadline, which alive does not
+	// bound; a graceful one's until it began to release, before alive.)
+	checkFence := func(taker *replica, prev string, i int, graceful bool) {
+		t.Helper()
+		alive, fence := taker.m.Fence(inShard[i])
+		last := g.lastAdmitted(prev, i)
+		require.False(t, fence.IsZero(), "%s took shard %d from %s: it has a fence", taker.id, i, prev)
+		assert.False(t, fence.Before(last), "%s's fence of shard %d (%s) is after %s's last admission (%s)",
+			taker.id, i, fence.Format(time.StampMicro), prev, last.Format(time.StampMicro))
+		assert.False(t, fence.After(time.Now()))
+		assert.False(t, alive.After(fence))
+		if graceful {
+			assert.False(t, alive.Before(last), "a released shard: %s admitted nothing after the release was seen", prev)
+		}
+		t.Logf("shard %d: %s's last admission %s before %s's fence, %s before its alive time", i, prev,
+			fence.Sub(last).Round(time.Millisecond), taker.id, alive.Sub(last).Round(time.Millisecond))
+	}
 	// Nobody takes a shard that is renewed.
 	assert.Never(t, func() bool { return !homes() }, 2*testLease, 20*time.Millisecond, "shards move while all renew: %v", f.holders())
 
@@ -270,6 +314,11 @@ func TestShardLeasesTakeoverAndHandBack(t *testing.T) {
 	assert.EqualValues(t, 1, *l.Spec.LeaseTransitions)
 	_, v := g.snapshot()
 	require.Empty(t, v)
+	for i := range 2 {
+		if f.replica(i).id == survivor {
+			checkFence(f.replica(i), crashed.id, 2, false)
+		}
+	}
 
 	// Restart flinkscale-2: it asks for its home back and gets it.
 	restarted := f.start(2)
@@ -288,6 +337,7 @@ func TestShardLeasesTakeoverAndHandBack(t *testing.T) {
 	assert.Equal(t, restarted.id, *l.Spec.HolderIdentity)
 	assert.Empty(t, l.Annotations[AnnotationRequestedBy], "the request is cleared")
 	assert.EqualValues(t, 2, *l.Spec.LeaseTransitions)
+	checkFence(restarted, loser.id, 2, true)
 
 	// Graceful stop of flinkscale-1: released at once, taken by another
 	// well before the Lease would have expired.
@@ -304,6 +354,11 @@ func TestShardLeasesTakeoverAndHandBack(t *testing.T) {
 	t.Logf("shard 1 taken %s after the graceful stop began", time.Since(stopAt).Round(time.Millisecond))
 	assert.Less(t, time.Since(stopAt), testLease, "no wait for expiry")
 	assert.Positive(t, stopping.released.Load(), "OnRelease on stop")
+	for _, r := range []*replica{f.replica(0), f.replica(2)} {
+		if h := f.holders()[1]; len(h) == 1 && h[0] == r.id {
+			checkFence(r, stopping.id, 1, true)
+		}
+	}
 
 	stopHammer()
 	wg.Wait()

@@ -149,6 +149,10 @@ type state struct {
 	renewedAt time.Time // local time the last successful write was sent
 	inflight  int
 	forget    bool // OnRelease is due once inflight is 0
+	// alive, fence: the previous holder admitted reconciles until alive
+	// at least and fence at most (zero when the shard had no holder
+	// before this one); see Fence.
+	alive, fence time.Time
 
 	// observation (loop only)
 	record     string    // the Lease's holder, times and transitions
@@ -447,6 +451,7 @@ func (m *Manager) request(ctx context.Context, l *coordinationv1.Lease) {
 func (m *Manager) acquire(ctx context.Context, i int, l *coordinationv1.Lease, why string, counts map[string]int) {
 	sent := m.o.Clock.Now()
 	prev := holder(l)
+	alive, fence := m.fenceOf(i, l, sent)
 	var err error
 	if l == nil {
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: m.o.Namespace, Name: m.LeaseName(i)}}
@@ -469,7 +474,7 @@ func (m *Manager) acquire(ctx context.Context, i int, l *coordinationv1.Lease, w
 	counts[m.o.Identity]++ // the next orphan of this tick sees it
 	s := m.shards[i]
 	m.mu.Lock()
-	s.held, s.admitting, s.renewedAt, s.forget = true, true, sent, false
+	s.held, s.admitting, s.renewedAt, s.forget, s.alive, s.fence = true, true, sent, false, alive, fence
 	m.mu.Unlock()
 	Owned.WithLabelValues(strconv.Itoa(i)).Set(1)
 	event := "acquired"
@@ -479,6 +484,53 @@ func (m *Manager) acquire(ctx context.Context, i int, l *coordinationv1.Lease, w
 	m.o.Log.Info("shard "+event, "shard", i, "lease", l.Name, "identity", m.o.Identity, "reason", why,
 		"previousHolder", prev, "transitions", deref(l.Spec.LeaseTransitions))
 	m.wake(ctx, i)
+}
+
+// fenceOf is what this replica, acquiring shard i at now from its observed
+// Lease l, knows of the previous holder's last reconciles (see Fence). nil
+// (never held): nothing. A released Lease (no holder): its holder released
+// it, its reconciles done, when this replica saw the record change. A held
+// one (expired, or this identity's from before a restart): its holder
+// renewed it when this replica saw the record change at the latest, and
+// at most a RetryPeriod (this replica's look at the Lease) before; it
+// admits reconciles for at most RenewDeadline after a renewal (Enter).
+// Neither is later than now.
+func (m *Manager) fenceOf(i int, l *coordinationv1.Lease, now time.Time) (alive, fence time.Time) {
+	if l == nil {
+		return time.Time{}, time.Time{}
+	}
+	seen := m.shards[i].observedAt
+	alive, fence = seen, seen
+	if holder(l) != "" {
+		alive, fence = seen.Add(-m.o.RetryPeriod), seen.Add(m.o.RenewDeadline)
+	}
+	if alive.After(now) {
+		alive = now
+	}
+	if fence.After(now) {
+		fence = now
+	}
+	return alive, fence
+}
+
+// Fence tells what this replica knows of the reconciles of key's shard by
+// the replica that held it before: fence, after which that replica
+// admitted none (its reconciles then in flight aside, as after a
+// partition); and alive, before which it was admitting them (it renewed or
+// released the Lease then: a crash came after). Between the two it may or
+// may not have. Both are zero when this replica does not hold the shard,
+// or took it from nobody (a new Lease). The policy reconciler polls each
+// job of a shard it took over on the job's slot after them
+// (controllers.firstPollDue), so that no job is polled again within half
+// an interval of its previous owner's poll.
+func (m *Manager) Fence(key types.NamespacedName) (alive, fence time.Time) {
+	i := Of(key, m.o.Shards)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.shards[i]; s.held {
+		return s.alive, s.fence
+	}
+	return time.Time{}, time.Time{}
 }
 
 // stamp makes l held by this replica as of now.

@@ -281,7 +281,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		Recorder:  s.Events,
 		Sources:   &controllers.ClientSources{Reader: mgr.GetAPIReader(), Timeout: 5 * time.Second},
 		// Requeues exactly at the polling interval: the tests count polls.
-		Jitter:            -1,
+		FixedRequeue:      true,
 		TrackInterval:     o.TrackInterval,
 		RescaleTimeout:    controllers.DefaultRescaleTimeout,
 		RescaleBackoff:    controllers.DefaultRescaleBackoff,

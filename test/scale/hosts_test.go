@@ -9,6 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flinkscale/flinkscale/controllers"
+	"github.com/flinkscale/flinkscale/metrics/flink"
 )
 
 // Each job's REST URL names a JobManager host of its own, which the
@@ -49,7 +52,7 @@ func TestJobManagerHostsReachTheFleet(t *testing.T) {
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	hc := newSources(0).cs.HTTPClient
+	hc := newSources(0, 1).cs.HTTPClient
 	for _, i := range []int{1, 2} {
 		u, err := jobURL("http://"+ln.Addr().String(), i, false)
 		require.NoError(t, err)
@@ -61,4 +64,17 @@ func TestJobManagerHostsReachTheFleet(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	assert.Equal(t, "job-1.jobmanager.test:"+port+"/job-1/overview", <-hosts)
 	assert.Equal(t, "job-2.jobmanager.test:"+port+"/job-2/overview", <-hosts)
+}
+
+// Replicas in this one process share its open files: each keeps its share
+// of the idle REST connections one controller would keep (two replicas of
+// 5,000 JobManagers each, keeping half the limit idle apiece, ran the
+// process and the fleet's out of files: accept4 "too many open files").
+func TestReplicasShareTheIdleConnections(t *testing.T) {
+	idle := func(s *sources) int { return s.cs.HTTPClient.Transport.(*flink.Transport).MaxIdle }
+	one := idle(newSources(0, 1))
+	require.Positive(t, one)
+	assert.Equal(t, controllers.NewRESTTransport().MaxIdle, one)
+	assert.Equal(t, one/2, idle(newSources(0, 2)))
+	assert.Equal(t, one/3, idle(newSources(0, 3)))
 }

@@ -65,6 +65,10 @@ func (a *admitGate) Enter(k types.NamespacedName) (func(), bool) {
 	return done, ok
 }
 
+// Fence passes the takeover's fence on, as the controller's gate is the
+// shard.Manager itself.
+func (a *admitGate) Fence(k types.NamespacedName) (alive, fence time.Time) { return a.sm.Fence(k) }
+
 func (a *admitGate) take(k types.NamespacedName) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -105,7 +109,7 @@ func startReplicas(ctx context.Context, base *rest.Config, scheme *k8sruntime.Sc
 	}
 	var out []*replica
 	for i := range n {
-		r := &replica{index: i, src: newSources(flinkTimeout), reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+		r := &replica{index: i, src: newSources(flinkTimeout, n), reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 		cfg := rest.CopyConfig(base)
 		cfg.Wrap(kube.wrap)
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
@@ -211,9 +215,21 @@ func shardReport(log *timed, replicas int, interval time.Duration, from, to time
 			continue
 		}
 		rep.Orphans++
+		// The takeover: the first reconcile after the kill, of any kind
+		// (admitted: the shard is held). The gap: between the orphan's
+		// polls, its last deciding reconcile before the kill and its first
+		// after (not one that only primed or waited for the slot).
 		var before, after *run
 		for i := range rs {
 			start := rs[i].end.Add(-rs[i].d)
+			if start.After(killedAt) {
+				if d := start.Sub(killedAt); firstTakeover < 0 || d < firstTakeover {
+					firstTakeover = d
+				}
+			}
+			if rs[i].primed {
+				continue
+			}
 			if !start.After(killedAt) {
 				before = &rs[i]
 			} else if after == nil {
@@ -223,9 +239,6 @@ func shardReport(log *timed, replicas int, interval time.Duration, from, to time
 		if after == nil {
 			rep.Dropped++
 			continue
-		}
-		if d := after.end.Add(-after.d).Sub(killedAt); firstTakeover < 0 || d < firstTakeover {
-			firstTakeover = d
 		}
 		if before != nil {
 			gaps = append(gaps, after.end.Add(-after.d).Sub(before.end.Add(-before.d)))

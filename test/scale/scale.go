@@ -287,8 +287,9 @@ type Report struct {
 	Shards *Shards `json:"shards,omitempty"`
 
 	Reconciles int `json:"reconciles"`
-	// PrimingReconciles only primed Flink's metric fetcher and requeued
-	// (not in Reconciles, the latencies or the gaps).
+	// PrimingReconciles only primed Flink's metric fetcher, or waited for
+	// the policy's slot after a shard takeover, and requeued (not in
+	// Reconciles, the latencies or the gaps).
 	PrimingReconciles int            `json:"primingReconciles"`
 	ReconcileErrors   int            `json:"reconcileErrors"`
 	ErrorSamples      []string       `json:"errorSamples,omitempty"`
@@ -316,9 +317,10 @@ type Shards struct {
 	Overlapping int `json:"overlapping"`
 	DoublePolls int `json:"doublePolls"`
 	// With a kill: the killed replica's policies, how long after the kill
-	// the first of them was reconciled by another replica, the gap
-	// between each one's last reconcile before the kill and its first
-	// after (seconds), and those never reconciled again.
+	// the first of them was reconciled by another replica (any reconcile:
+	// the shard was taken), the gap between each one's last poll (a
+	// deciding reconcile) before the kill and its first after (seconds),
+	// and those never polled again.
 	KilledAtS     float64 `json:"killedAtSeconds,omitempty"`
 	Orphans       int     `json:"orphans,omitempty"`
 	FirstTakeover float64 `json:"firstTakeoverSeconds,omitempty"`
@@ -571,7 +573,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	mgrDone := make(chan error, cfg.Replicas)
 	if cfg.Replicas == 1 {
 		mctx, stopMgr := context.WithCancel(ctx)
-		src := newSources(cfg.FlinkTimeout)
+		src := newSources(cfg.FlinkTimeout, 1)
 		srcs = append(srcs, src)
 		mcfg := rest.CopyConfig(env.Config)
 		mcfg.Wrap(kube.wrap)
@@ -1330,11 +1332,17 @@ type sources struct {
 
 var _ controllers.Sources = (*sources)(nil)
 
-func newSources(timeout time.Duration) *sources {
+// newSources makes one replica's sources. Replicas in this one process
+// share its open-file limit, as pods would not: each keeps its share of
+// the idle REST connections a controller alone would keep (a process of
+// two replicas of 5,000 JobManagers each otherwise keeps twice half its
+// limit idle and runs out of files).
+func newSources(timeout time.Duration, replicas int) *sources {
 	s := &sources{}
 	// The controller's own transport, whose dialer finds the jobs'
 	// JobManager hosts.
 	tr := controllers.NewRESTTransport()
+	tr.MaxIdle /= max(replicas, 1)
 	tr.DialContext = fleetDialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
 	if fb, ok := tr.Fallback.(*http.Transport); ok {
 		fb.DialContext = fleetDialer(fb.DialContext)
@@ -1464,9 +1472,10 @@ type run struct {
 	end     time.Time
 	d       time.Duration
 	err     string
-	// primed: the reconcile only primed Flink's metric fetcher and
-	// requeued (PolicyReconciler.PrimeAhead); the poll's decision is the
-	// next reconcile. Latencies and gaps are the deciding reconciles'.
+	// primed: the reconcile only primed Flink's metric fetcher
+	// (PolicyReconciler.PrimeAhead), or waited for the policy's slot after
+	// a shard takeover, and requeued; the poll's decision is a later
+	// reconcile. Latencies and gaps are the deciding reconciles'.
 	primed bool
 }
 
@@ -1916,7 +1925,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	} else {
 		p("history\tas the warm-up left it (not backfilled)")
 	}
-	p("steady period\t%.0fs = %.1f polling intervals; %d deciding reconciles (%.2f per job), %d more that only primed Flink's metric fetcher", r.SteadySeconds, r.CyclesPerJob, r.Reconciles, r.ReconcilesPerJob, r.PrimingReconciles)
+	p("steady period\t%.0fs = %.1f polling intervals; %d deciding reconciles (%.2f per job), %d more that only primed Flink's metric fetcher or waited for a slot", r.SteadySeconds, r.CyclesPerJob, r.Reconciles, r.ReconcilesPerJob, r.PrimingReconciles)
 	p("")
 	p("CPU (average cores; CPU s per %gs cycle)\t", interval)
 	if r.FleetProcess {

@@ -228,8 +228,8 @@ func runScenario(t *testing.T, env *envtest.Env, c client.Client, sc setup) {
 			Reader: c, Now: j.Now, Timeout: 2 * time.Second,
 			KafkaOpts: []kgo.Opt{kgo.WithLogger(kgoLogger{capt})},
 		},
-		Clock:  clock,
-		Jitter: -1,
+		Clock:        clock,
+		FixedRequeue: true,
 	}
 
 	bootstrap, data := sc.secret(broker)
