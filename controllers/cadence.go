@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"hash/fnv"
 	"math/rand/v2"
 	"time"
 
@@ -32,11 +31,19 @@ func pollPhase(key types.NamespacedName, interval time.Duration) time.Duration {
 	if interval <= 0 {
 		return 0
 	}
-	h := fnv.New64a()
-	h.Write([]byte(key.Namespace))
-	h.Write([]byte{'/'})
-	h.Write([]byte(key.Name))
-	return time.Duration(fmix64(h.Sum64()) % uint64(interval))
+	// FNV-1a 64 byte by byte, as hash/fnv computes it, without its
+	// allocations: every poll asks.
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime64
+		}
+	}
+	add(key.Namespace)
+	add("/")
+	add(key.Name)
+	return time.Duration(fmix64(h) % uint64(interval))
 }
 
 // fmix64 is MurmurHash3's finalizer: every input bit flips each output bit
@@ -148,9 +155,7 @@ func (r *PolicyReconciler) takeoverWait(ctx context.Context, key types.Namespace
 		return 0, false
 	}
 	if wait := firstPollDue(key, interval, alive, fence).Sub(r.now()); wait > 0 {
-		if hook, ok := ctx.Value(primedHookKey{}).(func()); ok {
-			hook()
-		}
+		notePrimed(ctx)
 		return wait, true
 	}
 	st.continued = true

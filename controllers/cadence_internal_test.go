@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -23,6 +24,11 @@ func TestPollPhaseIsStable(t *testing.T) {
 	assert.Equal(t, pollPhase(k, 30*time.Second), pollPhase(k, 30*time.Second))
 	assert.Zero(t, pollPhase(k, 0))
 	assert.Zero(t, pollPhase(k, -time.Second))
+	// hash/fnv computes the same FNV-1a 64, with allocations.
+	h := fnv.New64a()
+	h.Write([]byte("streaming/orders"))
+	assert.Equal(t, uint64(0x848edf5e76854b85), h.Sum64())
+	assert.Zero(t, testing.AllocsPerRun(100, func() { nextSlot(k, 30*time.Second, time.Now()) }), "every poll asks: no allocation")
 }
 
 // 10,000 jobs named as a fleet names them (team-N/job-NNNN) fall evenly over

@@ -336,6 +336,13 @@ func WithPrimedHook(ctx context.Context, f func()) context.Context {
 	return context.WithValue(ctx, primedHookKey{}, f)
 }
 
+// notePrimed calls ctx's WithPrimedHook hook, if any.
+func notePrimed(ctx context.Context) {
+	if hook, ok := ctx.Value(primedHookKey{}).(func()); ok {
+		hook()
+	}
+}
+
 func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 	if c.st.window == nil || c.st.windowLength != p.MetricsWindow.Duration {
 		c.st.window = metrics.NewWindow(p.MetricsWindow.Duration)
@@ -374,9 +381,7 @@ func (c *cycle) collect(p scaling.Policy) (metrics.FlinkSample, error) {
 			return metrics.FlinkSample{}, fmt.Errorf("collecting Flink metrics of job %s: %w", c.d.JobID, err)
 		}
 		if wait > 0 {
-			if hook, ok := c.ctx.Value(primedHookKey{}).(func()); ok {
-				hook()
-			}
+			notePrimed(c.ctx)
 			c.st.primeWait = wait
 			return metrics.FlinkSample{}, primingWait{wait}
 		}
